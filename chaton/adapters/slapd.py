@@ -1,0 +1,529 @@
+"""A private OpenLDAP slapd that Chaton runs in a directory it owns.
+
+On one machine Chaton needs no system-wide directory server: :class:`ManagedSlapd`
+writes a static ``slapd.conf`` into its directory, creates the base entry on the
+first start, runs ``slapd`` on loopback (plus an ``ldapi://`` socket for local
+root), and stops it by its own pid. The integration tests start the very same
+class, so what they test is what production runs.
+
+Layout of the directory::
+
+    slapd.conf            the configuration (mode 0600: it holds the admin's argon2 hash)
+    openssh-lpk.schema    a copy of chaton/adapters/ldap/openssh-lpk.schema
+    data/                 the mdb database
+    ldapi                 the local socket
+    slapd.pid, .args      written by slapd; slapd.pid lets a later process stop it
+    slapd.log             slapd's output
+
+Nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+from types import TracebackType
+
+from chaton.core import runner
+
+# slapd and its tools live in /usr/sbin, which is not on every user's PATH.
+SLAPD = "/usr/sbin/slapd"
+SLAPADD = "/usr/sbin/slapadd"
+SLAPCAT = "/usr/sbin/slapcat"
+SLAPTEST = "/usr/sbin/slaptest"
+MODULE_DIRECTORY = "/usr/lib/ldap"
+SYSTEM_SCHEMA_DIRECTORY = Path("/etc/ldap/schema")
+SYSTEM_SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
+OPENSSH_LPK_SCHEMA = Path(__file__).resolve().parent / "ldap" / "openssh-lpk.schema"
+#: Debian's slapd package creates this user; as root we drop to it.
+SERVICE_USER = "openldap"
+#: The identity slapd gives to uid 0 connecting over ldapi:// (SASL EXTERNAL).
+LOCAL_ROOT_DN = "gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
+#: sun_path holds 108 bytes; the URL-decoded socket path has to fit with room to spare.
+MAXIMUM_SOCKET_PATH = 100
+#: mdb's default map size is 10 MiB, too small for a real directory. The file is
+#: sparse: this is a ceiling, not disk space used.
+MDB_MAXIMUM_SIZE = 1024 * 1024 * 1024
+
+_DJANGO_ARGON2 = re.compile(
+    r"argon2(?P<phc>\$argon2(?:id|i|d)(?:\$v=\d+)?\$m=\d+,t=\d+,p=\d+"
+    r"\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+)"
+)
+
+
+class SlapdError(RuntimeError):
+    """slapd could not be configured, started or stopped."""
+
+
+def argon2_userpassword(django_encoded: str) -> str:
+    """Given a hash from Django's Argon2PasswordHasher, return it as slapd's userPassword value.
+
+    Django stores ``argon2`` followed by the standard PHC string
+    (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``, unpadded base64); slapd's argon2
+    module (linked to libargon2) verifies ``{ARGON2}`` followed by that same PHC
+    string. Only the scheme prefix changes, so the clear password is never needed.
+    Raise ValueError when ``django_encoded`` is not an argon2 hash in Django's form.
+    """
+    match = _DJANGO_ARGON2.fullmatch(django_encoded)
+    if match is None:
+        # Never echo the value: it is a password hash.
+        raise ValueError("not a Django argon2 hash (expected argon2$argon2id$v=19$m=…)")
+    return "{ARGON2}" + match["phc"]
+
+
+def _process_is_alive(pid: int) -> bool:
+    """Given a pid, return whether that process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state letter follows the command name, which is in parentheses and may hold spaces.
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in {"Z", "X"}
+
+
+def _wait_until_gone(pid: int, timeout: float) -> bool:
+    """Given a pid that is not our child, return whether it exited within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _process_is_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _process_is_alive(pid)
+
+
+class ManagedSlapd:
+    """An OpenLDAP slapd that runs from, and keeps all its state in, one directory.
+
+    As root, slapd drops to the ``openldap`` user and the directory is given to
+    that user; otherwise it runs as the invoking user.
+    """
+
+    def __init__(self, directory: Path, *, port: int, base_dn: str, admin_password: str) -> None:
+        """Given a directory, a loopback port, the base DN and the admin's password, prepare.
+
+        Nothing is written or started yet. Raise SlapdError when the base DN or
+        the directory cannot be used (a quote in the DN, a socket path too long).
+        """
+        # Absolute, because slapd.conf's path on slapd's command line is how
+        # stop_stale() recognises a slapd started from this directory.
+        self.directory = Path(directory).absolute()
+        self.port = port
+        self.base_dn = base_dn
+        self.admin_password = admin_password
+        runner.register_secret(admin_password)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+        if any(character in base_dn for character in '"\n\r') or not base_dn.strip():
+            raise SlapdError(f"base DN {base_dn!r} cannot be written into slapd.conf")
+        if any(character in str(self.directory) for character in '"\n\r'):
+            raise SlapdError(f"{self.directory}: a quote or newline in the path breaks slapd.conf")
+        if len(os.fsencode(self.socket_path)) >= MAXIMUM_SOCKET_PATH:
+            raise SlapdError(
+                f"{self.socket_path}: longer than {MAXIMUM_SOCKET_PATH} bytes, too long for a "
+                "unix socket; choose a shorter directory"
+            )
+
+    # -- paths and addresses -------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "slapd.conf"
+
+    @property
+    def schema_path(self) -> Path:
+        return self.directory / "openssh-lpk.schema"
+
+    @property
+    def data_directory(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.directory / "ldapi"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.directory / "slapd.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "slapd.log"
+
+    @property
+    def url(self) -> str:
+        """The LDAP URL clients use: plain LDAP on loopback only."""
+        return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldapi_url(self) -> str:
+        """The local-socket URL; local root binds there with SASL EXTERNAL."""
+        return "ldapi://" + urllib.parse.quote(str(self.socket_path), safe="")
+
+    @property
+    def admin_dn(self) -> str:
+        return f"cn=admin,{self.base_dn}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the slapd this object started is still alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the slapd this object started, None when it is not running."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    # -- configuration -------------------------------------------------------
+
+    @staticmethod
+    def _drops_privileges() -> bool:
+        """Return whether slapd must switch to the service user (we run as root)."""
+        return os.geteuid() == 0
+
+    def _service_ids(self) -> tuple[int, int]:
+        """Return the uid and gid of the openldap user. Raise SlapdError if it does not exist."""
+        try:
+            return pwd.getpwnam(SERVICE_USER).pw_uid, grp.getgrnam(SERVICE_USER).gr_gid
+        except KeyError:
+            raise SlapdError(
+                f"running as root, but there is no {SERVICE_USER!r} user to run slapd as; "
+                "install Debian's slapd package (scripts/install-debian.sh)"
+            ) from None
+
+    def _root_password_hash(self) -> str:
+        """Return the {ARGON2} hash for rootpw, reusing the one in slapd.conf if it still matches.
+
+        Reusing it keeps slapd.conf byte-identical across restarts, so a rewrite
+        means a real change.
+        """
+        import argon2
+
+        hasher = argon2.PasswordHasher()
+        try:
+            current = self.config_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = ""
+        found = re.search(r'^rootpw\s+"\{ARGON2\}([^"]+)"', current, flags=re.MULTILINE)
+        if found:
+            try:
+                hasher.verify(found[1], self.admin_password)
+                return "{ARGON2}" + found[1]
+            except argon2.exceptions.VerificationError:
+                pass  # the admin password changed: hash the new one
+            except argon2.exceptions.InvalidHashError:
+                pass  # a hand-edited or damaged line: replace it
+        return "{ARGON2}" + hasher.hash(self.admin_password)
+
+    def _render_config(self, root_password_hash: str) -> str:
+        """Given the rootpw hash, return the text of slapd.conf."""
+        includes = "\n".join(
+            f'include "{SYSTEM_SCHEMA_DIRECTORY / name}.schema"' for name in SYSTEM_SCHEMAS
+        )
+        return f"""\
+# Written by Chaton (chaton.adapters.slapd) at every start: edits here are lost.
+{includes}
+include "{self.schema_path}"
+
+modulepath {MODULE_DIRECTORY}
+moduleload back_mdb
+moduleload argon2
+
+pidfile "{self.pid_path}"
+argsfile "{self.directory / 'slapd.args'}"
+
+# Passwords set with the password-modify operation get the same hash as Django's.
+password-hash {{ARGON2}}
+
+database mdb
+maxsize {MDB_MAXIMUM_SIZE}
+suffix "{self.base_dn}"
+rootdn "{self.admin_dn}"
+rootpw "{root_password_hash}"
+directory "{self.data_directory}"
+
+index objectClass eq
+index uid eq
+index cn eq
+index member eq
+index mail eq
+
+# Reconcile reads the whole directory: no size limit for the admin and local root.
+limits dn.exact="{self.admin_dn}" size=unlimited time=unlimited
+limits dn.exact="{LOCAL_ROOT_DN}" size=unlimited time=unlimited
+
+access to attrs=userPassword
+    by self write
+    by anonymous auth
+    by * none
+
+access to *
+    by dn.exact="{LOCAL_ROOT_DN}" read
+    by users read
+    by * none
+"""
+
+    def _give_to_service_user(self) -> None:
+        """Give the whole directory to the openldap user, so slapd can use it after dropping root."""
+        uid, gid = self._service_ids()
+        for root, directories, files in os.walk(self.directory):
+            os.chown(root, uid, gid, follow_symlinks=False)
+            for name in (*directories, *files):
+                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+    def _check_service_user_can_reach(self) -> None:
+        """Raise SlapdError unless the openldap user can read slapd.conf and write the data.
+
+        A directory under a private parent (say /root or pytest's 0700 base) is
+        out of its reach even when chowned; ask the kernel rather than guess.
+        """
+        completed = runner.run(
+            ["setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}", "--init-groups",
+             "test", "-r", str(self.config_path), "-a", "-w", str(self.data_directory)],
+            check=False, timeout=10,
+        )
+        if completed.returncode != 0:
+            raise SlapdError(
+                f"the {SERVICE_USER} user cannot reach {self.directory}: every parent directory "
+                "must be searchable by it (chmod o+x), or run Chaton as a non-root user"
+            )
+
+    def write_config(self) -> None:
+        """Write slapd.conf and the openssh-lpk schema into the directory, then check them.
+
+        Raise SlapdError when slaptest rejects the configuration.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_directory.mkdir(exist_ok=True, mode=0o700)
+        # A copy beside slapd.conf: slapd reads its configuration after dropping
+        # to openldap, who may not be able to read the installed package.
+        self.schema_path.write_text(OPENSSH_LPK_SCHEMA.read_text(encoding="utf-8"),
+                                    encoding="utf-8")
+        text = self._render_config(self._root_password_hash())
+        try:
+            unchanged = self.config_path.read_text(encoding="utf-8") == text
+        except FileNotFoundError:
+            unchanged = False
+        if not unchanged:
+            # Written aside then renamed: a crash never leaves half a slapd.conf,
+            # and 0600 from the start because it holds the admin's hash.
+            temporary = self.config_path.with_name("slapd.conf.new")
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(text)
+            os.replace(temporary, self.config_path)
+        try:
+            runner.run([SLAPTEST, "-u", "-f", str(self.config_path)], timeout=30)
+        except runner.CommandError as error:
+            detail = getattr(error, "stderr", "") or str(error)
+            raise SlapdError(f"slaptest rejects {self.config_path}: {detail}") from None
+        if self._drops_privileges():
+            self._give_to_service_user()
+
+    def _base_entry_ldif(self) -> str:
+        """Return the LDIF of the base entry. Raise SlapdError for a base DN it cannot build."""
+        import ldap.dn
+        import ldif
+
+        try:
+            first_rdn = ldap.dn.str2dn(self.base_dn)[0]
+        except (ldap.DECODING_ERROR, IndexError):
+            raise SlapdError(f"base DN {self.base_dn!r} is not a DN") from None
+        if len(first_rdn) != 1:
+            raise SlapdError(f"base DN {self.base_dn!r}: a multi-valued first RDN is not supported")
+        attribute, value, _ = first_rdn[0]
+        attribute = attribute.lower()
+        encoded = value.encode("utf-8")
+        if attribute == "dc":
+            entry = {"objectClass": [b"top", b"dcObject", b"organization"],
+                     "dc": [encoded], "o": [encoded]}
+        elif attribute == "o":
+            entry = {"objectClass": [b"top", b"organization"], "o": [encoded]}
+        else:
+            raise SlapdError(f"base DN {self.base_dn!r} must start with dc= or o=")
+        text: str = ldif.CreateLDIF(self.base_dn, entry)
+        return text
+
+    def _create_base_entry_if_missing(self) -> None:
+        """Add the base entry with slapadd when the (stopped) database does not hold it yet.
+
+        Raise SlapdError when slapcat or slapadd fail.
+        """
+        base_url = "ldap:///" + urllib.parse.quote(self.base_dn, safe="=,") + "??base"
+        try:
+            # slapcat cannot open a database that was never created: no data.mdb
+            # means an empty directory, and slapadd creates it.
+            if (self.data_directory / "data.mdb").exists():
+                found = runner.run(
+                    [SLAPCAT, "-f", str(self.config_path), "-b", self.base_dn, "-H", base_url],
+                    timeout=60,
+                )
+                if found.stdout.strip():
+                    return
+            runner.run([SLAPADD, "-f", str(self.config_path), "-b", self.base_dn],
+                       input=self._base_entry_ldif(), timeout=60)
+        except runner.CommandError as error:
+            detail = getattr(error, "stderr", "") or str(error)
+            raise SlapdError(f"cannot create the base entry {self.base_dn}: {detail}") from None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _log_tail(self, lines: int = 20) -> str:
+        """Return the last lines slapd wrote since this object last started it."""
+        try:
+            with self.log_path.open("rb") as file:
+                file.seek(self._log_offset)
+                text = file.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        tail = "\n".join(text.strip().splitlines()[-lines:])
+        return runner.mask(tail) or "(empty log)"
+
+    def _answers(self) -> bool:
+        """Return whether an anonymous bind on the TCP port succeeds right now."""
+        import ldap
+
+        connection = ldap.initialize(self.url)
+        # Bounded: during start-up the port may accept a connection that nobody answers yet.
+        connection.set_option(ldap.OPT_NETWORK_TIMEOUT, 1.0)
+        connection.set_option(ldap.OPT_TIMEOUT, 1.0)
+        try:
+            connection.simple_bind_s("", "")
+            return True
+        except ldap.LDAPError:
+            return False
+        finally:
+            try:
+                connection.unbind_s()
+            except ldap.LDAPError:
+                pass  # the connection never opened: nothing to close
+
+    def start(self, timeout: float = 10) -> None:
+        """Write the configuration, create the base entry if needed, start slapd and wait for it.
+
+        A slapd left running from this directory by an earlier process is stopped
+        first (see stop_stale). Return once an anonymous bind on the port works.
+        Raise SlapdError, with the tail of slapd's log, if it exits or does not
+        answer within ``timeout`` seconds.
+        """
+        if self.running:
+            return
+        self.stop_stale(timeout=timeout)
+        self.write_config()
+        self._create_base_entry_if_missing()
+        command = [SLAPD, "-d", "none", "-f", str(self.config_path), "-h",
+                   f"{self.url} {self.ldapi_url}"]
+        if self._drops_privileges():
+            # slapadd ran as root and created files root owns: hand everything over again.
+            self._give_to_service_user()
+            self._check_service_user_can_reach()
+            command += ["-u", SERVICE_USER, "-g", SERVICE_USER]
+        # No slapd is using this directory any more (stop_stale ran): a socket
+        # left behind by a killed one would only make the bind fail.
+        self.socket_path.unlink(missing_ok=True)
+        try:
+            self._log_offset = self.log_path.stat().st_size
+        except FileNotFoundError:
+            self._log_offset = 0
+        try:
+            self._process = runner.start(command, log_path=str(self.log_path))
+        except runner.CommandNotFound:
+            raise SlapdError(f"{SLAPD} is not installed (Debian package slapd)") from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            returncode = self._process.poll()
+            if returncode is not None:
+                self._process = None
+                raise SlapdError(
+                    f"slapd exited with code {returncode} during start-up "
+                    f"(port {self.port} in use?):\n{self._log_tail()}"
+                )
+            if self._answers():
+                return
+            time.sleep(0.05)
+        self.stop(timeout=5)
+        raise SlapdError(
+            f"slapd did not answer on {self.url} within {timeout:g} s:\n{self._log_tail()}"
+        )
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the slapd this object started: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+        Does nothing when it is not running. Raise SlapdError if even SIGKILL
+        leaves it alive after ``timeout`` seconds.
+        """
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                try:
+                    process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    raise SlapdError(f"slapd (pid {process.pid}) survived SIGKILL") from None
+        self._process = None
+        self._remove_pid_file_naming(process.pid)
+
+    def _remove_pid_file_naming(self, pid: int) -> None:
+        """Remove slapd.pid if it names ``pid``: a killed slapd cannot remove it itself."""
+        try:
+            if int(self.pid_path.read_text(encoding="ascii").split()[0]) == pid:
+                self.pid_path.unlink()
+        except (FileNotFoundError, ValueError, IndexError):
+            pass  # no pid file, or an unreadable one: nothing of ours to remove
+
+    def _is_slapd_of_this_directory(self, pid: int) -> bool:
+        """Given a pid, return whether it is a slapd started with this directory's slapd.conf."""
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return False
+        arguments = [os.fsdecode(part) for part in raw.split(b"\0") if part]
+        # An exact argument, and slapd as the program: an editor open on
+        # slapd.conf must never be killed.
+        return (bool(arguments) and os.path.basename(arguments[0]) == "slapd"
+                and str(self.config_path) in arguments[1:])
+
+    def stop_stale(self, timeout: float = 10) -> bool:
+        """Stop a slapd that an earlier process started from this directory; return whether one ran.
+
+        The pid comes from slapd.pid and is signalled only if /proc/<pid>/cmdline
+        shows slapd with this directory's slapd.conf, so a recycled pid is never
+        touched. The slapd this object runs itself is left alone. Raise
+        SlapdError if the stale slapd survives SIGKILL.
+        """
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return False
+        if self.running and self._process is not None and self._process.pid == pid:
+            return False
+        if not self._is_slapd_of_this_directory(pid) or not _process_is_alive(pid):
+            self._remove_pid_file_naming(pid)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_until_gone(pid, timeout):
+            os.kill(pid, signal.SIGKILL)
+            if not _wait_until_gone(pid, timeout):
+                raise SlapdError(f"stale slapd (pid {pid}) survived SIGKILL")
+        self._remove_pid_file_naming(pid)
+        return True
+
+    def __enter__(self) -> ManagedSlapd:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()

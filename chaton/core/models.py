@@ -1,0 +1,67 @@
+"""The audit log and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditLog(models.Model):
+    """One row per change: who did what to which object, when, and the values before and after.
+
+    Secrets (password hashes, tokens) never appear in ``before`` or ``after``.
+    """
+
+    created_at = models.DateTimeField(_("when"), db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("who"),
+    )
+    #: "system", "worker", "cli" …: who acted when no account did.
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(_("action"), max_length=80, db_index=True)
+    target_type = models.CharField(max_length=80)
+    target_id = models.CharField(max_length=80)
+    target_label = models.CharField(max_length=255)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+        verbose_name = _("audit log entry")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_label}"
+
+
+def _hash_token(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A bearer token for ``/api/v1``; only its SHA-256 is stored."""
+
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="api_tokens")
+    name = models.CharField(_("name"), max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.account} / {self.name}"
+
+    @staticmethod
+    def new_key() -> tuple[str, str]:
+        """Return a fresh (key, hash) pair; the key is shown once and never stored."""
+        key = "chaton_" + secrets.token_urlsafe(32)
+        return key, _hash_token(key)
+
+    @classmethod
+    def find(cls, key: str) -> ApiToken | None:
+        return cls.objects.select_related("account").filter(key_hash=_hash_token(key)).first()

@@ -1,0 +1,254 @@
+"""Every write to accounts, groups and SSH keys.
+
+Each ``do_*`` runs in one transaction, takes a keyword-only ``acting_user``,
+writes an audit row, and schedules the directory update for after the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils.translation import gettext as _
+
+from chaton.core import audit, clock
+from chaton.core.errors import Conflict, InvalidInput
+from chaton.directory import validation
+from chaton.directory.models import (
+    Account,
+    AccountState,
+    Group,
+    GroupKind,
+    GroupMembership,
+    SSHKey,
+)
+from chaton.directory.tasks import sync_after_commit
+from chaton.members.models import Organization, Person
+
+ACCOUNT_FIELDS = ["uid", "display_name", "email", "person", "organization", "expires_at",
+                  "state", "is_admin"]
+
+
+def _next_uid_number() -> int:
+    from django.conf import settings
+
+    highest = Account.objects.aggregate(highest=Max("uid_number"))["highest"]
+    return max(highest + 1 if highest else 0, settings.CHATON.directory.first_uid_number)
+
+
+def _check_password(password: str, account: Account | None = None) -> None:
+    try:
+        validate_password(password, account)
+    except ValidationError as error:
+        raise InvalidInput(" ".join(error.messages), field="password") from None
+
+
+def _check_email_free(email: str, account: Account | None = None) -> None:
+    taken = Account.objects.filter(email=email)
+    if account is not None:
+        taken = taken.exclude(pk=account.pk)
+    if taken.exists():
+        raise Conflict(_("The email address %(email)s is already used by another account.")
+                       % {"email": email}, field="email")
+
+
+def do_create_account(
+    uid: str,
+    *,
+    acting_user: Account | None,
+    display_name: str,
+    email: str,
+    password: str | None = None,
+    person: Person | None = None,
+    organization: Organization | None = None,
+    expires_at: dt.datetime | None = None,
+    is_admin: bool = False,
+) -> Account:
+    """Create an account and project it into the directory.
+
+    Raise InvalidInput for a bad value, Conflict for a uid or email in use.
+    """
+    uid = validation.clean_uid(uid)
+    display_name = validation.clean_text(display_name, field="display_name")
+    email = validation.clean_email(email)
+    if person is not None and organization is not None:
+        raise InvalidInput(_("An account has one owner: a person or an organization."),
+                           field="organization")
+    if password:
+        _check_password(password)
+    with transaction.atomic():
+        if Account.objects.filter(uid=uid).exists():
+            raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
+                           field="uid")
+        _check_email_free(email)
+        account = Account(uid=uid, uid_number=_next_uid_number(), display_name=display_name,
+                          email=email, person=person, organization=organization,
+                          expires_at=expires_at, is_admin=is_admin)
+        account.set_password(password or None)
+        try:
+            with transaction.atomic():
+                account.save()
+        except IntegrityError:
+            raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
+                           field="uid") from None
+        audit.record("account.create", account, acting_user=acting_user,
+                     after=audit.snapshot(account, ACCOUNT_FIELDS))
+        sync_after_commit(account_uids=[account.uid])
+    return account
+
+
+def do_update_account(
+    account: Account,
+    *,
+    acting_user: Account | None,
+    display_name: str | None = None,
+    email: str | None = None,
+    expires_at: dt.datetime | None | type[Ellipsis] = ...,
+    is_admin: bool | None = None,
+) -> Account:
+    """Change an account's details; fields left out stay as they are (``...`` for expiry)."""
+    before = audit.snapshot(account, ACCOUNT_FIELDS)
+    fields = []
+    if display_name is not None:
+        account.display_name = validation.clean_text(display_name, field="display_name")
+        fields.append("display_name")
+    if email is not None:
+        account.email = validation.clean_email(email)
+        fields.append("email")
+    if expires_at is not ...:
+        account.expires_at = expires_at  # type: ignore[assignment]
+        fields.append("expires_at")
+    if is_admin is not None:
+        account.is_admin = is_admin
+        fields.append("is_admin")
+    if not fields:
+        return account
+    with transaction.atomic():
+        if "email" in fields:
+            _check_email_free(account.email, account)
+        account.save(update_fields=fields)
+        audit.record("account.update", account, acting_user=acting_user, before=before,
+                     after=audit.snapshot(account, ACCOUNT_FIELDS))
+        sync_after_commit(account_uids=[account.uid], group_names=_group_names(account))
+    return account
+
+
+def _group_names(account: Account) -> list[str]:
+    return list(account.group_memberships.values_list("group__name", flat=True))
+
+
+def do_set_password(account: Account, password: str, *, acting_user: Account | None) -> None:
+    """Set a new password; it binds in the directory as soon as the transaction commits."""
+    _check_password(password, account)
+    with transaction.atomic():
+        account.set_password(password)
+        account.save(update_fields=["password"])
+        audit.record("account.password", account, acting_user=acting_user)
+        sync_after_commit(account_uids=[account.uid])
+
+
+def do_set_state(account: Account, state: AccountState, *, acting_user: Account | None) -> None:
+    """Disable an account (it leaves the directory) or enable it again."""
+    if account.state == state:
+        return
+    before = audit.snapshot(account, ["state"])
+    with transaction.atomic():
+        account.state = state
+        account.save(update_fields=["state"])
+        audit.record("account.state", account, acting_user=acting_user, before=before,
+                     after=audit.snapshot(account, ["state"]))
+        sync_after_commit(account_uids=[account.uid], group_names=_group_names(account))
+
+
+def do_add_ssh_key(account: Account, key: str, *, acting_user: Account | None) -> SSHKey:
+    """Add an SSH public key. Raise InvalidInput for a malformed key, Conflict for a duplicate."""
+    normalized, fingerprint = validation.parse_ssh_key(key)
+    with transaction.atomic():
+        if account.ssh_keys.filter(fingerprint=fingerprint).exists():
+            raise Conflict(_("This key is already on the account."), field="key")
+        ssh_key = SSHKey.objects.create(account=account, key=normalized, fingerprint=fingerprint)
+        audit.record("ssh_key.add", account, acting_user=acting_user,
+                     after={"fingerprint": fingerprint})
+        sync_after_commit(account_uids=[account.uid])
+    return ssh_key
+
+
+def do_remove_ssh_key(ssh_key: SSHKey, *, acting_user: Account | None) -> None:
+    account = ssh_key.account
+    with transaction.atomic():
+        audit.record("ssh_key.remove", account, acting_user=acting_user,
+                     before={"fingerprint": ssh_key.fingerprint})
+        ssh_key.delete()
+        sync_after_commit(account_uids=[account.uid])
+
+
+def do_create_group(name: str, *, acting_user: Account | None, description: str = "",
+                    kind: str = GroupKind.TEAM) -> Group:
+    name = validation.clean_group_name(name)
+    description = validation.clean_text(description, field="description", required=False,
+                                        max_length=255)
+    if kind not in GroupKind.values:
+        raise InvalidInput(_("Unknown group kind."), field="kind")
+    with transaction.atomic():
+        if Group.objects.filter(name=name).exists():
+            raise Conflict(_("The group %(name)s already exists.") % {"name": name},
+                           field="name")
+        group = Group.objects.create(name=name, description=description, kind=kind)
+        audit.record("group.create", group, acting_user=acting_user,
+                     after=audit.snapshot(group, ["name", "description", "kind"]))
+        sync_after_commit(group_names=[name])
+    return group
+
+
+def do_update_group(group: Group, *, acting_user: Account | None,
+                    description: str | None = None) -> Group:
+    if description is None:
+        return group
+    before = audit.snapshot(group, ["description"])
+    with transaction.atomic():
+        group.description = validation.clean_text(description, field="description",
+                                                  required=False, max_length=255)
+        group.save(update_fields=["description"])
+        audit.record("group.update", group, acting_user=acting_user, before=before,
+                     after=audit.snapshot(group, ["description"]))
+        sync_after_commit(group_names=[group.name])
+    return group
+
+
+def do_delete_group(group: Group, *, acting_user: Account | None) -> None:
+    with transaction.atomic():
+        audit.record("group.delete", group, acting_user=acting_user,
+                     before=audit.snapshot(group, ["name", "description", "kind"]))
+        name = group.name
+        group.delete()
+        sync_after_commit(group_names=[name])
+
+
+def do_add_to_group(group: Group, account: Account, *, acting_user: Account | None,
+                    expires_at: dt.datetime | None = None) -> GroupMembership:
+    """Put ``account`` in ``group`` until ``expires_at`` (or for good); re-adding sets the date."""
+    if expires_at is not None and expires_at <= clock.now():
+        raise InvalidInput(_("The expiry date is already past."), field="expires_at")
+    with transaction.atomic():
+        membership, created = GroupMembership.objects.get_or_create(
+            group=group, account=account, defaults={"expires_at": expires_at})
+        before = None if created else {"expires_at": str(membership.expires_at)}
+        if not created and membership.expires_at != expires_at:
+            membership.expires_at = expires_at
+            membership.save(update_fields=["expires_at"])
+        audit.record("group.add_member", group, acting_user=acting_user, before=before,
+                     after={"account": account.uid, "expires_at": str(expires_at)})
+        sync_after_commit(group_names=[group.name])
+    return membership
+
+
+def do_remove_from_group(group: Group, account: Account, *, acting_user: Account | None) -> None:
+    with transaction.atomic():
+        deleted, _count = GroupMembership.objects.filter(group=group, account=account).delete()
+        if deleted:
+            audit.record("group.remove_member", group, acting_user=acting_user,
+                         before={"account": account.uid})
+            sync_after_commit(group_names=[group.name])

@@ -1,0 +1,165 @@
+"""How the database's accounts, groups and organizations look as LDAP entries.
+
+The layout under the base DN::
+
+    ou=people          uid=<uid>        inetOrgPerson, posixAccount, shadowAccount, ldapPublicKey
+    ou=groups          cn=<name>        groupOfNames (member = DNs of the valid members)
+    ou=organizations   o=<slug>         organization
+
+An account appears only while it is active and not expired; a group member
+only while their membership has not expired. A group with no valid member
+lists itself as its only member, because groupOfNames requires one and no
+account can ever match that DN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db.models import Q
+
+from chaton.adapters.ldap import Attributes, escape_dn_value, normalize_dn
+from chaton.directory.models import Account, AccountState, Group, GroupMembership
+from chaton.members.models import Organization
+
+OUS = ("people", "groups", "organizations")
+
+#: Attributes Chaton owns on its entries; others (added by hand) are left alone.
+MANAGED_ATTRIBUTES = (
+    "objectclass", "ou", "uid", "cn", "sn", "displayname", "mail", "uidnumber", "gidnumber",
+    "homedirectory", "loginshell", "userpassword", "sshpublickey", "o", "shadowexpire",
+    "description", "member",
+)
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def userpassword(encoded: str) -> bytes | None:
+    """Given Django's argon2 encoding of a password, return slapd's ``{ARGON2}`` value.
+
+    Both are the same PHC string (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``) under
+    a different prefix, so one hash serves the web login and LDAP binds.
+    Return None for an unusable or non-argon2 password.
+    """
+    if not encoded.startswith("argon2$"):
+        return None
+    return b"{ARGON2}" + encoded[len("argon2"):].encode("ascii")
+
+
+class Projection:
+    """The DNs and desired entries for one base DN at one moment."""
+
+    def __init__(self, base_dn: str, *, at: dt.datetime, users_gid_number: int) -> None:
+        self.base_dn = base_dn
+        self.at = at
+        self.users_gid_number = str(users_gid_number).encode()
+
+    def ou_dn(self, name: str) -> str:
+        return f"ou={name},{self.base_dn}"
+
+    def account_dn(self, uid: str) -> str:
+        return f"uid={escape_dn_value(uid)},ou=people,{self.base_dn}"
+
+    def group_dn(self, name: str) -> str:
+        return f"cn={escape_dn_value(name)},ou=groups,{self.base_dn}"
+
+    def organization_dn(self, slug: str) -> str:
+        return f"o={escape_dn_value(slug)},ou=organizations,{self.base_dn}"
+
+    def ou_entries(self) -> dict[str, Attributes]:
+        return {normalize_dn(self.ou_dn(name)): {
+            "objectclass": [b"top", b"organizationalUnit"], "ou": [name.encode()]}
+            for name in OUS}
+
+    def account_entry(self, account: Account) -> Attributes:
+        name = account.display_name.encode()
+        entry: Attributes = {
+            "objectclass": [b"top", b"inetOrgPerson", b"posixAccount", b"shadowAccount",
+                            b"ldapPublicKey"],
+            "uid": [account.uid.encode()],
+            "cn": [name],
+            "sn": [name],
+            "displayname": [name],
+            "mail": [account.email.encode()],
+            "uidnumber": [str(account.uid_number).encode()],
+            "gidnumber": [self.users_gid_number],
+            "homedirectory": [f"/home/{account.uid}".encode()],
+            "loginshell": [b"/bin/bash"],
+        }
+        password = userpassword(account.password)
+        if password:
+            entry["userpassword"] = [password]
+        keys = sorted(key.key.encode() for key in account.ssh_keys.all())
+        if keys:
+            entry["sshpublickey"] = keys
+        if account.organization is not None:
+            entry["o"] = [account.organization.name.encode()]
+        if account.expires_at is not None:
+            days = (account.expires_at.date() - _EPOCH).days
+            entry["shadowexpire"] = [str(days).encode()]
+        return entry
+
+    def group_entry(self, group: Group, member_dns: Iterable[str]) -> Attributes:
+        members = sorted({dn.encode() for dn in member_dns}) or [self.group_dn(group.name).encode()]
+        entry: Attributes = {
+            "objectclass": [b"top", b"groupOfNames"],
+            "cn": [group.name.encode()],
+            "member": members,
+        }
+        if group.description:
+            entry["description"] = [group.description.encode()]
+        return entry
+
+    def organization_entry(self, organization: Organization) -> Attributes:
+        return {
+            "objectclass": [b"top", b"organization"],
+            "o": [organization.slug.encode()],
+            "description": [organization.name.encode()],
+        }
+
+    def desired(
+        self,
+        *,
+        account_uids: Iterable[str] | None = None,
+        group_names: Iterable[str] | None = None,
+        organization_slugs: Iterable[str] | None = None,
+    ) -> dict[str, Attributes]:
+        """Return the desired entries keyed by normalized DN.
+
+        With no argument: the whole directory. With arguments: only those
+        accounts, groups and organizations (an empty iterable means none of
+        that kind), and not the organizational units.
+        """
+        whole = account_uids is None and group_names is None and organization_slugs is None
+        entries: dict[str, Attributes] = self.ou_entries() if whole else {}
+
+        accounts = (Account.objects.filter(state=AccountState.ACTIVE)
+                    .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=self.at))
+                    .select_related("organization").prefetch_related("ssh_keys"))
+        if not whole:
+            accounts = accounts.filter(uid__in=list(account_uids or []))
+        for account in accounts:
+            entries[normalize_dn(self.account_dn(account.uid))] = self.account_entry(account)
+
+        groups = Group.objects.all()
+        memberships = GroupMembership.objects.valid(self.at)
+        if not whole:
+            names = list(group_names or [])
+            groups = groups.filter(name__in=names)
+            memberships = memberships.filter(group__name__in=names)
+        member_dns: dict[int, list[str]] = defaultdict(list)
+        for group_id, uid in memberships.values_list("group_id", "account__uid"):
+            member_dns[group_id].append(self.account_dn(uid))
+        for group in groups:
+            entries[normalize_dn(self.group_dn(group.name))] = self.group_entry(
+                group, member_dns[group.pk])
+
+        organizations = Organization.objects.all()
+        if not whole:
+            organizations = organizations.filter(slug__in=list(organization_slugs or []))
+        for organization in organizations:
+            entries[normalize_dn(self.organization_dn(organization.slug))] = (
+                self.organization_entry(organization))
+        return entries

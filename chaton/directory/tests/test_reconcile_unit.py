@@ -1,0 +1,91 @@
+"""The reconciler's plans, against the in-memory fake directory."""
+
+import datetime as dt
+
+import pytest
+
+from chaton.adapters.ldap import normalize_dn
+from chaton.adapters.ldap.fake import FakeDirectory
+from chaton.core import clock
+from chaton.directory import actions, reconcile
+from chaton.directory.backend import use_directory
+from chaton.directory.models import AccountState, ProjectedEntry
+
+BASE = "dc=chaton,dc=test"
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def directory():
+    fake = FakeDirectory(BASE)
+    with use_directory(fake, BASE):
+        yield fake
+
+
+def test_first_sync_creates_units_accounts_and_groups(directory):
+    account = actions.do_create_account("alix", acting_user=None, display_name="Alix Martin",
+                                        email="alix@example.org", password="correct horse 42")
+    group = actions.do_create_group("tech", acting_user=None, description="Tech team")
+    actions.do_add_to_group(group, account, acting_user=None)
+    plan, outcome = reconcile.sync_all()
+    assert outcome.ok
+    people = directory.entries[normalize_dn(f"uid=alix,ou=people,{BASE}")]
+    assert people["userpassword"][0].startswith(b"{ARGON2}$argon2id$")
+    assert directory.entries[normalize_dn(f"cn=tech,ou=groups,{BASE}")]["member"] == [
+        f"uid=alix,ou=people,{BASE}".encode()]
+    again, _ = reconcile.sync_all()
+    assert again.is_noop
+
+
+def test_foreign_entries_are_reported_not_deleted(directory):
+    reconcile.sync_all()
+    foreign = f"uid=stranger,ou=people,{BASE}"
+    directory.apply([reconcile.Change("add", foreign, {"objectclass": [b"account"]})])
+    plan, _ = reconcile.sync_all()
+    assert plan.foreign == [normalize_dn(foreign)]
+    assert normalize_dn(foreign) in directory.entries
+    plan, _ = reconcile.sync_all(delete_foreign=True)
+    assert normalize_dn(foreign) not in directory.entries
+
+
+def test_expired_group_membership_leaves_the_group(directory):
+    account = actions.do_create_account("bea", acting_user=None, display_name="Bea",
+                                        email="bea@example.org")
+    group = actions.do_create_group("tech", acting_user=None)
+    actions.do_add_to_group(group, account, acting_user=None,
+                            expires_at=clock.now() + dt.timedelta(days=3))
+    reconcile.sync_all()
+    group_dn = normalize_dn(f"cn=tech,ou=groups,{BASE}")
+    assert directory.entries[group_dn]["member"] == [f"uid=bea,ou=people,{BASE}".encode()]
+    clock.travel(dt.timedelta(days=4))
+    try:
+        plan, _ = reconcile.sync_all()
+    finally:
+        clock.travel(dt.timedelta(0))
+    assert [change.kind for change in plan.changes] == ["modify"]
+    assert directory.entries[group_dn]["member"] == [group_dn.encode()]
+
+
+def test_directory_down_commits_and_catches_up(directory):
+    reconcile.sync_all()
+    directory.available = False
+    account = actions.do_create_account("cyd", acting_user=None, display_name="Cyd",
+                                        email="cyd@example.org")
+    assert account.pk  # committed although the directory is down
+    from chaton.directory.models import SyncState
+    assert SyncState.get().pending_since is not None
+    directory.available = True
+    reconcile.sync_all()
+    assert normalize_dn(f"uid=cyd,ou=people,{BASE}") in directory.entries
+    assert SyncState.get().pending_since is None
+
+
+def test_disabled_account_is_deleted_and_forgotten(directory):
+    account = actions.do_create_account("dan", acting_user=None, display_name="Dan",
+                                        email="dan@example.org")
+    reconcile.sync_all()
+    dn = normalize_dn(f"uid=dan,ou=people,{BASE}")
+    assert ProjectedEntry.objects.filter(dn=dn).exists()
+    actions.do_set_state(account, AccountState.DISABLED, acting_user=None)
+    assert dn not in directory.entries
+    assert not ProjectedEntry.objects.filter(dn=dn).exists()

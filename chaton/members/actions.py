@@ -1,0 +1,161 @@
+"""Every write to persons, organizations, memberships and dues."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from chaton.core import audit
+from chaton.core.errors import Conflict, InvalidInput
+from chaton.directory.models import Account
+from chaton.directory.tasks import sync_after_commit
+from chaton.directory.validation import clean_email, clean_text
+from chaton.members.models import DuesPayment, Membership, MembershipKind, Organization, Person
+
+PERSON_FIELDS = ["full_name", "email", "phone"]
+ORGANIZATION_FIELDS = ["name", "slug", "email"]
+MEMBERSHIP_FIELDS = ["kind", "starts_on", "ends_on", "voting_delay_waived"]
+
+
+def do_create_person(full_name: str, email: str, *, acting_user: Account | None,
+                     phone: str = "") -> Person:
+    """Create a natural person. Raise InvalidInput, or Conflict for an email already known."""
+    full_name = clean_text(full_name, field="full_name")
+    email = clean_email(email)
+    phone = clean_text(phone, field="phone", required=False, max_length=40)
+    with transaction.atomic():
+        if Person.objects.filter(email=email).exists():
+            raise Conflict(_("A person with the email %(email)s already exists.")
+                           % {"email": email}, field="email")
+        person = Person.objects.create(full_name=full_name, email=email, phone=phone)
+        audit.record("person.create", person, acting_user=acting_user,
+                     after=audit.snapshot(person, PERSON_FIELDS))
+    return person
+
+
+def do_update_person(person: Person, *, acting_user: Account | None, full_name: str | None = None,
+                     email: str | None = None, phone: str | None = None) -> Person:
+    before = audit.snapshot(person, PERSON_FIELDS)
+    fields = []
+    if full_name is not None:
+        person.full_name = clean_text(full_name, field="full_name")
+        fields.append("full_name")
+    if email is not None:
+        person.email = clean_email(email)
+        fields.append("email")
+    if phone is not None:
+        person.phone = clean_text(phone, field="phone", required=False, max_length=40)
+        fields.append("phone")
+    if not fields:
+        return person
+    with transaction.atomic():
+        if Person.objects.filter(email=person.email).exclude(pk=person.pk).exists():
+            raise Conflict(_("A person with the email %(email)s already exists.")
+                           % {"email": person.email}, field="email")
+        person.save(update_fields=fields)
+        audit.record("person.update", person, acting_user=acting_user, before=before,
+                     after=audit.snapshot(person, PERSON_FIELDS))
+    return person
+
+
+def do_create_organization(name: str, email: str, *, acting_user: Account | None,
+                           slug: str = "") -> Organization:
+    """Create a legal person (partner association); its short name is derived if not given."""
+    name = clean_text(name, field="name")
+    email = clean_email(email)
+    slug = slugify(slug or name)[:64]
+    if not slug or not slug[0].isalpha():
+        raise InvalidInput(_("The short name must start with a letter."), field="slug")
+    with transaction.atomic():
+        if Organization.objects.filter(name=name).exists():
+            raise Conflict(_("The organization %(name)s already exists.") % {"name": name},
+                           field="name")
+        if Organization.objects.filter(slug=slug).exists():
+            raise Conflict(_("The short name %(slug)s is already taken.") % {"slug": slug},
+                           field="slug")
+        organization = Organization.objects.create(name=name, slug=slug, email=email)
+        audit.record("organization.create", organization, acting_user=acting_user,
+                     after=audit.snapshot(organization, ORGANIZATION_FIELDS))
+        sync_after_commit(organization_slugs=[slug])
+    return organization
+
+
+def do_update_organization(organization: Organization, *, acting_user: Account | None,
+                           name: str | None = None, email: str | None = None) -> Organization:
+    before = audit.snapshot(organization, ORGANIZATION_FIELDS)
+    fields = []
+    if name is not None:
+        organization.name = clean_text(name, field="name")
+        fields.append("name")
+    if email is not None:
+        organization.email = clean_email(email)
+        fields.append("email")
+    if not fields:
+        return organization
+    with transaction.atomic():
+        if Organization.objects.filter(name=organization.name).exclude(
+                pk=organization.pk).exists():
+            raise Conflict(_("The organization %(name)s already exists.")
+                           % {"name": organization.name}, field="name")
+        organization.save(update_fields=fields)
+        audit.record("organization.update", organization, acting_user=acting_user,
+                     before=before, after=audit.snapshot(organization, ORGANIZATION_FIELDS))
+        sync_after_commit(organization_slugs=[organization.slug],
+                          account_uids=organization.accounts.values_list("uid", flat=True))
+    return organization
+
+
+def do_start_membership(member: Person | Organization, *, acting_user: Account | None,
+                        starts_on: dt.date, kind: str = MembershipKind.REGULAR,
+                        ends_on: dt.date | None = None) -> Membership:
+    """Open a membership. Raise InvalidInput for bad dates or kind, Conflict if one overlaps."""
+    if kind not in MembershipKind.values:
+        raise InvalidInput(_("Unknown membership kind."), field="kind")
+    if ends_on is not None and ends_on < starts_on:
+        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    owner = {"person": member} if isinstance(member, Person) else {"organization": member}
+    with transaction.atomic():
+        overlapping = Membership.objects.filter(**owner).overlapping(
+            starts_on, ends_on or dt.date.max)
+        if overlapping.exists():
+            raise Conflict(_("%(member)s already has a membership over these dates.")
+                           % {"member": member}, field="starts_on")
+        membership = Membership.objects.create(kind=kind, starts_on=starts_on, ends_on=ends_on,
+                                               **owner)
+        audit.record("membership.start", membership, acting_user=acting_user,
+                     after=audit.snapshot(membership, MEMBERSHIP_FIELDS))
+    return membership
+
+
+def do_end_membership(membership: Membership, ends_on: dt.date, *,
+                      acting_user: Account | None) -> Membership:
+    """Set the last day of a membership. Raise InvalidInput if it is before the first."""
+    if ends_on < membership.starts_on:
+        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    before = audit.snapshot(membership, MEMBERSHIP_FIELDS)
+    with transaction.atomic():
+        membership.ends_on = ends_on
+        membership.save(update_fields=["ends_on"])
+        audit.record("membership.end", membership, acting_user=acting_user, before=before,
+                     after=audit.snapshot(membership, MEMBERSHIP_FIELDS))
+    return membership
+
+
+def do_record_dues(membership: Membership, amount: Decimal | str, paid_on: dt.date, *,
+                   acting_user: Account | None) -> DuesPayment:
+    """Record a pay-what-you-want payment. Raise InvalidInput for a negative or bad amount."""
+    try:
+        value = Decimal(str(amount)).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise InvalidInput(_("The amount is not a number."), field="amount") from None
+    if value < 0 or value >= Decimal("10000000"):
+        raise InvalidInput(_("The amount must be between 0 and 9,999,999.99."), field="amount")
+    with transaction.atomic():
+        payment = DuesPayment.objects.create(membership=membership, amount=value, paid_on=paid_on)
+        audit.record("dues.record", membership, acting_user=acting_user,
+                     after={"amount": str(value), "paid_on": str(paid_on)})
+    return payment

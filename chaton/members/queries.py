@@ -1,0 +1,77 @@
+"""Reads about members: the electorate, counts for the activity report, search."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TypedDict
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+
+from chaton.members.models import Membership, MembershipKind, Organization, Person
+
+
+def voting_members(on: dt.date) -> QuerySet[Person]:
+    """Return the persons who may vote on ``on``.
+
+    A person votes with a current membership of a voting kind that started at
+    least ``voting_delay_days`` before (or whose delay was waived).
+    """
+    config = settings.CHATON.directory
+    joined_by = on - dt.timedelta(days=config.voting_delay_days)
+    current = Membership.objects.current(on).filter(kind__in=config.voting_kinds).filter(
+        Q(starts_on__lte=joined_by) | Q(voting_delay_waived=True))
+    return Person.objects.filter(memberships__in=current).distinct()
+
+
+def is_voting_member(person: Person, on: dt.date) -> bool:
+    return voting_members(on).filter(pk=person.pk).exists()
+
+
+class KindCounts(TypedDict):
+    regular: int
+    support: int
+    total: int
+
+
+class MemberCounts(TypedDict):
+    natural: KindCounts
+    legal: KindCounts
+    total: int
+
+
+def member_counts(start: dt.date, end: dt.date | None = None) -> MemberCounts:
+    """Count members by person type and membership kind, on a day or over a period.
+
+    Over a period, a member counts once if any of their memberships ran on at
+    least one day of it. Two queries whatever the number of members.
+    """
+    memberships = Membership.objects.overlapping(start, end or start)
+
+    def counts(field: str) -> KindCounts:
+        rows = (memberships.filter(**{f"{field}__isnull": False}).values("kind")
+                .annotate(members=Count(field, distinct=True)))
+        by_kind = {row["kind"]: row["members"] for row in rows}
+        total = memberships.filter(**{f"{field}__isnull": False}).values(field).distinct().count()
+        return {"regular": by_kind.get(MembershipKind.REGULAR, 0),
+                "support": by_kind.get(MembershipKind.SUPPORT, 0), "total": total}
+
+    natural, legal = counts("person"), counts("organization")
+    return {"natural": natural, "legal": legal, "total": natural["total"] + legal["total"]}
+
+
+def search_people(text: str) -> QuerySet[Person]:
+    """Return persons whose name or email contains ``text`` (case-insensitive)."""
+    people = Person.objects.all()
+    if text.strip():
+        people = people.filter(Q(full_name__icontains=text.strip())
+                               | Q(email__icontains=text.strip()))
+    return people
+
+
+def search_organizations(text: str) -> QuerySet[Organization]:
+    organizations = Organization.objects.all()
+    if text.strip():
+        organizations = organizations.filter(Q(name__icontains=text.strip())
+                                             | Q(slug__icontains=text.strip()))
+    return organizations

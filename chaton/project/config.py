@@ -1,0 +1,156 @@
+"""Chaton's configuration: a ``chaton.toml`` file, then ``CHATON_*`` environment variables.
+
+This module imports nothing from Django, so that small programs such as the
+``AuthorizedKeysCommand`` (``chaton ssh-keys``) can read the configuration
+without paying for Django's start-up.
+
+Every key has an embedded default, so Chaton runs with no file at all. The
+file has one table per section::
+
+    data_dir = "/var/lib/chaton"
+    database_url = "postgres://chaton@127.0.0.1/chaton"
+
+    [ldap]
+    url = "ldap://127.0.0.1:3890"
+    base_dn = "dc=example,dc=org"
+
+An environment variable overrides a key: ``CHATON_DATA_DIR``,
+``CHATON_DATABASE_URL``, ``CHATON_LDAP_URL``, ``CHATON_DIRECTORY_VOTING_DELAY_DAYS`` …
+(``CHATON_`` + section + ``_`` + key, upper case).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration file or an environment variable holds an invalid value."""
+
+
+@dataclass
+class LdapConfig:
+    #: When true, Chaton starts and stops its own slapd in ``data_dir/slapd``.
+    managed: bool = True
+    url: str = "ldap://127.0.0.1:3890"
+    base_dn: str = "dc=chaton,dc=test"
+    #: Empty for a managed slapd: Chaton generates the admin password itself.
+    bind_dn: str = ""
+    bind_password: str = ""
+    #: Seconds before a call to the directory gives up.
+    timeout: float = 5.0
+
+
+@dataclass
+class DirectoryConfig:
+    #: A natural person votes once their membership is this many days old.
+    voting_delay_days: int = 10
+    #: Membership kinds whose members vote.
+    voting_kinds: list[str] = field(default_factory=lambda: ["regular"])
+    #: An expiry notice goes by mail this many days before an account or access expires.
+    expiry_notice_days: int = 14
+    #: The worker reconciles the whole directory at this period, in seconds.
+    reconcile_interval_seconds: int = 300
+    #: Members of this group may log in over SSH with their keys (``chaton ssh-keys``).
+    ssh_group: str = "tech"
+    #: uidNumber given to the first account; the next ones follow.
+    first_uid_number: int = 10000
+    #: gidNumber of every account's primary group.
+    users_gid_number: int = 10000
+
+
+@dataclass
+class MailConfig:
+    from_address: str = "chaton@localhost"
+    smtp_host: str = ""
+    smtp_port: int = 25
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    listen: str = "127.0.0.1:8000"
+    debug: bool = False
+    collective_name: str = "Chaton"
+    language: str = "fr"
+    ldap: LdapConfig = field(default_factory=LdapConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'chaton.sqlite3').resolve()}"
+
+
+def _coerce(value: str, example: Any, name: str) -> Any:
+    """Given an environment string and the field's default, return it in the field's type."""
+    if isinstance(example, bool):
+        if value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.lower() in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if isinstance(example, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if isinstance(example, float):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if isinstance(example, list):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(example, Path):
+        return Path(value)
+    return value
+
+
+def _fill(target: Any, values: dict[str, Any], prefix: str) -> None:
+    """Set ``target``'s fields from a TOML table, then from ``CHATON_*`` variables."""
+    for item in dataclasses.fields(target):
+        current = getattr(target, item.name)
+        env_name = f"{prefix}{item.name}".upper()
+        if dataclasses.is_dataclass(current):
+            table = values.get(item.name, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"[{item.name}] must be a table")
+            _fill(current, table, f"{env_name}_")
+            continue
+        if item.name in values:
+            raw = values[item.name]
+            setattr(target, item.name, Path(raw) if isinstance(current, Path) else raw)
+        if env_name in os.environ:
+            setattr(target, item.name, _coerce(os.environ[env_name], current, env_name))
+    unknown = set(values) - {item.name for item in dataclasses.fields(target)}
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Given an optional file path, return the configuration.
+
+    The file is ``path``, else ``$CHATON_CONFIG``, else ``./chaton.toml`` when it
+    exists. Raise ConfigError for an unreadable file or an invalid value.
+    """
+    chosen = path or os.environ.get("CHATON_CONFIG") or "chaton.toml"
+    values: dict[str, Any] = {}
+    file = Path(chosen)
+    if file.exists():
+        try:
+            values = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"{file}: {error}") from None
+    elif path or os.environ.get("CHATON_CONFIG"):
+        raise ConfigError(f"{file}: no such configuration file")
+    config = Config()
+    _fill(config, values, "CHATON_")
+    config.data_dir = config.data_dir.resolve()
+    return config
