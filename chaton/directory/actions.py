@@ -7,6 +7,7 @@ writes an audit row, and schedules the directory update for after the commit.
 from __future__ import annotations
 
 import datetime as dt
+from types import EllipsisType
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -106,7 +107,7 @@ def do_update_account(
     acting_user: Account | None,
     display_name: str | None = None,
     email: str | None = None,
-    expires_at: dt.datetime | None | type[Ellipsis] = ...,
+    expires_at: dt.datetime | None | EllipsisType = ...,
     is_admin: bool | None = None,
 ) -> Account:
     """Change an account's details; fields left out stay as they are (``...`` for expiry)."""
@@ -118,8 +119,8 @@ def do_update_account(
     if email is not None:
         account.email = validation.clean_email(email)
         fields.append("email")
-    if expires_at is not ...:
-        account.expires_at = expires_at  # type: ignore[assignment]
+    if not isinstance(expires_at, EllipsisType):
+        account.expires_at = expires_at
         fields.append("expires_at")
     if is_admin is not None:
         account.is_admin = is_admin

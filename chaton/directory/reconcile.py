@@ -155,7 +155,10 @@ def plan_some(directory: Directory, *, account_uids: Iterable[str] = (),
     projection = _projection()
     uids, names, slugs = list(account_uids), list(group_names), list(organization_slugs)
     desired = projection.desired(account_uids=uids, group_names=names, organization_slugs=slugs)
-    dns = ([normalize_dn(projection.account_dn(uid)) for uid in uids]
+    # The units come along, so that a change made before the first full sync still lands.
+    desired.update(projection.ou_entries())
+    dns = (list(projection.ou_entries())
+           + [normalize_dn(projection.account_dn(uid)) for uid in uids]
            + [normalize_dn(projection.group_dn(name)) for name in names]
            + [normalize_dn(projection.organization_dn(slug)) for slug in slugs])
     actual = directory.read(dns, MANAGED_ATTRIBUTES)

@@ -1,0 +1,140 @@
+"""Expiry: notices mailed before an account or an access expires, and the expiry itself.
+
+The reconciler already keeps expired accounts and memberships out of the
+directory (the desired state is computed at "now"). This job adds what people
+need around it: a mail some days before (``directory.expiry_notice_days``),
+and an audit row when the date passes, each exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import formats, translation
+from django.utils.translation import gettext as _
+
+from chaton.core import audit, clock
+from chaton.directory.models import Account, AccountState, ExpiryNotice, GroupMembership
+from chaton.directory.tasks import sync_after_commit
+
+logger = logging.getLogger("chaton.directory")
+
+
+@dataclass
+class ExpiryReport:
+    notices_sent: int = 0
+    notices_failed: int = 0
+    expired_accounts: list[str] = field(default_factory=list)
+    expired_memberships: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [f"expiry notices sent: {self.notices_sent} (failed: {self.notices_failed})",
+                f"accounts expired: {', '.join(self.expired_accounts) or '-'}",
+                f"group accesses expired: {', '.join(self.expired_memberships) or '-'}"]
+
+
+def _already(account: Account, group_id: int | None, expires_at: dt.datetime, kind: str) -> bool:
+    notices = ExpiryNotice.objects.filter(account=account, expires_at=expires_at, kind=kind)
+    if group_id is None:
+        return notices.filter(group__isnull=True).exists()
+    return notices.filter(group_id=group_id).exists()
+
+
+def _notify(account: Account, expires_at: dt.datetime, group_name: str | None) -> bool:
+    """Mail ``account`` that it (or its access to ``group_name``) expires; return success."""
+    with translation.override(settings.LANGUAGE_CODE):
+        when = formats.date_format(expires_at.astimezone(), "DATETIME_FORMAT")
+        if group_name:
+            subject = _("Your access to %(group)s expires on %(date)s") % {
+                "group": group_name, "date": when}
+        else:
+            subject = _("Your account %(uid)s expires on %(date)s") % {
+                "uid": account.uid, "date": when}
+        body = _("Hello %(name)s,\n\n%(subject)s.\nIf it should go on, ask the collective's "
+                 "administrators to extend it before that date.\n") % {
+            "name": account.display_name, "subject": subject}
+    try:
+        send_mail(subject, body, None, [account.email])
+    except Exception:  # a mail failure never stops the expiry job
+        logger.exception("expiry notice to %s failed", account.uid)
+        return False
+    return True
+
+
+def _record(account: Account, group_id: int | None, expires_at: dt.datetime, kind: str) -> bool:
+    """Write the once-only marker; return False if it was already written."""
+    # The unique constraint does not cover group=NULL (NULLs are distinct in SQL): check first.
+    if _already(account, group_id, expires_at, kind):
+        return False
+    try:
+        with transaction.atomic():
+            ExpiryNotice.objects.create(account=account, group_id=group_id, expires_at=expires_at,
+                                        kind=kind, sent_at=clock.now())
+    except IntegrityError:
+        return False
+    return True
+
+
+def process_expiries() -> ExpiryReport:
+    """Send due notices and record expiries that happened; return what was done."""
+    report = ExpiryReport()
+    now = clock.now()
+    horizon = now + dt.timedelta(days=settings.CHATON.directory.expiry_notice_days)
+    kind_notice, kind_expired = ExpiryNotice.Kind.NOTICE, ExpiryNotice.Kind.EXPIRED
+
+    soon = Account.objects.filter(state=AccountState.ACTIVE, expires_at__gt=now,
+                                  expires_at__lte=horizon)
+    for account in soon:
+        assert account.expires_at is not None
+        if _already(account, None, account.expires_at, kind_notice):
+            continue
+        if _notify(account, account.expires_at, None):
+            _record(account, None, account.expires_at, kind_notice)
+            report.notices_sent += 1
+        else:
+            report.notices_failed += 1
+
+    soon_memberships = (GroupMembership.objects.valid(now)
+                        .filter(expires_at__gt=now, expires_at__lte=horizon)
+                        .select_related("account", "group"))
+    for membership in soon_memberships:
+        assert membership.expires_at is not None
+        if _already(membership.account, membership.group_id, membership.expires_at, kind_notice):
+            continue
+        if _notify(membership.account, membership.expires_at, membership.group.name):
+            _record(membership.account, membership.group_id, membership.expires_at, kind_notice)
+            report.notices_sent += 1
+        else:
+            report.notices_failed += 1
+
+    for account in Account.objects.filter(state=AccountState.ACTIVE, expires_at__lte=now):
+        assert account.expires_at is not None
+        with transaction.atomic():
+            if not _record(account, None, account.expires_at, kind_expired):
+                continue
+            audit.record("account.expired", account, acting_user=None, actor_label="worker",
+                         after={"expires_at": account.expires_at.isoformat()})
+            sync_after_commit(account_uids=[account.uid], group_names=list(
+                account.group_memberships.values_list("group__name", flat=True)))
+        report.expired_accounts.append(account.uid)
+
+    expired = GroupMembership.objects.filter(expires_at__lte=now).select_related("account",
+                                                                                "group")
+    for membership in expired:
+        assert membership.expires_at is not None
+        with transaction.atomic():
+            if not _record(membership.account, membership.group_id, membership.expires_at,
+                           kind_expired):
+                continue
+            audit.record("group.member_expired", membership.group, acting_user=None,
+                         actor_label="worker",
+                         after={"account": membership.account.uid,
+                                "expires_at": membership.expires_at.isoformat()})
+            sync_after_commit(group_names=[membership.group.name])
+        report.expired_memberships.append(f"{membership.account.uid}@{membership.group.name}")
+    return report
