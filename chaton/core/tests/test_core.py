@@ -1,0 +1,65 @@
+"""The runner, secrets at rest, and the configuration loader."""
+
+import logging
+import os
+
+import pytest
+
+from chaton.core import runner, secrets
+from chaton.project import config
+
+
+def test_runner_turns_failures_into_typed_errors() -> None:
+    with pytest.raises(runner.CommandNotFound):
+        runner.run(["/nonexistent/program"])
+    with pytest.raises(runner.CommandFailed) as failed:
+        runner.run(["sh", "-c", "echo hunter2-secret >&2; exit 3"], secrets=["hunter2-secret"])
+    assert failed.value.returncode == 3
+    assert "hunter2-secret" not in str(failed.value) and "***" in str(failed.value)
+    with pytest.raises(runner.CommandTimeout):
+        runner.run(["sleep", "5"], timeout=0.2)
+    assert runner.run(["echo", "ok"]).stdout == "ok\n"
+
+
+def test_registered_secrets_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    runner.register_secret("s3cr3t-value-xyz")
+    logger = logging.getLogger("chaton.test")
+    logger.addFilter(runner.SecretMaskingFilter())
+    with caplog.at_level(logging.INFO, logger="chaton.test"):
+        logger.info("password is %s", "s3cr3t-value-xyz")
+    assert "s3cr3t-value-xyz" not in caplog.text and "***" in caplog.text
+
+
+def test_secrets_round_trip_and_refuse_another_key(tmp_path) -> None:
+    token = secrets.encrypt("a database password", data_dir=str(tmp_path))
+    assert "a database password" not in token
+    assert secrets.decrypt(token, data_dir=str(tmp_path)) == "a database password"
+    assert oct((tmp_path / "secrets.key").stat().st_mode & 0o777) == "0o600"
+    other = tmp_path / "other"
+    with pytest.raises(secrets.SecretError):
+        secrets.decrypt(token, data_dir=str(other))
+
+
+def test_config_file_then_environment(tmp_path, monkeypatch) -> None:
+    file = tmp_path / "chaton.toml"
+    file.write_text('collective_name = "Les Chatons du Test"\n[ldap]\nurl = "ldap://127.0.0.1:1389"\n'
+                    '[directory]\nvoting_delay_days = 30\n')
+    monkeypatch.setenv("CHATON_DIRECTORY_VOTING_DELAY_DAYS", "5")
+    monkeypatch.setenv("CHATON_LDAP_MANAGED", "no")
+    loaded = config.load(file)
+    assert loaded.collective_name == "Les Chatons du Test"
+    assert loaded.ldap.url == "ldap://127.0.0.1:1389"
+    assert loaded.ldap.managed is False
+    assert loaded.directory.voting_delay_days == 5
+
+
+def test_config_errors_are_clear(tmp_path, monkeypatch) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ldap]\nulr = 'typo'\n")
+    with pytest.raises(config.ConfigError, match="ulr"):
+        config.load(bad)
+    monkeypatch.setenv("CHATON_DIRECTORY_VOTING_DELAY_DAYS", "ten")
+    with pytest.raises(config.ConfigError, match="integer"):
+        config.load(os.devnull)
+    with pytest.raises(config.ConfigError, match="no such"):
+        config.load(tmp_path / "missing.toml")
