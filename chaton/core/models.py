@@ -36,7 +36,8 @@ class AuditLog(models.Model):
         verbose_name = _("audit log entry")
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_label}"
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"{when} {self.actor_label} {self.action} {self.target_label}"
 
 
 def _hash_token(key: str) -> str:

@@ -113,7 +113,7 @@ def start(command: Sequence[str], *, log_path: str | None = None,
           env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a long-running server process and return it; the caller stops it by its pid."""
     logger.debug("start: %s", mask(" ".join(command)))
-    output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    output = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         return subprocess.Popen(list(command), stdout=output, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL,

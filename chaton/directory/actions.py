@@ -26,6 +26,7 @@ from chaton.directory.models import (
     GroupMembership,
     SSHKey,
 )
+from chaton.directory.names import RESERVED_UIDS
 from chaton.directory.tasks import sync_after_commit
 from chaton.members.models import Organization, Person
 
@@ -67,12 +68,18 @@ def do_create_account(
     organization: Organization | None = None,
     expires_at: dt.datetime | None = None,
     is_admin: bool = False,
+    reserved_uid_allowed: bool = False,
 ) -> Account:
     """Create an account and project it into the directory.
 
+    ``reserved_uid_allowed`` lets an operator (``chaton init``, ``chaton demo``)
+    name an account after a reserved word such as ``admin``; people never can.
     Raise InvalidInput for a bad value, Conflict for a uid or email in use.
     """
-    uid = validation.clean_uid(uid)
+    if reserved_uid_allowed and uid.strip() in RESERVED_UIDS:
+        uid = uid.strip()
+    else:
+        uid = validation.clean_uid(uid)
     display_name = validation.clean_text(display_name, field="display_name")
     email = validation.clean_email(email)
     if person is not None and organization is not None:
@@ -107,7 +114,7 @@ def do_update_account(
     acting_user: Account | None,
     display_name: str | None = None,
     email: str | None = None,
-    expires_at: dt.datetime | None | EllipsisType = ...,
+    expires_at: dt.datetime | EllipsisType | None = ...,
     is_admin: bool | None = None,
 ) -> Account:
     """Change an account's details; fields left out stay as they are (``...`` for expiry)."""

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from django.db.models import Q
 
 from chaton.adapters.ldap import Attributes, escape_dn_value, normalize_dn
-from chaton.directory.models import Account, AccountState, Group, GroupMembership
+from chaton.directory.models import Account, AccountState, Group, GroupMembership, SSHKey
 from chaton.members.models import Organization
 
 OUS = ("people", "groups", "organizations")
@@ -52,7 +52,9 @@ class Projection:
     """The DNs and desired entries for one base DN at one moment."""
 
     def __init__(self, base_dn: str, *, at: dt.datetime, users_gid_number: int) -> None:
-        self.base_dn = base_dn
+        # Normalized once, so that every DN built below is already in compared form
+        # (uids and group names are lower-case by validation).
+        self.base_dn = normalize_dn(base_dn)
         self.at = at
         self.users_gid_number = str(users_gid_number).encode()
 
@@ -69,36 +71,38 @@ class Projection:
         return f"o={escape_dn_value(slug)},ou=organizations,{self.base_dn}"
 
     def ou_entries(self) -> dict[str, Attributes]:
-        return {normalize_dn(self.ou_dn(name)): {
+        return {self.ou_dn(name): {
             "objectclass": [b"top", b"organizationalUnit"], "ou": [name.encode()]}
             for name in OUS}
 
-    def account_entry(self, account: Account) -> Attributes:
-        name = account.display_name.encode()
+    def account_entry(self, *, uid: str, uid_number: int, display_name: str, email: str,
+                      password: str, organization_name: str | None,
+                      expires_at: dt.datetime | None, ssh_keys: Iterable[str]) -> Attributes:
+        """Return the entry of one account, from its column values (no model instance needed)."""
+        name = display_name.encode()
         entry: Attributes = {
             "objectclass": [b"top", b"inetOrgPerson", b"posixAccount", b"shadowAccount",
                             b"ldapPublicKey"],
-            "uid": [account.uid.encode()],
+            "uid": [uid.encode()],
             "cn": [name],
             "sn": [name],
             "displayname": [name],
-            "mail": [account.email.encode()],
-            "uidnumber": [str(account.uid_number).encode()],
+            "mail": [email.encode()],
+            "uidnumber": [str(uid_number).encode()],
             "gidnumber": [self.users_gid_number],
-            "homedirectory": [f"/home/{account.uid}".encode()],
+            "homedirectory": [f"/home/{uid}".encode()],
             "loginshell": [b"/bin/bash"],
         }
-        password = userpassword(account.password)
-        if password:
-            entry["userpassword"] = [password]
-        keys = sorted(key.key.encode() for key in account.ssh_keys.all())
+        hashed = userpassword(password)
+        if hashed:
+            entry["userpassword"] = [hashed]
+        keys = sorted(key.encode() for key in ssh_keys)
         if keys:
             entry["sshpublickey"] = keys
-        if account.organization is not None:
-            entry["o"] = [account.organization.name.encode()]
-        if account.expires_at is not None:
-            days = (account.expires_at.date() - _EPOCH).days
-            entry["shadowexpire"] = [str(days).encode()]
+        if organization_name is not None:
+            entry["o"] = [organization_name.encode()]
+        if expires_at is not None:
+            entry["shadowexpire"] = [str((expires_at.date() - _EPOCH).days).encode()]
         return entry
 
     def group_entry(self, group: Group, member_dns: Iterable[str]) -> Attributes:
@@ -135,13 +139,26 @@ class Projection:
         whole = account_uids is None and group_names is None and organization_slugs is None
         entries: dict[str, Attributes] = self.ou_entries() if whole else {}
 
+        # Column values rather than model instances: the whole directory is
+        # computed on every periodic reconcile, and instances cost 5x more.
         accounts = (Account.objects.filter(state=AccountState.ACTIVE)
-                    .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=self.at))
-                    .select_related("organization").prefetch_related("ssh_keys"))
+                    .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=self.at)))
         if not whole:
             accounts = accounts.filter(uid__in=list(account_uids or []))
-        for account in accounts:
-            entries[normalize_dn(self.account_dn(account.uid))] = self.account_entry(account)
+        keys: dict[int, list[str]] = defaultdict(list)
+        key_rows = SSHKey.objects.values_list("account_id", "key")
+        if not whole:
+            key_rows = key_rows.filter(account__in=accounts)
+        for account_id, key in key_rows:
+            keys[account_id].append(key)
+        for (pk, uid, uid_number, display_name, email, password, organization_name,
+             expires_at) in accounts.values_list(
+                "pk", "uid", "uid_number", "display_name", "email", "password",
+                "organization__name", "expires_at"):
+            entries[self.account_dn(uid)] = self.account_entry(
+                uid=uid, uid_number=uid_number, display_name=display_name, email=email,
+                password=password, organization_name=organization_name, expires_at=expires_at,
+                ssh_keys=keys.get(pk, ()))
 
         groups = Group.objects.all()
         memberships = GroupMembership.objects.valid(self.at)
@@ -153,13 +170,13 @@ class Projection:
         for group_id, uid in memberships.values_list("group_id", "account__uid"):
             member_dns[group_id].append(self.account_dn(uid))
         for group in groups:
-            entries[normalize_dn(self.group_dn(group.name))] = self.group_entry(
+            entries[self.group_dn(group.name)] = self.group_entry(
                 group, member_dns[group.pk])
 
         organizations = Organization.objects.all()
         if not whole:
             organizations = organizations.filter(slug__in=list(organization_slugs or []))
         for organization in organizations:
-            entries[normalize_dn(self.organization_dn(organization.slug))] = (
+            entries[self.organization_dn(organization.slug)] = (
                 self.organization_entry(organization))
         return entries
