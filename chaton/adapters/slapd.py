@@ -21,10 +21,12 @@ Nothing here imports Django.
 from __future__ import annotations
 
 import grp
+import io
 import os
 import pwd
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -53,7 +55,8 @@ MAXIMUM_SOCKET_PATH = 100
 MDB_MAXIMUM_SIZE = 1024 * 1024 * 1024
 
 _DJANGO_ARGON2 = re.compile(
-    r"argon2(?P<phc>\$argon2(?:id|i|d)(?:\$v=\d+)?\$m=\d+,t=\d+,p=\d+"
+    # argon2i and argon2id only: slapd's module verifies those two variants, not argon2d.
+    r"argon2(?P<phc>\$argon2(?:id|i)(?:\$v=\d+)?\$m=\d+,t=\d+,p=\d+"
     r"\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+)"
 )
 
@@ -69,6 +72,8 @@ def argon2_userpassword(django_encoded: str) -> str:
     (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``, unpadded base64); slapd's argon2
     module (linked to libargon2) verifies ``{ARGON2}`` followed by that same PHC
     string. Only the scheme prefix changes, so the clear password is never needed.
+    (slapd itself hashes with argon2i, m=4096, t=3, p=1, and verifies argon2i and
+    argon2id alike.)
     Raise ValueError when ``django_encoded`` is not an argon2 hash in Django's form.
     """
     match = _DJANGO_ARGON2.fullmatch(django_encoded)
@@ -271,7 +276,7 @@ access to *
 """
 
     def _give_to_service_user(self) -> None:
-        """Give the whole directory to the openldap user, so slapd can use it after dropping root."""
+        """Give the whole directory to the openldap user: slapd uses it after dropping root."""
         uid, gid = self._service_ids()
         for root, directories, files in os.walk(self.directory):
             os.chown(root, uid, gid, follow_symlinks=False)
@@ -348,8 +353,9 @@ access to *
             entry = {"objectClass": [b"top", b"organization"], "o": [encoded]}
         else:
             raise SlapdError(f"base DN {self.base_dn!r} must start with dc= or o=")
-        text: str = ldif.CreateLDIF(self.base_dn, entry)
-        return text
+        output = io.StringIO()
+        ldif.LDIFWriter(output).unparse(self.base_dn, entry)
+        return output.getvalue()
 
     def _create_base_entry_if_missing(self) -> None:
         """Add the base entry with slapadd when the (stopped) database does not hold it yet.
@@ -386,11 +392,12 @@ access to *
         tail = "\n".join(text.strip().splitlines()[-lines:])
         return runner.mask(tail) or "(empty log)"
 
-    def _answers(self) -> bool:
-        """Return whether an anonymous bind on the TCP port succeeds right now."""
+    @staticmethod
+    def _answers(url: str) -> bool:
+        """Given an LDAP URL, return whether an anonymous bind there succeeds right now."""
         import ldap
 
-        connection = ldap.initialize(self.url)
+        connection = ldap.initialize(url)
         # Bounded: during start-up the port may accept a connection that nobody answers yet.
         connection.set_option(ldap.OPT_NETWORK_TIMEOUT, 1.0)
         connection.set_option(ldap.OPT_TIMEOUT, 1.0)
@@ -405,6 +412,20 @@ access to *
             except ldap.LDAPError:
                 pass  # the connection never opened: nothing to close
 
+    def _check_port_is_free(self) -> None:
+        """Raise SlapdError when something already listens on 127.0.0.1:port."""
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # As slapd does: a connection of a previous run in TIME_WAIT is no obstacle.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", self.port))
+        except OSError as error:
+            raise SlapdError(
+                f"cannot start slapd: 127.0.0.1:{self.port}: {error.strerror}"
+            ) from None
+        finally:
+            probe.close()
+
     def start(self, timeout: float = 10) -> None:
         """Write the configuration, create the base entry if needed, start slapd and wait for it.
 
@@ -416,6 +437,7 @@ access to *
         if self.running:
             return
         self.stop_stale(timeout=timeout)
+        self._check_port_is_free()
         self.write_config()
         self._create_base_entry_if_missing()
         command = [SLAPD, "-d", "none", "-f", str(self.config_path), "-h",
@@ -442,10 +464,13 @@ access to *
             if returncode is not None:
                 self._process = None
                 raise SlapdError(
-                    f"slapd exited with code {returncode} during start-up "
-                    f"(port {self.port} in use?):\n{self._log_tail()}"
+                    f"slapd exited with code {returncode} during start-up; its log ends "
+                    f"with:\n{self._log_tail()}"
                 )
-            if self._answers():
+            # The TCP port alone could be answered by another server; the ldapi
+            # socket lives in our directory, and slapd opens every listener
+            # before serving any, so both answering means this slapd is up.
+            if self._answers(self.url) and self._answers(self.ldapi_url):
                 return
             time.sleep(0.05)
         self.stop(timeout=5)
@@ -512,11 +537,19 @@ access to *
         if not self._is_slapd_of_this_directory(pid) or not _process_is_alive(pid):
             self._remove_pid_file_naming(pid)
             return False
-        os.kill(pid, signal.SIGTERM)
-        if not _wait_until_gone(pid, timeout):
-            os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGTERM)
             if not _wait_until_gone(pid, timeout):
-                raise SlapdError(f"stale slapd (pid {pid}) survived SIGKILL")
+                os.kill(pid, signal.SIGKILL)
+                if not _wait_until_gone(pid, timeout):
+                    raise SlapdError(f"stale slapd (pid {pid}) survived SIGKILL")
+        except ProcessLookupError:
+            pass  # it exited between our check and the signal: the goal is reached
+        except PermissionError:
+            raise SlapdError(
+                f"a slapd from {self.directory} still runs (pid {pid}) under another user; "
+                "stop it as that user or as root"
+            ) from None
         self._remove_pid_file_naming(pid)
         return True
 

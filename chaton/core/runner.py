@@ -120,3 +120,7 @@ def start(command: Sequence[str], *, log_path: str | None = None,
                                 env=dict(env) if env is not None else None)
     except FileNotFoundError:
         raise CommandNotFound(f"{command[0]}: not installed", command=command) from None
+    finally:
+        # The child has its own copy of the descriptor; ours would leak.
+        if not isinstance(output, int):
+            output.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -206,3 +207,4 @@ def test_slapd_down_then_back(tmp_path_factory: pytest.TempPathFactory) -> None:
     finally:
         directory.close()
         server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)

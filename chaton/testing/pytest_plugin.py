@@ -1,0 +1,146 @@
+"""Chaton's pytest plugin, loaded with ``-p chaton.testing.pytest_plugin`` (pyproject addopts).
+
+Before Django is configured it points Chaton at a throwaway data directory and,
+with ``CHATON_TEST_DB=postgres``, at a throwaway PostgreSQL server, so that a
+test run never touches ``./var``, a local ``chaton.toml`` or a real database.
+It also provides the real servers the integration tests run against.
+
+A server that fails to start is an error, never a skip: integration tests do
+not skip (docs: ARCHITECTURE.md, "Testing").
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from chaton.adapters.slapd import ManagedSlapd
+from chaton.testing.postgres import TemporaryPostgres
+
+#: The variables this plugin sets; their previous values come back at the end.
+_MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_CONFIG",
+                      "CHATON_DATABASE_URL")
+
+
+@dataclass
+class _SessionServers:
+    """What the plugin created before the session, to undo in pytest_unconfigure."""
+
+    previous_environment: dict[str, str | None] = field(default_factory=dict)
+    directories: list[Path] = field(default_factory=list)
+    postgres: TemporaryPostgres | None = None
+
+    def close(self) -> None:
+        """Stop the servers, remove the directories and put the environment back."""
+        try:
+            if self.postgres is not None:
+                self.postgres.stop()
+        finally:
+            for directory in self.directories:
+                shutil.rmtree(directory, ignore_errors=True)
+            for name, value in self.previous_environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+_session_servers_key = pytest.StashKey[_SessionServers]()
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+
+    The kernel picks it (bind to port 0); a server started right after almost
+    always gets it, and fails loudly on the rare race.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _short_temporary_directory(prefix: str) -> Path:
+    """Given a prefix, return a new directory directly under the system temporary directory.
+
+    Not pytest's tmp_path: its base is 0700 (so the openldap and postgres users
+    could not reach a server's directory inside it) and deep enough to push a
+    unix socket path past its 108-byte limit.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Given pytest's early configuration, point Chaton's settings at throwaway state.
+
+    tryfirst, because pytest-django imports the Django settings in its own
+    implementation of this hook, and the settings read these variables.
+    Raise pytest.UsageError for an unknown CHATON_TEST_DB; a PostgreSQL that
+    does not start raises its own error and ends the run.
+    """
+    database = os.environ.get("CHATON_TEST_DB", "sqlite").strip().lower() or "sqlite"
+    if database not in {"sqlite", "postgres"}:
+        raise pytest.UsageError(f"CHATON_TEST_DB={database!r}: expected sqlite or postgres")
+    servers = _SessionServers(
+        previous_environment={name: os.environ.get(name) for name in _MANAGED_VARIABLES}
+    )
+    early_config.stash[_session_servers_key] = servers
+    try:
+        data_directory = _short_temporary_directory("chaton-test-")
+        servers.directories.append(data_directory)
+        os.environ["CHATON_DATA_DIR"] = str(data_directory)
+        # The tests start their own directory server when they need one.
+        os.environ["CHATON_LDAP_MANAGED"] = "false"
+        # An empty configuration file: a developer's ./chaton.toml must not leak in.
+        empty_configuration = data_directory / "chaton.toml"
+        empty_configuration.touch()
+        os.environ["CHATON_CONFIG"] = str(empty_configuration)
+        # Never a database from the developer's shell: SQLite in the data
+        # directory, or the throwaway PostgreSQL below.
+        os.environ.pop("CHATON_DATABASE_URL", None)
+        if database == "postgres":
+            postgres_directory = _short_temporary_directory("chaton-postgres-")
+            servers.directories.append(postgres_directory)
+            servers.postgres = TemporaryPostgres(postgres_directory, free_port())
+            servers.postgres.start()
+            os.environ["CHATON_DATABASE_URL"] = servers.postgres.url
+    except BaseException:
+        # pytest_unconfigure never runs when this hook fails: undo here.
+        servers.close()
+        del early_config.stash[_session_servers_key]
+        raise
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Given the ending session's configuration, stop its PostgreSQL and remove its directories."""
+    servers = config.stash.get(_session_servers_key, None)
+    if servers is not None:
+        del config.stash[_session_servers_key]
+        servers.close()
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[ManagedSlapd]:
+    """Yield a slapd running for the whole session: base ``dc=chaton,dc=test``, random password.
+
+    Raise SlapdError (a test error, not a skip) when it does not start.
+    """
+    directory = _short_temporary_directory("chaton-slapd-")
+    server = ManagedSlapd(directory, port=free_port(), base_dn="dc=chaton,dc=test",
+                          admin_password=secrets.token_urlsafe(24))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
