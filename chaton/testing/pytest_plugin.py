@@ -144,3 +144,11 @@ def slapd() -> Iterator[ManagedSlapd]:
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of the directory app ``directory``: that set runs again on PostgreSQL."""
+    for item in items:
+        path = item.path.as_posix()
+        if "/chaton/directory/tests/" in path or "/tests/integration/test_directory" in path:
+            item.add_marker(pytest.mark.directory)
