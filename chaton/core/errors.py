@@ -6,7 +6,8 @@
     ├── InvalidInput(ValueError)     400 a field has a bad value (``field`` says which)
     ├── NotFound(LookupError)        404
     ├── Conflict                     409 the value is taken (duplicate uid, email …)
-    └── Forbidden(PermissionError)   403
+    ├── Forbidden(PermissionError)   403
+    └── Unauthorized(PermissionError) 401 no valid credentials (API token missing or unknown)
 
 The web shows ``message`` next to the form, the API answers
 ``{"code": …, "message": …, "field": …}`` with ``status``, and the CLI prints
@@ -55,3 +56,8 @@ class Conflict(ChatonError):
 class Forbidden(ChatonError, PermissionError):
     code = "forbidden"
     status = 403
+
+
+class Unauthorized(ChatonError, PermissionError):
+    code = "unauthorized"
+    status = 401

@@ -1,0 +1,268 @@
+"""What every part of ``/api/v1`` shares, and the API token endpoints.
+
+- Authentication: ``Authorization: Bearer <key>``. :class:`AccountToken` lets
+  any active account in; :class:`AdminToken`, the API's default, lets only
+  administrators in and answers 403 to the others. So an endpoint is
+  admin-only unless it says ``auth=account_token`` (the ``/me`` family).
+- Errors: :class:`ErrorOut` and :class:`ValidationErrorOut` are the only error
+  shapes; :data:`ERRORS` documents them on every operation.
+- Input types: :data:`DateTimeIn` (a naive date and time is read in the
+  collective's time zone) and :class:`Page` (bounded limit/offset pagination).
+"""
+
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from ninja import Field, Router, Schema
+from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.security import HttpBearer
+from pydantic import AfterValidator, ConfigDict
+
+from chaton.core import actions
+from chaton.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from chaton.core.models import ApiToken
+
+if TYPE_CHECKING:
+    from chaton.directory.models import Account
+
+#: The largest value of a database id (a signed 64-bit integer): a larger one
+#: would overflow the database driver instead of simply not being found.
+MAX_ID = 2**63 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ErrorOut(Schema):
+    """Every error: a stable machine code, a message for people, the field at fault if any."""
+
+    code: str = Field(..., examples=["not_found"],
+                      description="invalid, not_found, conflict, forbidden, unauthorized, "
+                                  "directory_unavailable …")
+    message: str = Field(..., examples=["No account has this user name."])
+    field: str | None = Field(None, examples=["uid"])
+
+
+class FieldErrorOut(Schema):
+    """One problem found while reading the request (path, query or body)."""
+
+    location: str = Field(..., examples=["body"], description="path, query or body")
+    field: str | None = Field(None, examples=["email"])
+    message: str = Field(..., examples=["Field required"])
+    type: str = Field(..., examples=["missing"])
+
+
+class ValidationErrorOut(ErrorOut):
+    """A request that does not fit the schema (400, code ``invalid``): every problem is listed."""
+
+    errors: list[FieldErrorOut] = Field(default_factory=list)
+
+
+#: The error answers any operation may give, for the OpenAPI schema.
+ERRORS: dict[int, Any] = {400: ValidationErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut,
+                          409: ErrorOut}
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+class AccountToken(HttpBearer):
+    """A bearer token of any active account; ``request.auth`` becomes that account."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> "Account":
+        """Given the bearer key, return its active account.
+
+        Raise Unauthorized for an unknown key or an account that is disabled or expired.
+        """
+        api_token = ApiToken.find(token.strip()) if token.strip() else None
+        if api_token is None:
+            raise Unauthorized(_("This API token is not valid."))
+        account = api_token.account
+        if not account.is_active:
+            raise Unauthorized(_("This account is disabled or expired."))
+        actions.note_api_token_use(api_token)
+        return account
+
+    def __call__(self, request: HttpRequest) -> "Account":
+        """Return the account, or raise Unauthorized when no bearer token was sent at all."""
+        account = super().__call__(request)
+        if account is None:
+            raise Unauthorized(_("Send an API token: “Authorization: Bearer <key>”."))
+        return account
+
+
+class AdminToken(AccountToken):
+    """A bearer token of an active administrator; others get 403."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> "Account":
+        """Return the administrator's account. Raise Unauthorized or Forbidden."""
+        account = super().authenticate(request, token)
+        if not account.is_admin:
+            raise Forbidden(_("Only an administrator may use this endpoint; "
+                              "your token may use /me only."))
+        return account
+
+
+account_token = AccountToken()
+admin_token = AdminToken()
+
+
+def acting_account(request: HttpRequest) -> "Account":
+    """Return the account whose token authenticated ``request`` (set by the auth classes)."""
+    return request.auth  # type: ignore[attr-defined]
+
+
+# --- input types ----------------------------------------------------------------------------
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """Read a naive datetime in the collective's time zone; refuse years a database cannot hold."""
+    # A year at the edge of the calendar overflows once converted to UTC.
+    if not 1900 <= value.year <= 9000:
+        raise ValueError(_("The year must be between 1900 and 9000."))
+    if timezone.is_naive(value):
+        return timezone.make_aware(value)
+    return value
+
+
+def _sane_date(value: dt.date) -> dt.date:
+    if not 1900 <= value.year <= 9000:
+        raise ValueError(_("The year must be between 1900 and 9000."))
+    return value
+
+
+#: An aware datetime; a naive one is taken in the collective's time zone.
+DateTimeIn = Annotated[dt.datetime, AfterValidator(_aware)]
+#: A date in a year the collective could mean (1900 to 9000).
+DateIn = Annotated[dt.date, AfterValidator(_sane_date)]
+
+
+class InputSchema(Schema):
+    """A request body: a field the schema does not know is an error, not silently dropped.
+
+    (A typo in a PATCH, or ``is_admin`` sent to ``/me``, must not look accepted.)
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_id(value: int) -> int:
+    """Return ``value`` if it can be a database id; raise NotFound otherwise (never an overflow)."""
+    if not 0 < value <= MAX_ID:
+        raise NotFound(_("Nothing has this id."))
+    return value
+
+
+def clean_search(text: str, *, field: str = "q") -> str:
+    """Return a search text trimmed; raise InvalidInput for control characters or over 200 chars.
+
+    A NUL would make PostgreSQL refuse the query outright (a 500), so it stops here.
+    """
+    text = text.strip()
+    if _CONTROL.search(text):
+        raise InvalidInput(_("This text contains control characters."), field=field)
+    if len(text) > 200:
+        raise InvalidInput(_("At most %(count)d characters.") % {"count": 200}, field=field)
+    return text
+
+
+class Page(LimitOffsetPagination):
+    """``?limit=`` (1 to 500, default 50) and ``?offset=``; answers ``{"items": […], "count": n}``.
+
+    Both are bounded, so that a silly value is a 400 rather than a database overflow.
+    """
+
+    class Input(Schema):
+        limit: int = Field(50, ge=1, le=500)
+        # Bounded so that a silly offset is a 400, not a database overflow.
+        offset: int = Field(0, ge=0, le=2**31)
+
+
+# --- token endpoints ------------------------------------------------------------------------
+
+
+router = Router(tags=["tokens"])
+
+
+class TokenOut(Schema):
+    id: int
+    account: str = Field(..., description="The uid of the account the token acts as.")
+    name: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_account(token: ApiToken) -> str:
+        return token.account.uid
+
+
+class TokenCreatedOut(TokenOut):
+    key: str = Field(..., description="The bearer key: shown this once, never again.")
+
+
+class TokenIn(InputSchema):
+    account: str = Field(..., max_length=64, description="The uid of the account to act as.")
+    name: str = Field(..., max_length=200)
+
+
+
+@router.get("/tokens", response={200: list[TokenOut], **ERRORS},
+            summary="List every API token (administrators)")
+@paginate(Page)
+def list_tokens(request: HttpRequest, account: str = "") -> Any:
+    """Every token, oldest first; ``?account=<uid>`` keeps one account's. Keys are never shown."""
+    tokens = ApiToken.objects.select_related("account").order_by("created_at", "id")
+    if account:
+        tokens = tokens.filter(account__uid=account.strip())
+    return tokens
+
+
+@router.post("/tokens", response={201: TokenCreatedOut, **ERRORS},
+             summary="Create a token for any account (administrators)")
+def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]:
+    """Create a token acting as ``account``; the answer holds the key, once."""
+    # Imported here: the directory's API module imports this one.
+    from chaton.directory.api import account_or_404
+
+    account = account_or_404(payload.account)
+    token, key = actions.do_create_api_token(account, payload.name,
+                                             acting_user=acting_account(request))
+    # Only on this answer's object: the key is never stored.
+    token.key = key  # type: ignore[attr-defined]
+    return 201, token
+
+
+@router.delete("/tokens/{token_id}", response={204: None, **ERRORS},
+               summary="Revoke any token (administrators)")
+def revoke_token(request: HttpRequest, token_id: int) -> tuple[int, None]:
+    token = ApiToken.objects.select_related("account").filter(pk=check_id(token_id)).first()
+    if token is None:
+        raise NotFound(_("No API token has this id."))
+    actions.do_revoke_api_token(token, acting_user=acting_account(request))
+    return 204, None
+
+
+@router.get("/me/tokens", response={200: list[TokenOut], **ERRORS}, auth=account_token,
+            summary="List my API tokens")
+@paginate(Page)
+def list_my_tokens(request: HttpRequest) -> Any:
+    return (ApiToken.objects.select_related("account")
+            .filter(account=acting_account(request)).order_by("created_at", "id"))
+
+
+@router.delete("/me/tokens/{token_id}", response={204: None, **ERRORS}, auth=account_token,
+               summary="Revoke one of my API tokens")
+def revoke_my_token(request: HttpRequest, token_id: int) -> tuple[int, None]:
+    account = acting_account(request)
+    token = (ApiToken.objects.select_related("account")
+             .filter(pk=check_id(token_id), account=account).first())
+    if token is None:
+        raise NotFound(_("You have no API token with this id."))
+    actions.do_revoke_api_token(token, acting_user=account)
+    return 204, None

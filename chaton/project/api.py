@@ -1,0 +1,194 @@
+"""The ``/api/v1`` instance: its routers, its authentication and its one error shape.
+
+Every error answers JSON ``{"code": …, "message": …, "field": …}``:
+
+==========  ===================================================================
+status      code
+==========  ===================================================================
+400         ``invalid``: a value an action refused, a body that is not JSON, or
+            a request that does not fit the schema (wrong type, missing field,
+            bad date). Schema errors also list every problem in ``errors``.
+            They answer 400, not ninja's usual 422: one status for bad input.
+401         ``unauthorized``: no token, an unknown one, or a disabled account's
+403         ``forbidden``: a non-administrator's token outside ``/me``
+404         ``not_found``: an unknown id, uid, group name or path
+405         ``method_not_allowed``
+409         ``conflict``: the value is taken (uid, email, name …)
+503         ``directory_unavailable``: the directory server cannot be reached
+==========  ===================================================================
+
+An unexpected exception is logged and answers 500 ``server_error`` without
+details; bad input never does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any, cast
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import IntegrityError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from ninja import NinjaAPI, Router
+from ninja.errors import HttpError, ValidationError
+from ninja.parser import Parser
+
+from chaton.adapters.ldap import LdapError, LdapUnavailable
+from chaton.core import api as core_api
+from chaton.core.errors import ChatonError, NotFound
+from chaton.directory import api as directory_api
+from chaton.members import api as members_api
+
+logger = logging.getLogger("chaton.api")
+
+DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class StrictJsonParser(Parser):
+    """JSON bodies whose every string is valid Unicode.
+
+    ``json.loads`` accepts a lone surrogate escape (``"\\ud800"``), which no
+    database can store; refusing it here makes it a 400 instead of a 500 on save.
+    """
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        """Return the decoded body. Raise ValueError (ninja answers 400) for a bad one."""
+        data = json.loads(request.body)
+        pending = [data]
+        while pending:  # a loop, not recursion: a deeply nested body cannot blow the stack
+            value = pending.pop()
+            if isinstance(value, str) and _SURROGATE.search(value):
+                raise ValueError("lone surrogate in a string")
+            if isinstance(value, dict):
+                pending.extend(value.keys())
+                pending.extend(value.values())
+            elif isinstance(value, list):
+                pending.extend(value)
+        return cast(dict[str, Any], data)
+
+
+api = NinjaAPI(
+    title="Chaton API",
+    version="1",
+    urls_namespace="api",
+    description=DESCRIPTION,
+    # Admin-only unless an operation says otherwise (the /me family): safe by default.
+    auth=core_api.admin_token,
+    parser=StrictJsonParser(),
+)
+
+
+def _error(request: HttpRequest, status: int, code: str, message: str,
+           field: str | None = None, **extra: Any) -> HttpResponse:
+    response = api.create_response(
+        request, {"code": code, "message": message, "field": field, **extra}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="chaton"'
+    return response
+
+
+@api.exception_handler(ChatonError)
+def chaton_error(request: HttpRequest, error: ChatonError) -> HttpResponse:
+    """An action's or a lookup's error: its own code, message, field and status."""
+    return _error(request, error.status, error.code, str(error.message), error.field)
+
+
+def _field(location: tuple[Any, ...]) -> str | None:
+    """Given a pydantic error location such as ("body", "payload", "email"), return "email"."""
+    parts = [str(part) for part in location[1:]]
+    if location and location[0] == "body" and parts:
+        parts = parts[1:]  # the name of the body parameter, which the client never sees
+    return ".".join(parts) or None
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    """A request that does not fit the schema: 400 ``invalid``, every problem listed."""
+    problems = [{"location": str(problem.get("loc", ("body",))[0]),
+                 "field": _field(tuple(problem.get("loc", ()))),
+                 "message": str(problem.get("msg", "")),
+                 "type": str(problem.get("type", ""))} for problem in error.errors]
+    first = problems[0] if problems else {"field": None, "message": ""}
+    message = (_("Invalid value for “%(field)s”: %(problem)s")
+               % {"field": first["field"], "problem": first["message"]}
+               if first["field"] else _("The request is not valid: %(problem)s")
+               % {"problem": first["message"]})
+    return _error(request, 400, "invalid", message, first["field"], errors=problems)
+
+
+_HTTP_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 429: "throttled"}
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+    """ninja's own errors: a body that is not JSON, a missing token …"""
+    if error.status_code == 400:
+        message = _("The request body is not valid JSON.")
+    elif error.status_code == 401:
+        message = _("Send an API token: “Authorization: Bearer <key>”.")
+    else:
+        message = str(error)
+    return _error(request, error.status_code, _HTTP_CODES.get(error.status_code, "error"),
+                  message)
+
+
+@api.exception_handler(Http404)
+def not_found(request: HttpRequest, error: Http404) -> HttpResponse:
+    return _error(request, 404, "not_found", _("Not found."))
+
+
+@api.exception_handler(IntegrityError)
+def integrity_error(request: HttpRequest, error: IntegrityError) -> HttpResponse:
+    """Two requests raced for the same name: the loser gets 409, nothing half-written."""
+    logger.warning("API: integrity error on %s: %s", request.path, error)
+    return _error(request, 409, "conflict", _("This value was just taken; try again."))
+
+
+@api.exception_handler(LdapError)
+def directory_error(request: HttpRequest, error: LdapError) -> HttpResponse:
+    """The directory could not be read or written: 503 when down, 502 when it refused."""
+    logger.warning("API: directory error on %s: %s", request.path, error)
+    if isinstance(error, LdapUnavailable):
+        return _error(request, 503, "directory_unavailable",
+                      _("The directory server cannot be reached; try again later."))
+    return _error(request, 502, "directory_error",
+                  _("The directory server refused the change: %(error)s") % {"error": error})
+
+
+@api.exception_handler(SuspiciousOperation)
+def suspicious(request: HttpRequest, error: SuspiciousOperation) -> HttpResponse:
+    if isinstance(error, RequestDataTooBig):
+        return _error(request, 413, "too_large", _("The request body is too large."))
+    return _error(request, 400, "invalid", _("The request is malformed."))
+
+
+@api.exception_handler(Exception)
+def unexpected(request: HttpRequest, error: Exception) -> HttpResponse:
+    """A bug: logged with its traceback, answered without details."""
+    logger.exception("API: unexpected error on %s %s", request.method, request.path)
+    return _error(request, 500, "server_error", _("Something went wrong on the server."))
+
+
+# The routers; the last one answers JSON 404 for any other path under /api/v1/.
+fallback = Router()
+
+
+@fallback.api_operation(["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", auth=None,
+                        include_in_schema=False)
+def unknown_path(request: HttpRequest, rest: str) -> None:
+    raise NotFound(_("There is no such API endpoint."))
+
+
+api.add_router("/members", members_api.router)
+api.add_router("/", directory_api.router)
+api.add_router("/", directory_api.me_router)
+api.add_router("/", directory_api.groups_router)
+api.add_router("/", directory_api.directory_router)
+api.add_router("/", core_api.router)
+api.add_router("/", fallback)
