@@ -19,15 +19,8 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 from chaton.core.errors import InvalidInput
+from chaton.directory.names import GROUP_PATTERN, RESERVED_UIDS, SSH_KEY_TYPES, UID_PATTERN
 
-UID_PATTERN = re.compile(r"[a-z][a-z0-9._-]{1,31}")
-GROUP_PATTERN = re.compile(r"[a-z][a-z0-9_-]{1,63}")
-RESERVED_UIDS = frozenset({"root", "admin", "administrator", "nobody", "daemon", "bin", "sys",
-                           "sshd", "openldap", "postgres", "www-data", "mail", "postmaster"})
-SSH_KEY_TYPES = frozenset({
-    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

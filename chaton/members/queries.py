@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TypedDict
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from chaton.members.models import Membership, MembershipKind, Organization, Person
 
@@ -75,3 +75,24 @@ def search_organizations(text: str) -> QuerySet[Organization]:
         organizations = organizations.filter(Q(name__icontains=text.strip())
                                              | Q(slug__icontains=text.strip()))
     return organizations
+
+
+def memberships_with_dues(on: dt.date | None = None) -> QuerySet[Membership]:
+    """Return memberships with their member joined and ``dues_total`` (a Decimal, or None).
+
+    Only those running on ``on`` when it is given, all of them otherwise;
+    oldest first. One query whatever the number of rows.
+    """
+    memberships = Membership.objects.all()
+    if on is not None:
+        memberships = memberships.current(on)
+    return (memberships.select_related("person", "organization")
+            .annotate(dues_total=Sum("dues__amount")).order_by("starts_on", "id"))
+
+
+def open_membership_of(member: Person | Organization, on: dt.date) -> Membership | None:
+    """Return the membership of ``member`` that runs on ``on`` or later, the latest one; or None."""
+    owner = {"person": member} if isinstance(member, Person) else {"organization": member}
+    return (Membership.objects.filter(**owner)
+            .filter(Q(ends_on__isnull=True) | Q(ends_on__gte=on))
+            .order_by("-starts_on", "-id").first())

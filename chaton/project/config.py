@@ -42,8 +42,23 @@ class LdapConfig:
     #: Empty for a managed slapd: Chaton generates the admin password itself.
     bind_dn: str = ""
     bind_password: str = ""
+    #: A file holding the bind password (read at each use, so it can be rotated and kept
+    #: out of chaton.toml); it wins over ``bind_password``.
+    bind_password_file: str = ""
     #: Seconds before a call to the directory gives up.
     timeout: float = 5.0
+
+    def resolved_bind_password(self) -> str:
+        """Return the bind password: the first line of ``bind_password_file`` if set, else
+        ``bind_password``. Raise ConfigError when the file cannot be read."""
+        if not self.bind_password_file:
+            return self.bind_password
+        try:
+            text = Path(self.bind_password_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"ldap.bind_password_file: {error}") from None
+        lines = text.splitlines()
+        return lines[0] if lines else ""
 
 
 @dataclass

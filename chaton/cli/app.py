@@ -1,0 +1,324 @@
+"""The ``chaton`` command: thin over the actions, one sub-command per task.
+
+Every command starts Django itself (:func:`chaton.cli.runtime.setup_django`)
+once its options are parsed, calls ``do_*`` actions or ``queries`` and prints
+the outcome with Rich. Errors that people can act on — a refused value
+(ChatonError), a bad configuration, an unreachable directory — are printed as
+one line on stderr, ``chaton: error: <message>``, with exit status 2; any
+other exception is a bug and keeps its traceback.
+
+Help texts are in English; what the commands print goes through gettext.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from rich.table import Table
+from typer.core import TyperGroup
+
+from chaton.adapters.ldap import LdapError
+from chaton.adapters.slapd import SlapdError
+from chaton.cli import accounts, directory, members, runtime, server
+from chaton.cli.runtime import cell, console, invocation, setup_django
+from chaton.core.errors import ChatonError
+from chaton.core.runner import CommandError
+from chaton.project.config import ConfigError
+
+#: Exit status for an error the user can act on (the same as a usage error).
+EXIT_ERROR = 2
+
+
+def one_line(message: str) -> str:
+    """Return ``message`` on one line: its lines joined by `` | ``, blank ones dropped."""
+    return " | ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def error_message(error: BaseException) -> str | None:
+    """Given an exception, return the line to show for it, or None when it is a bug."""
+    from django.db import DatabaseError
+
+    from chaton.core.secrets import SecretError
+
+    if isinstance(error, ChatonError):
+        return str(error)
+    if isinstance(error, ConfigError):
+        return _translated("configuration: %(error)s", error)
+    if isinstance(error, LdapError):
+        return _translated("directory: %(error)s", error)
+    if isinstance(error, SlapdError):
+        return _translated("slapd: %(error)s", error)
+    if isinstance(error, (CommandError, SecretError)):
+        return str(error)
+    if isinstance(error, DatabaseError):
+        return _translated("database: %(error)s (has “chaton init” been run?)", error)
+    return None
+
+
+def _translated(template: str, error: BaseException) -> str:
+    """Translate ``template`` when Django is ready (a ConfigError may come before it is)."""
+    from django.apps import apps
+
+    if apps.ready:
+        return _(template) % {"error": error}
+    return template % {"error": error}
+
+
+class ChatonGroup(TyperGroup):
+    """The root command group: turns the errors people can act on into one line and exit 2.
+
+    Sub-groups and commands run inside this ``invoke``, so this is the one
+    place that does it.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            message = error_message(error)
+            if message is None:
+                raise
+            typer.echo(f"chaton: error: {one_line(message)}", err=True)
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+def _make_app(**options: Any) -> typer.Typer:
+    return typer.Typer(no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False, **options)
+
+
+app = _make_app(cls=ChatonGroup, help="Run a hosting collective: members, directory, worker.")
+
+
+@app.callback()
+def root(
+    config: Annotated[str | None, typer.Option(
+        "--config", metavar="PATH", help="Configuration file (default: $CHATON_CONFIG, "
+        "then ./chaton.toml).")] = None,
+    acting_uid: Annotated[str | None, typer.Option(
+        "--as", metavar="UID", help="Record this account as the one acting, in the audit "
+        "log.")] = None,
+) -> None:
+    """Chaton: members, accounts, groups and the directory of a hosting collective."""
+    if config is not None:
+        # Read by chaton.project.settings when Django starts, after this callback.
+        os.environ["CHATON_CONFIG"] = config
+    invocation.acting_uid = acting_uid
+
+
+app.add_typer(directory.app, name="directory", help="Compare and sync the LDAP directory.")
+app.add_typer(members.member_app, name="member", help="Members and their memberships.")
+app.add_typer(members.organization_app, name="org", help="Partner organizations.")
+app.add_typer(accounts.account_app, name="account", help="Directory accounts.")
+app.add_typer(accounts.group_app, name="group", help="Groups and their members.")
+app.add_typer(accounts.ssh_key_app, name="ssh-key", help="SSH public keys of accounts.")
+app.add_typer(accounts.token_app, name="token", help="API tokens.")
+app.command(help="Serve the web interface and the API (with the worker and the managed "
+                 "slapd).")(server.serve)
+
+
+# -- init and demo ---------------------------------------------------------------
+
+
+def _read_password_file(path: Path) -> str:
+    """Return the first line of ``path``. Raise InvalidInput when it cannot be read."""
+    from chaton.core.errors import InvalidInput
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(_("Cannot read the password file: %(error)s") % {"error": error},
+                           field="password") from None
+    return lines[0] if lines else ""
+
+
+def _sync_directory_if_reachable() -> None:
+    """Sync the whole directory now; when it cannot be reached, say that the worker will."""
+    from chaton.directory.reconcile import sync_all
+
+    try:
+        _plan, outcome = sync_all()
+    except LdapError as error:
+        console().print(_("The directory cannot be reached (%(error)s): the worker will write "
+                          "the changes once it can.") % {"error": one_line(str(error))},
+                        style="yellow", markup=False)
+        return
+    if outcome is not None and outcome.applied:
+        console().print(ngettext("Directory: %(count)d change written.",
+                                 "Directory: %(count)d changes written.", outcome.applied)
+                        % {"count": outcome.applied}, markup=False)
+
+
+@app.command()
+def init(
+    admin_uid: Annotated[str | None, typer.Option(
+        "--admin-uid", help="User name of the first administrator (asked when missing).")] = None,
+    admin_email: Annotated[str | None, typer.Option(
+        "--admin-email", help="E-mail of the first administrator (default: UID@localhost).")
+    ] = None,
+    admin_password_file: Annotated[Path | None, typer.Option(
+        "--admin-password-file", metavar="FILE", dir_okay=False,
+        help="Read the administrator's password from the first line of FILE.")] = None,
+    no_input: Annotated[bool, typer.Option(
+        "--no-input", help="Ask nothing: generate the password and print it once.")] = False,
+) -> None:
+    """Prepare the database, the data directory and the managed slapd; create a first admin.
+
+    Safe to run again: what exists is left as it is.
+    """
+    setup_django()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from chaton.directory import actions
+    from chaton.directory.models import Account
+
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    call_command("migrate", interactive=False, verbosity=0)
+    console().print(_("Database ready, data in %(path)s.") % {"path": settings.DATA_DIR},
+                    markup=False)
+    with runtime.directory_running():
+        administrator = Account.objects.filter(is_admin=True).order_by("pk").first()
+        if administrator is not None:
+            console().print(_("An administrator exists already: %(uid)s.")
+                            % {"uid": administrator.uid}, markup=False)
+        else:
+            uid = admin_uid or ("" if no_input else typer.prompt(_("Administrator's user name")))
+            if not uid.strip():
+                from chaton.core.errors import InvalidInput
+
+                raise InvalidInput(_("Give the administrator's user name with --admin-uid."),
+                                   field="uid")
+            email = admin_email or (f"{uid.strip()}@localhost" if no_input else typer.prompt(
+                _("Administrator's e-mail"), default=f"{uid.strip()}@localhost"))
+            shown_password = None
+            if admin_password_file is not None:
+                password = _read_password_file(admin_password_file)
+            elif no_input:
+                password = shown_password = secrets.token_urlsafe(12)
+            else:
+                password = typer.prompt(_("Administrator's password"), hide_input=True,
+                                        confirmation_prompt=True)
+            account = actions.do_create_account(
+                uid, acting_user=None, display_name=uid.strip(), email=email,
+                password=password, is_admin=True, reserved_uid_allowed=True)
+            console().print(_("Administrator %(uid)s created.") % {"uid": account.uid},
+                            style="green", markup=False)
+            if shown_password is not None:
+                console().print(_("Its password, shown once: %(password)s")
+                                % {"password": shown_password}, style="bold", markup=False)
+        _sync_directory_if_reachable()
+    console().print(_("Chaton is ready."), markup=False)
+
+
+@app.command()
+def demo(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List what is created.")
+                       ] = False,
+) -> None:
+    """Load the invented demo collective (persons, organizations, accounts, groups).
+
+    Safe to run again: only what is missing is created.
+    """
+    setup_django()
+    from chaton.members.demo import ADMIN_UID, load_demo
+
+    with runtime.directory_running():
+        report = load_demo()
+    if not report.changed:
+        console().print(_("The demo collective is already loaded: nothing changed."),
+                        markup=False)
+        return
+    if verbose:
+        for line in report.created:
+            console().print(f"  + {line}", style="green", markup=False)
+    console().print(ngettext("Demo collective loaded: %(count)d item created.",
+                             "Demo collective loaded: %(count)d items created.",
+                             len(report.created)) % {"count": len(report.created)},
+                    markup=False)
+    if report.admin_password is not None:
+        console().print(_("Administrator %(uid)s, password shown once: %(password)s")
+                        % {"uid": ADMIN_UID, "password": report.admin_password},
+                        style="bold", markup=False)
+    else:
+        console().print(_("The account %(uid)s existed already: its password is unchanged.")
+                        % {"uid": ADMIN_UID}, markup=False)
+
+
+# -- worker and audit --------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run the due jobs once and exit.")] = False,
+    tick: Annotated[float, typer.Option(
+        "--tick", min=0.1, help="Seconds between two looks at the due jobs.")] = 5.0,
+) -> None:
+    """Run the scheduled jobs: directory sync (periodic, and retries), expiries.
+
+    With --once, exit 1 when a job failed.
+    """
+    setup_django()
+    from chaton.core import worker as worker_module
+
+    if once:
+        with runtime.directory_running():
+            results = worker_module.run_jobs()
+        for result in results:
+            console().print(str(result), style=None if result.ok else "red", markup=False)
+        if not all(result.ok for result in results):
+            raise typer.Exit(1)
+        return
+    stop = threading.Event()
+
+    def request_stop(number: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    console().print(_("Worker running; Ctrl-C stops it."), markup=False)
+    worker_module.run_forever(stop, tick_seconds=tick)
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many entries.")] = 20,
+    action: Annotated[str, typer.Option("--action", help="Only this action, e.g. "
+                                        "account.create.")] = "",
+) -> None:
+    """Show the latest entries of the audit log, newest first."""
+    setup_django()
+    import json
+
+    from django.utils import timezone
+
+    from chaton.core.queries import audit_entries
+
+    table = Table(title=_("Audit log"))
+    # The short columns never wrap: the change (JSON) takes what width is left.
+    for header in (_("When"), _("Who"), _("Action")):
+        table.add_column(header, no_wrap=True)
+    table.add_column(_("Target"))
+    table.add_column(_("Change"), overflow="fold")
+    for entry in audit_entries(action)[:limit]:
+        change = entry.after if entry.after is not None else entry.before
+        table.add_row(cell(timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S")),
+                      cell(entry.actor_label), cell(entry.action), cell(entry.target_label),
+                      cell(json.dumps(change, ensure_ascii=False, sort_keys=True)
+                           if change else ""))
+    console().print(table)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Run the ``chaton`` command with ``argv`` (``sys.argv[1:]`` when None); exit at the end."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="chaton")

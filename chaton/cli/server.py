@@ -1,0 +1,120 @@
+"""``chaton serve``: the web interface and the API under waitress, with the worker and slapd.
+
+Start-up order: the managed slapd (when ``ldap.managed``), static files, the
+worker thread, then the HTTP server. On Ctrl-C or SIGTERM everything stops in
+the reverse order: the server, the worker (it finishes its current job), slapd.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from django.utils.translation import gettext as _
+
+from chaton.cli import runtime
+from chaton.cli.runtime import console, setup_django
+
+if TYPE_CHECKING:
+    from chaton.adapters.slapd import ManagedSlapd
+
+#: Seconds to wait for the worker to finish its current job on shutdown.
+WORKER_STOP_TIMEOUT = 30
+
+
+def parse_listen(address: str) -> tuple[str, int]:
+    """Given ``HOST:PORT`` (``[::1]:PORT`` for IPv6), return (host, port).
+
+    Raise InvalidInput for anything else.
+    """
+    from chaton.core.errors import InvalidInput
+
+    host, _colon, port_text = address.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = 0
+    if not host or not 0 < port < 65536:
+        raise InvalidInput(_("“%(address)s” is not an address to listen on: expected HOST:PORT, "
+                             "for example 127.0.0.1:8000.") % {"address": address},
+                           field="listen")
+    return host, port
+
+
+def _raise_interrupt(number: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into the same clean shutdown as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def serve(
+    listen: Annotated[str | None, typer.Option(
+        "--listen", metavar="HOST:PORT", help="Address to serve on (default: the "
+        "configuration's listen, 127.0.0.1:8000).")] = None,
+    no_worker: Annotated[bool, typer.Option(
+        "--no-worker", help="Do not run the worker in this process.")] = False,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1, max=64, help="Requests served at once.")] = 8,
+) -> None:
+    """Serve the web interface and the API (with the worker and the managed slapd)."""
+    setup_django()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from chaton.core import worker
+    from chaton.core.errors import ChatonError
+
+    host, port = parse_listen(listen or settings.CHATON.listen)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    slapd: ManagedSlapd | None = None
+    stop = threading.Event()
+    worker_thread: threading.Thread | None = None
+    previous_handlers = {number: signal.getsignal(number)
+                         for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        if settings.CHATON.ldap.managed:
+            slapd = runtime.managed_slapd()
+            # A slapd left behind by a killed run holds the port: stop it, never a stranger.
+            slapd.stop_stale()
+            slapd.start()
+            console().print(_("Directory: slapd on %(url)s.") % {"url": slapd.url}, markup=False)
+        from waitress.server import create_server
+
+        from chaton.project.wsgi import application
+
+        try:
+            server = create_server(application, host=host, port=port, threads=threads)
+        except OSError as error:
+            raise ChatonError(_("Cannot listen on %(host)s:%(port)d: %(error)s")
+                              % {"host": host, "port": port, "error": error.strerror or error},
+                              field="listen") from None
+        if not no_worker:
+            worker_thread = threading.Thread(target=worker.run_forever, args=(stop,),
+                                             name="chaton-worker", daemon=True)
+            worker_thread.start()
+        shown_host = f"[{host}]" if ":" in host else host
+        console().print(_("Serving on http://%(address)s/ — Ctrl-C stops.")
+                        % {"address": f"{shown_host}:{port}"}, style="bold", markup=False)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+    finally:
+        # Shutdown is bounded (timeouts below): a second signal must not cut it short
+        # and leave slapd running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop.set()
+        if worker_thread is not None:
+            worker_thread.join(timeout=WORKER_STOP_TIMEOUT)
+        if slapd is not None:
+            slapd.stop()
+        for number, handler in previous_handlers.items():
+            signal.signal(number, handler)
+        console().print(_("Stopped."), markup=False)
