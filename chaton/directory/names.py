@@ -17,7 +17,11 @@ UID_PATTERN = re.compile(r"[a-z][a-z0-9._-]{1,31}")
 GROUP_PATTERN = re.compile(r"[a-z][a-z0-9_-]{1,63}")
 #: Names of system accounts and roles that no directory account may take.
 RESERVED_UIDS = frozenset({"root", "admin", "administrator", "nobody", "daemon", "bin", "sys",
-                           "sshd", "openldap", "postgres", "www-data", "mail", "postmaster"})
+                           "sshd", "openldap", "postgres", "www-data", "mail", "postmaster",
+                           # the web pages' /accounts/new/ would hide an account named "new"
+                           "new"})
+#: Group names the web pages use as paths (/groups/new/).
+RESERVED_GROUP_NAMES = frozenset({"new"})
 #: The public key types Chaton accepts and publishes (first word of an authorized_keys line).
 SSH_KEY_TYPES = frozenset({
     "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",

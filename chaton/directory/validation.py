@@ -19,7 +19,13 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 from chaton.core.errors import InvalidInput
-from chaton.directory.names import GROUP_PATTERN, RESERVED_UIDS, SSH_KEY_TYPES, UID_PATTERN
+from chaton.directory.names import (
+    GROUP_PATTERN,
+    RESERVED_GROUP_NAMES,
+    RESERVED_UIDS,
+    SSH_KEY_TYPES,
+    UID_PATTERN,
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -42,6 +48,9 @@ def clean_group_name(value: str) -> str:
         raise InvalidInput(
             _("A group name is 2 to 64 characters: lower-case letters, digits, '_' or '-', "
               "starting with a letter."), field="name")
+    if name in RESERVED_GROUP_NAMES:
+        raise InvalidInput(_("The group name “%(name)s” is reserved.") % {"name": name},
+                           field="name")
     return name
 
 

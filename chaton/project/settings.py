@@ -104,6 +104,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request when it is missing
+# The site-wide stylesheet lives in chaton/static, which belongs to no app.
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve the few static files straight from the source folders: no collectstatic step to forget.
+WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_HTTPONLY = True

@@ -1,0 +1,15 @@
+"""Pages of the whole site: home, login, logout, audit log."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from chaton.core import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="core/login.html",
+                                                redirect_authenticated_user=True), name="login"),
+    # Django 5 only logs out on POST: a link cannot log someone out behind their back.
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", views.audit_log, name="audit-log"),
+]

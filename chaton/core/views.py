@@ -1,0 +1,116 @@
+"""Pages every part of the web UI shares: the home redirect, the audit log, and web helpers.
+
+The helpers here are what the other apps' views use to stay small:
+:func:`admin_required` (403 for a non-admin), :func:`show_error` (an action's
+error next to the right form field) and :func:`paginate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+
+from chaton.core import queries
+from chaton.core.errors import ChatonError
+
+if TYPE_CHECKING:
+    from chaton.directory.models import Account
+
+#: Rows on one page of a list.
+PAGE_SIZE = 50
+
+ViewFunction = TypeVar("ViewFunction", bound=Callable[..., HttpResponse])
+
+
+def admin_required(view: ViewFunction) -> ViewFunction:
+    """Wrap a view so that it sends anonymous visitors to the login page and others to 403.
+
+    Only an account with ``is_admin`` gets through.
+    """
+
+    @login_required
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not queries.is_administrator(request.user):
+            raise PermissionDenied(_("This page is for administrators."))
+        return view(request, *args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def signed_in(request: HttpRequest) -> Account:
+    """Return the account behind a request that a login_required view already let through."""
+    return cast("Account", request.user)
+
+
+def posted(request: HttpRequest) -> QueryDict | None:
+    """Return the POST data of a POST request (even when empty), else None: a form's data."""
+    return request.POST if request.method == "POST" else None
+
+
+def show_error(form: forms.Form, error: ChatonError,
+               field_names: Mapping[str, str] | None = None) -> None:
+    """Given a bound form and an action's error, put the message next to the field it names.
+
+    ``field_names`` maps an action's field name to the form's when they differ
+    (``password`` → ``new_password1``). An error naming no field of the form is
+    shown above the form.
+    """
+    name = (field_names or {}).get(error.field or "", error.field)
+    form.add_error(name if name in form.fields else None, str(error.message))
+
+
+def paginate(request: HttpRequest, rows: QuerySet[Any], size: int = PAGE_SIZE) -> Page[Any]:
+    """Return the page of ``rows`` that ``?page=`` asks for (the last one when out of range)."""
+    return Paginator(rows, size).get_page(request.GET.get("page"))
+
+
+def home(request: HttpRequest) -> HttpResponseRedirect:
+    """Send a logged-in person to their profile, anyone else to the login page."""
+    return redirect("profile" if request.user.is_authenticated else "login")
+
+
+def audit_changes(before: dict[str, Any] | None, after: dict[str, Any] | None
+                  ) -> list[tuple[str, str, str]]:
+    """Given an audit row's before and after values, return (name, before, after) per key.
+
+    A key missing on one side gives an empty string there.
+    """
+    before, after = before or {}, after or {}
+    names = list(before) + [name for name in after if name not in before]
+
+    def text(values: dict[str, Any], name: str) -> str:
+        return "" if name not in values or values[name] is None else str(values[name])
+
+    return [(name, text(before, name), text(after, name)) for name in names]
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(label=_("Action"), required=False)
+
+    def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["action"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", _("all actions")), *((name, name) for name in actions)]
+
+
+@admin_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """List the audit log, newest first, optionally only one action."""
+    form = AuditFilterForm(request.GET or None, actions=queries.audit_actions())
+    action = form.cleaned_data["action"] if form.is_valid() else ""
+    page = paginate(request, queries.audit_entries(action))
+    for entry in page:
+        entry.changes = audit_changes(entry.before, entry.after)
+    return render(request, "core/audit_log.html", {"form": form, "page": page})

@@ -1,0 +1,63 @@
+"""Reads about accounts and groups, shaped so that a list costs a fixed number of queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Q, QuerySet
+
+from chaton.directory.models import Account, AccountState, Group, GroupMembership
+
+
+def search_accounts(text: str = "", state: str = "") -> QuerySet[Account]:
+    """Return accounts whose uid, display name or email contains ``text``, owners joined.
+
+    ``state`` (``active`` or ``disabled``) keeps only those; each row carries
+    ``group_count``, the number of groups it is in.
+    """
+    accounts = Account.objects.select_related("person", "organization").annotate(
+        group_count=Count("group_memberships"))
+    if text.strip():
+        words = text.strip()
+        accounts = accounts.filter(Q(uid__icontains=words) | Q(display_name__icontains=words)
+                                   | Q(email__icontains=words))
+    if state in AccountState.values:
+        accounts = accounts.filter(state=state)
+    return accounts.order_by("uid")
+
+
+def account_by_uid(uid: str) -> QuerySet[Account]:
+    """Return the account named ``uid`` (0 or 1 row) with its owner joined."""
+    return Account.objects.select_related("person", "organization").filter(uid=uid)
+
+
+def group_memberships_of(account: Account) -> QuerySet[GroupMembership]:
+    """Return an account's group memberships, group joined, by group name."""
+    return account.group_memberships.select_related("group").order_by("group__name")
+
+
+def groups_with_counts(at: dt.datetime) -> QuerySet[Group]:
+    """Return every group with ``member_count`` (all rows) and ``valid_count`` (granting at ``at``).
+
+    A membership is valid when neither it nor its account has expired and the
+    account is active: the members the directory lists.
+    """
+    valid = (Q(memberships__expires_at__isnull=True) | Q(memberships__expires_at__gt=at)) & Q(
+        memberships__account__state=AccountState.ACTIVE) & (
+        Q(memberships__account__expires_at__isnull=True)
+        | Q(memberships__account__expires_at__gt=at))
+    return Group.objects.annotate(
+        member_count=Count("memberships", distinct=True),
+        valid_count=Count("memberships", filter=valid, distinct=True),
+    ).order_by("name")
+
+
+def group_members(group: Group) -> QuerySet[GroupMembership]:
+    """Return a group's memberships, account joined, by uid."""
+    return group.memberships.select_related("account").order_by("account__uid")
+
+
+def accounts_outside(group: Group) -> QuerySet[Account]:
+    """Return the uids and names of accounts not in ``group`` (to suggest when adding one)."""
+    return Account.objects.exclude(group_memberships__group=group).only(
+        "uid", "display_name").order_by("uid")
