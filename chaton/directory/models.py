@@ -177,6 +177,9 @@ class ProjectedEntry(models.Model):
 
     dn = models.CharField(max_length=512, unique=True)
 
+    def __str__(self) -> str:
+        return self.dn
+
 
 class ExpiryNotice(models.Model):
     """A notice mailed before an account or a group membership expires, or the expiry itself.
@@ -198,6 +201,9 @@ class ExpiryNotice(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "group", "expires_at", "kind"],
                                                name="expiry_notice_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.account_id} {self.expires_at:%Y-%m-%d}"
 
 
 class SyncState(models.Model):

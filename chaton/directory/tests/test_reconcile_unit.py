@@ -27,7 +27,7 @@ def test_first_sync_creates_units_accounts_and_groups(directory):
                                         email="alix@example.org", password="correct horse 42")
     group = actions.do_create_group("tech", acting_user=None, description="Tech team")
     actions.do_add_to_group(group, account, acting_user=None)
-    plan, outcome = reconcile.sync_all()
+    _plan, outcome = reconcile.sync_all()
     assert outcome.ok
     people = directory.entries[normalize_dn(f"uid=alix,ou=people,{BASE}")]
     assert people["userpassword"][0].startswith(b"{ARGON2}$argon2id$")
