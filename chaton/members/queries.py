@@ -96,3 +96,39 @@ def open_membership_of(member: Person | Organization, on: dt.date) -> Membership
     return (Membership.objects.filter(**owner)
             .filter(Q(ends_on__isnull=True) | Q(ends_on__gte=on))
             .order_by("-starts_on", "-id").first())
+
+
+class HistoryPoint(TypedDict):
+    day: dt.date
+    natural: int
+    legal: int
+
+
+def member_history(days: list[dt.date]) -> list[HistoryPoint]:
+    """Given days in order, return the number of members on each: one query in all."""
+    if not days:
+        return []
+    rows = Membership.objects.overlapping(days[0], days[-1]).values_list(
+        "starts_on", "ends_on", "person_id", "organization_id")
+    points: list[HistoryPoint] = []
+    for day in days:
+        natural: set[int] = set()
+        legal: set[int] = set()
+        for starts_on, ends_on, person_id, organization_id in rows:
+            if starts_on <= day and (ends_on is None or ends_on >= day):
+                if person_id is not None:
+                    natural.add(person_id)
+                else:
+                    legal.add(organization_id)
+        points.append({"day": day, "natural": len(natural), "legal": len(legal)})
+    return points
+
+
+def month_starts(until: dt.date, count: int = 12) -> list[dt.date]:
+    """Return the first day of each of the ``count`` months ending with ``until``'s month."""
+    year, month = until.year, until.month
+    starts = []
+    for _ in range(count):
+        starts.append(dt.date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return starts[::-1]

@@ -14,11 +14,13 @@ from django.contrib import messages
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import formats
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from chaton.core import clock
+from chaton.core.charts import Series, stacked_bars
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, paginate, posted, show_error, signed_in
 from chaton.members import actions, queries
@@ -270,7 +272,13 @@ def member_counts(request: HttpRequest) -> HttpResponse:
         else:
             return render(request, "members/member_counts.html", {"form": form})
     counts = queries.member_counts(start, end)
+    history = queries.member_history(queries.month_starts(end or start))
+    chart = stacked_bars(
+        [formats.date_format(point["day"], "M y") for point in history],
+        [Series(_("Natural persons"), [point["natural"] for point in history], "#2f6f5e"),
+         Series(_("Legal persons"), [point["legal"] for point in history], "#e0a526")],
+        title=_("Members on the first day of each month"))
     return render(request, "members/member_counts.html", {
-        "form": form, "counts": counts, "start": start, "end": end,
+        "form": form, "counts": counts, "start": start, "end": end, "chart": chart,
         "sentence": counts_sentence(counts["natural"]["total"], counts["legal"]["total"]),
     })

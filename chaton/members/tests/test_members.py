@@ -92,3 +92,20 @@ def test_audit_rows_hold_before_and_after() -> None:
     row = AuditLog.objects.filter(action="person.update").get()
     assert row.before == {"full_name": "Ada Avant"}
     assert row.after == {"full_name": "Ada Après"}
+
+
+def test_member_history_month_by_month() -> None:
+    person("Hugo Histoire", "hugo@example.org", D(2026, 2, 10))
+    left = person("Iris Passée", "iris@example.org", D(2025, 12, 1))
+    actions.do_end_membership(left.memberships.get(), D(2026, 3, 15), acting_user=None)
+    days = queries.month_starts(D(2026, 5, 20), 6)
+    assert days[0] == D(2025, 12, 1) and days[-1] == D(2026, 5, 1)
+    history = queries.member_history(days)
+    assert [point["natural"] for point in history] == [1, 1, 1, 2, 1, 1]
+
+
+def test_chart_escapes_labels() -> None:
+    from chaton.core.charts import Series, stacked_bars
+
+    svg = stacked_bars(["<b>"], [Series("<script>", [3], "#000")], title="t&t")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and svg.startswith("<svg")
