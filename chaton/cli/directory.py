@@ -49,11 +49,7 @@ def diff(
     from chaton.directory.reconcile import plan_all
 
     with runtime.directory_running():
-        connection = get_directory()
-        try:
-            plan = plan_all(connection, delete_foreign=delete_foreign)
-        finally:
-            connection.close()
+        plan = plan_all(get_directory(), delete_foreign=delete_foreign)
     print_plan(plan)
     console().print(plan_summary(plan), style="bold", markup=False)
 

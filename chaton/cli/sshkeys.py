@@ -17,9 +17,13 @@ or the directory cannot be reached (one line on stderr, no key: sshd treats it
 as "no keys"); 2 bad usage.
 
 It runs at every connection, so it starts fast: no Django, no typer, no rich,
-and python-ldap's C module ``_ldap`` rather than the ``ldap`` package, whose
-import (schema parsing, urllib, pyasn1 controls) costs about 70 ms — more than
-the whole lookup. Only documented libldap calls are used through it.
+and python-ldap's C module ``_ldap`` rather than the ``ldap`` package built on
+it, whose import (schema parsing, urllib, pyasn1 controls) costs about 70 ms —
+more than the rest of the lookup. The calls used (initialize, set_option,
+simple_bind, sasl_bind_s, search_ext, result4, unbind_ext) are the thin
+wrappers of libldap that ``ldap.ldapobject`` itself calls; the integration
+tests (tests/integration/test_ssh_login.py) run them against a real slapd, so
+a change in python-ldap shows there.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ USAGE = "usage: chaton ssh-keys [--config PATH] USER"
 _SECONDS_PER_DAY = 86400
 
 
+#: Set from the configuration once it is read; messages before that are in English.
+_language = "en"
+
+
 def _(message: str) -> str:
     """Return ``message`` translated into the configured language (stdlib gettext).
 
@@ -52,10 +60,6 @@ def _(message: str) -> str:
         "django", localedir=Path(__file__).resolve().parent.parent / "locale",
         languages=[language], fallback=True)
     return catalogue.gettext(message)
-
-
-#: Set from the configuration once it is read; messages before that are in English.
-_language = "en"
 
 
 def escape_filter_value(value: str) -> str:

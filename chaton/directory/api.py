@@ -435,11 +435,7 @@ def remove_group_member(request: HttpRequest, name: str, uid: str) -> tuple[int,
                       summary="What a sync would change in the directory (dry run)")
 def directory_plan(request: HttpRequest) -> dict[str, Any]:
     """Read the directory and return the plan, changing nothing. 503 if it cannot be read."""
-    connection = get_directory()
-    try:
-        plan = reconcile.plan_all(connection)
-    finally:
-        connection.close()
+    plan = reconcile.plan_all(get_directory())
     return {"lines": plan.lines(), "counts": plan.counts(), "is_noop": plan.is_noop}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from chaton.adapters.ldap.client import LdapDirectory
 from chaton.core import secrets
 
 _override: tuple[Directory, str] | None = None
+_connections = threading.local()
 
 
 def managed_slapd_dir() -> Path:
@@ -36,14 +38,25 @@ def base_dn() -> str:
 
 
 def get_directory() -> Directory:
-    """Return a new connection to the directory (the caller closes it)."""
+    """Return this thread's connection to the directory; callers do not close it.
+
+    One bound connection per thread: a bind makes slapd check an argon2 hash
+    (about 100 ms), too dear to pay on every change. The connection reopens by
+    itself after the server went away.
+    """
     if _override is not None:
         return _override[0]
-    config = settings.CHATON.ldap
-    if config.managed:
-        return LdapDirectory(config.url, f"cn=admin,{config.base_dn}",
-                             managed_admin_password(), timeout=config.timeout)
-    return LdapDirectory(config.url, config.bind_dn, config.bind_password, timeout=config.timeout)
+    connection: Directory | None = getattr(_connections, "directory", None)
+    if connection is None:
+        config = settings.CHATON.ldap
+        if config.managed:
+            connection = LdapDirectory(config.url, f"cn=admin,{config.base_dn}",
+                                       managed_admin_password(), timeout=config.timeout)
+        else:
+            connection = LdapDirectory(config.url, config.bind_dn,
+                                       config.resolved_bind_password(), timeout=config.timeout)
+        _connections.directory = connection
+    return connection
 
 
 @contextmanager

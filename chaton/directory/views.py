@@ -368,13 +368,10 @@ def directory_plan(request: HttpRequest) -> HttpResponse:
         return redirect("directory-plan")
     plan: reconcile.Plan | None = None
     error: str | None = None
-    connection = get_directory()
     try:
-        plan = reconcile.plan_all(connection)
+        plan = reconcile.plan_all(get_directory())
     except LdapError as failure:
         error = str(failure)
-    finally:
-        connection.close()
     return render(request, "directory/plan.html", {
         "plan": plan, "error": error, "form": form, "sync": SyncState.get(),
         "lines": _plan_lines(plan) if plan else [],

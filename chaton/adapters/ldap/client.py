@@ -114,7 +114,8 @@ class LdapDirectory:
                         continue
                     key = normalize_dn(dn)
                     if key != normalized_base:
-                        entries[key] = {name.lower(): list(items) for name, items in values.items()}
+                        # python-ldap already gives fresh lists: no copy (10k entries per read).
+                        entries[key] = {name.lower(): items for name, items in values.items()}
                 cookie = next((control.cookie for control in controls
                                if control.controlType == SimplePagedResultsControl.controlType),
                               b"")

@@ -1,0 +1,70 @@
+"""Chaton's benchmarks: ``.venv/bin/python -m bench`` (``make bench``).
+
+Everything runs in a temporary directory that is removed at the end: a
+SQLite database, two slapd servers of Chaton's own (ManagedSlapd) on free
+loopback ports. The figures go to stdout, one line each::
+
+    BENCH <name> <value> <unit>
+    TARGET <name> <= <limit> <unit> met|MISSED
+
+and progress to stderr. The exit status is 1 when a target is missed.
+
+Figures:
+
+``directory_sync_10k_s``, ``ldapadd_10k_s``, ``directory_sync_10k_ratio``
+    The first full reconcile (``reconcile.sync_all()``) of 10,000 accounts and
+    200 groups into an empty slapd, against ``ldapadd`` loading the same
+    entries from one LDIF into another empty slapd (only the ldapadd command is
+    timed). Target: ratio ≤ 1.5.
+``directory_noop_10k_s``
+    A full reconcile that finds nothing to change (median of 3). Target ≤ 1 s.
+``ssh_keys_lookup_p99_ms`` (and ``_median_ms``)
+    The whole ``chaton ssh-keys`` process, start to exit, for a tech member,
+    as sshd runs it: SASL EXTERNAL on the ldapi socket, the way a managed
+    slapd is reached. Target: p99 ≤ 100 ms.
+``ssh_keys_simple_bind_p99_ms``
+    The same lookup with a simple bind as the admin DN (whose password slapd
+    keeps as an argon2 hash): what a remote directory costs. No target.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _prepare_environment(workspace: Path) -> None:
+    """Point Chaton at a throwaway data directory and configuration, before Django starts."""
+    os.environ["CHATON_DATA_DIR"] = str(workspace / "data")
+    os.environ["CHATON_LDAP_MANAGED"] = "false"
+    # An empty chaton.toml: a developer's ./chaton.toml or $CHATON_CONFIG must not leak in.
+    configuration = workspace / "chaton.toml"
+    configuration.touch()
+    os.environ["CHATON_CONFIG"] = str(configuration)
+    os.environ.pop("CHATON_DATABASE_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "chaton.project.settings"
+
+
+def main() -> int:
+    """Run every benchmark and print the figures; return 1 if a target is missed, else 0."""
+    # /tmp and a short name: slapd runs as openldap, which must reach its
+    # directory, and the ldapi socket path must stay under 108 bytes.
+    workspace = Path(tempfile.mkdtemp(prefix="chaton-bench-"))
+    workspace.chmod(0o755)
+    try:
+        _prepare_environment(workspace)
+        import django
+
+        django.setup()
+        from bench import figures
+
+        return figures.run_all(workspace)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
