@@ -152,3 +152,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = item.path.as_posix()
         if "/chaton/directory/tests/" in path or "/tests/integration/test_directory" in path:
             item.add_marker(pytest.mark.directory)
+
+
+@dataclass
+class CaughtMail:
+    sender: str
+    recipients: list[str]
+    content: bytes
+
+
+class SmtpCatcher:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps every message it receives."""
+
+    def __init__(self, port: int) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.port = port
+        self.messages: list[CaughtMail] = []
+        self._controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.messages.append(CaughtMail(envelope.mail_from, list(envelope.rcpt_tos),  # type: ignore[attr-defined]
+                                        envelope.content))  # type: ignore[attr-defined]
+        return "250 Message accepted for delivery"
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+@pytest.fixture
+def smtp_catcher() -> Iterator[SmtpCatcher]:
+    """Yield a running SMTP catcher on a free loopback port; stopped after the test."""
+    catcher = SmtpCatcher(free_port())
+    catcher.start()
+    try:
+        yield catcher
+    finally:
+        catcher.stop()

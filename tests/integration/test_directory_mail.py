@@ -1,0 +1,61 @@
+"""Expiry notices reach a real SMTP server; a dead one does not stop the expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+
+import pytest
+
+from chaton.adapters.ldap.fake import FakeDirectory
+from chaton.core import clock
+from chaton.directory import actions
+from chaton.directory.backend import use_directory
+from chaton.directory.expiry import process_expiries
+from chaton.testing.pytest_plugin import SmtpCatcher, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def smtp_settings(settings, smtp_catcher: SmtpCatcher) -> SmtpCatcher:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_catcher.port
+    settings.DEFAULT_FROM_EMAIL = "chaton@collectif.example.org"
+    return smtp_catcher
+
+
+def test_expiry_notice_is_mailed(smtp_settings: SmtpCatcher) -> None:
+    with use_directory(FakeDirectory(), "dc=chaton,dc=test"):
+        account = actions.do_create_account("gil", acting_user=None, display_name="Gil Essai",
+                                            email="gil@example.org")
+        tech = actions.do_create_group("tech", acting_user=None)
+        actions.do_add_to_group(tech, account, acting_user=None,
+                                expires_at=clock.now() + dt.timedelta(days=3))
+        report = process_expiries()
+    assert report.notices_sent == 1
+    [caught] = smtp_settings.messages
+    assert caught.recipients == ["gil@example.org"]
+    message = email.message_from_bytes(caught.content)
+    subject = str(email.header.make_header(email.header.decode_header(message["Subject"])))
+    assert "tech" in subject
+    body = message.get_payload(decode=True).decode()
+    assert "Gil Essai" in body
+
+
+def test_unreachable_mail_server_does_not_stop_expiry(settings) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    settings.EMAIL_TIMEOUT = 2
+    with use_directory(FakeDirectory(), "dc=chaton,dc=test"):
+        actions.do_create_account("hal", acting_user=None, display_name="Hal",
+                                  email="hal@example.org",
+                                  expires_at=clock.now() + dt.timedelta(days=2))
+        report = process_expiries()
+        assert report.notices_failed == 1
+        clock.travel(dt.timedelta(days=3))
+        try:
+            report = process_expiries()
+        finally:
+            clock.travel(dt.timedelta(0))
+    assert report.expired_accounts == ["hal"]
