@@ -53,16 +53,25 @@ def error_message(error: BaseException) -> str | None:
     if isinstance(error, ChatonError):
         return str(error)
     if isinstance(error, ConfigError):
-        return _translated("configuration: %(error)s", error)
+        return _translated(gettext_noop("configuration: %(error)s"), error)
     if isinstance(error, LdapError):
-        return _translated("directory: %(error)s", error)
+        return _translated(gettext_noop("directory: %(error)s"), error)
     if isinstance(error, SlapdError):
-        return _translated("slapd: %(error)s", error)
+        return _translated(gettext_noop("slapd: %(error)s"), error)
     if isinstance(error, (CommandError, SecretError)):
         return str(error)
     if isinstance(error, DatabaseError):
-        return _translated("database: %(error)s (has “chaton init” been run?)", error)
+        return _translated(gettext_noop("database: %(error)s (has “chaton init” been run?)"), error)
     return None
+
+
+def gettext_noop(message: str) -> str:
+    """Return ``message`` unchanged: it only marks it for ``makemessages``.
+
+    Not Django's gettext_noop, which reads the settings: after a ConfigError
+    they cannot be loaded, and the error must still be shown.
+    """
+    return message
 
 
 def _translated(template: str, error: BaseException) -> str:

@@ -33,9 +33,12 @@ class ExpiryReport:
     expired_memberships: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [f"expiry notices sent: {self.notices_sent} (failed: {self.notices_failed})",
-                f"accounts expired: {', '.join(self.expired_accounts) or '-'}",
-                f"group accesses expired: {', '.join(self.expired_memberships) or '-'}"]
+        return [_("expiry notices sent: %(sent)d (failed: %(failed)d)") % {
+                    "sent": self.notices_sent, "failed": self.notices_failed},
+                _("accounts expired: %(uids)s") % {
+                    "uids": ", ".join(self.expired_accounts) or "-"},
+                _("group accesses expired: %(accesses)s") % {
+                    "accesses": ", ".join(self.expired_memberships) or "-"}]
 
 
 def _already(account: Account, group_id: int | None, expires_at: dt.datetime, kind: str) -> bool:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from chaton.core import clock, runner
 from chaton.directory import actions as directory_actions
@@ -92,18 +94,19 @@ ORGANIZATIONS = (
 @dataclass(frozen=True)
 class DemoGroup:
     name: str
-    description: str
+    #: Translated when the demo is loaded, in the collective's language.
+    description: str | Promise
     kind: str
     #: (uid, days until the access expires, or None for no end).
     members: tuple[tuple[str, int | None], ...]
 
 
 GROUPS = (
-    DemoGroup("tech", "Tech team: SSH access to the hosts", GroupKind.TEAM,
+    DemoGroup("tech", gettext_lazy("Tech team: SSH access to the hosts"), GroupKind.TEAM,
               (("alix", None), ("basile", 20))),
-    DemoGroup("core", "Core team: runs the association", GroupKind.TEAM,
+    DemoGroup("core", gettext_lazy("Core team: runs the association"), GroupKind.TEAM,
               (("alix", None), ("capucine", None), ("dorian", None))),
-    DemoGroup("members", "Every member with an account", GroupKind.MEMBERS,
+    DemoGroup("members", gettext_lazy("Every member with an account"), GroupKind.MEMBERS,
               tuple((person.uid, None) for person in PERSONS if person.uid)),
 )
 
@@ -183,7 +186,7 @@ def _load_groups(report: DemoReport) -> None:
         group = Group.objects.filter(name=item.name).first()
         if group is None:
             group = directory_actions.do_create_group(item.name, acting_user=None,
-                                                      description=item.description,
+                                                      description=str(item.description),
                                                       kind=item.kind)
             report.created.append(_("group %(name)s") % {"name": item.name})
         for uid, days in item.members:

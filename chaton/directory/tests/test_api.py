@@ -4,6 +4,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.utils import translation
 
 from chaton.adapters.ldap import normalize_dn
 from chaton.adapters.ldap.fake import FakeDirectory
@@ -142,7 +143,7 @@ def test_expired_account_gets_401(client, admin, member):
 
 def test_token_for_disabled_account_is_refused(admin, member):
     actions.do_set_state(member, AccountState.DISABLED, acting_user=admin)
-    with pytest.raises(Exception, match="disabled"):
+    with translation.override("en"), pytest.raises(Exception, match="disabled"):
         do_create_api_token(member, "x", acting_user=admin)
 
 
