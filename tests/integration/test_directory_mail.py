@@ -25,7 +25,9 @@ def smtp_settings(settings, smtp_catcher: SmtpCatcher) -> SmtpCatcher:
     return smtp_catcher
 
 
-def test_expiry_notice_is_mailed(smtp_settings: SmtpCatcher) -> None:
+def test_expiry_notice_is_mailed_in_the_collectives_language(smtp_settings: SmtpCatcher,
+                                                              settings) -> None:
+    settings.LANGUAGE_CODE = "fr"
     with use_directory(FakeDirectory(), "dc=chaton,dc=test"):
         account = actions.do_create_account("gil", acting_user=None, display_name="Gil Essai",
                                             email="gil@example.org")
@@ -38,7 +40,7 @@ def test_expiry_notice_is_mailed(smtp_settings: SmtpCatcher) -> None:
     assert caught.recipients == ["gil@example.org"]
     message = email.message_from_bytes(caught.content)
     subject = str(email.header.make_header(email.header.decode_header(message["Subject"])))
-    assert "tech" in subject
+    assert subject.startswith("Votre accès à tech expire le")
     body = message.get_payload(decode=True).decode()
     assert "Gil Essai" in body
 
