@@ -26,14 +26,13 @@ import os
 import pwd
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
 from pathlib import Path
-from types import TracebackType
 
 from chaton.core import runner
+from chaton.core.servers import LoopbackServer
 
 # slapd and its tools live in /usr/sbin, which is not on every user's PATH.
 SLAPD = "/usr/sbin/slapd"
@@ -104,12 +103,15 @@ def _wait_until_gone(pid: int, timeout: float) -> bool:
     return not _process_is_alive(pid)
 
 
-class ManagedSlapd:
+class ManagedSlapd(LoopbackServer):
     """An OpenLDAP slapd that runs from, and keeps all its state in, one directory.
 
     As root, slapd drops to the ``openldap`` user and the directory is given to
     that user; otherwise it runs as the invoking user.
     """
+
+    program = "slapd"
+    error = SlapdError
 
     def __init__(self, directory: Path, *, port: int, base_dn: str, admin_password: str) -> None:
         """Given a directory, a loopback port, the base DN and the admin's password, prepare.
@@ -175,16 +177,6 @@ class ManagedSlapd:
     @property
     def admin_dn(self) -> str:
         return f"cn=admin,{self.base_dn}"
-
-    @property
-    def running(self) -> bool:
-        """Whether the slapd this object started is still alive."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The pid of the slapd this object started, None when it is not running."""
-        return self._process.pid if self.running and self._process is not None else None
 
     # -- configuration -------------------------------------------------------
 
@@ -381,17 +373,6 @@ access to *
 
     # -- lifecycle -----------------------------------------------------------
 
-    def _log_tail(self, lines: int = 20) -> str:
-        """Return the last lines slapd wrote since this object last started it."""
-        try:
-            with self.log_path.open("rb") as file:
-                file.seek(self._log_offset)
-                text = file.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        tail = "\n".join(text.strip().splitlines()[-lines:])
-        return runner.mask(tail) or "(empty log)"
-
     @staticmethod
     def _answers(url: str) -> bool:
         """Given an LDAP URL, return whether an anonymous bind there succeeds right now."""
@@ -411,20 +392,6 @@ access to *
                 connection.unbind_s()
             except ldap.LDAPError:
                 pass  # the connection never opened: nothing to close
-
-    def _check_port_is_free(self) -> None:
-        """Raise SlapdError when something already listens on 127.0.0.1:port."""
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # As slapd does: a connection of a previous run in TIME_WAIT is no obstacle.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", self.port))
-        except OSError as error:
-            raise SlapdError(
-                f"cannot start slapd: 127.0.0.1:{self.port}: {error.strerror}"
-            ) from None
-        finally:
-            probe.close()
 
     def start(self, timeout: float = 10) -> None:
         """Write the configuration, create the base entry if needed, start slapd and wait for it.
@@ -552,11 +519,3 @@ access to *
             ) from None
         self._remove_pid_file_naming(pid)
         return True
-
-    def __enter__(self) -> ManagedSlapd:
-        self.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()

@@ -15,13 +15,12 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from chaton.core import runner
+from chaton.core.servers import LoopbackServer
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 #: Debian's postgresql package creates this user; as root we run the server as it.
@@ -32,8 +31,11 @@ class PostgresError(RuntimeError):
     """The temporary PostgreSQL server could not be created, started or stopped."""
 
 
-class TemporaryPostgres:
+class TemporaryPostgres(LoopbackServer):
     """A PostgreSQL server that lives in one directory and is stopped by its own pid."""
+
+    program = "PostgreSQL"
+    error = PostgresError
 
     def __init__(self, directory: Path, port: int) -> None:
         """Given a directory and a loopback port, prepare a server; nothing starts yet."""
@@ -58,16 +60,6 @@ class TemporaryPostgres:
     def url(self) -> str:
         """The database URL Django (dj-database-url) and psycopg accept."""
         return f"postgres://{SERVICE_USER}@127.0.0.1:{self.port}/postgres"
-
-    @property
-    def running(self) -> bool:
-        """Whether the server this object started is still alive."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid, None when it is not running."""
-        return self._process.pid if self.running and self._process is not None else None
 
     @staticmethod
     def _as_service_user() -> list[str]:
@@ -130,20 +122,6 @@ class TemporaryPostgres:
             detail = getattr(error, "stderr", "") or str(error)
             raise PostgresError(f"initdb failed in {self.data_directory}: {detail}") from None
 
-    def _check_port_is_free(self) -> None:
-        """Raise PostgresError when something already listens on 127.0.0.1:port."""
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # As postgres does: a connection of a previous run in TIME_WAIT is no obstacle.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", self.port))
-        except OSError as error:
-            raise PostgresError(
-                f"cannot start PostgreSQL: 127.0.0.1:{self.port}: {error.strerror}"
-            ) from None
-        finally:
-            probe.close()
-
     def _accepts_connections(self, host: str) -> bool:
         """Given a host or socket directory, return whether pg_isready says the server accepts."""
         completed = runner.run(
@@ -153,16 +131,6 @@ class TemporaryPostgres:
             check=False, timeout=5,
         )
         return completed.returncode == 0
-
-    def _log_tail(self, lines: int = 20) -> str:
-        """Return the last lines the server wrote since this object last started it."""
-        try:
-            with self.log_path.open("rb") as file:
-                file.seek(self._log_offset)
-                text = file.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
     def start(self, timeout: float = 30) -> None:
         """Create the cluster if needed, start the server and wait until it accepts connections.
@@ -237,11 +205,3 @@ class TemporaryPostgres:
         if process.poll() is None:
             raise PostgresError(f"postgres (pid {process.pid}) survived SIGKILL")
         self._process = None
-
-    def __enter__(self) -> TemporaryPostgres:
-        self.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()

@@ -11,6 +11,7 @@ not skip (docs: ARCHITECTURE.md, "Testing").
 
 from __future__ import annotations
 
+import datetime
 import os
 import secrets
 import shutil
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from chaton.adapters.ldap import Change
+from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.testing.postgres import TemporaryPostgres
 
@@ -192,3 +195,36 @@ def smtp_catcher() -> Iterator[SmtpCatcher]:
         yield catcher
     finally:
         catcher.stop()
+
+
+#: The base DN of the session's slapd.
+BASE_DN = "dc=chaton,dc=test"
+
+
+def empty_directory(directory: LdapDirectory, base: str = BASE_DN) -> None:
+    """Remove every entry under ``base``, deepest first (pipelined deletes of a parent
+    and its children would race)."""
+    entries = directory.read_subtree(base, ["objectClass"])
+    for depth in sorted({dn.count(",") for dn in entries}, reverse=True):
+        directory.apply([Change("delete", dn) for dn in entries if dn.count(",") == depth])
+
+
+@pytest.fixture
+def ldap_directory(slapd: ManagedSlapd) -> Iterator[LdapDirectory]:
+    """Yield a connection to the session's slapd, emptied, with every Chaton call routed to it.
+
+    The slapd outlives the test, the database does not: emptying it first
+    gives each test the empty directory its empty database expects. The
+    clock is put back after the test, in case it travelled.
+    """
+    from chaton.core import clock
+    from chaton.directory.backend import use_directory
+
+    directory = LdapDirectory(slapd.url, slapd.admin_dn, slapd.admin_password, timeout=5)
+    empty_directory(directory)
+    try:
+        with use_directory(directory, BASE_DN):
+            yield directory
+    finally:
+        clock.travel(datetime.timedelta(0))
+        directory.close()

@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from chaton.adapters.ldap import Change
 from chaton.adapters.ldap.client import LdapDirectory
-from chaton.adapters.slapd import ManagedSlapd
 from chaton.core import clock
 from chaton.directory import actions, reconcile
-from chaton.directory.backend import use_directory
 from chaton.members import actions as member_actions
 
 # Playwright's sync API runs an event loop in this thread; Django refuses ORM
@@ -38,23 +35,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration,
               pytest.mark.django_db(transaction=True)]
-
-
-def wipe(directory: LdapDirectory) -> None:
-    """Remove every entry under the base, deepest first: the slapd is shared by the session."""
-    entries = directory.read_subtree(BASE, ["objectClass"])
-    for depth in sorted({dn.count(",") for dn in entries}, reverse=True):
-        directory.apply([Change("delete", dn) for dn in entries if dn.count(",") == depth])
-
-
-@pytest.fixture
-def ldap_directory(slapd: ManagedSlapd) -> Iterator[LdapDirectory]:
-    """Point Chaton (the live server's thread included) at the real slapd, emptied."""
-    directory = LdapDirectory(slapd.url, slapd.admin_dn, slapd.admin_password)
-    wipe(directory)
-    with use_directory(directory, BASE):
-        yield directory
-    directory.close()
 
 
 @pytest.fixture

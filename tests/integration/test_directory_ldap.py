@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -16,29 +16,11 @@ from chaton.core.errors import Conflict, InvalidInput
 from chaton.directory import actions, reconcile
 from chaton.directory.backend import use_directory
 from chaton.directory.models import Account, Group, SyncState
-from chaton.testing.pytest_plugin import free_port
+from chaton.testing.pytest_plugin import empty_directory, free_port
 
 BASE = "dc=chaton,dc=test"
 pytestmark = [pytest.mark.integration, pytest.mark.directory,
               pytest.mark.django_db(transaction=True)]
-
-
-def wipe(directory: LdapDirectory) -> None:
-    """Remove every entry under the base, deepest first, so each test starts empty."""
-    entries = directory.read_subtree(BASE, ["objectClass"])
-    for depth in sorted({dn.count(",") for dn in entries}, reverse=True):
-        # One depth at a time: pipelined deletes of a parent and its children may race.
-        directory.apply([Change("delete", dn) for dn in entries if dn.count(",") == depth])
-
-
-@pytest.fixture
-def ldap_directory(slapd: ManagedSlapd) -> Iterator[LdapDirectory]:
-    directory = LdapDirectory(slapd.url, slapd.admin_dn, slapd.admin_password)
-    wipe(directory)
-    with use_directory(directory, BASE):
-        yield directory
-    directory.close()
-    clock.travel(dt.timedelta(0))
 
 
 def dn_of(uid: str) -> str:
@@ -167,7 +149,7 @@ def test_a_sync_killed_half_way_is_completed_by_the_next(ldap_directory: LdapDir
     for index in range(40):
         actions.do_create_account(f"user{index:02d}", acting_user=None,
                                   display_name=f"User {index}", email=f"u{index}@example.org")
-    wipe(ldap_directory)  # as if none of the after-commit writes had landed
+    empty_directory(ldap_directory)  # as if none of the after-commit writes had landed
     dying = DiesAfter(ldap_directory, limit=20)
     with pytest.raises(LdapUnavailable):
         reconcile.sync_all(directory=dying)  # type: ignore[arg-type]

@@ -50,30 +50,9 @@ with_database = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def directory(slapd: ManagedSlapd) -> Iterator[LdapDirectory]:
-    """Route every directory write of the test to the session's slapd; clean up after it.
-
-    The slapd outlives the test but the database does not: what the test
-    projected is taken out again (accounts disabled, groups deleted, one sync),
-    so the next test finds only the organizational units.
-    """
-    from chaton.directory import actions, reconcile
-    from chaton.directory.backend import use_directory
-    from chaton.directory.models import Account, AccountState, Group
-
-    connection = LdapDirectory(slapd.url, slapd.admin_dn, slapd.admin_password,
-                               timeout=TIMEOUT)
-    with use_directory(connection, BASE):
-        try:
-            yield connection
-        finally:
-            clock.travel(dt.timedelta(0))
-            for group in Group.objects.all():
-                actions.do_delete_group(group, acting_user=None)
-            for account in Account.objects.all():
-                actions.do_set_state(account, AccountState.DISABLED, acting_user=None)
-            reconcile.sync_all()
-            connection.close()
+def directory(ldap_directory: LdapDirectory) -> LdapDirectory:
+    """The session's slapd, emptied, with every directory write of the test routed to it."""
+    return ldap_directory
 
 
 @dataclass
