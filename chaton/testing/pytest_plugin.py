@@ -25,6 +25,7 @@ import pytest
 
 from chaton.adapters.ldap import Change
 from chaton.adapters.ldap.client import LdapDirectory
+from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.testing.postgres import TemporaryPostgres
 
@@ -228,3 +229,16 @@ def ldap_directory(slapd: ManagedSlapd) -> Iterator[LdapDirectory]:
     finally:
         clock.travel(datetime.timedelta(0))
         directory.close()
+
+
+@pytest.fixture
+def directory() -> Iterator[FakeDirectory]:
+    """Yield the in-memory directory that every Chaton call of the test is routed to.
+
+    The fast tier's default; integration tests use ``ldap_directory`` instead.
+    """
+    from chaton.directory.backend import use_directory
+
+    fake = FakeDirectory(BASE_DN)
+    with use_directory(fake, BASE_DN):
+        yield fake

@@ -24,7 +24,6 @@ from django.utils import translation
 from typer.testing import CliRunner
 
 from chaton.adapters.ldap import Change, normalize_dn
-from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.cli import runtime
 from chaton.cli.app import app
 from chaton.cli.entry import split_command
@@ -32,7 +31,6 @@ from chaton.core import clock, worker
 from chaton.core.errors import InvalidInput
 from chaton.core.models import AuditLog
 from chaton.directory import actions
-from chaton.directory.backend import use_directory
 from chaton.directory.models import Account, AccountState, Group, GroupMembership, SyncState
 from chaton.members.models import Membership, Organization, Person
 from chaton.testing.pytest_plugin import free_port
@@ -50,13 +48,6 @@ def english(settings):
     settings.LANGUAGE_CODE = "en"
     yield
     translation.deactivate()
-
-
-@pytest.fixture
-def directory():
-    fake = FakeDirectory(BASE)
-    with use_directory(fake, BASE):
-        yield fake
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ import pytest
 from django.utils import translation
 
 from chaton.adapters.ldap import normalize_dn
-from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock
 from chaton.core.actions import do_create_api_token, do_revoke_api_token
 from chaton.core.models import ApiToken, AuditLog
 from chaton.directory import actions
-from chaton.directory.backend import use_directory
 from chaton.directory.models import Account, AccountState, GroupMembership
 
 BASE = "dc=chaton,dc=test"
@@ -21,13 +19,6 @@ API = "/api/v1"
 ED25519 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f "
            "wren@laptop")
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def directory():
-    fake = FakeDirectory(BASE)
-    with use_directory(fake, BASE):
-        yield fake
 
 
 class Api:

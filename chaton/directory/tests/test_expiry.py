@@ -6,23 +6,19 @@ import pytest
 from django.core import mail
 
 from chaton.adapters.ldap import normalize_dn
-from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock
 from chaton.core.models import AuditLog
 from chaton.directory import actions, reconcile
-from chaton.directory.backend import use_directory
 from chaton.directory.expiry import process_expiries
 
 BASE = "dc=chaton,dc=test"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def directory(settings):
+@pytest.fixture(autouse=True)
+def _mail_and_clock(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    fake = FakeDirectory(BASE)
-    with use_directory(fake, BASE):
-        yield fake
+    yield
     clock.travel(dt.timedelta(0))
 
 

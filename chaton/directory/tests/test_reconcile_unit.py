@@ -5,21 +5,12 @@ import datetime as dt
 import pytest
 
 from chaton.adapters.ldap import normalize_dn
-from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock
 from chaton.directory import actions, reconcile
-from chaton.directory.backend import use_directory
 from chaton.directory.models import AccountState, ProjectedEntry
 
 BASE = "dc=chaton,dc=test"
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def directory():
-    fake = FakeDirectory(BASE)
-    with use_directory(fake, BASE):
-        yield fake
 
 
 def test_first_sync_creates_units_accounts_and_groups(directory):

@@ -10,11 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chaton.adapters.ldap import normalize_dn
-from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock
 from chaton.core.models import AuditLog
 from chaton.directory import actions, reconcile
-from chaton.directory.backend import use_directory
 from chaton.directory.models import Account, AccountState, Group, GroupMembership, SSHKey
 from chaton.members import actions as member_actions
 
@@ -38,10 +36,8 @@ def client(client):
 
 
 @pytest.fixture(autouse=True)
-def directory():
-    fake = FakeDirectory(BASE)
-    with use_directory(fake, BASE):
-        yield fake
+def _every_test_uses_the_fake_directory(directory):
+    return directory
 
 
 @pytest.fixture

@@ -5,24 +5,15 @@ import json
 
 import pytest
 
-from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock
 from chaton.core.actions import do_create_api_token
 from chaton.directory import actions as directory_actions
-from chaton.directory.backend import use_directory
 from chaton.members import actions
 from chaton.members.models import DuesPayment, Membership, Person
 
 BASE = "dc=chaton,dc=test"
 API = "/api/v1/members"
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def directory():
-    fake = FakeDirectory(BASE)
-    with use_directory(fake, BASE):
-        yield fake
 
 
 class Api:

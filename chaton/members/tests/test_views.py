@@ -8,11 +8,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 
-from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
-from chaton.directory.backend import use_directory
 from chaton.members import actions
 from chaton.members.models import DuesPayment, Membership, MembershipKind, Person
 from chaton.members.views import counts_sentence
@@ -29,10 +27,8 @@ def client(client):
 
 
 @pytest.fixture(autouse=True)
-def directory():
-    fake = FakeDirectory(BASE)
-    with use_directory(fake, BASE):
-        yield fake
+def _every_test_uses_the_fake_directory(directory):
+    return directory
 
 
 @pytest.fixture
