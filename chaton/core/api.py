@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer
-from pydantic import AfterValidator, ConfigDict
+from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from chaton.core import actions
 from chaton.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -137,10 +137,22 @@ def _sane_date(value: dt.date) -> dt.date:
     return value
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    """Refuse numbers for dates: pydantic would read ``0`` as 1 January 1970 (a Unix time)."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError(_("Expected a date written YYYY-MM-DD."))
+    if isinstance(value, int | float):
+        raise ValueError(_("Expected a date written YYYY-MM-DD."))
+    return value
+
+
 #: An aware datetime; a naive one is taken in the collective's time zone.
-DateTimeIn = Annotated[dt.datetime, AfterValidator(_aware)]
+DateTimeIn = Annotated[dt.datetime, BeforeValidator(_iso_only), AfterValidator(_aware)]
 #: A date in a year the collective could mean (1900 to 9000).
-DateIn = Annotated[dt.date, AfterValidator(_sane_date)]
+DateIn = Annotated[dt.date, BeforeValidator(_iso_only), AfterValidator(_sane_date)]
 
 
 class InputSchema(Schema):

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 from ninja.pagination import paginate
+from pydantic import StrictBool
 
 from chaton.core import clock
 from chaton.core.api import (
@@ -214,8 +215,9 @@ class PlanOut(Schema):
 
 
 class SyncIn(InputSchema):
-    dry_run: bool = False
-    delete_foreign: bool = Field(False, description="Also delete entries Chaton did not write.")
+    dry_run: StrictBool = False
+    delete_foreign: StrictBool = Field(False,
+                                       description="Also delete entries Chaton did not write.")
 
 
 class SyncOut(PlanOut):

@@ -448,3 +448,8 @@ def test_list_query_count_does_not_grow(api, path, django_assert_max_num_queries
     with django_assert_max_num_queries(4):
         many = api.get(path)
     assert many.json()["count"] > few.json()["count"]
+
+
+def test_sync_options_are_true_booleans_not_numbers(api) -> None:
+    response = api.post("/directory/sync", {"delete_foreign": 1})
+    assert response.status_code == 400

@@ -299,3 +299,10 @@ def test_memberships_list_query_count_does_not_grow(api, django_assert_max_num_q
     with django_assert_max_num_queries(4):
         many = api.get(f"/persons/{person.pk}/memberships").json()
     assert len(many) > len(few)
+
+
+@pytest.mark.parametrize("value", ["0", "1700000000", "2026-13-01", "demain"])
+def test_dates_are_written_iso_not_as_numbers(api, value) -> None:
+    response = api.get("/counts", on=value)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
