@@ -46,7 +46,8 @@ def _ed25519_public_key(generator: random.Random, comment: str) -> tuple[str, st
     return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}", f"SHA256:{digest}"
 
 
-def populate(*, seed: int = 20240501) -> Population:
+def populate(*, seed: int = 20240501, account_count: int = ACCOUNT_COUNT,
+             group_count: int = GROUP_COUNT) -> Population:
     """Fill the (empty, migrated) database with the benchmark's collective and return a summary.
 
     Django must be set up. Raise django.db.IntegrityError if the database is not empty.
@@ -67,7 +68,7 @@ def populate(*, seed: int = 20240501) -> Population:
                          email=f"contact@partner-{index:02d}.example.org")
             for index in range(ORGANIZATION_COUNT)])
         accounts = []
-        for index in range(ACCOUNT_COUNT):
+        for index in range(account_count):
             owner = (generator.choice(organizations)
                      if generator.random() < ORGANIZATION_SHARE else None)
             accounts.append(Account(
@@ -89,7 +90,7 @@ def populate(*, seed: int = 20240501) -> Population:
         groups = Group.objects.bulk_create(
             [Group(name=SSH_GROUP, description="Tech team")]
             + [Group(name=f"group-{index:03d}", description=f"Bench group {index:03d}")
-               for index in range(1, GROUP_COUNT)])
+               for index in range(1, group_count)])
         memberships = []
         for group in groups:
             members = generator.sample(accounts, MEMBERS_PER_GROUP)

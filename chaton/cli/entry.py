@@ -59,3 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from chaton.cli import app
 
     app.run(arguments)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m chaton …`` runs the ``chaton`` command."""
+
+from chaton.cli.entry import main
+
+main()
