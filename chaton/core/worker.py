@@ -7,7 +7,9 @@ Jobs, and when they are due:
 - ``directory.reconcile``: every ``directory.reconcile_interval_seconds``, sync
   the whole directory, which also repairs hand edits and applies expiries;
 - ``directory.expiry``: at the same period, mail expiry notices and record the
-  expiries that passed (:func:`chaton.directory.expiry.process_expiries`).
+  expiries that passed (:func:`chaton.directory.expiry.process_expiries`); and
+  at the first tick after an account or a group access reaches its expiry date,
+  so that the access ends at its date (within a tick), not at the next period.
 
 :func:`run_forever` runs them in a loop (``chaton worker``, or a thread of
 ``chaton serve``); :func:`run_once` runs what is due once (``chaton worker --once``,
@@ -17,6 +19,7 @@ the loop nor the jobs after it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.translation import gettext as _
+
+from chaton.core import clock
 
 logger = logging.getLogger("chaton.worker")
 
@@ -52,6 +57,8 @@ class Schedule:
     last_run: dict[str, float] = field(default_factory=dict)
     #: Injected by tests to move time; the monotonic clock otherwise.
     monotonic: Callable[[], float] = time.monotonic
+    #: When the expiry job last looked (Chaton's clock, which expiry dates are compared to).
+    expiries_checked_at: dt.datetime | None = None
 
     def is_due(self, job: str, interval_seconds: float) -> bool:
         """Return whether ``job`` has not run for ``interval_seconds`` (or never ran)."""
@@ -87,6 +94,19 @@ def _process_expiries() -> JobResult:
     report = process_expiries()
     return JobResult("directory.expiry", "; ".join(report.lines()),
                      ok=report.notices_failed == 0)
+
+
+def _expiry_passed(schedule: Schedule, now: dt.datetime) -> bool:
+    """Return whether an expiry date passed since the expiry job last ran (False on error)."""
+    from chaton.directory.expiry import expired_between
+
+    if schedule.expiries_checked_at is None:
+        return False  # the periodic run, due at once in a new schedule, covers it
+    try:
+        return expired_between(schedule.expiries_checked_at, now)
+    except Exception:  # a database hiccup: the periodic run will catch up
+        logger.exception("worker: cannot look for expiries")
+        return False
 
 
 def _run_job(name: str, job: Callable[[], JobResult]) -> JobResult:
@@ -125,8 +145,10 @@ def run_jobs(schedule: Schedule | None = None) -> list[JobResult]:
         reason = _("retry of changes pending since %(since)s") % {
             "since": pending_since.isoformat(timespec="seconds")}
         results.append(_run_job("directory.sync", lambda: _sync_directory(reason)))
-    if schedule.is_due("directory.expiry", interval):
+    now = clock.now()
+    if schedule.is_due("directory.expiry", interval) or _expiry_passed(schedule, now):
         schedule.mark("directory.expiry")
+        schedule.expiries_checked_at = now
         results.append(_run_job("directory.expiry", _process_expiries))
     for result in results:
         (logger.info if result.ok else logger.warning)("worker: %s", result)

@@ -235,6 +235,10 @@ def do_delete_group(group: Group, *, acting_user: Account | None) -> None:
         sync_after_commit(group_names=[name])
 
 
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 def do_add_to_group(group: Group, account: Account, *, acting_user: Account | None,
                     expires_at: dt.datetime | None = None) -> GroupMembership:
     """Put ``account`` in ``group`` until ``expires_at`` (or for good); re-adding sets the date."""
@@ -243,12 +247,12 @@ def do_add_to_group(group: Group, account: Account, *, acting_user: Account | No
     with transaction.atomic():
         membership, created = GroupMembership.objects.get_or_create(
             group=group, account=account, defaults={"expires_at": expires_at})
-        before = None if created else {"expires_at": str(membership.expires_at)}
+        before = None if created else {"expires_at": _iso(membership.expires_at)}
         if not created and membership.expires_at != expires_at:
             membership.expires_at = expires_at
             membership.save(update_fields=["expires_at"])
         audit.record("group.add_member", group, acting_user=acting_user, before=before,
-                     after={"account": account.uid, "expires_at": str(expires_at)})
+                     after={"account": account.uid, "expires_at": _iso(expires_at)})
         sync_after_commit(group_names=[group.name])
     return membership
 

@@ -141,3 +141,13 @@ def process_expiries() -> ExpiryReport:
             sync_after_commit(group_names=[membership.group.name])
         report.expired_memberships.append(f"{membership.account.uid}@{membership.group.name}")
     return report
+
+
+def expired_between(start: dt.datetime, end: dt.datetime) -> bool:
+    """Return whether an account or a group access reached its expiry in ``start``..``end``.
+
+    Two cheap queries: the worker asks at every tick, so that an access ends
+    at its date and not at the next periodic run.
+    """
+    return (Account.objects.filter(expires_at__gt=start, expires_at__lte=end).exists()
+            or GroupMembership.objects.filter(expires_at__gt=start, expires_at__lte=end).exists())

@@ -354,6 +354,27 @@ def test_worker_periodic_jobs_come_back_after_their_interval(directory, settings
     assert len(worker.run_once(schedule)) == 2
 
 
+def test_an_access_ends_at_its_date_not_at_the_next_period(directory):
+    schedule = worker.Schedule()
+    alix = actions.do_create_account("alix", acting_user=None, display_name="Alix",
+                                     email="alix@example.org")
+    tech = actions.do_create_group("tech", acting_user=None)
+    actions.do_add_to_group(tech, alix, acting_user=None,
+                            expires_at=clock.now() + dt.timedelta(minutes=1))
+    worker.run_once(schedule)
+    group = directory.entries[normalize_dn(f"cn=tech,ou=groups,{BASE}")]
+    assert group["member"] == [f"uid=alix,ou=people,{BASE}".encode()]
+    assert worker.run_once(schedule) == []
+    clock.travel(dt.timedelta(minutes=2))
+    try:
+        done = worker.run_once(schedule)  # the next tick, well before the periodic run
+    finally:
+        clock.travel(dt.timedelta(0))
+    assert [line.split(":")[0] for line in done] == ["directory.expiry"]
+    group = directory.entries[normalize_dn(f"cn=tech,ou=groups,{BASE}")]
+    assert b"uid=alix" not in b"".join(group["member"])
+
+
 def test_a_failing_job_is_reported_and_the_others_run(directory):
     directory.available = False
     results = worker.run_jobs()
