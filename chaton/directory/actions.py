@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
-from chaton.core.errors import Conflict, InvalidInput
+from chaton.core.errors import Conflict, Forbidden, InvalidInput
 from chaton.directory import validation
 from chaton.directory.models import (
     Account,
@@ -117,7 +117,19 @@ def do_update_account(
     expires_at: dt.datetime | EllipsisType | None = ...,
     is_admin: bool | None = None,
 ) -> Account:
-    """Change an account's details; fields left out stay as they are (``...`` for expiry)."""
+    """Change an account's details; fields left out stay as they are (``...`` for expiry).
+
+    Raise Forbidden when an administrator would lock themselves out (their own
+    expiry in the past, or their own administrator right removed).
+    """
+    if acting_user is not None and acting_user.pk == account.pk:
+        if (not isinstance(expires_at, EllipsisType) and expires_at is not None
+                and expires_at <= clock.now()):
+            raise Forbidden(_("You cannot make your own account expire now."),
+                            field="expires_at")
+        if is_admin is False and account.is_admin:
+            raise Forbidden(_("You cannot remove your own administrator right."),
+                            field="is_admin")
     before = audit.snapshot(account, ACCOUNT_FIELDS)
     fields = []
     if display_name is not None:
@@ -159,7 +171,13 @@ def do_set_password(account: Account, password: str, *, acting_user: Account | N
 
 
 def do_set_state(account: Account, state: AccountState, *, acting_user: Account | None) -> None:
-    """Disable an account (it leaves the directory) or enable it again."""
+    """Disable an account (it leaves the directory) or enable it again.
+
+    Raise Forbidden when the acting user would disable their own account.
+    """
+    if (acting_user is not None and acting_user.pk == account.pk
+            and state == AccountState.DISABLED):
+        raise Forbidden(_("You cannot disable your own account."), field="state")
     if account.state == state:
         return
     before = audit.snapshot(account, ["state"])

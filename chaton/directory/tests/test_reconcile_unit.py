@@ -80,3 +80,21 @@ def test_disabled_account_is_deleted_and_forgotten(directory):
     actions.do_set_state(account, AccountState.DISABLED, acting_user=None)
     assert dn not in directory.entries
     assert not ProjectedEntry.objects.filter(dn=dn).exists()
+
+
+def test_an_administrator_cannot_lock_themselves_out(directory):
+    from chaton.core.errors import Forbidden
+
+    admin = actions.do_create_account("chief", acting_user=None, display_name="Chief",
+                                      email="chief@example.org", is_admin=True)
+    with pytest.raises(Forbidden):
+        actions.do_set_state(admin, AccountState.DISABLED, acting_user=admin)
+    with pytest.raises(Forbidden):
+        actions.do_update_account(admin, acting_user=admin,
+                                  expires_at=clock.now() - dt.timedelta(minutes=1))
+    with pytest.raises(Forbidden):
+        actions.do_update_account(admin, acting_user=admin, is_admin=False)
+    admin.refresh_from_db()
+    assert admin.is_admin and admin.state == AccountState.ACTIVE and admin.expires_at is None
+    actions.do_update_account(admin, acting_user=admin,
+                              expires_at=clock.now() + dt.timedelta(days=30))
