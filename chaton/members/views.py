@@ -274,7 +274,7 @@ def member_counts(request: HttpRequest) -> HttpResponse:
     counts = queries.member_counts(start, end)
     history = queries.member_history(queries.month_starts(end or start))
     chart = stacked_bars(
-        [formats.date_format(point["day"], "M y") for point in history],
+        [formats.date_format(point["day"], "N y") for point in history],
         [Series(_("Natural persons"), [point["natural"] for point in history], "#2f6f5e"),
          Series(_("Legal persons"), [point["legal"] for point in history], "#e0a526")],
         title=_("Members on the first day of each month"))
