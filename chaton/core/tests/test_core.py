@@ -63,3 +63,14 @@ def test_config_errors_are_clear(tmp_path, monkeypatch) -> None:
         config.load(os.devnull)
     with pytest.raises(config.ConfigError, match="no such"):
         config.load(tmp_path / "missing.toml")
+
+
+def test_pages_load_nothing_from_other_hosts(client) -> None:
+    """The API docs and the login page use only this server's files (no CDN: privacy)."""
+    import re
+
+    for path in ["/api/v1/docs", "/login/"]:
+        response = client.get(path)
+        assert response.status_code == 200
+        assets = re.findall(r'(?:src|href)="([^"]+)"', response.content.decode())
+        assert assets and not [url for url in assets if url.startswith(("http:", "https:", "//"))]
