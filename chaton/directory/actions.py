@@ -116,6 +116,7 @@ def do_update_account(
     email: str | None = None,
     expires_at: dt.datetime | EllipsisType | None = ...,
     is_admin: bool | None = None,
+    owner: Person | Organization | EllipsisType | None = ...,
 ) -> Account:
     """Change an account's details; fields left out stay as they are (``...`` for expiry).
 
@@ -144,6 +145,11 @@ def do_update_account(
     if is_admin is not None:
         account.is_admin = is_admin
         fields.append("is_admin")
+    if not isinstance(owner, EllipsisType):
+        # One owner at most: setting one clears the other (None: the collective's own).
+        account.person = owner if isinstance(owner, Person) else None
+        account.organization = owner if isinstance(owner, Organization) else None
+        fields += ["person", "organization"]
     if not fields:
         return account
     with transaction.atomic():

@@ -141,6 +141,9 @@ class AccountPatch(InputSchema):
     email: str | None = Field(None, max_length=254)
     expires_at: DateTimeIn | None = None
     is_admin: bool | None = None
+    #: Send one of them to change the owner; both null: the collective's own account.
+    person_id: int | None = None
+    organization_id: int | None = None
 
 
 class MePatch(InputSchema):
@@ -262,10 +265,18 @@ def get_account(request: HttpRequest, uid: str) -> Account:
               summary="Change an account")
 def update_account(request: HttpRequest, uid: str, payload: AccountPatch) -> Account:
     account = account_or_404(uid)
-    expiry: Any = payload.expires_at if "expires_at" in payload.model_fields_set else ...
+    sent = payload.model_fields_set
+    expiry: Any = payload.expires_at if "expires_at" in sent else ...
+    owner: Any = ...
+    if {"person_id", "organization_id"} & sent:
+        if payload.person_id is not None and payload.organization_id is not None:
+            raise InvalidInput(_("An account has one owner: a person or an organization."),
+                               field="organization_id")
+        found = _owner(payload.person_id, payload.organization_id)
+        owner = found.get("person") or found.get("organization")
     return actions.do_update_account(
         account, acting_user=acting_account(request), display_name=payload.display_name,
-        email=payload.email, expires_at=expiry, is_admin=payload.is_admin)
+        email=payload.email, expires_at=expiry, is_admin=payload.is_admin, owner=owner)
 
 
 @router.post("/accounts/{uid}/disable", response={200: AccountDetailOut, **ERRORS},

@@ -110,6 +110,17 @@ class AccountDetailsForm(forms.Form):
         help_text=_("The account stops working at the start of this day. Empty: no expiry."))
     is_admin = forms.BooleanField(label=_("Administrator"), required=False,
                                   help_text=_("May use every administration page."))
+    person = PersonChoiceField(label=_("Owner (person)"), required=False,
+                               queryset=Person.objects.order_by("full_name", "id"))
+    organization = forms.ModelChoiceField(label=_("Owner (organization)"), required=False,
+                                          queryset=Organization.objects.order_by("name"))
+    field_order = ["display_name", "email", "person", "organization", "expires_on", "is_admin"]
+
+    def owner(self) -> Person | Organization | None:
+        """Return the owner chosen in the cleaned form (None: the collective's own account)."""
+        owner: Person | Organization | None = (self.cleaned_data.get("person")
+                                               or self.cleaned_data.get("organization"))
+        return owner
 
 
 class AccountCreateForm(AccountDetailsForm):
@@ -118,10 +129,6 @@ class AccountCreateForm(AccountDetailsForm):
     uid = forms.CharField(
         label=_("User name"), max_length=32,
         help_text=_("Lower-case letters, digits, '.', '_' or '-'; it cannot be changed later."))
-    person = PersonChoiceField(label=_("Owner (person)"), required=False,
-                               queryset=Person.objects.order_by("full_name", "id"))
-    organization = forms.ModelChoiceField(label=_("Owner (organization)"), required=False,
-                                          queryset=Organization.objects.order_by("name"))
     new_password1 = _password_field(_("Password"), required=False)
     new_password2 = _password_field(_("Password again"), required=False)
 

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from chaton.adapters.ldap import LdapError
 from chaton.core import clock
-from chaton.core.errors import ChatonError
+from chaton.core.errors import ChatonError, InvalidInput
 from chaton.core.views import admin_required, paginate, posted, show_error, signed_in
 from chaton.directory import actions, queries, reconcile
 from chaton.directory.backend import get_directory
@@ -40,6 +40,7 @@ from chaton.directory.forms import (
     start_of_day,
 )
 from chaton.directory.models import Account, AccountState, Group, SSHKey, SyncState
+from chaton.members.models import Organization, Person
 
 # -- self-service ------------------------------------------------------------
 
@@ -168,12 +169,21 @@ def account_detail(request: HttpRequest, uid: str) -> HttpResponse:
     return _account_page(request, _account_or_404(uid))
 
 
+def _one_owner(form: AccountDetailsForm) -> Person | Organization | None:
+    """Return the form's owner; raise InvalidInput when both kinds of owner are set."""
+    if form.cleaned_data.get("person") and form.cleaned_data.get("organization"):
+        raise InvalidInput(_("An account has one owner: a person or an organization."),
+                           field="organization")
+    return form.owner()
+
+
 @admin_required
 def account_edit(request: HttpRequest, uid: str) -> HttpResponse:
     account = _account_or_404(uid)
     form = AccountDetailsForm(posted(request), initial={
         "display_name": account.display_name, "email": account.email,
-        "expires_on": day_of(account.expires_at), "is_admin": account.is_admin})
+        "expires_on": day_of(account.expires_at), "is_admin": account.is_admin,
+        "person": account.person_id, "organization": account.organization_id})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         if account.pk == request.user.pk and not data["is_admin"]:
@@ -184,7 +194,7 @@ def account_edit(request: HttpRequest, uid: str) -> HttpResponse:
                 actions.do_update_account(
                     account, acting_user=signed_in(request), display_name=data["display_name"],
                     email=data["email"], expires_at=start_of_day(data["expires_on"]),
-                    is_admin=data["is_admin"])
+                    is_admin=data["is_admin"], owner=_one_owner(form))
             except ChatonError as error:
                 show_error(form, error, FIELD_NAMES)
             else:

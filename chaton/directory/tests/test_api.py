@@ -453,3 +453,24 @@ def test_list_query_count_does_not_grow(api, path, django_assert_max_num_queries
 def test_sync_options_are_true_booleans_not_numbers(api) -> None:
     response = api.post("/directory/sync", {"delete_foreign": 1})
     assert response.status_code == 400
+
+
+def test_patch_changes_the_owner_and_the_directory_follows(api, directory) -> None:
+    from chaton.adapters.ldap import normalize_dn
+    from chaton.members import actions as member_actions
+
+    partner = member_actions.do_create_organization("Les Amis du Test", "amis@example.org",
+                                                    acting_user=None)
+    created = api.post("/accounts", {"uid": "asso", "display_name": "Asso",
+                                     "email": "asso@example.org"})
+    assert created.status_code in (200, 201), created.content
+    changed = api.patch("/accounts/asso", {"organization_id": partner.pk})
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["organization_id"] == partner.pk
+    entry = directory.entries[normalize_dn("uid=asso,ou=people,dc=chaton,dc=test")]
+    assert entry["o"] == [b"Les Amis du Test"]
+    both = api.patch("/accounts/asso", {"organization_id": partner.pk, "person_id": 1})
+    assert both.status_code == 400
+    cleared = api.patch("/accounts/asso", {"organization_id": None})
+    assert cleared.json()["organization_id"] is None
+    assert "o" not in directory.entries[normalize_dn("uid=asso,ou=people,dc=chaton,dc=test")]

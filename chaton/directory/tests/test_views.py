@@ -293,6 +293,29 @@ def test_account_edit_disable_enable_and_set_password(admin_client, member, dire
     assert "too short" in response.context["password_form"].errors["new_password1"][0]
 
 
+def test_account_owner_changes_on_the_edit_page(admin_client, member, directory):
+    partner = member_actions.do_create_organization("Vélos Partagés du Test",
+                                                    "velos@example.org", acting_user=None)
+    page = admin_client.get(reverse("account-edit", args=["noa"]))
+    assert "organization" in page.context["form"].fields
+    response = admin_client.post(reverse("account-edit", args=["noa"]), {
+        "display_name": "Noa", "email": "noa@example.org", "organization": partner.pk})
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.organization == partner and member.person is None
+    entry = directory.entries[normalize_dn(f"uid=noa,ou=people,{BASE}")]
+    assert entry["o"] == ["Vélos Partagés du Test".encode()]
+    some_person = member_actions.do_create_person("Tessa Exemple", "tessa@example.org",
+                                                  acting_user=None)
+    response = admin_client.post(reverse("account-edit", args=["noa"]), {
+        "display_name": "Noa", "email": "noa@example.org", "organization": partner.pk,
+        "person": some_person.pk})
+    assert response.status_code == 200
+    assert response.context["form"].errors["organization"]
+    member.refresh_from_db()
+    assert member.organization == partner
+
+
 def test_admin_cannot_disable_or_demote_themselves(admin_client, admin):
     admin_client.post(reverse("account-state", args=["camille"]), {"state": "disabled"})
     admin.refresh_from_db()
