@@ -66,3 +66,23 @@ class ApiToken(models.Model):
     @classmethod
     def find(cls, key: str) -> ApiToken | None:
         return cls.objects.select_related("account").filter(key_hash=_hash_token(key)).first()
+
+
+class ThrottleEvent(models.Model):
+    """One counted attempt under a throttle: a failed login, a password-reset request …
+
+    :mod:`chaton.core.throttle` counts these rows per ``key`` and deletes them
+    once they are too old to matter. Rows rather than a cache counter, so that
+    every web worker and thread counts the same attempts. ``key`` is the limit's
+    scope and a keyed hash of what is counted (a user name, an address), never
+    the typed text itself: people sometimes type their password as user name.
+    """
+
+    key = models.CharField(max_length=100)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.at:%Y-%m-%d %H:%M:%S}"

@@ -31,6 +31,25 @@ def account_by_uid(uid: str) -> QuerySet[Account]:
     return Account.objects.select_related("person", "organization").filter(uid=uid)
 
 
+def account_for_recovery(text: str) -> Account | None:
+    """Given what someone typed on the forgotten-password page, return the account it names.
+
+    Text with an ``@`` is an email (compared without case), other text a user
+    name. Return None when nothing matches, or when emails differing only in
+    case leave it ambiguous.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if "@" in text:
+        exact = Account.objects.filter(email=text).first()
+        if exact is not None:
+            return exact
+        matches = list(Account.objects.filter(email__iexact=text)[:2])
+        return matches[0] if len(matches) == 1 else None
+    return Account.objects.filter(uid=text.lower()).first()
+
+
 def group_memberships_of(account: Account) -> QuerySet[GroupMembership]:
     """Return an account's group memberships, group joined, by group name."""
     return account.group_memberships.select_related("group").order_by("group__name")

@@ -1,14 +1,19 @@
-"""Pages of the directory app: self-service under /me/, then /accounts/, /groups/, /directory/."""
+"""Pages of the directory app: self-service under /me/, a forgotten password under
+/password-reset/, then /accounts/, /groups/, /directory/."""
 
 from django.urls import path
 
-from chaton.directory import views
+from chaton.directory import recovery, views
 
 urlpatterns = [
     path("me/", views.profile, name="profile"),
     path("me/password/", views.password_change, name="password-change"),
     path("me/keys/", views.ssh_keys, name="ssh-keys"),
     path("me/keys/<int:key_id>/remove/", views.ssh_key_remove, name="ssh-key-remove"),
+    path("password-reset/", recovery.password_reset_request, name="password-reset"),
+    path("password-reset/sent/", recovery.password_reset_sent, name="password-reset-sent"),
+    path("password-reset/<str:uidb64>/<str:token>/", recovery.password_reset_confirm,
+         name="password-reset-confirm"),
     path("accounts/", views.account_list, name="account-list"),
     path("accounts/new/", views.account_create, name="account-create"),
     path("accounts/<str:uid>/", views.account_detail, name="account-detail"),

@@ -95,6 +95,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# A password-reset link works for 2 hours, and once: the token derives from the password hash.
+PASSWORD_RESET_TIMEOUT = 2 * 60 * 60
+# Addresses of reverse proxies whose X-Forwarded-For the login throttle believes
+# (chaton.core.throttle.client_address); empty: every client is its REMOTE_ADDR.
+TRUSTED_PROXIES: list[str] = []
 
 LANGUAGE_CODE = CHATON.language
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
