@@ -94,6 +94,8 @@ class Config:
     debug: bool = False
     collective_name: str = "Chaton"
     language: str = "fr"
+    #: Reverse proxies (e.g. Caddy on 127.0.0.1) whose X-Forwarded-For names the real client.
+    trusted_proxies: list[str] = field(default_factory=list)
     ldap: LdapConfig = field(default_factory=LdapConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     mail: MailConfig = field(default_factory=MailConfig)

@@ -99,7 +99,7 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_RESET_TIMEOUT = 2 * 60 * 60
 # Addresses of reverse proxies whose X-Forwarded-For the login throttle believes
 # (chaton.core.throttle.client_address); empty: every client is its REMOTE_ADDR.
-TRUSTED_PROXIES: list[str] = []
+TRUSTED_PROXIES: list[str] = list(CHATON.trusted_proxies)
 
 LANGUAGE_CODE = CHATON.language
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
