@@ -4,8 +4,10 @@ Jobs, and when they are due:
 
 - ``directory.retry``: a change could not reach the directory
   (``SyncState.pending_since`` is set): sync the whole directory at the next tick;
-- ``directory.reconcile``: every ``directory.reconcile_interval_seconds``, sync
-  the whole directory, which also repairs hand edits and applies expiries;
+- ``directory.reconcile``: every ``directory.reconcile_interval_seconds``, and at
+  the first tick of each day (memberships start and end on days, and the
+  "members" groups follow them), sync the whole directory, which also repairs
+  hand edits and applies expiries;
 - ``directory.expiry``: at the same period, mail expiry notices and record the
   expiries that passed (:func:`chaton.directory.expiry.process_expiries`); and
   at the first tick after an account or a group access reaches its expiry date,
@@ -59,6 +61,8 @@ class Schedule:
     monotonic: Callable[[], float] = time.monotonic
     #: When the expiry job last looked (Chaton's clock, which expiry dates are compared to).
     expiries_checked_at: dt.datetime | None = None
+    #: The day of the last whole reconcile: memberships start and end on days.
+    reconciled_on: dt.date | None = None
 
     def is_due(self, job: str, interval_seconds: float) -> bool:
         """Return whether ``job`` has not run for ``interval_seconds`` (or never ran)."""
@@ -137,8 +141,10 @@ def run_jobs(schedule: Schedule | None = None) -> list[JobResult]:
         logger.exception("worker: cannot read the directory's sync state")
         pending_since = None
         results.append(JobResult("directory.sync", _("cannot read the sync state"), ok=False))
-    if schedule.is_due("directory.reconcile", interval):
+    today = clock.today()
+    if schedule.is_due("directory.reconcile", interval) or schedule.reconciled_on != today:
         schedule.mark("directory.reconcile")
+        schedule.reconciled_on = today
         results.append(_run_job("directory.sync",
                                 lambda: _sync_directory(_("periodic reconcile"))))
     elif pending_since is not None:

@@ -12,7 +12,7 @@ from types import EllipsisType
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
@@ -104,7 +104,7 @@ def do_create_account(
                            field="uid") from None
         audit.record("account.create", account, acting_user=acting_user,
                      after=audit.snapshot(account, ACCOUNT_FIELDS))
-        sync_after_commit(account_uids=[account.uid])
+        sync_after_commit(account_uids=[account.uid], group_names=groups_of(account))
     return account
 
 
@@ -158,12 +158,18 @@ def do_update_account(
         account.save(update_fields=fields)
         audit.record("account.update", account, acting_user=acting_user, before=before,
                      after=audit.snapshot(account, ACCOUNT_FIELDS))
-        sync_after_commit(account_uids=[account.uid], group_names=_group_names(account))
+        sync_after_commit(account_uids=[account.uid], group_names=groups_of(account))
     return account
 
 
-def _group_names(account: Account) -> list[str]:
-    return list(account.group_memberships.values_list("group__name", flat=True))
+def groups_of(account: Account) -> list[str]:
+    """Return the names of the groups whose entry lists ``account``, or may list it.
+
+    Its own group memberships, and every group of kind "members", which holds
+    the accounts of the collective's members without anyone adding them.
+    """
+    return list(Group.objects.filter(Q(memberships__account=account) | Q(kind=GroupKind.MEMBERS))
+                .values_list("name", flat=True).distinct())
 
 
 def do_set_password(account: Account, password: str, *, acting_user: Account | None) -> None:
@@ -192,7 +198,7 @@ def do_set_state(account: Account, state: AccountState, *, acting_user: Account 
         account.save(update_fields=["state"])
         audit.record("account.state", account, acting_user=acting_user, before=before,
                      after=audit.snapshot(account, ["state"]))
-        sync_after_commit(account_uids=[account.uid], group_names=_group_names(account))
+        sync_after_commit(account_uids=[account.uid], group_names=groups_of(account))
 
 
 def do_add_ssh_key(account: Account, key: str, *, acting_user: Account | None) -> SSHKey:

@@ -19,6 +19,7 @@ from django.utils import formats, translation
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
+from chaton.directory.actions import groups_of
 from chaton.directory.models import Account, AccountState, ExpiryNotice, GroupMembership
 from chaton.directory.tasks import sync_after_commit
 
@@ -122,8 +123,7 @@ def process_expiries() -> ExpiryReport:
                 continue
             audit.record("account.expired", account, acting_user=None, actor_label="worker",
                          after={"expires_at": account.expires_at.isoformat()})
-            sync_after_commit(account_uids=[account.uid], group_names=list(
-                account.group_memberships.values_list("group__name", flat=True)))
+            sync_after_commit(account_uids=[account.uid], group_names=groups_of(account))
         report.expired_accounts.append(account.uid)
 
     expired = GroupMembership.objects.filter(expires_at__lte=now).select_related("account",

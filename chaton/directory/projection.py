@@ -19,10 +19,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db.models import Q
+from django.utils import timezone
 
 from chaton.adapters.ldap import Attributes, escape_dn_value, normalize_dn
-from chaton.directory.models import Account, AccountState, Group, GroupMembership, SSHKey
-from chaton.members.models import Organization
+from chaton.directory.models import (
+    Account,
+    AccountState,
+    Group,
+    GroupKind,
+    GroupMembership,
+    SSHKey,
+)
+from chaton.members.models import Membership, Organization
 
 OUS = ("people", "groups", "organizations")
 
@@ -123,6 +131,21 @@ class Projection:
             "description": [organization.name.encode()],
         }
 
+    def member_account_dns(self) -> list[str]:
+        """Return the DNs of the accounts whose owner is a member of the collective today.
+
+        A group of kind "members" holds them without anyone adding them: when a
+        membership ends, member-only access ends with it.
+        """
+        today = timezone.localdate(self.at)
+        current = Membership.objects.current(today)
+        accounts = (Account.objects.filter(state=AccountState.ACTIVE)
+                    .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=self.at))
+                    .filter(Q(person__memberships__in=current)
+                            | Q(organization__memberships__in=current))
+                    .distinct())
+        return [self.account_dn(uid) for uid in accounts.values_list("uid", flat=True)]
+
     def desired(
         self,
         *,
@@ -169,9 +192,14 @@ class Projection:
         member_dns: dict[int, list[str]] = defaultdict(list)
         for group_id, uid in memberships.values_list("group_id", "account__uid"):
             member_dns[group_id].append(self.account_dn(uid))
+        members_of_the_collective: list[str] | None = None
         for group in groups:
-            entries[self.group_dn(group.name)] = self.group_entry(
-                group, member_dns[group.pk])
+            dns = member_dns[group.pk]
+            if group.kind == GroupKind.MEMBERS:
+                if members_of_the_collective is None:
+                    members_of_the_collective = self.member_account_dns()
+                dns = dns + members_of_the_collective
+            entries[self.group_dn(group.name)] = self.group_entry(group, dns)
 
         organizations = Organization.objects.all()
         if not whole:

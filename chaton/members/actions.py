@@ -21,6 +21,14 @@ ORGANIZATION_FIELDS = ["name", "slug", "email"]
 MEMBERSHIP_FIELDS = ["kind", "starts_on", "ends_on", "voting_delay_waived"]
 
 
+def _sync_members_groups() -> None:
+    """After the commit, rewrite the groups that hold every member (kind "members")."""
+    from chaton.directory.models import Group, GroupKind
+
+    sync_after_commit(group_names=Group.objects.filter(kind=GroupKind.MEMBERS)
+                      .values_list("name", flat=True))
+
+
 def do_create_person(full_name: str, email: str, *, acting_user: Account | None,
                      phone: str = "") -> Person:
     """Create a natural person. Raise InvalidInput, or Conflict for an email already known."""
@@ -128,6 +136,7 @@ def do_start_membership(member: Person | Organization, *, acting_user: Account |
                                                **owner)
         audit.record("membership.start", membership, acting_user=acting_user,
                      after=audit.snapshot(membership, MEMBERSHIP_FIELDS))
+        _sync_members_groups()
     return membership
 
 
@@ -142,6 +151,7 @@ def do_end_membership(membership: Membership, ends_on: dt.date, *,
         membership.save(update_fields=["ends_on"])
         audit.record("membership.end", membership, acting_user=acting_user, before=before,
                      after=audit.snapshot(membership, MEMBERSHIP_FIELDS))
+        _sync_members_groups()
     return membership
 
 

@@ -375,6 +375,18 @@ def test_an_access_ends_at_its_date_not_at_the_next_period(directory):
     assert b"uid=alix" not in b"".join(group["member"])
 
 
+def test_worker_reconciles_the_whole_directory_when_a_day_begins(directory):
+    schedule = worker.Schedule()
+    worker.run_once(schedule)
+    assert worker.run_once(schedule) == []
+    clock.travel(dt.timedelta(days=1))
+    try:
+        done = worker.run_once(schedule)
+    finally:
+        clock.travel(dt.timedelta(0))
+    assert [line.split(":")[0] for line in done][:1] == ["directory.sync"]
+
+
 def test_a_failing_job_is_reported_and_the_others_run(directory):
     directory.available = False
     results = worker.run_jobs()

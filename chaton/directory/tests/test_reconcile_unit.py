@@ -98,3 +98,31 @@ def test_an_administrator_cannot_lock_themselves_out(directory):
     assert admin.is_admin and admin.state == AccountState.ACTIVE and admin.expires_at is None
     actions.do_update_account(admin, acting_user=admin,
                               expires_at=clock.now() + dt.timedelta(days=30))
+
+
+def test_members_group_follows_memberships(directory):
+    from chaton.directory.models import GroupKind
+    from chaton.members import actions as member_actions
+
+    members = actions.do_create_group("members", acting_user=None, kind=GroupKind.MEMBERS)
+    person = member_actions.do_create_person("Mina Adhérente", "mina@example.org",
+                                             acting_user=None)
+    account = actions.do_create_account("mina", acting_user=None, display_name="Mina",
+                                        email="mina@example.org", person=person)
+    group_dn = normalize_dn(f"cn=members,ou=groups,{BASE}")
+    mina_dn = f"uid=mina,ou=people,{BASE}".encode()
+    assert directory.entries[group_dn]["member"] == [group_dn.encode()]  # not a member yet
+
+    membership = member_actions.do_start_membership(person, acting_user=None,
+                                                    starts_on=clock.today())
+    assert directory.entries[group_dn]["member"] == [mina_dn]  # at once, after the commit
+
+    member_actions.do_end_membership(membership, clock.today(), acting_user=None)
+    assert directory.entries[group_dn]["member"] == [mina_dn]  # the last day still counts
+    clock.travel(dt.timedelta(days=1))
+    try:
+        reconcile.sync_all()  # what the worker does at the first tick of the day
+    finally:
+        clock.travel(dt.timedelta(0))
+    assert directory.entries[group_dn]["member"] == [group_dn.encode()]
+    assert members.memberships.count() == 0 and account.pk
