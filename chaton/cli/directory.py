@@ -6,6 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from django.utils.translation import gettext as _
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from chaton.cli import runtime
 from chaton.cli.runtime import cell, console, setup_django
@@ -65,9 +72,17 @@ def sync(
     setup_django()
     from chaton.directory.reconcile import sync_all
 
-    with runtime.directory_running(), console().status(
-            _("Reading the directory and applying the changes…")):
-        plan, outcome = sync_all(dry_run=dry_run, delete_foreign=delete_foreign)
+    with runtime.directory_running(), Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console(), transient=True) as bar:
+        # No total while the directory is read and compared: the bar pulses.
+        task = bar.add_task(_("Reading the directory…"), total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, description=_("Writing the changes"), completed=done, total=total)
+
+        plan, outcome = sync_all(dry_run=dry_run, delete_foreign=delete_foreign,
+                                 progress=advance)
     if outcome is None:
         print_plan(plan)
         console().print(plan_summary(plan), style="bold", markup=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -202,19 +202,31 @@ class Outcome:
         return not self.failures
 
 
-def apply(directory: Directory, plan: Plan) -> Outcome:
+#: Changes written, and recorded as Chaton's, at a time: progress and crash safety.
+CHUNK = 500
+
+Progress = Callable[[int, int], None]
+
+
+def apply(directory: Directory, plan: Plan, *, progress: Progress | None = None) -> Outcome:
     """Write ``plan`` to the directory and record which entries Chaton now owns.
 
-    Raise LdapUnavailable if the server goes away: what was written stays
-    written and recorded, and the next plan holds the rest.
+    ``progress(done, total)`` is called before the first write and after each
+    chunk of writes. Raise LdapUnavailable if the server goes away: what was
+    written stays written and recorded, and the next plan holds the rest.
     """
     outcome = Outcome()
+    total, done = len(plan.changes), 0
+    if progress:
+        progress(0, total)
     if plan.adopted:
         ProjectedEntry.objects.bulk_create([ProjectedEntry(dn=dn) for dn in plan.adopted],
                                            ignore_conflicts=True)
     if plan.forgotten:
         ProjectedEntry.objects.filter(dn__in=plan.forgotten).delete()
-    for batch in plan.phases():
+    chunks = [batch[start:start + CHUNK] for batch in plan.phases()
+              for start in range(0, len(batch), CHUNK)]
+    for batch in chunks:
         results = directory.apply(batch)
         added, deleted = [], []
         for change, error in zip(batch, results, strict=True):
@@ -230,14 +242,19 @@ def apply(directory: Directory, plan: Plan) -> Outcome:
         ProjectedEntry.objects.bulk_create(added, ignore_conflicts=True, batch_size=1000)
         if deleted:
             ProjectedEntry.objects.filter(dn__in=deleted).delete()
+        done += len(batch)
+        if progress:
+            progress(done, total)
     return outcome
 
 
 def sync_all(*, dry_run: bool = False, delete_foreign: bool = False,
-             directory: Directory | None = None) -> tuple[Plan, Outcome | None]:
+             directory: Directory | None = None,
+             progress: Progress | None = None) -> tuple[Plan, Outcome | None]:
     """Plan the whole directory and, unless ``dry_run``, apply it and record the run.
 
-    Raise LdapError when the directory cannot be reached (recorded as pending).
+    ``progress`` is handed to :func:`apply`. Raise LdapError when the directory
+    cannot be reached (recorded as pending).
     """
     connection = directory or get_directory()
     try:
@@ -245,7 +262,7 @@ def sync_all(*, dry_run: bool = False, delete_foreign: bool = False,
             plan = plan_all(connection, delete_foreign=delete_foreign)
         if dry_run:
             return plan, None
-        outcome = apply(connection, plan)
+        outcome = apply(connection, plan, progress=progress)
     except LdapError as error:
         _record_failure(error)
         raise
