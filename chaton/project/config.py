@@ -21,20 +21,46 @@ An environment variable overrides a key: ``CHATON_DATA_DIR``,
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ConfigError(ValueError):
     """The configuration file or an environment variable holds an invalid value."""
 
 
-@dataclass
-class LdapConfig:
+class Section:
+    """A table of the configuration: class attributes are the keys and their defaults.
+
+    Not a dataclass on purpose: ``dataclasses`` imports ``inspect``, a tenth of
+    the start-up of ``chaton ssh-keys``, which sshd runs at every login. Each
+    instance gets its own copy of list defaults and of nested sections.
+    """
+
+    #: The keys, in order; filled in for each subclass.
+    keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        # Not inspect.get_annotations: importing inspect is the cost this class avoids.
+        own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        cls.keys = tuple(name for name in own if not name.startswith("_") and name != "keys")
+
+    def __init__(self) -> None:
+        for name in self.keys:
+            default = getattr(type(self), name)
+            if isinstance(default, Section):
+                default = type(default)()
+            elif isinstance(default, list):
+                default = list(default)
+            setattr(self, name, default)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.keys)})"
+
+
+class LdapConfig(Section):
     #: When true, Chaton starts and stops its own slapd in ``data_dir/slapd``.
     managed: bool = True
     url: str = "ldap://127.0.0.1:3890"
@@ -61,12 +87,11 @@ class LdapConfig:
         return lines[0] if lines else ""
 
 
-@dataclass
-class DirectoryConfig:
+class DirectoryConfig(Section):
     #: A natural person votes once their membership is this many days old.
     voting_delay_days: int = 10
     #: Membership kinds whose members vote.
-    voting_kinds: list[str] = field(default_factory=lambda: ["regular"])
+    voting_kinds: list[str] = ["regular"]  # copied per instance by Section
     #: An expiry notice goes by mail this many days before an account or access expires.
     expiry_notice_days: int = 14
     #: The worker reconciles the whole directory at this period, in seconds.
@@ -79,15 +104,13 @@ class DirectoryConfig:
     users_gid_number: int = 10000
 
 
-@dataclass
-class MailConfig:
+class MailConfig(Section):
     from_address: str = "chaton@localhost"
     smtp_host: str = ""
     smtp_port: int = 25
 
 
-@dataclass
-class Config:
+class Config(Section):
     data_dir: Path = Path("var")
     database_url: str = ""
     listen: str = "127.0.0.1:8000"
@@ -95,10 +118,10 @@ class Config:
     collective_name: str = "Chaton"
     language: str = "fr"
     #: Reverse proxies (e.g. Caddy on 127.0.0.1) whose X-Forwarded-For names the real client.
-    trusted_proxies: list[str] = field(default_factory=list)
-    ldap: LdapConfig = field(default_factory=LdapConfig)
-    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
-    mail: MailConfig = field(default_factory=MailConfig)
+    trusted_proxies: list[str] = []  # copied per instance by Section
+    ldap: LdapConfig = LdapConfig()
+    directory: DirectoryConfig = DirectoryConfig()
+    mail: MailConfig = MailConfig()
 
     @property
     def resolved_database_url(self) -> str:
@@ -130,23 +153,36 @@ def _coerce(value: str, example: Any, name: str) -> Any:
     return value
 
 
-def _fill(target: Any, values: dict[str, Any], prefix: str) -> None:
-    """Set ``target``'s fields from a TOML table, then from ``CHATON_*`` variables."""
-    for item in dataclasses.fields(target):
-        current = getattr(target, item.name)
-        env_name = f"{prefix}{item.name}".upper()
-        if dataclasses.is_dataclass(current):
-            table = values.get(item.name, {})
+def _checked(raw: Any, example: Any, name: str) -> Any:
+    """Given a TOML value and the key's default, return it, or raise ConfigError on a wrong type."""
+    if isinstance(example, Path):
+        example = ""
+    expected = float if isinstance(example, float) else type(example)
+    accepted = (int, float) if expected is float else (expected,)
+    if isinstance(raw, bool) != isinstance(example, bool) or not isinstance(raw, accepted):
+        raise ConfigError(f"{name}: expected {expected.__name__}, got {raw!r}")
+    if isinstance(raw, list) and not all(isinstance(item, str) for item in raw):
+        raise ConfigError(f"{name}: expected a list of strings, got {raw!r}")
+    return raw
+
+
+def _fill(target: Section, values: dict[str, Any], prefix: str) -> None:
+    """Set ``target``'s keys from a TOML table, then from ``CHATON_*`` variables."""
+    for name in target.keys:
+        current = getattr(target, name)
+        env_name = f"{prefix}{name}".upper()
+        if isinstance(current, Section):
+            table = values.get(name, {})
             if not isinstance(table, dict):
-                raise ConfigError(f"[{item.name}] must be a table")
+                raise ConfigError(f"[{name}] must be a table")
             _fill(current, table, f"{env_name}_")
             continue
-        if item.name in values:
-            raw = values[item.name]
-            setattr(target, item.name, Path(raw) if isinstance(current, Path) else raw)
+        if name in values:
+            raw = _checked(values[name], current, f"{prefix.lower()[7:].replace('_', '.')}{name}")
+            setattr(target, name, Path(raw) if isinstance(current, Path) else raw)
         if env_name in os.environ:
-            setattr(target, item.name, _coerce(os.environ[env_name], current, env_name))
-    unknown = set(values) - {item.name for item in dataclasses.fields(target)}
+            setattr(target, name, _coerce(os.environ[env_name], current, env_name))
+    unknown = set(values) - set(target.keys)
     if unknown:
         raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
 

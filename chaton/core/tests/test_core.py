@@ -74,3 +74,34 @@ def test_pages_load_nothing_from_other_hosts(client) -> None:
         assert response.status_code == 200
         assets = re.findall(r'(?:src|href)="([^"]+)"', response.content.decode())
         assert assets and not [url for url in assets if url.startswith(("http:", "https:", "//"))]
+
+
+def test_config_sections_do_not_share_defaults_and_check_toml_types(tmp_path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.delenv("CHATON_DATA_DIR", raising=False)
+    first, second = config.Config(), config.Config()
+    first.directory.voting_kinds.append("support")
+    first.trusted_proxies.append("127.0.0.1")
+    assert second.directory.voting_kinds == ["regular"] and second.trusted_proxies == []
+    assert first.ldap is not second.ldap
+    bad = tmp_path / "types.toml"
+    bad.write_text('[directory]\nvoting_delay_days = "ten"\n')
+    with pytest.raises(config.ConfigError, match="directory.voting_delay_days"):
+        config.load(bad)
+    bad.write_text("[ldap]\nmanaged = 1\n")
+    with pytest.raises(config.ConfigError, match="ldap.managed"):
+        config.load(bad)
+    good = tmp_path / "good.toml"
+    good.write_text('data_dir = "/srv/chaton"\n[ldap]\ntimeout = 3\n')
+    loaded = config.load(good)
+    assert str(loaded.data_dir) == "/srv/chaton" and loaded.ldap.timeout == 3
+
+
+def test_ssh_keys_path_does_not_import_inspect() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, chaton.cli.sshkeys; print('inspect' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
