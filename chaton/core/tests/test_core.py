@@ -86,10 +86,10 @@ def test_config_sections_do_not_share_defaults_and_check_toml_types(tmp_path,
     assert first.ldap is not second.ldap
     bad = tmp_path / "types.toml"
     bad.write_text('[directory]\nvoting_delay_days = "ten"\n')
-    with pytest.raises(config.ConfigError, match="directory.voting_delay_days"):
+    with pytest.raises(config.ConfigError, match=r"directory\.voting_delay_days"):
         config.load(bad)
     bad.write_text("[ldap]\nmanaged = 1\n")
-    with pytest.raises(config.ConfigError, match="ldap.managed"):
+    with pytest.raises(config.ConfigError, match=r"ldap\.managed"):
         config.load(bad)
     good = tmp_path / "good.toml"
     good.write_text('data_dir = "/srv/chaton"\n[ldap]\ntimeout = 3\n')
