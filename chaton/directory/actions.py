@@ -129,7 +129,7 @@ def do_update_account(
             raise Forbidden(_("You cannot make your own account expire now."),
                             field="expires_at")
         if is_admin is False and account.is_admin:
-            raise Forbidden(_("You cannot remove your own administrator right."),
+            raise Forbidden(_("You cannot remove your own administrator flag."),
                             field="is_admin")
     before = audit.snapshot(account, ACCOUNT_FIELDS)
     fields = []

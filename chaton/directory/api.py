@@ -283,8 +283,6 @@ def update_account(request: HttpRequest, uid: str, payload: AccountPatch) -> Acc
              summary="Disable an account (it leaves the directory)")
 def disable_account(request: HttpRequest, uid: str) -> Account:
     account = account_or_404(uid)
-    if account.pk == acting_account(request).pk:
-        raise Forbidden(_("You cannot disable your own account."), field="uid")
     actions.do_set_state(account, AccountState.DISABLED, acting_user=acting_account(request))
     return account
 

@@ -186,20 +186,16 @@ def account_edit(request: HttpRequest, uid: str) -> HttpResponse:
         "person": account.person_id, "organization": account.organization_id})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if account.pk == request.user.pk and not data["is_admin"]:
-            # An administrator who removed their own flag could not put it back.
-            form.add_error("is_admin", _("You cannot remove your own administrator flag."))
+        try:
+            actions.do_update_account(
+                account, acting_user=signed_in(request), display_name=data["display_name"],
+                email=data["email"], expires_at=start_of_day(data["expires_on"]),
+                is_admin=data["is_admin"], owner=_one_owner(form))
+        except ChatonError as error:
+            show_error(form, error, FIELD_NAMES)
         else:
-            try:
-                actions.do_update_account(
-                    account, acting_user=signed_in(request), display_name=data["display_name"],
-                    email=data["email"], expires_at=start_of_day(data["expires_on"]),
-                    is_admin=data["is_admin"], owner=_one_owner(form))
-            except ChatonError as error:
-                show_error(form, error, FIELD_NAMES)
-            else:
-                messages.success(request, _("The changes were saved."))
-                return redirect("account-detail", account.uid)
+            messages.success(request, _("The changes were saved."))
+            return redirect("account-detail", account.uid)
     return render(request, "directory/account_form.html", {"form": form, "account": account})
 
 
@@ -211,10 +207,12 @@ def account_state(request: HttpRequest, uid: str) -> HttpResponse:
     wanted = request.POST.get("state", "")
     if wanted not in AccountState.values:
         messages.error(request, _("Unknown account state."))
-    elif account.pk == request.user.pk and wanted == AccountState.DISABLED:
-        messages.error(request, _("You cannot disable your own account."))
-    else:
+        return redirect("account-detail", account.uid)
+    try:
         actions.do_set_state(account, AccountState(wanted), acting_user=signed_in(request))
+    except ChatonError as error:
+        messages.error(request, str(error))
+    else:
         if wanted == AccountState.DISABLED:
             messages.success(request, _("%(uid)s is disabled: it left the directory.")
                              % {"uid": account.uid})
