@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import socket
 import statistics
 import sys
 import time
@@ -20,6 +19,7 @@ from bench.population import Population, populate
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.core import clock, runner
+from chaton.core.servers import free_port
 from chaton.directory import reconcile
 from chaton.directory.backend import use_directory
 from chaton.directory.projection import Projection
@@ -30,14 +30,6 @@ SIMPLE_BIND_RUNS = 30
 NOOP_RUNS = 3
 
 Result = TypeVar("Result")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that the kernel just found free."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def progress(message: str) -> None:

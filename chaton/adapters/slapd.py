@@ -53,33 +53,8 @@ MAXIMUM_SOCKET_PATH = 100
 #: sparse: this is a ceiling, not disk space used.
 MDB_MAXIMUM_SIZE = 1024 * 1024 * 1024
 
-_DJANGO_ARGON2 = re.compile(
-    # argon2i and argon2id only: slapd's module verifies those two variants, not argon2d.
-    r"argon2(?P<phc>\$argon2(?:id|i)(?:\$v=\d+)?\$m=\d+,t=\d+,p=\d+"
-    r"\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+)"
-)
-
-
 class SlapdError(RuntimeError):
     """slapd could not be configured, started or stopped."""
-
-
-def argon2_userpassword(django_encoded: str) -> str:
-    """Given a hash from Django's Argon2PasswordHasher, return it as slapd's userPassword value.
-
-    Django stores ``argon2`` followed by the standard PHC string
-    (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``, unpadded base64); slapd's argon2
-    module (linked to libargon2) verifies ``{ARGON2}`` followed by that same PHC
-    string. Only the scheme prefix changes, so the clear password is never needed.
-    (slapd itself hashes with argon2i, m=4096, t=3, p=1, and verifies argon2i and
-    argon2id alike.)
-    Raise ValueError when ``django_encoded`` is not an argon2 hash in Django's form.
-    """
-    match = _DJANGO_ARGON2.fullmatch(django_encoded)
-    if match is None:
-        # Never echo the value: it is a password hash.
-        raise ValueError("not a Django argon2 hash (expected argon2$argon2id$v=19$m=…)")
-    return "{ARGON2}" + match["phc"]
 
 
 def _process_is_alive(pid: int) -> bool:

@@ -14,6 +14,18 @@ from typing import ClassVar, Self
 from chaton.core import runner
 
 
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+
+    The kernel picks it (bind to port 0); a server started right after almost
+    always gets it, and fails loudly on the rare race.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class LoopbackServer:
     """A server process this object starts on 127.0.0.1:``port`` and stops by its own pid.
 

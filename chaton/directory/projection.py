@@ -21,7 +21,12 @@ from collections.abc import Iterable
 from django.db.models import Q
 from django.utils import timezone
 
-from chaton.adapters.ldap import Attributes, escape_dn_value, normalize_dn
+from chaton.adapters.ldap import (
+    Attributes,
+    argon2_userpassword,
+    escape_dn_value,
+    normalize_dn,
+)
 from chaton.directory.models import (
     Account,
     AccountState,
@@ -45,15 +50,15 @@ _EPOCH = dt.date(1970, 1, 1)
 
 
 def userpassword(encoded: str) -> bytes | None:
-    """Given Django's argon2 encoding of a password, return slapd's ``{ARGON2}`` value.
+    """Given Django's encoding of a password, return slapd's ``{ARGON2}`` value.
 
-    Both are the same PHC string (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``) under
-    a different prefix, so one hash serves the web login and LDAP binds.
-    Return None for an unusable or non-argon2 password.
+    Return None for an unusable or non-argon2 password: the entry then has no
+    ``userPassword`` and nobody can bind as it.
     """
-    if not encoded.startswith("argon2$"):
+    try:
+        return argon2_userpassword(encoded).encode("ascii")
+    except ValueError:
         return None
-    return b"{ARGON2}" + encoded[len("argon2"):].encode("ascii")
 
 
 class Projection:

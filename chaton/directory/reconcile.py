@@ -71,10 +71,6 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _depth(dn: str) -> int:
-    return dn.count(",") - normalize_dn(base_dn()).count(",")
-
-
 @dataclass
 class Plan:
     """The changes that bring the directory to the desired state, and what was noticed."""
@@ -116,11 +112,14 @@ class Plan:
         Parents are added before children, accounts before the groups naming
         them, and children deleted before parents.
         """
+        base_depth = normalize_dn(base_dn()).count(",")
+
         def key(change: Change) -> tuple[int, int]:
+            depth = change.dn.count(",") - base_depth
             if change.kind == "delete":
-                return (2, -_depth(change.dn))
-            group = change.dn.split(",", 2)[1] == "ou=groups" if _depth(change.dn) > 1 else False
-            return (0 if not group else 1, _depth(change.dn))
+                return (2, -depth)
+            group = depth > 1 and change.dn.split(",", 2)[1] == "ou=groups"
+            return (1 if group else 0, depth)
 
         batches: dict[tuple[int, int], list[Change]] = {}
         for change in self.changes:

@@ -15,7 +15,6 @@ import datetime
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from chaton.adapters.ldap import Change
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.adapters.slapd import ManagedSlapd
+from chaton.core.servers import free_port
 from chaton.testing.postgres import TemporaryPostgres
 
 #: The variables this plugin sets; their previous values come back at the end.
@@ -58,18 +58,6 @@ class _SessionServers:
 
 
 _session_servers_key = pytest.StashKey[_SessionServers]()
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    The kernel picks it (bind to port 0); a server started right after almost
-    always gets it, and fails loudly on the rare race.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _short_temporary_directory(prefix: str) -> Path:

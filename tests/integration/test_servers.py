@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 
-from chaton.adapters.slapd import ManagedSlapd, SlapdError, argon2_userpassword
+from chaton.adapters.ldap import argon2_userpassword
+from chaton.adapters.slapd import ManagedSlapd, SlapdError
 from chaton.testing.postgres import TemporaryPostgres
 from chaton.testing.pytest_plugin import free_port
 

@@ -135,3 +135,29 @@ def escape_filter_value(value: str) -> str:
     import ldap.filter
 
     return ldap.filter.escape_filter_chars(value)
+
+
+_DJANGO_ARGON2 = re.compile(
+    # argon2i and argon2id only: slapd's module verifies those two variants, not argon2d.
+    r"argon2(?P<phc>\$argon2(?:id|i)(?:\$v=\d+)?\$m=\d+,t=\d+,p=\d+"
+    r"\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+)"
+)
+
+
+def argon2_userpassword(django_encoded: str) -> str:
+    """Given a hash from Django's Argon2PasswordHasher, return it as slapd's userPassword value.
+
+    Django stores ``argon2`` followed by the standard PHC string
+    (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``, unpadded base64); slapd's argon2
+    module (linked to libargon2) verifies ``{ARGON2}`` followed by that same PHC
+    string. Only the scheme prefix changes, so the clear password is never needed
+    and one hash serves the web login and LDAP binds.
+    (slapd itself hashes with argon2i, m=4096, t=3, p=1, and verifies argon2i and
+    argon2id alike.)
+    Raise ValueError when ``django_encoded`` is not an argon2 hash in Django's form.
+    """
+    match = _DJANGO_ARGON2.fullmatch(django_encoded)
+    if match is None:
+        # Never echo the value: it is a password hash.
+        raise ValueError("not a Django argon2 hash (expected argon2$argon2id$v=19$m=…)")
+    return "{ARGON2}" + match["phc"]
