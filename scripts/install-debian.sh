@@ -16,6 +16,7 @@ runtime_packages=(
     slapd ldap-utils                                         # the managed directory server
     libldap2-dev libsasl2-dev gcc python3-dev python3-venv   # to build python-ldap in the venv
     gettext                                                  # compilemessages
+    restic postgresql-client                                 # backups: the repository, pg_dump
 )
 test_packages=(
     postgresql                        # TemporaryPostgres: the tests' second database

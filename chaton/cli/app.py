@@ -29,7 +29,7 @@ from typer.core import TyperGroup
 
 from chaton.adapters.ldap import LdapError
 from chaton.adapters.slapd import SlapdError
-from chaton.cli import accounts, directory, members, runtime, server
+from chaton.cli import accounts, backups, directory, governance, members, runtime, server
 from chaton.cli.runtime import cell, console, invocation, setup_django
 from chaton.core.errors import ChatonError
 from chaton.core.runner import CommandError
@@ -132,6 +132,8 @@ app.add_typer(accounts.account_app, name="account", help="Directory accounts.")
 app.add_typer(accounts.group_app, name="group", help="Groups and their members.")
 app.add_typer(accounts.ssh_key_app, name="ssh-key", help="SSH public keys of accounts.")
 app.add_typer(accounts.token_app, name="token", help="API tokens.")
+app.add_typer(governance.app, name="decision", help="Proposals, votes and decisions.")
+app.add_typer(backups.app, name="backup", help="Backups: repositories, plans, runs, drills.")
 app.command(help="Serve the web interface and the API (with the worker and the managed "
                  "slapd).")(server.serve)
 

@@ -13,6 +13,10 @@ Jobs, and when they are due:
   at the first tick after an account or a group access reaches its expiry date,
   so that the access ends at its date (within a tick), not at the next period.
 
+Other apps add their jobs through :data:`JOB_MODULES`: each module has a
+``due_jobs(schedule) -> list[tuple[str, Callable[[], JobResult]]]`` that
+returns the jobs due at this tick (and marks them in the schedule).
+
 :func:`run_forever` runs them in a loop (``chaton worker``, or a thread of
 ``chaton serve``); :func:`run_once` runs what is due once (``chaton worker --once``,
 from cron or a test). A job that fails is logged and reported; it never stops
@@ -27,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -35,6 +40,9 @@ from django.utils.translation import gettext as _
 from chaton.core import clock
 
 logger = logging.getLogger("chaton.worker")
+
+#: Modules whose ``due_jobs(schedule)`` adds jobs to each tick, after the directory's.
+JOB_MODULES = ("chaton.governance.jobs", "chaton.backups.jobs")
 
 
 @dataclass
@@ -156,6 +164,14 @@ def run_jobs(schedule: Schedule | None = None) -> list[JobResult]:
         schedule.mark("directory.expiry")
         schedule.expiries_checked_at = now
         results.append(_run_job("directory.expiry", _process_expiries))
+    for module_name in JOB_MODULES:
+        try:
+            due = import_module(module_name).due_jobs(schedule)
+        except Exception:  # one app that cannot plan its jobs must not stop the others
+            logger.exception("worker: cannot list the jobs of %s", module_name)
+            results.append(JobResult(module_name, _("cannot list its jobs"), ok=False))
+            continue
+        results.extend(_run_job(name, job) for name, job in due)
     for result in results:
         (logger.info if result.ok else logger.warning)("worker: %s", result)
     return results

@@ -37,9 +37,11 @@ from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
 from chaton.adapters.ldap import LdapError, LdapUnavailable
+from chaton.backups import api as backups_api
 from chaton.core import api as core_api
 from chaton.core.errors import ChatonError, NotFound
 from chaton.directory import api as directory_api
+from chaton.governance import api as governance_api
 from chaton.members import api as members_api
 
 logger = logging.getLogger("chaton.api")
@@ -191,4 +193,6 @@ api.add_router("/", directory_api.me_router)
 api.add_router("/", directory_api.groups_router)
 api.add_router("/", directory_api.directory_router)
 api.add_router("/", core_api.router)
+api.add_router("/governance", governance_api.router)
+api.add_router("/backups", backups_api.router)
 api.add_router("/", fallback)

@@ -110,10 +110,28 @@ class MailConfig(Section):
     smtp_port: int = 25
 
 
+class GovernanceConfig(Section):
+    """Where decisions are announced; the voting rules themselves are a policy in the database."""
+
+    #: A Mattermost-compatible incoming webhook for the team channel; empty: none.
+    webhook_url: str = ""
+    #: Announcements go to this address (a members' list); empty: to each voter.
+    announce_address: str = ""
+
+
+class BackupsConfig(Section):
+    #: The restic program.
+    restic: str = "restic"
+    #: The embedded default repository; empty: ``data_dir/backups/repository``.
+    default_repository: str = ""
+
+
 class Config(Section):
     data_dir: Path = Path("var")
     database_url: str = ""
     listen: str = "127.0.0.1:8000"
+    #: The address people reach Chaton at, for links in mails; empty: ``http://`` + listen.
+    public_url: str = ""
     debug: bool = False
     collective_name: str = "Chaton"
     language: str = "fr"
@@ -122,6 +140,12 @@ class Config(Section):
     ldap: LdapConfig = LdapConfig()
     directory: DirectoryConfig = DirectoryConfig()
     mail: MailConfig = MailConfig()
+    governance: GovernanceConfig = GovernanceConfig()
+    backups: BackupsConfig = BackupsConfig()
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "chaton.core",
     "chaton.members",
     "chaton.directory",
+    "chaton.governance",
+    "chaton.backups",
 ]
 
 MIDDLEWARE = [

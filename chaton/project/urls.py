@@ -10,4 +10,6 @@ urlpatterns = [
     path("", include("chaton.core.urls")),
     path("", include("chaton.members.urls")),
     path("", include("chaton.directory.urls")),
+    path("", include("chaton.governance.urls")),
+    path("", include("chaton.backups.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Backups: restic repositories, plans, runs, retention and restore drills."""

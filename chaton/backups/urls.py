@@ -1,0 +1,5 @@
+"""The backups pages."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,1 @@
+"""Governance: proposals, votes and the decisions that authorise operations."""

@@ -1,0 +1,5 @@
+"""The governance pages."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
