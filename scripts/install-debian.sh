@@ -16,10 +16,9 @@ runtime_packages=(
     slapd ldap-utils                                         # the managed directory server
     libldap2-dev libsasl2-dev gcc python3-dev python3-venv   # to build python-ldap in the venv
     gettext                                                  # compilemessages
-    restic postgresql-client                                 # backups: the repository, pg_dump
+    restic postgresql                                        # backups: restic, pg_dump, scratch servers for drills
 )
 test_packages=(
-    postgresql                        # TemporaryPostgres: the tests' second database
     openssh-server openssh-client     # AuthorizedKeysCommand tests against a real sshd
     chromium                          # browser tests (Playwright)
 )

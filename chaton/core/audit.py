@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -11,6 +14,21 @@ from chaton.core.models import AuditLog
 
 if TYPE_CHECKING:
     from chaton.directory.models import Account
+
+
+#: Who the system acts for, when no person does (``on_behalf_of``).
+_on_behalf_of: ContextVar[str | None] = ContextVar("chaton_audit_on_behalf_of", default=None)
+
+
+@contextmanager
+def on_behalf_of(label: str) -> Iterator[None]:
+    """Within the block, rows written without an acting user name ``label`` as the actor
+    (e.g. "decision #28"), so that every change a decision makes points back to it."""
+    token = _on_behalf_of.set(label)
+    try:
+        yield
+    finally:
+        _on_behalf_of.reset(token)
 
 
 def record(
@@ -35,7 +53,8 @@ def record(
     return AuditLog.objects.create(
         created_at=clock.now(),
         actor=acting_user,
-        actor_label=actor_label or (acting_user.get_username() if acting_user else "system"),
+        actor_label=actor_label or (acting_user.get_username() if acting_user
+                                    else _on_behalf_of.get() or "system"),
         action=action,
         target_type=target._meta.label_lower,
         target_id=str(target.pk),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from types import EllipsisType
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -30,8 +31,28 @@ from chaton.directory.names import RESERVED_UIDS
 from chaton.directory.tasks import sync_after_commit
 from chaton.members.models import Organization, Person
 
+if TYPE_CHECKING:
+    from chaton.governance.models import Operation
+
+GROUP_FIELDS = ["name", "description", "kind", "requires_decision"]
 ACCOUNT_FIELDS = ["uid", "display_name", "email", "person", "organization", "expires_at",
                   "state", "is_admin"]
+
+
+def _require_decision(type_name: str, params: dict[str, object],
+                      authorised_by: Operation | None) -> None:
+    """Refuse an extraordinary operation that no adopted decision authorises (the gate)."""
+    from chaton.governance.gate import require
+
+    require(type_name, params, authorised_by)
+
+
+def _last_day(moment: dt.datetime | None) -> str | None:
+    from django.utils import timezone
+
+    if moment is None:
+        return None
+    return str(timezone.localtime(moment - dt.timedelta(microseconds=1)).date())
 
 
 def _next_uid_number() -> int:
@@ -69,12 +90,15 @@ def do_create_account(
     expires_at: dt.datetime | None = None,
     is_admin: bool = False,
     reserved_uid_allowed: bool = False,
+    authorised_by: Operation | None = None,
 ) -> Account:
     """Create an account and project it into the directory.
 
     ``reserved_uid_allowed`` lets an operator (``chaton init``, ``chaton demo``)
     name an account after a reserved word such as ``admin``; people never can.
-    Raise InvalidInput for a bad value, Conflict for a uid or email in use.
+    Raise InvalidInput for a bad value, Conflict for a uid or email in use, and
+    DecisionRequired when the policy makes accounts for organizations
+    extraordinary and no decision authorises this one (``authorised_by``).
     """
     if reserved_uid_allowed and uid.strip() in RESERVED_UIDS:
         uid = uid.strip()
@@ -87,6 +111,10 @@ def do_create_account(
                            field="organization")
     if password:
         _check_password(password)
+    if organization is not None:
+        _require_decision("account.create_for_organization", {
+            "organization": organization.slug, "uid": uid, "display_name": display_name,
+            "email": email, "expires_on": _last_day(expires_at)}, authorised_by)
     with transaction.atomic():
         if Account.objects.filter(uid=uid).exists():
             raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
@@ -224,7 +252,7 @@ def do_remove_ssh_key(ssh_key: SSHKey, *, acting_user: Account | None) -> None:
 
 
 def do_create_group(name: str, *, acting_user: Account | None, description: str = "",
-                    kind: str = GroupKind.TEAM) -> Group:
+                    kind: str = GroupKind.TEAM, requires_decision: bool = False) -> Group:
     name = validation.clean_group_name(name)
     description = validation.clean_text(description, field="description", required=False,
                                         max_length=255)
@@ -234,24 +262,42 @@ def do_create_group(name: str, *, acting_user: Account | None, description: str 
         if Group.objects.filter(name=name).exists():
             raise Conflict(_("The group %(name)s already exists.") % {"name": name},
                            field="name")
-        group = Group.objects.create(name=name, description=description, kind=kind)
+        group = Group.objects.create(name=name, description=description, kind=kind,
+                                     requires_decision=requires_decision)
         audit.record("group.create", group, acting_user=acting_user,
-                     after=audit.snapshot(group, ["name", "description", "kind"]))
+                     after=audit.snapshot(group, GROUP_FIELDS))
         sync_after_commit(group_names=[name])
     return group
 
 
 def do_update_group(group: Group, *, acting_user: Account | None,
-                    description: str | None = None) -> Group:
-    if description is None:
+                    description: str | None = None, requires_decision: bool | None = None,
+                    authorised_by: Operation | None = None) -> Group:
+    """Change a group's description or whether its members are added by decision only.
+
+    Marking a group is always allowed; clearing the mark takes a decision
+    (``group.unprotect``). Raise DecisionRequired without one.
+    """
+    fields = []
+    if description is not None:
+        description = validation.clean_text(description, field="description",
+                                            required=False, max_length=255)
+        fields.append("description")
+    if requires_decision is not None and requires_decision != group.requires_decision:
+        if not requires_decision:
+            _require_decision("group.unprotect", {"group": group.name}, authorised_by)
+        fields.append("requires_decision")
+    if not fields:
         return group
-    before = audit.snapshot(group, ["description"])
+    before = audit.snapshot(group, GROUP_FIELDS)
     with transaction.atomic():
-        group.description = validation.clean_text(description, field="description",
-                                                  required=False, max_length=255)
-        group.save(update_fields=["description"])
+        if description is not None:
+            group.description = description
+        if requires_decision is not None:
+            group.requires_decision = requires_decision
+        group.save(update_fields=fields)
         audit.record("group.update", group, acting_user=acting_user, before=before,
-                     after=audit.snapshot(group, ["description"]))
+                     after=audit.snapshot(group, GROUP_FIELDS))
         sync_after_commit(group_names=[group.name])
     return group
 
@@ -259,7 +305,7 @@ def do_update_group(group: Group, *, acting_user: Account | None,
 def do_delete_group(group: Group, *, acting_user: Account | None) -> None:
     with transaction.atomic():
         audit.record("group.delete", group, acting_user=acting_user,
-                     before=audit.snapshot(group, ["name", "description", "kind"]))
+                     before=audit.snapshot(group, GROUP_FIELDS))
         name = group.name
         group.delete()
         sync_after_commit(group_names=[name])
@@ -270,10 +316,18 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def do_add_to_group(group: Group, account: Account, *, acting_user: Account | None,
-                    expires_at: dt.datetime | None = None) -> GroupMembership:
-    """Put ``account`` in ``group`` until ``expires_at`` (or for good); re-adding sets the date."""
+                    expires_at: dt.datetime | None = None,
+                    authorised_by: Operation | None = None) -> GroupMembership:
+    """Put ``account`` in ``group`` until ``expires_at`` (or for good); re-adding sets the date.
+
+    Raise InvalidInput for a past date, DecisionRequired for a group whose
+    members are added by decision only, unless ``authorised_by`` is the
+    operation of the decision that adopted it.
+    """
     if expires_at is not None and expires_at <= clock.now():
         raise InvalidInput(_("The expiry date is already past."), field="expires_at")
+    _require_decision("group.grant", {"group": group.name, "account": account.uid,
+                                      "expires_on": _last_day(expires_at)}, authorised_by)
     with transaction.atomic():
         membership, created = GroupMembership.objects.get_or_create(
             group=group, account=account, defaults={"expires_at": expires_at})
@@ -287,7 +341,12 @@ def do_add_to_group(group: Group, account: Account, *, acting_user: Account | No
     return membership
 
 
-def do_remove_from_group(group: Group, account: Account, *, acting_user: Account | None) -> None:
+def do_remove_from_group(group: Group, account: Account, *, acting_user: Account | None,
+                         authorised_by: Operation | None = None) -> None:
+    """Take ``account`` out of ``group``. Raise DecisionRequired when the policy makes it
+    extraordinary and ``authorised_by`` is not the operation of an adopted decision."""
+    _require_decision("group.revoke", {"group": group.name, "account": account.uid},
+                      authorised_by)
     with transaction.atomic():
         deleted, _count = GroupMembership.objects.filter(group=group, account=account).delete()
         if deleted:

@@ -108,6 +108,8 @@ class Group(models.Model):
     description = models.CharField(_("description"), max_length=255, blank=True)
     kind = models.CharField(_("kind"), max_length=20, choices=GroupKind.choices,
                             default=GroupKind.TEAM)
+    #: Adding a member takes a decision of the members (an extraordinary operation).
+    requires_decision = models.BooleanField(_("members added by decision only"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

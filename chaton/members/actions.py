@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils.text import slugify
@@ -15,6 +16,9 @@ from chaton.directory.models import Account
 from chaton.directory.tasks import sync_after_commit
 from chaton.directory.validation import clean_email, clean_text
 from chaton.members.models import DuesPayment, Membership, MembershipKind, Organization, Person
+
+if TYPE_CHECKING:
+    from chaton.governance.models import Operation
 
 PERSON_FIELDS = ["full_name", "email", "phone"]
 ORGANIZATION_FIELDS = ["name", "slug", "email"]
@@ -140,11 +144,29 @@ def do_start_membership(member: Person | Organization, *, acting_user: Account |
     return membership
 
 
-def do_end_membership(membership: Membership, ends_on: dt.date, *,
-                      acting_user: Account | None) -> Membership:
-    """Set the last day of a membership. Raise InvalidInput if it is before the first."""
-    if ends_on < membership.starts_on:
+def _member_key(membership: Membership) -> str:
+    """The natural key operations name a member by: a person's email, an organization's slug."""
+    if membership.person is not None:
+        return membership.person.email
+    assert membership.organization is not None
+    return membership.organization.slug
+
+
+def do_end_membership(membership: Membership, ends_on: dt.date | None, *,
+                      acting_user: Account | None,
+                      authorised_by: Operation | None = None) -> Membership:
+    """Set the last day of a membership (None: open-ended again).
+
+    Raise InvalidInput if it is before the first day, DecisionRequired when the
+    policy makes ending a membership extraordinary and no decision authorises it.
+    """
+    if ends_on is not None and ends_on < membership.starts_on:
         raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    if ends_on is not None:
+        from chaton.governance.gate import require
+
+        require("membership.end", {"member": _member_key(membership), "ends_on": str(ends_on)},
+                authorised_by)
     before = audit.snapshot(membership, MEMBERSHIP_FIELDS)
     with transaction.atomic():
         membership.ends_on = ends_on
@@ -152,6 +174,33 @@ def do_end_membership(membership: Membership, ends_on: dt.date, *,
         audit.record("membership.end", membership, acting_user=acting_user, before=before,
                      after=audit.snapshot(membership, MEMBERSHIP_FIELDS))
         _sync_members_groups()
+    return membership
+
+
+def do_set_voting_delay_waived(membership: Membership, waived: bool, *,
+                               acting_user: Account | None,
+                               authorised_by: Operation | None = None) -> Membership:
+    """Let a member vote before the voting delay (``waived``), or make them wait again.
+
+    Waiving changes the electorate: raise DecisionRequired unless an adopted
+    decision authorises it (``membership.waive_voting_delay``).
+    """
+    if waived and membership.person is None:
+        raise InvalidInput(_("Only persons vote."), field="person")
+    if waived:
+        from chaton.governance.gate import require
+
+        assert membership.person is not None
+        require("membership.waive_voting_delay", {"person": membership.person.email},
+                authorised_by)
+    if membership.voting_delay_waived == waived:
+        return membership
+    before = audit.snapshot(membership, MEMBERSHIP_FIELDS)
+    with transaction.atomic():
+        membership.voting_delay_waived = waived
+        membership.save(update_fields=["voting_delay_waived"])
+        audit.record("membership.voting_delay", membership, acting_user=acting_user,
+                     before=before, after=audit.snapshot(membership, MEMBERSHIP_FIELDS))
     return membership
 
 

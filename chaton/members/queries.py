@@ -11,14 +11,22 @@ from django.db.models import Count, Q, QuerySet, Sum
 from chaton.members.models import Membership, MembershipKind, Organization, Person
 
 
-def voting_members(on: dt.date) -> QuerySet[Person]:
+def voting_delay_days() -> int:
+    """Return the days of membership before a person votes: the governance policy's."""
+    from chaton.governance.policy import current
+
+    return current().voting_delay_days
+
+
+def voting_members(on: dt.date, delay_days: int | None = None) -> QuerySet[Person]:
     """Return the persons who may vote on ``on``.
 
     A person votes with a current membership of a voting kind that started at
-    least ``voting_delay_days`` before (or whose delay was waived).
+    least ``delay_days`` before (default: the policy's), or whose delay was waived.
     """
     config = settings.CHATON.directory
-    joined_by = on - dt.timedelta(days=config.voting_delay_days)
+    delay = voting_delay_days() if delay_days is None else delay_days
+    joined_by = on - dt.timedelta(days=delay)
     current = Membership.objects.current(on).filter(kind__in=config.voting_kinds).filter(
         Q(starts_on__lte=joined_by) | Q(voting_delay_waived=True))
     return Person.objects.filter(memberships__in=current).distinct()

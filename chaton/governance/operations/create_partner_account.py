@@ -1,0 +1,70 @@
+"""``account.create_for_organization``: open an account owned by a partner organization.
+
+Ordinary by default. The account has no password: its holder sets one
+through "forgotten password". Reverted by disabling the account (never by
+deleting it: what it did meanwhile stays attributed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from chaton.core.errors import Conflict
+from chaton.directory.models import Account, AccountState
+from chaton.governance.models import Kind, Operation
+from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+
+
+class CreatePartnerAccountParams(StrictParams):
+    organization: str
+    uid: str
+    display_name: str
+    email: str
+    expires_on: dt.date | None = None
+
+
+@register
+class CreatePartnerAccount(OperationType):
+    type = "account.create_for_organization"
+    label = gettext_lazy("Create an account for a partner organization")
+    Params = CreatePartnerAccountParams
+
+    def default_kind(self, params: Any) -> Kind:
+        return Kind.ORDINARY
+
+    def describe(self, params: Any) -> str:
+        return _("create the account %(uid)s for %(organization)s") % {
+            "uid": params.uid, "organization": params.organization}
+
+    def check(self, params: Any) -> None:
+        from chaton.directory import validation
+
+        _lookups.organization(params.organization)
+        uid = validation.clean_uid(params.uid)
+        validation.clean_email(params.email)
+        validation.clean_text(params.display_name, field="display_name")
+        if Account.objects.filter(uid=uid).exists():
+            raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
+                           field="uid")
+
+    def apply(self, params: Any, *, acting_user: Account | None,
+              authorised_by: Operation) -> dict[str, Any]:
+        from chaton.directory.actions import do_create_account
+
+        account = do_create_account(
+            params.uid, acting_user=acting_user, display_name=params.display_name,
+            email=params.email, organization=_lookups.organization(params.organization),
+            expires_at=_lookups.end_of_day(params.expires_on), authorised_by=authorised_by)
+        return {"account": account.uid}
+
+    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
+               authorised_by: Operation) -> None:
+        from chaton.directory.actions import do_set_state
+
+        account = Account.objects.filter(uid=result.get("account")).first()
+        if account is not None and account.state != AccountState.DISABLED:
+            do_set_state(account, AccountState.DISABLED, acting_user=acting_user)

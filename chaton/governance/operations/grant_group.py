@@ -1,0 +1,86 @@
+"""``group.grant``: add an account to a group, until a date or for good.
+
+Extraordinary for a group marked "needs a decision" (such as the one that can
+read the technical passwords), ordinary otherwise. Reverted by removing the
+access again, or by putting back the expiry date it had.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from chaton.core import clock
+from chaton.core.errors import InvalidInput
+from chaton.directory.models import Account, GroupKind, GroupMembership
+from chaton.governance.models import Kind, Operation
+from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+
+
+class GrantGroupParams(StrictParams):
+    group: str
+    account: str
+    #: The last day of the access; none: for good.
+    expires_on: dt.date | None = None
+
+
+@register
+class GrantGroup(OperationType):
+    type = "group.grant"
+    label = gettext_lazy("Add an account to a group")
+    Params = GrantGroupParams
+
+    def default_kind(self, params: Any) -> Kind:
+        group = _lookups.group(params.group)
+        return Kind.EXTRAORDINARY if group.requires_decision else Kind.ORDINARY
+
+    def describe(self, params: Any) -> str:
+        if params.expires_on:
+            return _("add %(account)s to the group %(group)s until %(day)s") % {
+                "account": params.account, "group": params.group, "day": params.expires_on}
+        return _("add %(account)s to the group %(group)s") % {
+            "account": params.account, "group": params.group}
+
+    def check(self, params: Any) -> None:
+        group = _lookups.group(params.group)
+        _lookups.account(params.account)
+        if group.kind == GroupKind.MEMBERS:
+            raise InvalidInput(_("The group %(name)s follows the memberships: nobody is added "
+                                 "to it by hand.") % {"name": group.name}, field="group")
+        if params.expires_on is not None and params.expires_on < clock.today():
+            raise InvalidInput(_("The expiry date is already past."), field="expires_on")
+
+    def apply(self, params: Any, *, acting_user: Account | None,
+              authorised_by: Operation) -> dict[str, Any]:
+        from chaton.directory.actions import do_add_to_group
+
+        group, account = _lookups.group(params.group), _lookups.account(params.account)
+        existing = GroupMembership.objects.filter(group=group, account=account).first()
+        previous: dict[str, Any] = {"was_member": existing is not None}
+        if existing is not None:
+            previous["expires_on"] = str(_lookups.last_day(existing.expires_at) or "")
+        do_add_to_group(group, account, acting_user=acting_user,
+                        expires_at=_lookups.end_of_day(params.expires_on),
+                        authorised_by=authorised_by)
+        return previous
+
+    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
+               authorised_by: Operation) -> None:
+        from chaton.directory.actions import do_add_to_group, do_remove_from_group
+
+        group, account = _lookups.group(params.group), _lookups.account(params.account)
+        if not result.get("was_member"):
+            do_remove_from_group(group, account, acting_user=acting_user,
+                                 authorised_by=authorised_by)
+            return
+        previous = result.get("expires_on") or None
+        day = dt.date.fromisoformat(previous) if previous else None
+        if day is not None and day < clock.today():
+            do_remove_from_group(group, account, acting_user=acting_user,
+                                 authorised_by=authorised_by)
+        else:
+            do_add_to_group(group, account, acting_user=acting_user,
+                            expires_at=_lookups.end_of_day(day), authorised_by=authorised_by)

@@ -1,0 +1,108 @@
+"""Reads about decisions: lists with their tallies (a constant number of queries), one
+decision's ballots and votes, the inventory of a period."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Prefetch, QuerySet
+
+from chaton.governance.models import (
+    Ballot,
+    BallotKind,
+    Decision,
+    Kind,
+    Operation,
+    Status,
+    Vote,
+)
+from chaton.governance.tally import Tally, tallies
+
+
+@dataclass
+class DecisionRow:
+    """A decision with what a list shows of it: its ballots' tallies and its operations."""
+
+    decision: Decision
+    operations: list[Operation]
+    proposal: Ballot | None = None
+    proposal_tally: Tally | None = None
+    counter: Ballot | None = None
+    counter_tally: Tally | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def open_ballot(self) -> Ballot | None:
+        for ballot in (self.proposal, self.counter):
+            if ballot is not None and ballot.closed_at is None:
+                return ballot
+        return None
+
+    @property
+    def tally(self) -> Tally | None:
+        """The tally the report shows: the proposal's, else the counter-vote's, if any."""
+        return self.proposal_tally or self.counter_tally
+
+
+def decisions() -> QuerySet[Decision]:
+    """Return every decision, newest first, with what :func:`rows` needs prefetched."""
+    return (Decision.objects.select_related("proposed_by")
+            .prefetch_related(Prefetch("operations", queryset=Operation.objects.order_by(
+                "position")), "ballots")
+            .order_by("-created_at", "-pk"))
+
+
+def rows(page: Iterable[Decision]) -> list[DecisionRow]:
+    """Given decisions (from :func:`decisions`), return their rows with tallies.
+
+    Open ballots are counted in one query for the whole page; closed ones use
+    the counts written at their close.
+    """
+    result = []
+    open_ballots = []
+    for decision in page:
+        row = DecisionRow(decision, list(decision.operations.all()))
+        for ballot in decision.ballots.all():
+            if ballot.kind == BallotKind.PROPOSAL:
+                row.proposal = ballot
+            else:
+                row.counter = ballot
+            if ballot.closed_at is None:
+                open_ballots.append(ballot)
+        result.append(row)
+    live = tallies(open_ballots) if open_ballots else {}
+    for row in result:
+        for ballot, name in ((row.proposal, "proposal_tally"), (row.counter, "counter_tally")):
+            if ballot is None:
+                continue
+            tally = live.get(ballot.pk) or Tally(ballot.votes_for, ballot.votes_against,
+                                                 ballot.electorate_size)
+            setattr(row, name, tally)
+    return result
+
+
+def row(decision: Decision) -> DecisionRow:
+    """Return the row of one decision."""
+    return rows(decisions().filter(pk=decision.pk))[0]
+
+
+def votes_of(ballot: Ballot) -> QuerySet[Vote]:
+    """Return the votes of a ballot with their voters, by name."""
+    return (Vote.objects.filter(ballot=ballot).select_related("person")
+            .order_by("person__full_name"))
+
+
+def in_period(start: dt.date, end: dt.date) -> list[DecisionRow]:
+    """Return the rows of the decisions taken (ordinary) or proposed (extraordinary) in the
+    period, oldest first: the inventory of the activity report. Withdrawn ones are left out."""
+    chosen = (decisions().filter(created_at__date__gte=start, created_at__date__lte=end)
+              .exclude(status=Status.WITHDRAWN).order_by("created_at", "pk"))
+    return rows(chosen)
+
+
+def by_kind(found: list[DecisionRow]) -> tuple[list[DecisionRow], list[DecisionRow]]:
+    """Split rows into (ordinary, extraordinary)."""
+    return ([row for row in found if row.decision.kind == Kind.ORDINARY],
+            [row for row in found if row.decision.kind == Kind.EXTRAORDINARY])
