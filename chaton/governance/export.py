@@ -2,7 +2,7 @@
 
 | ID | Object | Proposed by | Date | For | Against | Link |
 |---|---|---|---|---|---|---|
-| #28 | Give access to the technical passwords to a new tech member | … | 2021-03-01 | 15/15 | 0/15 | … |
+| #28 | Give access to the technical passwords to … | … | 2021-03-01 | 15/15 | 0/15 | … |
 
 Ordinary and extraordinary actions are listed in two tables. "For" and
 "Against" are the votes over the electorate counted when the vote opened; an
@@ -146,7 +146,7 @@ def to_html(inventory: Inventory, *, whole_page: bool = True) -> str:
         head = "".join(f'<th scope="col">{escape(header)}</th>' for header in _headers())
         body = []
         for line in lines:
-            cells = [escape(cell) for cell in _cells(line)[:-1]]
+            cells: list[str] = [escape(cell) for cell in _cells(line)[:-1]]
             cells.append(f'<a href="{escape(line.link)}">{escape(line.link)}</a>')
             body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
         parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"

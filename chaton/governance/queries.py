@@ -74,13 +74,16 @@ def rows(page: Iterable[Decision]) -> list[DecisionRow]:
         result.append(row)
     live = tallies(open_ballots) if open_ballots else {}
     for row in result:
-        for ballot, name in ((row.proposal, "proposal_tally"), (row.counter, "counter_tally")):
-            if ballot is None:
-                continue
-            tally = live.get(ballot.pk) or Tally(ballot.votes_for, ballot.votes_against,
-                                                 ballot.electorate_size)
-            setattr(row, name, tally)
+        if row.proposal is not None:
+            row.proposal_tally = _tally(row.proposal, live)
+        if row.counter is not None:
+            row.counter_tally = _tally(row.counter, live)
     return result
+
+
+def _tally(ballot: Ballot, live: dict[int, Tally]) -> Tally:
+    return live.get(ballot.pk) or Tally(ballot.votes_for, ballot.votes_against,
+                                        ballot.electorate_size)
 
 
 def row(decision: Decision) -> DecisionRow:
