@@ -93,7 +93,7 @@ def _parse_operations(
             raise InvalidInput(_("Operation %(number)d has no type.") % {"number": index + 1},
                                field=f"operations.{index}")
         try:
-            parsed.append(operations.parse(spec["type"], spec.get("params") or {}))
+            parsed.append(operations.parse(spec["type"], spec.get("params", {})))
         except ChatonError as error:
             error.field = f"operations.{index}.{error.field}" if error.field else \
                 f"operations.{index}"

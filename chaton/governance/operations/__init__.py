@@ -102,7 +102,7 @@ def get(type_name: str) -> OperationType:
         return _registry[type_name]
     except KeyError:
         raise InvalidInput(_("Unknown operation “%(type)s”.") % {"type": type_name},
-                           field="operations") from None
+                           field="type") from None
 
 
 def parse(type_name: str, params: dict[str, Any]) -> tuple[OperationType, pydantic.BaseModel]:
@@ -114,7 +114,7 @@ def parse(type_name: str, params: dict[str, Any]) -> tuple[OperationType, pydant
     operation = get(type_name)
     if not isinstance(params, dict):
         raise InvalidInput(_("The parameters of an operation must be an object."),
-                           field="operations")
+                           field="params")
     try:
         parsed = operation.Params.model_validate(params)
     except pydantic.ValidationError as error:
