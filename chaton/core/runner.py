@@ -386,3 +386,40 @@ def pipeline(
         consumer=subprocess.CompletedProcess(list(consumer), consumer_code,
                                              mask(stdout, secrets), consumer_text),
     )
+
+
+def run_binary(
+    command: Sequence[str],
+    *,
+    timeout: float,
+    input: bytes | None = None,
+    secrets: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    die_with_parent: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``command`` and return its standard output as bytes, exactly (a dump, a database).
+
+    Standard error comes back as masked text in ``stderr``'s bytes. Raise
+    CommandNotFound, CommandTimeout (the process is killed), or CommandFailed
+    when ``check`` is true and the exit code is not zero.
+    """
+    shown = mask(" ".join(command), secrets)
+    process = _spawn(command, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, env=env, die_with_parent=die_with_parent)
+    try:
+        stdout, stderr = process.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_and_reap([process])
+        raise CommandTimeout(f"{shown}: no answer after {timeout:g} s", command=command) from None
+    except BaseException:
+        _kill_and_reap([process])
+        raise
+    error_text = mask(stderr.decode("utf-8", errors="replace").strip(), secrets)
+    if check and process.returncode != 0:
+        raise CommandFailed(
+            f"{shown}: exit {process.returncode}: "
+            f"{error_text.splitlines()[-1] if error_text else ''}",
+            command=command, returncode=process.returncode, stdout="", stderr=error_text)
+    return subprocess.CompletedProcess(list(command), process.returncode, stdout,
+                                       error_text.encode())

@@ -67,9 +67,9 @@ def test_a_forged_authorisation_does_not_open_the_gate(community):
 
 def test_proposal_adopted_by_a_majority_then_executed_once(community):
     ana, bo, cy, *_ = community.voters
+    until = str(clock.today() + dt.timedelta(days=90))
     decision = actions.do_propose("Give ana the technical passwords",
-                                  grant(community, until=str(clock.today() + dt.timedelta(days=90))),
-                                  acting_user=ana)
+                                  grant(community, until=until), acting_user=ana)
     ballot = decision.ballots.get()
     assert decision.status == Status.OPEN and decision.kind == Kind.EXTRAORDINARY
     assert ballot.electorate_size == 5  # fox joined 2 days ago, svc is nobody's
@@ -186,7 +186,7 @@ def test_invalid_operations_write_nothing(community):
 
 
 def test_ordinary_action_counter_vote_cancels_and_reverts(community):
-    ana, bo, cy, di, _ed = community.voters
+    ana, bo, _cy, di, _ed = community.voters
     decision = actions.do_act("Add di to the team", [
         {"type": "group.grant", "params": {"group": "team", "account": "di"}}],
         acting_user=community.admin)
