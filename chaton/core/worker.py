@@ -14,8 +14,9 @@ Jobs, and when they are due:
   so that the access ends at its date (within a tick), not at the next period.
 
 Other apps add their jobs through :data:`JOB_MODULES`: each module has a
-``due_jobs(schedule) -> list[tuple[str, Callable[[], JobResult]]]`` that
-returns the jobs due at this tick (and marks them in the schedule).
+``due_jobs(schedule) -> list[tuple[str, Callable[[], JobResult | None]]]``
+that returns the jobs due at this tick (and marks them in the schedule); a job
+that found nothing to do returns None and is not reported.
 
 :func:`run_forever` runs them in a loop (``chaton worker``, or a thread of
 ``chaton serve``); :func:`run_once` runs what is due once (``chaton worker --once``,
@@ -121,7 +122,7 @@ def _expiry_passed(schedule: Schedule, now: dt.datetime) -> bool:
         return False
 
 
-def _run_job(name: str, job: Callable[[], JobResult]) -> JobResult:
+def _run_job(name: str, job: Callable[[], JobResult | None]) -> JobResult | None:
     """Run one job, turning any exception into a failed result (logged with its traceback)."""
     try:
         return job()
@@ -141,7 +142,7 @@ def run_jobs(schedule: Schedule | None = None) -> list[JobResult]:
 
     schedule = schedule if schedule is not None else Schedule()
     interval = settings.CHATON.directory.reconcile_interval_seconds
-    results: list[JobResult] = []
+    results: list[JobResult | None] = []
     # Reading the flag is a query too: a database that went away must not kill the loop.
     try:
         pending_since = SyncState.get().pending_since
@@ -172,9 +173,10 @@ def run_jobs(schedule: Schedule | None = None) -> list[JobResult]:
             results.append(JobResult(module_name, _("cannot list its jobs"), ok=False))
             continue
         results.extend(_run_job(name, job) for name, job in due)
-    for result in results:
+    reported = [result for result in results if result is not None]
+    for result in reported:
         (logger.info if result.ok else logger.warning)("worker: %s", result)
-    return results
+    return reported
 
 
 def run_once(schedule: Schedule | None = None) -> list[str]:
