@@ -7,6 +7,6 @@ from collections.abc import Callable
 from chaton.core.worker import JobResult, Schedule
 
 
-def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult]]]:
+def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult | None]]]:
     """Given the worker's schedule, return the backups jobs due now."""
     return []

@@ -1,7 +1,574 @@
-"""``chaton decision``: the governance commands."""
+"""``chaton decision …``: proposals, ordinary actions, votes, counter-votes, the inventory.
+
+Operations are written after the title, each as ``--op TYPE key=value …``::
+
+    chaton decision propose "Kim reads the passwords" --as alix \\
+        --op group.grant group=passwords account=kim expires_on=2027-06-30
+
+or read from a JSON file (``--operations-file``) holding
+``[{"type": "group.grant", "params": {…}}, …]``. A command that acts in
+someone's name (propose, act, vote, withdraw, contest) takes that account with
+its own ``--as UID``, or the global one (``chaton --as UID decision …``).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from django.utils.translation import gettext as _
+from rich.table import Table
+
+from chaton.cli.runtime import cell, console, find_account, invocation, parse_date, setup_django
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from chaton.directory.models import Account
+    from chaton.governance.models import Ballot, Decision
+    from chaton.governance.queries import DecisionRow
+    from chaton.governance.tally import Tally
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+#: What lets ``--op TYPE key=value …`` through to the command, in the order typed: click
+#: would otherwise refuse ``--op`` and take the parameters as stray arguments.
+_OPERATION_WORDS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+AsOption = Annotated[str | None, typer.Option(
+    "--as", metavar="UID", help="The account acting (default: the global --as).")]
+
+
+# -- reading the command line ----------------------------------------------------------
+
+
+def _value(text: str) -> Any:
+    """Given the text after ``key=``, return the value to validate.
+
+    JSON for an object or a list (``classes={"group.revoke": "extraordinary"}``),
+    None for nothing, the text otherwise: the operation's params convert dates,
+    numbers and booleans themselves. Raise InvalidInput for broken JSON.
+    """
+    from chaton.core.errors import InvalidInput
+
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if stripped[0] in "{[":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(_("“%(value)s” is not valid JSON: %(error)s")
+                               % {"value": stripped, "error": error}, field="op") from None
+    return text
+
+
+def parse_operation_words(words: list[str]) -> list[dict[str, Any]]:
+    """Given the words after the title, ``--op TYPE key=value … [--op TYPE …]``, return the
+    operations as ``[{"type": …, "params": {…}}, …]``.
+
+    Raise InvalidInput for a word out of place: an unknown option, a parameter
+    before any ``--op``, a word without ``=``, a key given twice.
+    """
+    from chaton.core.errors import InvalidInput
+
+    specs: list[dict[str, Any]] = []
+    awaiting_type = False
+    for word in words:
+        if word == "--op" or word.startswith("--op="):
+            if awaiting_type:
+                raise InvalidInput(_("--op needs an operation type, such as group.grant."),
+                                   field="op")
+            type_name = word.partition("=")[2].strip()
+            if type_name:
+                specs.append({"type": type_name, "params": {}})
+            else:
+                awaiting_type = True
+        elif awaiting_type:
+            if word.startswith("-"):
+                raise InvalidInput(_("--op needs an operation type, such as group.grant."),
+                                   field="op")
+            specs.append({"type": word.strip(), "params": {}})
+            awaiting_type = False
+        elif word.startswith("-"):
+            raise InvalidInput(_("Unknown option “%(option)s”.") % {"option": word}, field="op")
+        elif not specs:
+            raise InvalidInput(_("“%(word)s”: write parameters after --op TYPE.")
+                               % {"word": word}, field="op")
+        else:
+            key, equals, value = word.partition("=")
+            key = key.strip()
+            if not equals or not key:
+                raise InvalidInput(_("“%(word)s”: write each parameter as key=value.")
+                                   % {"word": word}, field="op")
+            params = specs[-1]["params"]
+            if key in params:
+                raise InvalidInput(_("The parameter %(key)s is given twice.") % {"key": key},
+                                   field="op")
+            params[key] = _value(value)
+    if awaiting_type:
+        raise InvalidInput(_("--op needs an operation type, such as group.grant."), field="op")
+    return specs
+
+
+def read_operations_file(path: Path) -> list[Any]:
+    """Given a JSON file holding ``[{"type": …, "params": {…}}, …]``, return that list.
+
+    Raise InvalidInput when it cannot be read or is not a list (each item is
+    checked by the action).
+    """
+    from chaton.core.errors import InvalidInput
+
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(_("Cannot read the operations file %(path)s: %(error)s")
+                           % {"path": path, "error": error}, field="operations") from None
+    if not isinstance(content, list):
+        raise InvalidInput(_("The operations file must hold a JSON list: "
+                             "[{\"type\": …, \"params\": {…}}, …]."), field="operations")
+    return content
+
+
+def _operations(title: str, words: list[str], operations_file: Path | None) -> list[Any]:
+    """Return the operations given by ``--op`` words or by the file. Raise InvalidInput."""
+    from chaton.core.errors import InvalidInput
+
+    if title.startswith("-"):
+        # click took an option for the title: the title was left out or comes later.
+        raise InvalidInput(_("Give the title first: TITLE --op TYPE key=value …"), field="title")
+    typed = parse_operation_words(words)
+    if operations_file is not None:
+        if typed:
+            raise InvalidInput(_("Give the operations with --op or with --operations-file, "
+                                 "not both."), field="operations")
+        return read_operations_file(operations_file)
+    return typed
+
+
+def _actor(uid: str | None, message: str) -> Account:
+    """Return the account named by the command's ``--as``, else by the global one.
+
+    Raise InvalidInput with ``message`` when neither names one, NotFound for an
+    unknown uid.
+    """
+    from chaton.core.errors import InvalidInput
+
+    chosen = uid or invocation.acting_uid
+    if not chosen or not chosen.strip():
+        raise InvalidInput(message, field="as")
+    return find_account(chosen)
+
+
+def _decision(number: int) -> Decision:
+    """Given a decision's number, return it. Raise NotFound."""
+    from chaton.core.errors import NotFound
+    from chaton.governance.models import Decision
+
+    decision = Decision.objects.filter(pk=number).first() if 0 < number < 2**63 else None
+    if decision is None:
+        raise NotFound(_("No decision has the number %(number)d.") % {"number": number},
+                       field="decision")
+    return decision
+
+
+# -- printing ------------------------------------------------------------------------------
+
+
+def _moment(moment: dt.datetime | None) -> str:
+    from django.utils import timezone
+
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _tally_text(tally: Tally | None) -> tuple[str, str]:
+    if tally is None:
+        return "—", "—"
+    return (f"{tally.votes_for}/{tally.electorate}", f"{tally.votes_against}/{tally.electorate}")
+
+
+def _say(message: str, style: str | None = None) -> None:
+    console().print(message, style=style, markup=False)
+
+
+def _ballot_line(ballot: Ballot, tally: Tally) -> str:
+    counts = {"for": tally.votes_for, "against": tally.votes_against,
+              "electorate": tally.electorate}
+    if ballot.closed_at is None:
+        return _("%(ballot)s: %(for)d for, %(against)d against, of %(electorate)d voters; "
+                 "closes on %(closes)s.") % {"ballot": ballot.get_kind_display(),
+                                             "closes": _moment(ballot.closes_at), **counts}
+    return _("%(ballot)s: %(outcome)s with %(for)d for, %(against)d against, of "
+             "%(electorate)d voters, on %(closed)s.") % {
+        "ballot": ballot.get_kind_display(), "outcome": ballot.get_outcome_display(),
+        "closed": _moment(ballot.closed_at), **counts}
+
+
+def _row(decision: Decision) -> DecisionRow:
+    from chaton.governance import queries
+
+    return queries.row(decision)
+
+
+def _print_open_ballot(row: DecisionRow) -> None:
+    for ballot, tally in ((row.proposal, row.proposal_tally), (row.counter, row.counter_tally)):
+        if ballot is not None and tally is not None:
+            _say(_ballot_line(ballot, tally))
+
+
+# -- reading decisions ----------------------------------------------------------------------
+
+
+@app.command("list")
+def list_decisions(
+    status: Annotated[str, typer.Option(
+        "--status", help="open, adopted, contested, rejected, withdrawn or cancelled.")] = "",
+    kind: Annotated[str, typer.Option("--kind", help="ordinary or extraordinary.")] = "",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 50,
+) -> None:
+    """List decisions, newest first, with their tallies (votes over the electorate)."""
+    setup_django()
+    from chaton.core.errors import InvalidInput
+    from chaton.governance import queries
+    from chaton.governance.models import Kind, Status
+
+    chosen = queries.decisions()
+    if status:
+        if status not in Status.values:
+            raise InvalidInput(_("Unknown status: choose among %(choices)s.")
+                               % {"choices": ", ".join(Status.values)}, field="status")
+        chosen = chosen.filter(status=status)
+    if kind:
+        if kind not in Kind.values:
+            raise InvalidInput(_("Unknown kind: ordinary or extraordinary."), field="kind")
+        chosen = chosen.filter(kind=kind)
+    table = Table(title=_("Decisions"))
+    table.add_column(_("ID"), no_wrap=True)
+    table.add_column(_("Kind"))
+    table.add_column(_("Object"))
+    for header in (_("Proposed by"), _("Date"), _("Status"), _("For"), _("Against"),
+                   _("Closes")):
+        table.add_column(header, no_wrap=True)
+    rows = queries.rows(chosen[:limit])
+    for row in rows:
+        decision = row.decision
+        votes_for, votes_against = _tally_text(row.tally)
+        open_ballot = row.open_ballot
+        table.add_row(cell(f"#{decision.pk}"), cell(decision.get_kind_display()),
+                      cell(decision.title), cell(decision.proposed_by_label),
+                      cell(_moment(decision.created_at)), cell(decision.get_status_display()),
+                      cell(votes_for), cell(votes_against),
+                      cell(_moment(open_ballot.closes_at) if open_ballot else ""))
+    console().print(table)
+    _say(_("%(count)d decision(s).") % {"count": len(rows)})
+
+
+@app.command("show")
+def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Show a decision: its operations, its ballots, and the votes when they are public."""
+    setup_django()
+    from chaton.governance import queries
+    from chaton.governance.models import Status
+    from chaton.governance.policy import current
+
+    decision = _decision(number)
+    row = _row(decision)
+    _say(f"#{decision.pk} {decision.title}", style="bold")
+    _say(_("%(kind)s, %(status)s. Proposed by %(who)s on %(date)s.") % {
+        "kind": decision.get_kind_display(), "status": decision.get_status_display(),
+        "who": decision.proposed_by_label, "date": _moment(decision.created_at)})
+    if decision.description:
+        _say(decision.description)
+    if (decision.counter_vote_until and decision.status == Status.ADOPTED
+            and row.counter is None):
+        _say(_("A counter-vote may be opened until %(moment)s.")
+             % {"moment": _moment(decision.counter_vote_until)})
+    operations = Table(title=_("Operations"))
+    for header in ("#", _("Operation"), _("Status"), _("Message")):
+        operations.add_column(header)
+    for operation in row.operations:
+        operations.add_row(cell(operation.position + 1), cell(operation.summary),
+                           cell(operation.get_status_display()), cell(operation.message))
+    console().print(operations)
+    _print_open_ballot(row)
+    if not current().votes_public:
+        return
+    for ballot in (row.proposal, row.counter):
+        if ballot is None:
+            continue
+        votes = Table(title=ballot.get_kind_display())
+        for header in (_("Voter"), _("Vote"), _("When")):
+            votes.add_column(header)
+        for vote in queries.votes_of(ballot):
+            votes.add_row(cell(vote.person.full_name), cell(vote.get_choice_display()),
+                          cell(_moment(vote.changed_at or vote.cast_at)))
+        console().print(votes)
+
+
+@app.command("operations")
+def list_operations() -> None:
+    """List the operations a decision can carry, their class and their parameters."""
+    setup_django()
+    from chaton.governance import operations
+    from chaton.governance.api import operation_classes
+    from chaton.governance.policy import current
+
+    policy = current()
+    table = Table(title=_("Operations"))
+    table.add_column(_("Type"), no_wrap=True)
+    table.add_column(_("Label"))
+    table.add_column(_("Class"))
+    table.add_column(_("Parameters"), overflow="fold")
+    for operation in operations.all_types():
+        default, now = operation_classes(operation, policy)
+        shown = now or _("depends on the parameters")
+        if default != now:
+            shown += " " + _("(by the policy; default: %(default)s)") % {
+                "default": default or _("depends on the parameters")}
+        table.add_row(cell(operation.type), cell(operation.label), cell(shown),
+                      cell(_params_text(operations.params_schema(operation))))
+    console().print(table)
+
+
+def _params_text(schema: dict[str, Any]) -> str:
+    """Given a params JSON schema, return ``name: type`` for each, ``[…]`` around optional ones."""
+    required = set(schema.get("required", []))
+    parts = []
+    for name, details in schema.get("properties", {}).items():
+        choices = [option for option in details.get("anyOf", [details])
+                   if option.get("type") != "null"] or [details]
+        kind = choices[0].get("format") or choices[0].get("type") or "value"
+        parts.append(f"{name}: {kind}" if name in required else f"[{name}: {kind}]")
+    return " ".join(parts)
+
+
+@app.command("policy")
+def show_policy() -> None:
+    """Show the governance rules in force (a decision changes them: policy.change)."""
+    setup_django()
+    from chaton.governance.policy import POLICY_FIELDS, current
+
+    policy = current()
+    table = Table(title=_("Governance policy"))
+    table.add_column(_("Rule"), no_wrap=True)
+    table.add_column(_("Value"))
+    for name in POLICY_FIELDS:
+        value = getattr(policy, name)
+        text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+        table.add_row(cell(name), cell(text))
+    console().print(table)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+OperationsFile = Annotated[Path | None, typer.Option(
+    "--operations-file", metavar="FILE", dir_okay=False,
+    help='A JSON list of operations: [{"type": …, "params": {…}}, …].')]
+Description = Annotated[str, typer.Option("--description", help="Why, for the members.")]
+
+
+@app.command("propose", context_settings=_OPERATION_WORDS)
+def propose(
+    context: typer.Context,
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The object of the decision.")],
+    description: Description = "",
+    operations_file: OperationsFile = None,
+    acting_uid: AsOption = None,
+) -> None:
+    """Put operations to the members' vote: TITLE --op TYPE key=value … [--op …].
+
+    See `chaton decision operations` for the types and their parameters.
+    """
+    setup_django()
+    from chaton.governance import actions
+
+    specs = _operations(title, context.args, operations_file)
+    account = _actor(acting_uid, _("Say which account proposes: --as UID."))
+    decision = actions.do_propose(title, specs, acting_user=account, description=description)
+    _say(_("Proposal #%(number)d opened: %(title)s") % {"number": decision.pk,
+                                                        "title": decision.title},
+         style="green")
+    _print_open_ballot(_row(decision))
+
+
+@app.command("act", context_settings=_OPERATION_WORDS)
+def act(
+    context: typer.Context,
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The object of the action.")],
+    description: Description = "",
+    operations_file: OperationsFile = None,
+    acting_uid: AsOption = None,
+) -> None:
+    """Take an ordinary action at once (administrators): TITLE --op TYPE key=value ….
+
+    It is announced, and voters may contest it within the policy's window. An
+    extraordinary operation is refused: open a proposal instead.
+    """
+    setup_django()
+    from chaton.governance import actions
+
+    specs = _operations(title, context.args, operations_file)
+    account = _actor(acting_uid, _("Say which administrator acts: --as UID."))
+    decision = actions.do_act(title, specs, acting_user=account, description=description)
+    _say(_("Action #%(number)d taken: %(title)s") % {"number": decision.pk,
+                                                     "title": decision.title}, style="green")
+    for operation in _row(decision).operations:
+        _say(f"  {operation.summary}: {operation.get_status_display()}")
+    if decision.counter_vote_until:
+        _say(_("A counter-vote may be opened until %(moment)s.")
+             % {"moment": _moment(decision.counter_vote_until)})
+
+
+@app.command("vote")
+def vote(
+    number: Annotated[int, typer.Argument(metavar="ID")],
+    choice: Annotated[str, typer.Argument(metavar="for|against")],
+    acting_uid: AsOption = None,
+) -> None:
+    """Vote on a proposal or a counter-vote, or change one's vote, until the close."""
+    setup_django()
+    from chaton.governance import actions
+
+    decision = _decision(number)
+    account = _actor(acting_uid, _("Say which account votes: --as UID."))
+    actions.do_vote(decision, choice.strip().lower(), acting_user=account)
+    _say(_("%(uid)s votes “%(choice)s” on #%(number)d.") % {
+        "uid": account.uid, "choice": choice.strip().lower(), "number": decision.pk},
+        style="green")
+    decision.refresh_from_db()
+    _print_open_ballot(_row(decision))
+
+
+@app.command("withdraw")
+def withdraw(
+    number: Annotated[int, typer.Argument(metavar="ID")],
+    acting_uid: AsOption = None,
+) -> None:
+    """Withdraw an open proposal (its author or an administrator)."""
+    setup_django()
+    from chaton.governance import actions
+
+    decision = _decision(number)
+    account = _actor(acting_uid, _("Say which account withdraws: --as UID."))
+    actions.do_withdraw(decision, acting_user=account)
+    _say(_("Proposal #%(number)d withdrawn.") % {"number": decision.pk})
+
+
+@app.command("contest")
+def contest(
+    number: Annotated[int, typer.Argument(metavar="ID")],
+    acting_uid: AsOption = None,
+) -> None:
+    """Open a counter-vote on an ordinary action, within its window (voting members)."""
+    setup_django()
+    from chaton.governance import actions
+
+    decision = _decision(number)
+    account = _actor(acting_uid, _("Say which account contests: --as UID."))
+    actions.do_open_counter_vote(decision, acting_user=account)
+    _say(_("Counter-vote opened on #%(number)d.") % {"number": decision.pk}, style="green")
+    decision.refresh_from_db()
+    _print_open_ballot(_row(decision))
+
+
+@app.command("settle")
+def settle() -> None:
+    """Close the ballots whose outcome is known, run the operations of adopted decisions,
+    undo those of cancelled ones and send the reminders: once, printing what happened.
+
+    The worker does the same at every tick. Exit 1 when an operation failed.
+    """
+    setup_django()
+    from chaton.cli.runtime import directory_running
+    from chaton.governance import actions
+    from chaton.governance.models import OperationStatus
+
+    with directory_running():
+        closed = actions.settle_ballots()
+        handled = actions.execute_decisions()
+        reminded = actions.send_reminders()
+    for ballot in closed:
+        _say(f"#{ballot.decision_id} " + _ballot_line(ballot, _final_tally(ballot)))
+    failed = False
+    for operation in handled:
+        broken = operation.status in (OperationStatus.FAILED, OperationStatus.NOT_REVERTED)
+        failed = failed or broken
+        line = _("#%(number)d, operation %(position)d (%(summary)s): %(status)s.") % {
+            "number": operation.decision_id, "position": operation.position + 1,
+            "summary": operation.summary, "status": operation.get_status_display()}
+        if operation.message:
+            line += " " + operation.message
+        _say(line, style="red" if broken else None)
+    for ballot in reminded:
+        _say(_("#%(number)d: the voters who have not voted were reminded.")
+             % {"number": ballot.decision_id})
+    if not (closed or handled or reminded):
+        _say(_("Nothing to settle."))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _final_tally(ballot: Ballot) -> Tally:
+    from chaton.governance.tally import Tally
+
+    return Tally(ballot.votes_for, ballot.votes_against, ballot.electorate_size)
+
+
+@app.command("inventory")
+def inventory(
+    start: Annotated[str, typer.Option("--from", metavar="DATE", help="First day.")],
+    end: Annotated[str | None, typer.Option(
+        "--to", metavar="DATE", help="Last day (default: today).")] = None,
+    format_name: Annotated[str, typer.Option("--format", help="md, csv or html.")] = "md",
+    output: Annotated[Path | None, typer.Option(
+        "--output", metavar="FILE", dir_okay=False,
+        help="Write to FILE (default: standard output).")] = None,
+) -> None:
+    """Print the decisions of a period as the activity report lists them: ordinary and
+    extraordinary actions apart, votes over the electorate."""
+    setup_django()
+    from chaton.core import clock
+    from chaton.core.errors import InvalidInput
+    from chaton.governance import export
+
+    first = parse_date(start, field="from")
+    last = parse_date(end, field="to") if end else clock.today()
+    if last < first:
+        raise InvalidInput(_("The period ends before it starts."), field="to")
+    if format_name not in export.FORMATS:
+        raise InvalidInput(_("Unknown format “%(format)s”: choose md, csv or html.")
+                           % {"format": format_name}, field="format")
+    content, _media_type = export.render(export.inventory(first, last), format_name)
+    if output is None:
+        typer.echo(content, nl=not content.endswith("\n"))
+        return
+    _write_whole(output, content)
+    _say(_("Inventory written to %(path)s.") % {"path": output})
+
+
+def _write_whole(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` all at once: through a temporary file beside it, renamed,
+    so that a failure leaves no half-written file. Raise InvalidInput when it cannot."""
+    from chaton.core.errors import InvalidInput
+
+    temporary = None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(content)
+        # mkstemp makes the file private; an inventory is not: the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except OSError as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+        raise InvalidInput(_("Cannot write %(path)s: %(error)s")
+                           % {"path": path, "error": error.strerror or error},
+                           field="output") from None

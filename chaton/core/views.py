@@ -2,7 +2,8 @@
 
 The helpers here are what the other apps' views use to stay small:
 :func:`admin_required` (403 for a non-admin), :func:`show_error` (an action's
-error next to the right form field) and :func:`paginate`.
+error next to the right form field, its link clickable: :func:`error_html`) and
+:func:`paginate`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from chaton.core import queries
@@ -58,16 +60,34 @@ def posted(request: HttpRequest) -> QueryDict | None:
     return request.POST if request.method == "POST" else None
 
 
+def error_html(error: ChatonError) -> str:
+    """Given an action's error, return its message for a page.
+
+    When the error carries a link (``error.params["link"]``: the prefilled
+    proposal of a refused extraordinary action), return escaped HTML in which
+    that link is clickable; otherwise the plain message, escaped when shown.
+    """
+    message = str(error.message)
+    link = error.params.get("link")
+    if not isinstance(link, str) or not link:
+        return message
+    before, found, after = message.partition(link)
+    if found:
+        return format_html('{}<a href="{}">{}</a>{}', before, link, link, after)
+    return format_html('{} <a href="{}">{}</a>', message, link, link)
+
+
 def show_error(form: forms.Form, error: ChatonError,
                field_names: Mapping[str, str] | None = None) -> None:
     """Given a bound form and an action's error, put the message next to the field it names.
 
     ``field_names`` maps an action's field name to the form's when they differ
     (``password`` → ``new_password1``). An error naming no field of the form is
-    shown above the form.
+    shown above the form. A link the error carries is shown clickable
+    (:func:`error_html`).
     """
     name = (field_names or {}).get(error.field or "", error.field)
-    form.add_error(name if name in form.fields else None, str(error.message))
+    form.add_error(name if name in form.fields else None, error_html(error))
 
 
 def paginate(request: HttpRequest, rows: QuerySet[Any], size: int = PAGE_SIZE) -> Page[Any]:

@@ -4,21 +4,64 @@ Actions call :func:`schedule` inside their transaction; delivery happens after
 the commit, and a failure is logged, never raised: a notification never
 blocks a decision.
 
-Events: ``proposed``, ``acted`` (an ordinary action announced), ``contested``
-(a counter-vote opened), ``reminder``, ``closed``, ``executed``, ``failed``.
+Events and who hears of them (the webhook, when ``governance.webhook_url`` is
+set, gets every event, for the team channel)::
+
+    event        what happened                       mail to
+    proposed     a proposal opened for a vote        governance.announce_address, else
+    acted        an ordinary action was taken          each elector of the open ballot
+    contested    a counter-vote opened                 (acted: each voting member today,
+                                                        who may open a counter-vote)
+    reminder     a deadline is near                  each elector who has not voted yet
+    closed       a ballot closed                     the proposer, and announce_address
+    executed     the operations ran (or were undone)   when set
+    failed       an operation failed
+
+A reminder goes to the electors themselves even when there is an announce
+address: a list would also nag those who voted already.
+
+Each message carries the decision's title, its operations, the tally against
+the electorate, the deadline and the link to the decision page, in the
+collective's language. A delivery attempt leaves one log line: the event, the
+decision id, and how many mails left; for the webhook only the host is named,
+since the path of an incoming webhook is its secret.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
+from django.urls import reverse
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext as _
+
+from chaton.core import clock, runner
 
 if TYPE_CHECKING:
-    from chaton.governance.models import Decision
+    import datetime as dt
+
+    from chaton.governance.models import Ballot, Decision, Operation
+    from chaton.governance.tally import Tally
 
 logger = logging.getLogger("chaton.governance.notify")
+
+#: The events :func:`deliver` knows.
+EVENTS = ("proposed", "acted", "contested", "reminder", "closed", "executed", "failed")
+#: Seconds before the webhook or the mail server is given up on: a notice waits for no one.
+WEBHOOK_TIMEOUT_SECONDS = 5.0
+MAIL_TIMEOUT_SECONDS = 10.0
+#: Characters that Markdown (as Mattermost reads it) would take as formatting within a line;
+#: with the brackets escaped, no parenthesis can make a link.
+_MARKDOWN_SPECIAL = "\\`*_[]<>~"
 
 
 def schedule(event: str, decision: Decision) -> None:
@@ -31,6 +74,303 @@ def schedule_by_id(event: str, decision_id: int) -> None:
     transaction.on_commit(lambda: deliver(event, decision_id))
 
 
+@dataclass(frozen=True)
+class Notice:
+    """What is said about one event: a mail (subject, text) and a webhook message."""
+
+    event: str
+    decision_id: int
+    subject: str
+    text: str
+    markdown: str
+    link: str
+
+
 def deliver(event: str, decision_id: int) -> None:
-    """Send the notifications of ``event`` now. Never raise."""
-    logger.info("governance: %s #%d", event, decision_id)
+    """Given an event and a decision id, send the mails and the webhook message now.
+
+    Never raise: every failure (unknown decision, mail server down, webhook
+    refusing or silent) is logged with the event and the decision id.
+    """
+    try:
+        notice, recipients = _prepare(event, decision_id)
+    except Exception:  # a notice never blocks a decision
+        logger.exception("governance notice %s #%d: cannot be written", event, decision_id)
+        return
+    if notice is None:
+        logger.warning("governance notice %s #%d: no such decision", event, decision_id)
+        return
+    mailed = send_mails(notice, recipients)
+    webhook = settings.CHATON.governance.webhook_url
+    posted = post_webhook(webhook, notice) if webhook else None
+    logger.info("governance notice %s #%d: %d of %d mail(s) sent%s", event, decision_id,
+                mailed, len(recipients),
+                "" if posted is None else ", webhook " + ("ok" if posted else "failed"))
+
+
+def _prepare(event: str, decision_id: int) -> tuple[Notice | None, list[str]]:
+    """Given an event and a decision id, return its notice and mail recipients.
+
+    The notice is None when the decision no longer exists. Raise ValueError
+    for an unknown event.
+    """
+    from chaton.governance.models import Decision
+
+    if event not in EVENTS:
+        raise ValueError(f"unknown governance event {event!r}")
+    decision = (Decision.objects.select_related("proposed_by")
+                .filter(pk=decision_id).first())
+    if decision is None:
+        return None, []
+    with translation.override(settings.LANGUAGE_CODE):
+        notice = compose(event, decision)
+    return notice, recipients(event, decision)
+
+
+# -- who ------------------------------------------------------------------------------------
+
+
+def recipients(event: str, decision: Decision) -> list[str]:
+    """Given an event and its decision, return the addresses to mail, each once, sorted.
+
+    See the table of the module docstring.
+    """
+    from chaton.governance.actions import open_ballot_of
+    from chaton.governance.models import Elector, Vote
+    from chaton.members.queries import voting_members
+
+    announce = settings.CHATON.governance.announce_address.strip()
+    ballot = open_ballot_of(decision)
+    addresses: set[str] = set()
+    if event == "reminder":
+        if ballot is not None:
+            voted = Vote.objects.filter(ballot=ballot).values("person_id")
+            addresses.update(Elector.objects.filter(ballot=ballot)
+                             .exclude(person_id__in=voted)
+                             .values_list("person__email", flat=True))
+    elif event in ("closed", "executed", "failed"):
+        if decision.proposed_by is not None and decision.proposed_by.email:
+            addresses.add(decision.proposed_by.email)
+        if announce:
+            addresses.add(announce)
+    elif announce:
+        addresses.add(announce)
+    elif ballot is not None:
+        addresses.update(Elector.objects.filter(ballot=ballot)
+                         .values_list("person__email", flat=True))
+    else:
+        addresses.update(voting_members(clock.today()).values_list("email", flat=True))
+    return sorted(address for address in addresses if address)
+
+
+# -- what -----------------------------------------------------------------------------------
+
+
+def _when(moment: dt.datetime) -> str:
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+
+def _markdown(text: str) -> str:
+    """Return ``text`` as literal Markdown: formatting characters escaped, and no
+    ``@channel`` mention (a zero-width space after ``@``) that would ping the team."""
+    escaped = "".join(f"\\{character}" if character in _MARKDOWN_SPECIAL else character
+                      for character in text)
+    return escaped.replace("@", "@\u200b")
+
+
+def _tally_line(tally: Tally) -> str:
+    return _("For: %(for)d/%(electorate)d, against: %(against)d/%(electorate)d.") % {
+        "for": tally.votes_for, "against": tally.votes_against, "electorate": tally.electorate}
+
+
+def _last_ballot(decision: Decision) -> Ballot | None:
+    """Return the ballot a notice speaks of: the open one, else the last one opened."""
+    ballots = list(decision.ballots.order_by("opened_at", "pk"))
+    for ballot in ballots:
+        if ballot.closed_at is None:
+            return ballot
+    return ballots[-1] if ballots else None
+
+
+def _headline(event: str, decision: Decision, ballot: Ballot | None,
+              operations: list[Operation]) -> str:
+    """Return the sentence that says what happened (in the active language)."""
+    from chaton.governance.models import BallotKind, OperationStatus, Status
+
+    if event == "proposed":
+        return _("%(name)s proposes a decision to the members' vote.") % {
+            "name": decision.proposed_by_label}
+    if event == "acted":
+        return _("%(name)s took an ordinary action. Any voting member may open a counter-vote "
+                 "on it.") % {"name": decision.proposed_by_label}
+    if event == "contested":
+        return _("A counter-vote is open on an ordinary action: if at least half of the votes "
+                 "cast are against it, it is cancelled.")
+    if event == "reminder":
+        return _("You have not voted yet, and the vote closes soon.")
+    if event == "closed":
+        if ballot is None:
+            return _("The vote is closed: %(status)s.") % {
+                "status": decision.get_status_display()}
+        if ballot.kind == BallotKind.COUNTER:
+            return _("The counter-vote is closed: %(outcome)s.") % {
+                "outcome": ballot.get_outcome_display()}
+        return _("The vote is closed: %(outcome)s.") % {"outcome": ballot.get_outcome_display()}
+    if event == "executed":
+        if decision.status == Status.CANCELLED:
+            return _("The cancelled action was undone where it could be.")
+        if any(operation.status == OperationStatus.FAILED for operation in operations):
+            return _("The decision was carried out only in part: an operation failed.")
+        return _("The decision was carried out.")
+    return _("An operation of the decision failed; the ones after it were not run.")
+
+
+def compose(event: str, decision: Decision) -> Notice:
+    """Given an event and its decision, return the notice, in the active language."""
+    from chaton.governance.models import Kind, OperationStatus
+    from chaton.governance.tally import tally_of
+
+    collective = settings.CHATON.collective_name
+    link = settings.CHATON.resolved_public_url + reverse("decision-detail",
+                                                         args=[decision.pk])
+    ballot = _last_ballot(decision)
+    tally = tally_of(ballot) if ballot is not None else None
+    operations = list(decision.operations.order_by("position"))
+    headline = _headline(event, decision, ballot, operations)
+    number = f"#{decision.pk}"
+
+    subjects = {
+        "proposed": _("[%(collective)s] Proposal %(number)s: %(title)s"),
+        "acted": _("[%(collective)s] Action %(number)s: %(title)s"),
+        "contested": _("[%(collective)s] Counter-vote on %(number)s: %(title)s"),
+        "reminder": _("[%(collective)s] Reminder: vote on %(number)s: %(title)s"),
+        "closed": _("[%(collective)s] Vote closed on %(number)s: %(title)s"),
+        "executed": _("[%(collective)s] Carried out %(number)s: %(title)s"),
+        "failed": _("[%(collective)s] Failed %(number)s: %(title)s"),
+    }
+    subject = subjects[event] % {"collective": collective, "number": number,
+                                 "title": decision.title}
+    # A subject is one line: a title never holds a newline, but a header must not either.
+    subject = " ".join(subject.split())
+
+    day = formats.date_format(timezone.localtime(decision.created_at), "DATE_FORMAT")
+    if decision.kind == Kind.EXTRAORDINARY:
+        origin = _("Extraordinary action, proposed by %(name)s on %(day)s.") % {
+            "name": decision.proposed_by_label, "day": day}
+    else:
+        origin = _("Ordinary action, taken by %(name)s on %(day)s.") % {
+            "name": decision.proposed_by_label, "day": day}
+    details: list[str] = []
+    if tally is not None:
+        details.append(_tally_line(tally))
+    if ballot is not None and ballot.closed_at is None:
+        details.append(_("Deadline: %(when)s.") % {"when": _when(ballot.closes_at)})
+    elif event == "acted" and decision.counter_vote_until is not None:
+        details.append(_("A counter-vote may be opened until %(when)s.")
+                       % {"when": _when(decision.counter_vote_until)})
+    operation_lines = []
+    for operation in operations:
+        line = operation.summary
+        if event in ("executed", "failed") or operation.status == OperationStatus.FAILED:
+            line = _("%(summary)s (%(status)s)") % {"summary": line,
+                                                     "status": operation.get_status_display()}
+        if operation.status == OperationStatus.FAILED and operation.message:
+            line += " — " + operation.message
+        operation_lines.append(line)
+
+    text_lines = [
+        _("Hello,"), "", headline, "",
+        f"{number} {decision.title}",
+        origin,
+        "", _("Operations:"), *[f"- {line}" for line in operation_lines],
+    ]
+    if details:
+        text_lines += ["", *details]
+    text_lines += ["", _("See the decision: %(link)s") % {"link": link}, "", "-- ", collective]
+    text = "\n".join(text_lines) + "\n"
+
+    markdown_lines = [
+        f"**[{number} {_markdown(decision.title)}]({link})**",
+        _markdown(headline),
+        *[f"- {_markdown(line)}" for line in operation_lines],
+        *[_markdown(line) for line in details],
+    ]
+    return Notice(event=event, decision_id=decision.pk, subject=subject, text=text,
+                  markdown="\n".join(markdown_lines), link=link)
+
+
+# -- how ------------------------------------------------------------------------------------
+
+
+def send_mails(notice: Notice, addresses: list[str]) -> int:
+    """Given a notice and addresses, mail it to each (one message each, so that nobody sees
+    the others' addresses) over one connection; return how many were sent.
+
+    Never raise: a mail server that is down or refuses an address is logged.
+    """
+    if not addresses:
+        return 0
+    sent = 0
+    try:
+        # timeout: Django's SMTP backend waits forever by default; the other backends ignore it.
+        with get_connection(timeout=settings.EMAIL_TIMEOUT
+                            or MAIL_TIMEOUT_SECONDS) as connection:
+            for address in addresses:
+                message = EmailMessage(notice.subject, notice.text, None, [address],
+                                       connection=connection)
+                try:
+                    sent += message.send()
+                except Exception as error:  # one refused address must not stop the others
+                    logger.warning("governance notice %s #%d: mail to %s failed: %s",
+                                   notice.event, notice.decision_id, address, error)
+    except Exception as error:  # the server is down: the decision goes on without mail
+        logger.error("governance notice %s #%d: mail failed: %s", notice.event,
+                     notice.decision_id, error)
+    return sent
+
+
+def _webhook_host(url: str) -> str:
+    """Return what a log line may say of a webhook URL: its host, never its secret path."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "?"
+
+
+def post_webhook(url: str, notice: Notice, *,
+                 timeout: float | None = None) -> bool:
+    """Given an incoming-webhook URL and a notice, POST ``{"text": …}`` to it; return success.
+
+    Never raise: a refusal (not 2xx), an unreachable host, a timeout or a URL
+    that is not http(s) is logged with the host only.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = _webhook_host(url)
+    # Masked in every log line of the process, should an error message quote the URL.
+    runner.register_secret(parts.path)
+    runner.register_secret(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        logger.error("governance notice %s #%d: the webhook URL is not http(s); nothing posted",
+                     notice.event, notice.decision_id)
+        return False
+    body = json.dumps({"text": notice.markdown}).encode()
+    request = urllib.request.Request(url, data=body, method="POST",  # noqa: S310 (http(s) only, checked above)
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(  # noqa: S310 (http(s) only, checked above)
+                request, timeout=timeout or WEBHOOK_TIMEOUT_SECONDS) as response:
+            response.read(65_536)
+            status = response.status
+    except urllib.error.HTTPError as error:
+        error.close()
+        logger.error("governance notice %s #%d: webhook at %s answered %d", notice.event,
+                     notice.decision_id, host, error.code)
+        return False
+    except Exception as error:  # unreachable, timed out, reset: the decision goes on
+        reason = getattr(error, "reason", error)
+        logger.error("governance notice %s #%d: webhook at %s failed: %s", notice.event,
+                     notice.decision_id, host, runner.mask(str(reason), [parts.path]))
+        return False
+    if not 200 <= status < 300:
+        logger.error("governance notice %s #%d: webhook at %s answered %d", notice.event,
+                     notice.decision_id, host, status)
+        return False
+    return True

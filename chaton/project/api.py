@@ -96,8 +96,14 @@ def _error(request: HttpRequest, status: int, code: str, message: str,
 
 @api.exception_handler(ChatonError)
 def chaton_error(request: HttpRequest, error: ChatonError) -> HttpResponse:
-    """An action's or a lookup's error: its own code, message, field and status."""
-    return _error(request, error.status, error.code, str(error.message), error.field)
+    """An action's or a lookup's error: its own code, message, field and status.
+
+    An error that carries a ``link`` (``decision_required``: the path of a new
+    proposal for the refused operation) answers it too, so a client can offer it.
+    """
+    link = error.params.get("link")
+    extra = {"link": str(link)} if link else {}
+    return _error(request, error.status, error.code, str(error.message), error.field, **extra)
 
 
 def _field(location: tuple[Any, ...]) -> str | None:

@@ -124,6 +124,19 @@ class BackupsConfig(Section):
     restic: str = "restic"
     #: The embedded default repository; empty: ``data_dir/backups/repository``.
     default_repository: str = ""
+    #: The host name recorded in snapshots (retention groups by it); empty: this machine's.
+    host: str = ""
+    #: Where drills and restores unpack; empty: the system's temporary directory. The
+    #: postgres and openldap users must reach it (every parent directory searchable).
+    scratch_dir: str = ""
+    #: A restic command running longer than this many seconds is killed.
+    timeout_seconds: int = 24 * 60 * 60
+    #: A run waits this many seconds for another one holding its repository exclusively
+    #: (a prune, a check) before it gives up.
+    lock_wait_seconds: int = 300
+    #: The worker retries a failed backup after this many minutes (or the plan's interval
+    #: when shorter).
+    retry_minutes: int = 60
 
 
 class Config(Section):
