@@ -185,6 +185,12 @@ def _moment(moment: dt.datetime | None) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
+def _day(moment: dt.datetime) -> str:
+    from django.utils import timezone
+
+    return timezone.localdate(moment).isoformat()
+
+
 def _tally_text(tally: Tally | None) -> tuple[str, str]:
     if tally is None:
         return "—", "—"
@@ -196,15 +202,19 @@ def _say(message: str, style: str | None = None) -> None:
 
 
 def _ballot_line(ballot: Ballot, tally: Tally) -> str:
+    """Given a ballot and its tally, return one sentence: the counts, and the deadline or
+    the outcome."""
+    from django.utils.text import capfirst
+
     counts = {"for": tally.votes_for, "against": tally.votes_against,
               "electorate": tally.electorate}
     if ballot.closed_at is None:
         return _("%(ballot)s: %(for)d for, %(against)d against, of %(electorate)d voters; "
-                 "closes on %(closes)s.") % {"ballot": ballot.get_kind_display(),
+                 "closes on %(closes)s.") % {"ballot": capfirst(ballot.get_kind_display()),
                                              "closes": _moment(ballot.closes_at), **counts}
     return _("%(ballot)s: %(outcome)s with %(for)d for, %(against)d against, of "
              "%(electorate)d voters, on %(closed)s.") % {
-        "ballot": ballot.get_kind_display(), "outcome": ballot.get_outcome_display(),
+        "ballot": capfirst(ballot.get_kind_display()), "outcome": ballot.get_outcome_display(),
         "closed": _moment(ballot.closed_at), **counts}
 
 
@@ -214,7 +224,8 @@ def _row(decision: Decision) -> DecisionRow:
     return queries.row(decision)
 
 
-def _print_open_ballot(row: DecisionRow) -> None:
+def _print_ballots(row: DecisionRow) -> None:
+    """Print one line per ballot of the decision: the proposal's vote, then the counter-vote."""
     for ballot, tally in ((row.proposal, row.proposal_tally), (row.counter, row.counter_tally)):
         if ballot is not None and tally is not None:
             _say(_ballot_line(ballot, tally))
@@ -247,22 +258,27 @@ def list_decisions(
             raise InvalidInput(_("Unknown kind: ordinary or extraordinary."), field="kind")
         chosen = chosen.filter(kind=kind)
     table = Table(title=_("Decisions"))
+    # Only the short columns never wrap; the others wrap rather than vanish on a narrow
+    # terminal.
     table.add_column(_("ID"), no_wrap=True)
-    table.add_column(_("Kind"))
-    table.add_column(_("Object"))
-    for header in (_("Proposed by"), _("Date"), _("Status"), _("For"), _("Against"),
-                   _("Closes")):
-        table.add_column(header, no_wrap=True)
+    table.add_column(_("Object"), min_width=14, ratio=3)
+    table.add_column(_("Kind"), min_width=5, ratio=1)
+    table.add_column(_("Proposed by"), min_width=5, ratio=1)
+    table.add_column(_("Date"), min_width=10)
+    table.add_column(_("Status"), min_width=7, ratio=1)
+    table.add_column(_("For"), no_wrap=True)
+    table.add_column(_("Against"), no_wrap=True)
+    table.add_column(_("Closes"), min_width=10)
     rows = queries.rows(chosen[:limit])
     for row in rows:
         decision = row.decision
         votes_for, votes_against = _tally_text(row.tally)
         open_ballot = row.open_ballot
-        table.add_row(cell(f"#{decision.pk}"), cell(decision.get_kind_display()),
-                      cell(decision.title), cell(decision.proposed_by_label),
-                      cell(_moment(decision.created_at)), cell(decision.get_status_display()),
+        table.add_row(cell(f"#{decision.pk}"), cell(decision.title),
+                      cell(decision.get_kind_display()), cell(decision.proposed_by_label),
+                      cell(_day(decision.created_at)), cell(decision.get_status_display()),
                       cell(votes_for), cell(votes_against),
-                      cell(_moment(open_ballot.closes_at) if open_ballot else ""))
+                      cell(_day(open_ballot.closes_at) if open_ballot else ""))
     console().print(table)
     _say(_("%(count)d decision(s).") % {"count": len(rows)})
 
@@ -271,6 +287,8 @@ def list_decisions(
 def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Show a decision: its operations, its ballots, and the votes when they are public."""
     setup_django()
+    from django.utils.text import capfirst
+
     from chaton.governance import queries
     from chaton.governance.models import Status
     from chaton.governance.policy import current
@@ -279,7 +297,7 @@ def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     row = _row(decision)
     _say(f"#{decision.pk} {decision.title}", style="bold")
     _say(_("%(kind)s, %(status)s. Proposed by %(who)s on %(date)s.") % {
-        "kind": decision.get_kind_display(), "status": decision.get_status_display(),
+        "kind": capfirst(decision.get_kind_display()), "status": decision.get_status_display(),
         "who": decision.proposed_by_label, "date": _moment(decision.created_at)})
     if decision.description:
         _say(decision.description)
@@ -294,13 +312,13 @@ def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
         operations.add_row(cell(operation.position + 1), cell(operation.summary),
                            cell(operation.get_status_display()), cell(operation.message))
     console().print(operations)
-    _print_open_ballot(row)
+    _print_ballots(row)
     if not current().votes_public:
         return
     for ballot in (row.proposal, row.counter):
         if ballot is None:
             continue
-        votes = Table(title=ballot.get_kind_display())
+        votes = Table(title=capfirst(ballot.get_kind_display()))
         for header in (_("Voter"), _("Vote"), _("When")):
             votes.add_column(header)
         for vote in queries.votes_of(ballot):
@@ -318,20 +336,17 @@ def list_operations() -> None:
     from chaton.governance.policy import current
 
     policy = current()
-    table = Table(title=_("Operations"))
-    table.add_column(_("Type"), no_wrap=True)
-    table.add_column(_("Label"))
-    table.add_column(_("Class"))
-    table.add_column(_("Parameters"), overflow="fold")
+    # One block per operation rather than a table: the parameters stay on one line, whole.
     for operation in operations.all_types():
         default, now = operation_classes(operation, policy)
         shown = now or _("depends on the parameters")
         if default != now:
             shown += " " + _("(by the policy; default: %(default)s)") % {
                 "default": default or _("depends on the parameters")}
-        table.add_row(cell(operation.type), cell(operation.label), cell(shown),
-                      cell(_params_text(operations.params_schema(operation))))
-    console().print(table)
+        _say(f"{operation.type}: {operation.label}", style="bold")
+        _say("  " + _("class: %(class)s") % {"class": shown})
+        _say("  " + _("parameters: %(params)s")
+             % {"params": _params_text(operations.params_schema(operation))})
 
 
 def _params_text(schema: dict[str, Any]) -> str:
@@ -393,7 +408,7 @@ def propose(
     _say(_("Proposal #%(number)d opened: %(title)s") % {"number": decision.pk,
                                                         "title": decision.title},
          style="green")
-    _print_open_ballot(_row(decision))
+    _print_ballots(_row(decision))
 
 
 @app.command("act", context_settings=_OPERATION_WORDS)
@@ -441,7 +456,7 @@ def vote(
         "uid": account.uid, "choice": choice.strip().lower(), "number": decision.pk},
         style="green")
     decision.refresh_from_db()
-    _print_open_ballot(_row(decision))
+    _print_ballots(_row(decision))
 
 
 @app.command("withdraw")
@@ -473,7 +488,7 @@ def contest(
     actions.do_open_counter_vote(decision, acting_user=account)
     _say(_("Counter-vote opened on #%(number)d.") % {"number": decision.pk}, style="green")
     decision.refresh_from_db()
-    _print_open_ballot(_row(decision))
+    _print_ballots(_row(decision))
 
 
 @app.command("settle")

@@ -145,12 +145,20 @@ def do_update_account(
     expires_at: dt.datetime | EllipsisType | None = ...,
     is_admin: bool | None = None,
     owner: Person | Organization | EllipsisType | None = ...,
+    authorised_by: Operation | None = None,
 ) -> Account:
     """Change an account's details; fields left out stay as they are (``...`` for expiry).
 
     Raise Forbidden when an administrator would lock themselves out (their own
-    expiry in the past, or their own administrator right removed).
+    expiry in the past, or their own administrator right removed), and
+    DecisionRequired when the account is given to an organization while the
+    policy makes accounts for organizations extraordinary.
     """
+    if isinstance(owner, Organization) and owner.pk != account.organization_id:
+        _require_decision("account.create_for_organization", {
+            "organization": owner.slug, "uid": account.uid,
+            "display_name": display_name or account.display_name,
+            "email": email or account.email}, authorised_by)
     if acting_user is not None and acting_user.pk == account.pk:
         if (not isinstance(expires_at, EllipsisType) and expires_at is not None
                 and expires_at <= clock.now()):

@@ -44,17 +44,23 @@ def classify(operation: OperationType, params: Any) -> Kind:
 
 
 def is_authorised(type_name: str, authorised_by: Operation | None) -> bool:
-    """Return whether ``authorised_by`` is an operation being executed by an adopted
-    decision (or undone by a cancelled one)."""
+    """Return whether ``authorised_by`` is an operation of type ``type_name`` being executed
+    by an adopted decision, or one being undone by a cancelled decision (whose revert may
+    also perform the types it declares in ``reverts_with``)."""
+    from chaton.governance import operations
+
     if authorised_by is None or authorised_by.pk is None:
         return False
     current = (Operation.objects.filter(pk=authorised_by.pk)
-               .values_list("decision__status", "status").first())
+               .values_list("type", "decision__status", "status").first())
     if current is None:
         return False
-    decision_status, status = current
-    return ((decision_status == Status.ADOPTED and status == OperationStatus.PENDING)
-            or (decision_status == Status.CANCELLED and status == OperationStatus.DONE))
+    own_type, decision_status, status = current
+    if decision_status == Status.ADOPTED and status == OperationStatus.PENDING:
+        return own_type == type_name
+    if decision_status == Status.CANCELLED and status == OperationStatus.DONE:
+        return type_name == own_type or type_name in operations.get(own_type).reverts_with
+    return False
 
 
 def require(type_name: str, params: dict[str, Any], authorised_by: Operation | None) -> None:

@@ -10,10 +10,14 @@ status      code
             bad date). Schema errors also list every problem in ``errors``.
             They answer 400, not ninja's usual 422: one status for bad input.
 401         ``unauthorized``: no token, an unknown one, or a disabled account's
-403         ``forbidden``: a non-administrator's token outside ``/me``
+403         ``forbidden``: a non-administrator's token outside ``/me`` and the
+            governance endpoints; ``decision_required``: an extraordinary
+            operation asked for directly (``link`` opens a proposal for it);
+            ``not_a_voter``: the caller is not in the ballot's electorate
 404         ``not_found``: an unknown id, uid, group name or path
 405         ``method_not_allowed``
-409         ``conflict``: the value is taken (uid, email, name …)
+409         ``conflict``: the value is taken (uid, email, name …);
+            ``voting_closed``: the vote or counter-vote is over
 503         ``directory_unavailable``: the directory server cannot be reached
 ==========  ===================================================================
 

@@ -52,6 +52,8 @@ class OperationType:
     Params: ClassVar[builtins.type[pydantic.BaseModel]]
     #: Whether :meth:`revert` can undo it (a counter-vote that cancels it reverts it).
     revertible: ClassVar[bool] = True
+    #: The other gated operations :meth:`revert` performs (adding back what was removed …).
+    reverts_with: ClassVar[tuple[str, ...]] = ()
 
     def default_kind(self, params: Any) -> Kind:
         """Given validated params, return the class this operation has unless the policy says."""

@@ -31,6 +31,7 @@ class GrantGroupParams(StrictParams):
 class GrantGroup(OperationType):
     type = "group.grant"
     label = gettext_lazy("Add an account to a group")
+    reverts_with = ("group.revoke",)
     Params = GrantGroupParams
 
     def default_kind(self, params: Any) -> Kind:

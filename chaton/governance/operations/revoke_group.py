@@ -24,6 +24,7 @@ class RevokeGroupParams(StrictParams):
 class RevokeGroup(OperationType):
     type = "group.revoke"
     label = gettext_lazy("Remove an account from a group")
+    reverts_with = ("group.grant",)
     Params = RevokeGroupParams
 
     def default_kind(self, params: Any) -> Kind:
