@@ -140,6 +140,13 @@ class AccountCreateForm(AccountDetailsForm):
         return cleaned
 
 
+def _requires_decision_field() -> forms.BooleanField:
+    return forms.BooleanField(
+        label=_("Members added by decision only"), required=False,
+        help_text=_("Adding someone then takes a vote of the members (for a group that opens "
+                    "sensitive access). Clearing this mark takes a decision too."))
+
+
 class GroupForm(forms.Form):
     name = forms.CharField(
         label=_("Name"), max_length=64,
@@ -147,10 +154,12 @@ class GroupForm(forms.Form):
     kind = forms.ChoiceField(label=_("Kind"), choices=GroupKind.choices,
                              initial=GroupKind.TEAM)
     description = forms.CharField(label=_("Description"), max_length=255, required=False)
+    requires_decision = _requires_decision_field()
 
 
 class GroupEditForm(forms.Form):
     description = forms.CharField(label=_("Description"), max_length=255, required=False)
+    requires_decision = _requires_decision_field()
 
 
 class GroupMemberForm(forms.Form):

@@ -54,10 +54,16 @@ def clean_group_name(value: str) -> str:
     return name
 
 
-def clean_text(value: str, *, field: str, required: bool = True, max_length: int = 150) -> str:
-    """Return trimmed free text; refuse control characters (NUL included) and overlong text."""
+def clean_text(value: str, *, field: str, required: bool = True, max_length: int = 150,
+               multiline: bool = False) -> str:
+    """Return trimmed free text; refuse control characters (NUL included) and overlong text.
+
+    ``multiline`` lets line breaks through (a description), as ``\n`` only.
+    """
     text = value.strip()
-    if _CONTROL.search(text):
+    if multiline:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _CONTROL.search(text.replace("\n", "") if multiline else text):
         raise InvalidInput(_("This text contains control characters."), field=field)
     if required and not text:
         raise InvalidInput(_("This field is required."), field=field)

@@ -9,11 +9,14 @@ and the form keeps what was typed (passwords excepted, on purpose).
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
@@ -21,7 +24,14 @@ from django.views.decorators.http import require_POST
 from chaton.adapters.ldap import LdapError
 from chaton.core import clock
 from chaton.core.errors import ChatonError, InvalidInput
-from chaton.core.views import admin_required, paginate, posted, show_error, signed_in
+from chaton.core.views import (
+    admin_required,
+    error_html,
+    paginate,
+    posted,
+    show_error,
+    signed_in,
+)
 from chaton.directory import actions, queries, reconcile
 from chaton.directory.backend import get_directory
 from chaton.directory.forms import (
@@ -259,7 +269,9 @@ def group_create(request: HttpRequest) -> HttpResponse:
             group = actions.do_create_group(form.cleaned_data["name"],
                                             acting_user=signed_in(request),
                                             description=form.cleaned_data["description"],
-                                            kind=form.cleaned_data["kind"])
+                                            kind=form.cleaned_data["kind"],
+                                            requires_decision=form.cleaned_data[
+                                                "requires_decision"])
         except ChatonError as error:
             show_error(form, error)
         else:
@@ -277,6 +289,8 @@ def _group_page(request: HttpRequest, group: Group,
         "member_form": member_form or GroupMemberForm(),
         "candidates": queries.accounts_outside(group),
         "now": clock.now(),
+        "grant_proposal_url": f"{reverse('decision-new')}?"
+        f"{urlencode({'operation': 'group.grant', 'group': group.name})}",
     })
 
 
@@ -288,11 +302,14 @@ def group_detail(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 def group_edit(request: HttpRequest, name: str) -> HttpResponse:
     group = get_object_or_404(Group, name=name)
-    form = GroupEditForm(posted(request), initial={"description": group.description})
+    form = GroupEditForm(posted(request), initial={"description": group.description,
+                                                   "requires_decision": group.requires_decision})
     if request.method == "POST" and form.is_valid():
         try:
+            # Clearing "by decision only" raises DecisionRequired: the form shows its link.
             actions.do_update_group(group, acting_user=signed_in(request),
-                                    description=form.cleaned_data["description"])
+                                    description=form.cleaned_data["description"],
+                                    requires_decision=form.cleaned_data["requires_decision"])
         except ChatonError as error:
             show_error(form, error)
         else:
@@ -342,9 +359,14 @@ def group_member_add(request: HttpRequest, name: str) -> HttpResponse:
 def group_member_remove(request: HttpRequest, name: str, uid: str) -> HttpResponse:
     group = get_object_or_404(Group, name=name)
     account = _account_or_404(uid)
-    actions.do_remove_from_group(group, account, acting_user=signed_in(request))
-    messages.success(request, _("%(uid)s left %(group)s.")
-                     % {"uid": account.uid, "group": group.name})
+    try:
+        actions.do_remove_from_group(group, account, acting_user=signed_in(request))
+    except ChatonError as error:
+        # An extraordinary removal: the message links to a proposal for it.
+        messages.error(request, error_html(error))
+    else:
+        messages.success(request, _("%(uid)s left %(group)s.")
+                         % {"uid": account.uid, "group": group.name})
     return redirect("group-detail", group.name)
 
 

@@ -152,7 +152,7 @@ def do_propose(title: str, specs: Sequence[Mapping[str, Any]], *, acting_user: A
         raise Forbidden(_("Only voting members and administrators may open a proposal."))
     title = clean_text(title, field="title", max_length=200)
     description = clean_text(description, field="description", required=False,
-                             max_length=10_000)
+                             max_length=10_000, multiline=True)
     parsed = _parse_operations(specs)
     policy = current()
     now = clock.now()
@@ -189,7 +189,7 @@ def do_act(title: str, specs: Sequence[Mapping[str, Any]], *, acting_user: Accou
                           "proposal instead."))
     title = clean_text(title, field="title", max_length=200)
     description = clean_text(description, field="description", required=False,
-                             max_length=10_000)
+                             max_length=10_000, multiline=True)
     parsed = _parse_operations(specs)
     for operation, params in parsed:
         if classify(operation, params) == Kind.EXTRAORDINARY:

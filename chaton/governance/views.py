@@ -23,6 +23,7 @@ import pydantic
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -237,8 +238,25 @@ def _entries(types: Sequence[operations.OperationType], data: QueryDict | None,
         if data is not None:
             values = (form.params() if form.is_valid()
                       else _typed_values(form.fields, data, f"op{index}-"))
+        if operation.type == "policy.change":
+            _show_current_rules(form)
         entries.append(OperationEntry(index, operation, form, _class_of(operation, values)))
     return entries
+
+
+def _show_current_rules(form: OperationForm) -> None:
+    """Under each field of a policy change, say the rule's current value (empty: unchanged)."""
+    policy = current()
+    for name, form_field in form.fields.items():
+        if name not in POLICY_FIELDS:
+            continue
+        value = getattr(policy, name)
+        if isinstance(value, bool):
+            value = _("yes") if value else _("no")
+        elif isinstance(value, dict):
+            value = ", ".join(f"{key}={item}" for key, item in value.items()) or "—"
+        now = _("Now: %(value)s.") % {"value": value}
+        form_field.help_text = f"{form_field.help_text} {now}" if form_field.help_text else now
 
 
 def _types_of(names: Iterable[str]) -> list[operations.OperationType]:
@@ -503,11 +521,17 @@ def decision_contest(request: HttpRequest, pk: int) -> HttpResponse:
 # -- the rules ----------------------------------------------------------------------------
 
 
+def _rule_label(name: str) -> str:
+    """Given a policy field name, return its label (the model field's verbose name)."""
+    model_field = Policy._meta.get_field(name)
+    return str(model_field.verbose_name) if isinstance(model_field, models.Field) else name
+
+
 @login_required
 def decision_policy(request: HttpRequest) -> HttpResponse:
     """Show the current governance rules and the class of each operation type."""
     policy = current()
-    rules = [(Policy._meta.get_field(name).verbose_name, getattr(policy, name))
+    rules = [(_rule_label(name), getattr(policy, name))
              for name in POLICY_FIELDS if name != "classes"]
     classes = []
     for operation in operations.all_types():

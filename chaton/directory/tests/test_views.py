@@ -459,3 +459,69 @@ def test_password_change_with_directory_down_is_saved_and_says_so(member_client,
     assert "Your password was changed." in content and "catching up" in content
     member.refresh_from_db()
     assert member.check_password("green teapot 2049")
+
+
+# -- groups whose members are added by decision only ---------------------------
+
+
+def test_group_marked_by_decision_only_is_shown_and_set(admin_client, member):
+    response = admin_client.post(reverse("group-create"), {
+        "name": "passwords", "kind": "team", "description": "Technical passwords",
+        "requires_decision": "on"})
+    assert response.status_code == 302
+    assert Group.objects.get(name="passwords").requires_decision
+    assert "by decision only" in admin_client.get(reverse("group-list")).content.decode()
+    page = admin_client.get(reverse("group-detail", args=["passwords"])).content.decode()
+    assert "Members added by decision only" in page and "Propose adding a member" in page
+    assert "/decisions/new/?operation=group.grant&amp;group=passwords" in page
+    form = admin_client.get(reverse("group-edit", args=["passwords"])).context["form"]
+    assert form.initial["requires_decision"] is True
+    # Marking an unmarked group needs no decision.
+    actions.do_create_group("tech", acting_user=None)
+    admin_client.post(reverse("group-edit", args=["tech"]),
+                      {"description": "Tech", "requires_decision": "on"})
+    assert Group.objects.get(name="tech").requires_decision
+
+
+def test_clearing_the_mark_needs_a_decision_and_the_error_links_to_it(admin_client):
+    actions.do_create_group("passwords", acting_user=None, description="Before",
+                            requires_decision=True)
+    response = admin_client.post(reverse("group-edit", args=["passwords"]),
+                                 {"description": "After"})
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "needs a decision of the members" in content
+    assert ('<a href="/decisions/new/?operation=group.unprotect&amp;group=passwords">'
+            in content)
+    group = Group.objects.get(name="passwords")
+    assert group.requires_decision and group.description == "Before"
+
+
+def test_adding_or_removing_when_a_decision_is_required_links_to_a_proposal(admin_client,
+                                                                           member):
+    from chaton.governance.policy import current
+
+    group = actions.do_create_group("passwords", acting_user=None, requires_decision=True)
+    response = admin_client.post(reverse("group-member-add", args=["passwords"]),
+                                 {"uid": "noa", "expires_on": "2040-05-01"})
+    assert response.status_code == 200
+    errors = response.context["member_form"].non_field_errors()
+    assert "needs a decision of the members" in errors[0]
+    assert ('<a href="/decisions/new/?operation=group.grant&amp;group=passwords&amp;'
+            'account=noa&amp;expires_on=2040-04-30">') in response.content.decode()
+    assert not GroupMembership.objects.exists()
+
+    team = actions.do_create_group("team", acting_user=None)
+    actions.do_add_to_group(team, member, acting_user=None)
+    # Test setup: a policy that makes removals extraordinary, as a decision would set it.
+    policy = current()
+    policy.classes = {"group.revoke": "extraordinary"}
+    policy.save()
+    response = admin_client.post(reverse("group-member-remove", args=["team", "noa"]),
+                                 follow=True)
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert ('<a href="/decisions/new/?operation=group.revoke&amp;group=team&amp;'
+            'account=noa">') in content
+    assert GroupMembership.objects.filter(group=team, account=member).exists()
+    assert not GroupMembership.objects.filter(group=group).exists()

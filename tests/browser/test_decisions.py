@@ -1,0 +1,126 @@
+"""Three members decide, in a real Chromium, to add someone to a protected group; the
+worker then carries the decision out in the real slapd.
+
+The web server is pytest-django's ``live_server`` (on 127.0.0.1), the directory
+the session's managed slapd, the browser Debian's Chromium driven by
+Playwright's sync API. Each member uses a browser context of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from chaton.adapters.ldap import normalize_dn
+from chaton.adapters.ldap.client import LdapDirectory
+from chaton.core import clock
+from chaton.directory import actions, reconcile
+from chaton.governance.actions import execute_decisions
+from chaton.governance.models import Decision, Status
+from chaton.members import actions as member_actions
+
+# Playwright's sync API runs an event loop in this thread; Django refuses ORM
+# calls from a thread with a running loop unless told this is on purpose.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+BASE = "dc=chaton,dc=test"
+PASSWORD = "copper meadow 5521"
+SCREENSHOT = Path("/tmp/chaton-decision.png")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration,
+              pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _member(uid: str) -> None:
+    """Create a voting member: a person who joined 60 days ago, with an account."""
+    person = member_actions.do_create_person(f"Essai {uid.title()}", f"{uid}@example.org",
+                                             acting_user=None)
+    member_actions.do_start_membership(person, acting_user=None,
+                                       starts_on=clock.today() - dt.timedelta(days=60))
+    actions.do_create_account(uid, acting_user=None, display_name=f"Essai {uid.title()}",
+                              email=f"{uid}@example.org", password=PASSWORD, person=person)
+
+
+def _signed_in_page(browser: Browser, base_url: str, uid: str) -> Page:
+    # English pages: the assertions below read the source strings.
+    context = browser.new_context(locale="en-GB", viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", uid)
+    page.fill("#id_password", PASSWORD)
+    page.click("main form button[type=submit]")
+    expect(page).to_have_url(f"{base_url}/me/")
+    return page
+
+
+def test_members_vote_a_protected_access_and_the_worker_grants_it(
+        live_server, ldap_directory: LdapDirectory, browser: Browser) -> None:
+    reconcile.sync_all()
+    for uid in ("alba", "basile", "cyan"):
+        _member(uid)
+    actions.do_create_account("kim", acting_user=None, display_name="Kim Nouvelle",
+                              email="kim@example.org")
+    actions.do_create_group("passwords", acting_user=None, description="Technical passwords",
+                            requires_decision=True)
+    base_url = live_server.url
+    until = (clock.today() + dt.timedelta(days=180)).isoformat()
+
+    proposer = _signed_in_page(browser, base_url, "alba")
+    proposer.click("header nav >> text=Decisions")
+    expect(proposer).to_have_url(f"{base_url}/decisions/")
+    proposer.click("main >> text=Propose")
+    proposer.select_option("#id_operation", "group.grant")
+    proposer.click("main form button[type=submit]")
+    expect(proposer.locator("fieldset.operation legend")).to_contain_text(
+        "Add an account to a group")
+    proposer.fill("#id_title", "Give Kim the technical passwords")
+    proposer.fill("#id_op0-group", "passwords")
+    proposer.fill("#id_op0-account", "kim")
+    proposer.fill("#id_op0-expires_on", until)
+    proposer.click("text=Put to the vote")
+    expect(proposer.locator(".messages")).to_contain_text("is open to the vote")
+    decision = Decision.objects.get()
+    detail_url = f"{base_url}/decisions/{decision.pk}/"
+    expect(proposer).to_have_url(detail_url)
+    expect(proposer.locator(".ballot .tally")).to_have_text("for 0/3, against 0/3")
+
+    for uid in ("basile", "cyan"):
+        voter = _signed_in_page(browser, base_url, uid)
+        voter.goto(detail_url)
+        voter.click("button:has-text('Vote for')")
+        expect(voter.locator(".messages")).to_contain_text("Your vote “for” is recorded.")
+        if uid == "cyan":
+            # Two of three: a majority of the electorate, the proposal closes at once.
+            expect(voter.locator(".messages")).to_contain_text("The vote is over: adopted")
+        voter.context.close()
+    decision.refresh_from_db()
+    assert decision.status == Status.ADOPTED
+
+    execute_decisions()
+    proposer.reload()
+    expect(proposer.locator(".ballot .tally")).to_have_text("for 2/3, against 0/3")
+    expect(proposer.locator("main table .badge")).to_have_text("done")
+    proposer.screenshot(path=str(SCREENSHOT), full_page=True)
+    group_dn = normalize_dn(f"cn=passwords,ou=groups,{BASE}")
+    entry = ldap_directory.read([group_dn], ["member"])[group_dn]
+    assert f"uid=kim,ou=people,{BASE}".encode() in entry["member"]
