@@ -122,25 +122,27 @@ def _prepare(event: str, decision_id: int) -> tuple[Notice | None, list[str]]:
                 .filter(pk=decision_id).first())
     if decision is None:
         return None, []
+    ballot = last_ballot(decision)
     with translation.override(settings.LANGUAGE_CODE):
-        notice = compose(event, decision)
-    return notice, recipients(event, decision)
+        notice = compose(event, decision, ballot)
+    return notice, recipients(event, decision, ballot)
 
 
 # -- who ------------------------------------------------------------------------------------
 
 
-def recipients(event: str, decision: Decision) -> list[str]:
-    """Given an event and its decision, return the addresses to mail, each once, sorted.
+def recipients(event: str, decision: Decision, ballot: Ballot | None) -> list[str]:
+    """Given an event, its decision and the ballot it speaks of (:func:`last_ballot`),
+    return the addresses to mail, each once, sorted.
 
     See the table of the module docstring.
     """
-    from chaton.governance.actions import open_ballot_of
     from chaton.governance.models import Elector, Vote
     from chaton.members.queries import voting_members
 
     announce = settings.CHATON.governance.announce_address.strip()
-    ballot = open_ballot_of(decision)
+    if ballot is not None and ballot.closed_at is not None:
+        ballot = None  # only an open ballot's electors are called to vote
     addresses: set[str] = set()
     if event == "reminder":
         if ballot is not None:
@@ -183,7 +185,7 @@ def _tally_line(tally: Tally) -> str:
         "for": tally.votes_for, "against": tally.votes_against, "electorate": tally.electorate}
 
 
-def _last_ballot(decision: Decision) -> Ballot | None:
+def last_ballot(decision: Decision) -> Ballot | None:
     """Return the ballot a notice speaks of: the open one, else the last one opened."""
     ballots = list(decision.ballots.order_by("opened_at", "pk"))
     for ballot in ballots:
@@ -225,15 +227,15 @@ def _headline(event: str, decision: Decision, ballot: Ballot | None,
     return _("An operation of the decision failed; the ones after it were not run.")
 
 
-def compose(event: str, decision: Decision) -> Notice:
-    """Given an event and its decision, return the notice, in the active language."""
+def compose(event: str, decision: Decision, ballot: Ballot | None) -> Notice:
+    """Given an event, its decision and the ballot it speaks of (:func:`last_ballot`), return
+    the notice, in the active language."""
     from chaton.governance.models import Kind, OperationStatus
     from chaton.governance.tally import tally_of
 
     collective = settings.CHATON.collective_name
     link = settings.CHATON.resolved_public_url + reverse("decision-detail",
                                                          args=[decision.pk])
-    ballot = _last_ballot(decision)
     tally = tally_of(ballot) if ballot is not None else None
     operations = list(decision.operations.order_by("position"))
     headline = _headline(event, decision, ballot, operations)

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from chaton.core import clock, runner
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupKind, GroupMembership
+from chaton.governance.demo import create_demo_decisions
 from chaton.members import actions as member_actions
 from chaton.members.models import MembershipKind, Organization, Person
 
@@ -236,4 +237,5 @@ def load_demo() -> DemoReport:
     _load_groups(report)
     _load_ssh_key(report)
     _load_admin(report)
+    report.created.extend(create_demo_decisions())
     return report

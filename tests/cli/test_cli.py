@@ -135,12 +135,13 @@ def test_demo_loads_an_invented_collective_once(cli, directory):
     assert clock.today() - oldest <= dt.timedelta(days=366)
     assert all(membership.dues.exists() for membership in Membership.objects.all())
     assert Account.objects.filter(person__isnull=False).count() >= 8
-    assert Account.objects.filter(organization__isnull=False).count() == 1
+    assert Account.objects.filter(organization__isnull=False).count() == 2
     tech = GroupMembership.objects.filter(group__name="tech")
     assert tech.count() == 2
     expiring = tech.get(expires_at__isnull=False).expires_at - clock.now()
     assert dt.timedelta(days=19) < expiring <= dt.timedelta(days=20)
-    assert set(Group.objects.values_list("name", flat=True)) == {"tech", "core", "members"}
+    assert set(Group.objects.values_list("name", flat=True)) == {"tech", "core", "members",
+                                                               "passwords"}
     keys = tech.get(expires_at__isnull=True).account.ssh_keys.all()
     assert [key.key.split()[0] for key in keys] == ["ssh-ed25519"]
     assert Account.objects.get(uid="admin").is_admin
