@@ -17,13 +17,17 @@ runtime_packages=(
     libldap2-dev libsasl2-dev gcc python3-dev python3-venv   # to build python-ldap in the venv
     gettext                                                  # compilemessages
     restic postgresql                                        # backups: restic, pg_dump, scratch servers for drills
+    docker.io caddy                                          # services: the engine, the TLS reverse proxy
 )
 test_packages=(
     openssh-server openssh-client     # AuthorizedKeysCommand tests against a real sshd
     chromium                          # browser tests (Playwright)
+    pebble                            # the ACME server the proxy tests get certificates from
+    busybox-static                    # the rootfs of the small test images (docker import)
 )
 # The packages whose system services must not run: Chaton starts its own servers.
-declare -A system_services=([slapd]=slapd [postgresql]=postgresql)
+# (Docker's own service stays: the local engine is the embedded default host.)
+declare -A system_services=([slapd]=slapd [postgresql]=postgresql [caddy]=caddy)
 # Package lists older than this are refreshed before installing.
 maximum_list_age_seconds=$((24 * 60 * 60))
 policy_file=/usr/sbin/policy-rc.d

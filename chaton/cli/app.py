@@ -29,7 +29,16 @@ from typer.core import TyperGroup
 
 from chaton.adapters.ldap import LdapError
 from chaton.adapters.slapd import SlapdError
-from chaton.cli import accounts, backups, directory, governance, members, runtime, server
+from chaton.cli import (
+    accounts,
+    backups,
+    directory,
+    governance,
+    members,
+    runtime,
+    server,
+    services,
+)
 from chaton.cli.runtime import cell, console, invocation, setup_django
 from chaton.core.errors import ChatonError
 from chaton.core.runner import CommandError
@@ -134,6 +143,8 @@ app.add_typer(accounts.ssh_key_app, name="ssh-key", help="SSH public keys of acc
 app.add_typer(accounts.token_app, name="token", help="API tokens.")
 app.add_typer(governance.app, name="decision", help="Proposals, votes and decisions.")
 app.add_typer(backups.app, name="backup", help="Backups: repositories, plans, runs, drills.")
+app.add_typer(services.app, name="service",
+              help="Services: hosts, the catalogue, instances and their proxy.")
 app.command(help="Serve the web interface and the API (with the worker and the managed "
                  "slapd).")(server.serve)
 

@@ -43,7 +43,7 @@ from chaton.core import clock
 logger = logging.getLogger("chaton.worker")
 
 #: Modules whose ``due_jobs(schedule)`` adds jobs to each tick, after the directory's.
-JOB_MODULES = ("chaton.governance.jobs", "chaton.backups.jobs")
+JOB_MODULES = ("chaton.governance.jobs", "chaton.backups.jobs", "chaton.services.jobs")
 
 
 @dataclass

@@ -47,6 +47,7 @@ from chaton.core.errors import ChatonError, NotFound
 from chaton.directory import api as directory_api
 from chaton.governance import api as governance_api
 from chaton.members import api as members_api
+from chaton.services import api as services_api
 
 logger = logging.getLogger("chaton.api")
 
@@ -205,4 +206,5 @@ api.add_router("/", directory_api.directory_router)
 api.add_router("/", core_api.router)
 api.add_router("/governance", governance_api.router)
 api.add_router("/backups", backups_api.router)
+api.add_router("/services", services_api.router)
 api.add_router("/", fallback)

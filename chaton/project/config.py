@@ -139,6 +139,27 @@ class BackupsConfig(Section):
     retry_minutes: int = 60
 
 
+class ServicesConfig(Section):
+    #: The embedded default host's Docker endpoint.
+    docker_url: str = "unix:///var/run/docker.sock"
+    #: The worker reconciles every instance at this period, in seconds.
+    reconcile_interval_seconds: int = 300
+
+
+class ProxyConfig(Section):
+    #: When true, Chaton starts and stops its own Caddy in ``data_dir/caddy``.
+    managed: bool = True
+    #: Caddy's admin API.
+    admin_url: str = "http://127.0.0.1:2019"
+    http_port: int = 80
+    https_port: int = 443
+    #: The ACME directory certificates come from (Let's Encrypt by default).
+    acme_ca: str = "https://acme-v02.api.letsencrypt.org/directory"
+    #: A PEM file of the root that signs the ACME server's own HTTPS (a test CA such as pebble).
+    acme_ca_root: str = ""
+    acme_email: str = ""
+
+
 class Config(Section):
     data_dir: Path = Path("var")
     database_url: str = ""
@@ -155,6 +176,8 @@ class Config(Section):
     mail: MailConfig = MailConfig()
     governance: GovernanceConfig = GovernanceConfig()
     backups: BackupsConfig = BackupsConfig()
+    services: ServicesConfig = ServicesConfig()
+    proxy: ProxyConfig = ProxyConfig()
 
     @property
     def resolved_public_url(self) -> str:

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "chaton.directory",
     "chaton.governance",
     "chaton.backups",
+    "chaton.services",
 ]
 
 MIDDLEWARE = [

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("chaton.directory.urls")),
     path("", include("chaton.governance.urls")),
     path("", include("chaton.backups.urls")),
+    path("", include("chaton.services.urls")),
 ]

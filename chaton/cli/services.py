@@ -1,0 +1,7 @@
+"""``chaton service``: the services commands."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)

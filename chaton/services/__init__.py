@@ -1,0 +1,1 @@
+"""Services: hosts, a declarative catalogue, instances deployed on Docker, behind Caddy."""

@@ -1,0 +1,5 @@
+"""The services endpoints of the API."""
+
+from ninja import Router
+
+router = Router(tags=["services"])

@@ -1,0 +1,5 @@
+"""The services pages."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
