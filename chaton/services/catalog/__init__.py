@@ -1,0 +1,266 @@
+"""The catalogue: one folder per application, a ``manifest.toml`` of data, and where needed
+an ``app.py`` module.
+
+A manifest says everything Chaton needs to run the application and nothing
+about any instance of it; an instance adds its domain, host, owner, settings
+and secrets. This module loads and validates manifests (pydantic), so a test
+can check every entry without running anything::
+
+    name = "privatebin"
+    label = "PrivateBin"
+    description = "Encrypted paste bin"
+    image = "privatebin/nginx-fpm-alpine:1.7.4@sha256:…"   # tag and digest: a pin
+    port = 8080                                            # the HTTP port inside the container
+    user_data = ["data"]                                   # volumes a backup must hold
+
+    [[volumes]]
+    name = "data"
+    path = "/srv/data"
+
+    [environment]            # values may name {domain}, {secret.X}, {setting.Y},
+    TZ = "Europe/Paris"      # {ldap.url}, {database.host} …
+
+    [[secrets]]
+    name = "admin_password"                                # generated once per instance
+    length = 32
+
+    [database]                                             # optional companion container
+    kind = "postgres"
+    image = "postgres:16.4@sha256:…"
+
+    [ldap]
+    supported = false
+    reason = "PrivateBin has no accounts: anyone with the link reads the paste."
+
+    [health]
+    path = "/"
+    status = 200
+
+    [[settings]]
+    name = "max_paste_size_mb"
+    type = "integer"
+    default = 10
+    minimum = 1
+    maximum = 100
+    label = "Maximum paste size (MB)"
+
+Placeholders in ``environment`` (and in files an ``app.py`` renders) are
+filled for one instance by the services' reconciler.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+
+CATALOG_DIR = Path(__file__).parent
+
+#: ``repository[:tag]@sha256:<64 hex>``, or a local test image ``repository:tag`` when
+#: ``local = true`` (built on the machine, never pulled).
+_PINNED = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$")
+_TAGGED = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+
+
+class ManifestError(ValueError):
+    """A manifest that does not load or does not validate; the message names the file."""
+
+
+class Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class Volume(Model):
+    name: str = pydantic.Field(pattern=_NAME.pattern)
+    path: str = pydantic.Field(pattern=r"^/")
+
+
+class Secret(Model):
+    name: str = pydantic.Field(pattern=r"^[a-z][a-z0-9_]*$")
+    length: int = pydantic.Field(default=32, ge=16, le=128)
+
+
+class Database(Model):
+    kind: Literal["postgres", "mariadb"]
+    image: str
+    #: Where the companion keeps its data (a volume of the instance, backed up by dump).
+    path: str = "/var/lib/postgresql/data"
+
+
+class Ldap(Model):
+    supported: bool
+    #: Why not, when it is not: shown on the catalogue page.
+    reason: str = ""
+    #: Which group's members may log in is the instance's ``login_group``; the
+    #: environment names ``{ldap.url}``, ``{ldap.base_dn}``, ``{ldap.bind_dn}``,
+    #: ``{ldap.bind_password}``, ``{ldap.user_filter}``.
+
+    @pydantic.model_validator(mode="after")
+    def _reason_when_unsupported(self) -> Ldap:
+        if not self.supported and not self.reason.strip():
+            raise ValueError("an application without LDAP login says why in ldap.reason")
+        return self
+
+
+class Health(Model):
+    path: str = pydantic.Field(default="/", pattern=r"^/")
+    status: int = pydantic.Field(default=200, ge=100, le=599)
+    #: Seconds a new container has to answer before it is rolled back.
+    timeout: int = pydantic.Field(default=60, ge=1, le=900)
+
+
+class Probe(Model):
+    path: str = pydantic.Field(pattern=r"^/")
+    status: int = 200
+    #: Text the page must contain, if any.
+    contains: str = ""
+
+
+class UsageFigure(Model):
+    name: str = pydantic.Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    #: How it is read: ``sql`` from the companion database, ``http`` from an API, ``volume``.
+    source: Literal["sql", "http", "volume"]
+    query: str
+
+
+class Setting(Model):
+    """One per-instance setting an administrator actually changes."""
+
+    name: str = pydantic.Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: Literal["integer", "boolean", "string", "choice", "duration_days"]
+    label: str
+    default: Any
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: list[str] = []
+    #: The environment variable that receives it (or empty: an ``app.py`` uses it).
+    env: str = ""
+    help: str = ""
+
+
+class Manifest(Model):
+    name: str = pydantic.Field(pattern=_NAME.pattern)
+    label: str
+    description: str
+    #: The official project's page, for people.
+    homepage: str = ""
+    image: str
+    #: A test image built on this machine (``docker import``), pinned by tag only.
+    local: bool = False
+    port: int = pydantic.Field(ge=1, le=65535)
+    volumes: list[Volume] = []
+    environment: dict[str, str] = {}
+    secrets: list[Secret] = []
+    database: Database | None = None
+    ldap: Ldap
+    health: Health = Health()
+    probes: list[Probe] = []
+    usage: list[UsageFigure] = []
+    settings: list[Setting] = []
+    #: Volume names that hold user data (the backup spec; the database is dumped too).
+    user_data: list[str] = []
+    #: The command, when the image's own is not the one to run.
+    command: list[str] = []
+
+    @pydantic.field_validator("image")
+    @classmethod
+    def _pinned(cls, image: str, info: pydantic.ValidationInfo) -> str:
+        if not (_PINNED.match(image) or _TAGGED.match(image)):
+            raise ValueError("image must be repository:tag@sha256:<digest> (or repository:tag "
+                             "for a local image)")
+        return image
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        if not self.local and not _PINNED.match(self.image):
+            raise ValueError("image must be pinned by digest: repository:tag@sha256:<digest>")
+        volume_names = {volume.name for volume in self.volumes}
+        missing = [name for name in self.user_data if name not in volume_names]
+        if missing:
+            raise ValueError(f"user_data names unknown volumes: {', '.join(missing)}")
+        for setting in self.settings:
+            settings_model_field(setting)  # raises for a default that does not fit
+        return self
+
+    def settings_model(self) -> type[pydantic.BaseModel]:
+        """Return the pydantic model of this application's per-instance settings."""
+        fields: dict[str, Any] = {setting.name: settings_model_field(setting)
+                                  for setting in self.settings}
+        return pydantic.create_model(  # type: ignore[call-overload,no-any-return]
+            f"{self.name.title().replace('-', '')}Settings",
+            __config__=pydantic.ConfigDict(extra="forbid", strict=True), **fields)
+
+    def validate_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Given settings (some or none), return all of them with defaults, validated.
+
+        Raise pydantic.ValidationError for an unknown name or a bad value.
+        """
+        return self.settings_model().model_validate(values).model_dump(mode="json")
+
+
+def settings_model_field(setting: Setting) -> tuple[Any, Any]:
+    """Return the (type, FieldInfo) of one setting for ``pydantic.create_model``.
+
+    Raise ValueError when the setting's default does not satisfy its own bounds.
+    """
+    constraints: dict[str, Any] = {"title": setting.label, "description": setting.help or None}
+    python_type: Any
+    if setting.type in ("integer", "duration_days"):
+        python_type = int
+        if setting.minimum is not None:
+            constraints["ge"] = setting.minimum
+        if setting.maximum is not None:
+            constraints["le"] = setting.maximum
+    elif setting.type == "boolean":
+        python_type = bool
+    elif setting.type == "choice":
+        if not setting.choices:
+            raise ValueError(f"setting {setting.name}: a choice lists its choices")
+        python_type = Literal[tuple(setting.choices)]
+    else:
+        python_type = str
+        constraints["max_length"] = setting.maximum or 500
+    info = pydantic.Field(default=setting.default, **constraints)
+    # The default must itself be valid: check it through a throwaway model.
+    probe = pydantic.create_model(
+        "Probe", __config__=pydantic.ConfigDict(strict=True), value=(python_type, info))
+    try:
+        probe.model_validate({"value": setting.default})
+    except pydantic.ValidationError as error:
+        raise ValueError(f"setting {setting.name}: default {setting.default!r} is invalid: "
+                         f"{error.errors()[0]['msg']}") from None
+    return python_type, info
+
+
+def _read(folder: Path) -> Manifest:
+    path = folder / "manifest.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        manifest = Manifest.model_validate(data)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ManifestError(f"{path}: {error}") from None
+    except pydantic.ValidationError as error:
+        problem = error.errors()[0]
+        location = ".".join(str(part) for part in problem.get("loc", ()))
+        raise ManifestError(f"{path}: {location}: {problem.get('msg')}") from None
+    if manifest.name != folder.name:
+        raise ManifestError(f"{path}: name {manifest.name!r} differs from its folder")
+    return manifest
+
+
+@cache
+def all_manifests() -> dict[str, Manifest]:
+    """Return every application of the catalogue by name. Raise ManifestError for a bad one."""
+    return {folder.name: _read(folder) for folder in sorted(CATALOG_DIR.iterdir())
+            if (folder / "manifest.toml").is_file()}
+
+
+def get(name: str) -> Manifest:
+    """Return one application's manifest. Raise KeyError for an unknown name."""
+    return all_manifests()[name]
