@@ -192,7 +192,7 @@ class Manifest(Model):
         """Return the pydantic model of this application's per-instance settings."""
         fields: dict[str, Any] = {setting.name: settings_model_field(setting)
                                   for setting in self.settings}
-        return pydantic.create_model(  # type: ignore[call-overload,no-any-return]
+        return pydantic.create_model(
             f"{self.name.title().replace('-', '')}Settings",
             __config__=pydantic.ConfigDict(extra="forbid", strict=True), **fields)
 
