@@ -1,8 +1,12 @@
-"""``chaton serve``: the web interface and the API under waitress, with the worker and slapd.
+"""``chaton serve``: the web interface and the API under waitress, with the worker, slapd
+and Caddy.
 
-Start-up order: the managed slapd (when ``ldap.managed``), static files, the
-worker thread, then the HTTP server. On Ctrl-C or SIGTERM everything stops in
-the reverse order: the server, the worker (it finishes its current job), slapd.
+Start-up order: the managed slapd (when ``ldap.managed``), the managed Caddy
+(when ``proxy.managed``), static files, the worker thread, then the HTTP
+server. On Ctrl-C or SIGTERM everything stops in the reverse order: the
+server, the worker (it finishes its current job), Caddy, slapd. A Caddy that
+does not start is reported on stderr and the pages are served without it:
+the services' proxy routes wait for it, the rest of Chaton does not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from chaton.cli import runtime
 from chaton.cli.runtime import console, setup_django
 
 if TYPE_CHECKING:
+    from chaton.adapters.caddy import ManagedCaddy
     from chaton.adapters.slapd import ManagedSlapd
 
 #: Seconds to wait for the worker to finish its current job on shutdown.
@@ -50,6 +55,35 @@ def _raise_interrupt(number: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def start_managed_caddy() -> ManagedCaddy | None:
+    """Start the Caddy Chaton manages and return it, or report why it did not start and
+    return None.
+
+    A Caddy left behind by a killed run is stopped first (never a stranger's).
+    Its failure never stops the web pages: it is printed on stderr, one line.
+    """
+    from chaton.adapters.caddy import CaddyError
+    from chaton.core.runner import CommandError
+    from chaton.project.config import ConfigError
+    from chaton.services.proxy import managed_caddy
+
+    try:
+        caddy = managed_caddy()
+        caddy.stop_stale()
+        caddy.start()
+    except (CaddyError, CommandError, ConfigError, OSError) as error:
+        message = " | ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        typer.echo(_("chaton: warning: the reverse proxy (Caddy) did not start, the pages are "
+                     "served without it: %(error)s") % {"error": message}, err=True)
+        return None
+    if caddy.resume_failure is not None:
+        typer.echo(_("chaton: warning: Caddy did not take back its saved configuration; the "
+                     "next services reconcile restores its routes."), err=True)
+    console().print(_("Proxy: Caddy, admin API on %(url)s.") % {"url": caddy.admin_url},
+                    markup=False)
+    return caddy
+
+
 def serve(
     listen: Annotated[str | None, typer.Option(
         "--listen", metavar="HOST:PORT", help="Address to serve on (default: the "
@@ -59,7 +93,7 @@ def serve(
     threads: Annotated[int, typer.Option(
         "--threads", min=1, max=64, help="Requests served at once.")] = 8,
 ) -> None:
-    """Serve the web interface and the API (with the worker and the managed slapd)."""
+    """Serve the web interface and the API (with the worker, the managed slapd and Caddy)."""
     setup_django()
     from django.conf import settings
     from django.core.management import call_command
@@ -70,6 +104,7 @@ def serve(
     host, port = parse_listen(listen or settings.CHATON.listen)
     call_command("collectstatic", interactive=False, verbosity=0)
     slapd: ManagedSlapd | None = None
+    caddy: ManagedCaddy | None = None
     stop = threading.Event()
     worker_thread: threading.Thread | None = None
     previous_handlers = {number: signal.getsignal(number)
@@ -82,6 +117,8 @@ def serve(
             slapd.stop_stale()
             slapd.start()
             console().print(_("Directory: slapd on %(url)s.") % {"url": slapd.url}, markup=False)
+        if settings.CHATON.proxy.managed:
+            caddy = start_managed_caddy()
         from waitress.server import create_server
 
         from chaton.project.wsgi import application
@@ -113,8 +150,12 @@ def serve(
         stop.set()
         if worker_thread is not None:
             worker_thread.join(timeout=WORKER_STOP_TIMEOUT)
-        if slapd is not None:
-            slapd.stop()
+        try:
+            if caddy is not None:
+                caddy.stop()
+        finally:
+            if slapd is not None:
+                slapd.stop()
         for number, handler in previous_handlers.items():
             signal.signal(number, handler)
         console().print(_("Stopped."), markup=False)

@@ -1,0 +1,774 @@
+"""Caddy, the reverse proxy: its whole configuration built from routes, its admin API, and a
+Caddy that Chaton runs itself.
+
+Chaton owns the Caddy it talks to. :func:`build_config` turns every route that
+must exist (a domain proxied to ``host:port``) and the :class:`ProxySettings`
+(ports, ACME issuer, storage) into Caddy's complete JSON configuration: one HTTP
+server on the HTTPS port with one host-matched ``reverse_proxy`` route per
+domain, automatic HTTPS (certificates from the ACME server, obtained with the
+HTTP-01 challenge on the HTTP port, which also redirects to HTTPS), and the
+certificates kept in a storage folder. :func:`plan` compares that with the
+configuration Caddy holds and says what changes (routes added, removed,
+changed; settings changed); :func:`sync` loads the new configuration only when
+it differs, through ``POST /load``, which Caddy applies atomically: a refused
+configuration leaves the previous one serving.
+
+:class:`CaddyAdmin` is the client of the admin API; :class:`FakeCaddyAdmin` an
+in-memory stand-in for unit tests. :class:`ManagedCaddy` runs ``caddy run`` with
+its admin API on 127.0.0.1, its data and configuration in a folder it is given,
+and stops it by its own pid. It starts from the configuration Caddy saved last
+time (its "autosave"), so a restarted Caddy serves the same routes at once.
+
+Layout of a managed Caddy's folder::
+
+    data/                 XDG_DATA_HOME: Caddy's own data (instance id …)
+    config/               XDG_CONFIG_HOME: config/caddy/autosave.json, the last loaded config
+    start.json            the configuration ``caddy run`` starts from
+    caddy.pid             written by Caddy; lets a later process stop it
+    caddy.log             Caddy's output (JSON lines)
+
+Exceptions::
+
+    CaddyError(RuntimeError)
+    ├── ProxyUnreachable(ConnectionError)   the admin API does not answer (down, wrong address …)
+    ├── ProxyRefused                        Caddy answered but refused (a port taken …); its reason
+    ├── ProxyInvalid(ValueError)            a route or setting that cannot go into a configuration
+    └── CaddyStartError                     a managed Caddy that would not start or stop
+
+Nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import ipaddress
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from chaton.core import runner
+from chaton.core.servers import LoopbackServer
+
+logger = logging.getLogger("chaton.proxy")
+
+#: The caddy binary (Debian package caddy).
+CADDY = "caddy"
+#: The name of Chaton's HTTPS server in Caddy's configuration.
+SERVER_NAME = "chaton"
+#: Every route Chaton writes carries an ``@id`` with this prefix and the domain.
+ROUTE_ID_PREFIX = "chaton-route-"
+#: How long Caddy lets requests in flight finish when a new configuration replaces the old
+#: one: without a bound, one long poll would hold ``POST /load`` open.
+GRACE_PERIOD = "5s"
+#: Seconds to wait for the admin API's answer to a read; a load may take longer (it starts
+#: and stops listeners).
+READ_TIMEOUT = 10.0
+LOAD_TIMEOUT = 60.0
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+
+
+class CaddyError(RuntimeError):
+    """Base of every error this adapter raises."""
+
+
+class ProxyUnreachable(CaddyError, ConnectionError):
+    """Caddy's admin API does not answer."""
+
+
+class ProxyRefused(CaddyError):
+    """Caddy's admin API answered with an error; the message carries Caddy's reason."""
+
+
+class ProxyInvalid(CaddyError, ValueError):
+    """A route or a setting that cannot be written into Caddy's configuration."""
+
+
+class CaddyStartError(CaddyError):
+    """A managed Caddy could not be started or stopped."""
+
+
+# -- what must exist ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One domain served over HTTPS, proxied to ``upstream`` (``host:port``)."""
+
+    domain: str
+    upstream: str
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Everything in Caddy's configuration that is not a route.
+
+    ``admin_listen`` is the admin API's ``host:port``: it must be in every
+    configuration loaded, or Caddy would move its admin API to its default
+    address. ``acme_ca_root`` is a PEM file of the root that signs the ACME
+    server's own HTTPS (empty: the system's roots). ``listen_host`` is the
+    address the HTTPS and HTTP ports are bound to (empty: every interface).
+    """
+
+    admin_listen: str
+    http_port: int
+    https_port: int
+    acme_ca: str
+    acme_ca_root: str = ""
+    acme_email: str = ""
+    storage_root: str = ""
+    listen_host: str = "127.0.0.1"
+
+
+def domain_problem(domain: str) -> str | None:
+    """Given a domain, return why it cannot be served (a short English phrase), or None."""
+    if domain != domain.strip().lower().rstrip("."):
+        return "not in lower case without spaces or a final dot"
+    if len(domain) > 253 or not _DOMAIN.match(domain):
+        return "not a host name (letters, digits and hyphens in dot-separated labels)"
+    try:
+        ipaddress.ip_address(domain)
+    except ValueError:
+        return None
+    return "an IP address, not a domain"
+
+
+def upstream_problem(upstream: str) -> str | None:
+    """Given ``host:port`` (``[v6]:port`` for IPv6), return why it is unusable, or None."""
+    host, _colon, port_text = upstream.rpartition(":")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return "no port between 1 and 65535 after the last colon"
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "not an IPv6 address between the brackets"
+        return None
+    if not host or (not _DOMAIN.match(host) and not _is_ipv4(host)):
+        return "no host name or IPv4 address before the port"
+    return None
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def checked_routes(routes: Iterable[Route]) -> list[Route]:
+    """Given routes, return them sorted by domain, each once.
+
+    Raise ProxyInvalid for a bad domain or upstream, or a domain routed to two
+    different upstreams.
+    """
+    by_domain: dict[str, Route] = {}
+    for route in routes:
+        problem = domain_problem(route.domain)
+        if problem:
+            raise ProxyInvalid(f"domain {route.domain!r}: {problem}")
+        problem = upstream_problem(route.upstream)
+        if problem:
+            raise ProxyInvalid(f"upstream {route.upstream!r} of {route.domain}: {problem}")
+        known = by_domain.setdefault(route.domain, route)
+        if known.upstream != route.upstream:
+            raise ProxyInvalid(f"domain {route.domain} is routed to both {known.upstream} and "
+                               f"{route.upstream}")
+    return [by_domain[domain] for domain in sorted(by_domain)]
+
+
+# -- the configuration --------------------------------------------------------------------------
+
+
+def _listen_address(host: str, port: int) -> str:
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def route_config(route: Route) -> dict[str, Any]:
+    """Given a route, return its Caddy route object (host matcher, reverse_proxy handler)."""
+    return {
+        "@id": ROUTE_ID_PREFIX + route.domain,
+        "match": [{"host": [route.domain]}],
+        "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": route.upstream}]}],
+        "terminal": True,
+    }
+
+
+def build_config(routes: Iterable[Route], settings: ProxySettings) -> dict[str, Any]:
+    """Given every route that must exist and the settings, return Caddy's whole JSON config.
+
+    The same routes in any order give the same configuration. Raise
+    ProxyInvalid for a bad route or port.
+    """
+    for name, port in (("http_port", settings.http_port), ("https_port", settings.https_port)):
+        if not 0 < port < 65536:
+            raise ProxyInvalid(f"{name} {port}: not a port between 1 and 65535")
+    if settings.http_port == settings.https_port:
+        raise ProxyInvalid(f"http_port and https_port are both {settings.http_port}")
+    if not settings.acme_ca.startswith("https://"):
+        raise ProxyInvalid(f"acme_ca {settings.acme_ca!r}: not an https:// URL")
+    issuer: dict[str, Any] = {
+        "module": "acme",
+        "ca": settings.acme_ca,
+        # Only HTTP-01, answered on http_port: deterministic, and TLS-ALPN-01 would need the
+        # ACME server to reach https_port under the name it validates, which a test CA
+        # (pebble validates on its own tlsPort) or a firewall may not allow.
+        "challenges": {"tls-alpn": {"disabled": True}},
+    }
+    if settings.acme_email:
+        issuer["email"] = settings.acme_email
+    if settings.acme_ca_root:
+        issuer["trusted_roots_pem_files"] = [settings.acme_ca_root]
+    routes_config = [route_config(route) for route in checked_routes(routes)]
+    # A request whose Host no route claims gets a 404, not Caddy's empty 200.
+    routes_config.append({"handle": [{"handler": "static_response", "status_code": 404}]})
+    config: dict[str, Any] = {
+        "admin": {"listen": settings.admin_listen},
+        "apps": {
+            "http": {
+                "http_port": settings.http_port,
+                "https_port": settings.https_port,
+                "grace_period": GRACE_PERIOD,
+                "servers": {
+                    SERVER_NAME: {
+                        "listen": [_listen_address(settings.listen_host, settings.https_port)],
+                        "routes": routes_config,
+                        # TLS always, even with no route left: a removed domain fails the
+                        # handshake instead of being answered in plain HTTP on the HTTPS port.
+                        "tls_connection_policies": [{}],
+                    },
+                },
+            },
+            "tls": {"automation": {"policies": [{"issuers": [issuer]}]}},
+        },
+    }
+    if settings.storage_root:
+        config["storage"] = {"module": "file_system", "root": settings.storage_root}
+    return config
+
+
+# -- the plan -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """One route to add, remove or point elsewhere; ``upstream`` is None for a removal."""
+
+    action: Literal["add", "remove", "change"]
+    domain: str
+    upstream: str | None
+    previous_upstream: str | None = None
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    """What loading ``config`` would change in Caddy; empty when Caddy already holds it.
+
+    ``settings_changed`` names the parts besides routes that differ: ``admin``,
+    ``ports``, ``tls``, ``storage``, ``other``.
+    """
+
+    changes: tuple[RouteChange, ...]
+    settings_changed: tuple[str, ...]
+    config: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.settings_changed
+
+
+def served_routes(config: Mapping[str, Any]) -> dict[str, str]:
+    """Given a Caddy configuration, return {domain: upstream} for every host-matched route.
+
+    Routes written by hand are read too, as far as their shape allows (an
+    upstream that cannot be read is ``""``), so that a plan reports them.
+    """
+    served: dict[str, str] = {}
+    servers = _get(config, "apps", "http", "servers")
+    if not isinstance(servers, dict):
+        return served
+    for server in servers.values():
+        routes = server.get("routes") if isinstance(server, dict) else None
+        for route in routes if isinstance(routes, list) else []:
+            if not isinstance(route, dict):
+                continue
+            upstream = _first_dial(route.get("handle"))
+            for matcher in route.get("match") or []:
+                hosts = matcher.get("host") if isinstance(matcher, dict) else None
+                for host in hosts if isinstance(hosts, list) else []:
+                    if isinstance(host, str):
+                        served.setdefault(host, upstream)
+    return served
+
+
+def _first_dial(handlers: object) -> str:
+    for handler in handlers if isinstance(handlers, list) else []:
+        if isinstance(handler, dict) and handler.get("handler") == "reverse_proxy":
+            for upstream in handler.get("upstreams") or []:
+                if isinstance(upstream, dict) and isinstance(upstream.get("dial"), str):
+                    return str(upstream["dial"])
+    return ""
+
+
+def _get(config: object, *path: str) -> object:
+    for key in path:
+        if not isinstance(config, dict):
+            return None
+        config = config.get(key)
+    return config
+
+
+def _settings_view(config: Mapping[str, Any]) -> dict[str, object]:
+    """Return the parts of a configuration besides routes, by the name a plan gives them."""
+    rest = copy.deepcopy(dict(config))
+    http = _get(rest, "apps", "http")
+    ports: dict[str, object] = {}
+    if isinstance(http, dict):
+        for key in ("http_port", "https_port", "grace_period"):
+            ports[key] = http.pop(key, None)
+        for name, server in (http.get("servers") or {}).items():
+            if isinstance(server, dict):
+                ports[f"{name}.listen"] = server.pop("listen", None)
+                server.pop("routes", None)
+    apps = rest.get("apps") if isinstance(rest.get("apps"), dict) else {}
+    return {
+        "admin": rest.pop("admin", None),
+        "ports": ports,
+        "tls": apps.pop("tls", None) if isinstance(apps, dict) else None,
+        "storage": rest.pop("storage", None),
+        "other": rest,
+    }
+
+
+def plan(current: Mapping[str, Any], routes: Iterable[Route],
+         settings: ProxySettings) -> ProxyPlan:
+    """Given Caddy's current configuration, the routes that must exist and the settings,
+    return the plan that makes Caddy serve exactly those.
+
+    The plan is empty exactly when the current configuration is the desired
+    one. Raise ProxyInvalid for a bad route or setting.
+    """
+    desired = build_config(routes, settings)
+    before, after = served_routes(current), served_routes(desired)
+    changes: list[RouteChange] = []
+    for domain in sorted(before.keys() | after.keys()):
+        if domain not in before:
+            changes.append(RouteChange("add", domain, after[domain]))
+        elif domain not in after:
+            changes.append(RouteChange("remove", domain, None, before[domain]))
+        elif before[domain] != after[domain]:
+            changes.append(RouteChange("change", domain, after[domain], before[domain]))
+    current_view, desired_view = _settings_view(current), _settings_view(desired)
+    settings_changed = [name for name in desired_view
+                        if current_view.get(name) != desired_view[name]]
+    if not changes and not settings_changed and dict(current) != desired:
+        # The same domains and upstreams, yet routes differ (a handler edited by hand).
+        settings_changed.append("other")
+    return ProxyPlan(tuple(changes), tuple(settings_changed), desired)
+
+
+# -- the admin API ------------------------------------------------------------------------------
+
+
+class ProxyAdmin(Protocol):
+    """What :func:`sync` needs of Caddy: read its configuration and load a new one."""
+
+    def read_config(self) -> dict[str, Any]: ...
+
+    def load(self, config: Mapping[str, Any]) -> None: ...
+
+
+def parse_admin_url(admin_url: str) -> tuple[str, int]:
+    """Given the admin API's URL (``http://HOST:PORT``), return (host, port).
+
+    Raise ProxyInvalid for another scheme or a missing port.
+    """
+    parts = urllib.parse.urlsplit(admin_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        raise ProxyInvalid(f"admin URL {admin_url!r}: expected http://HOST:PORT")
+    return parts.hostname, port
+
+
+class CaddyAdmin:
+    """A client of one Caddy's admin API (plain HTTP, as Caddy serves it on loopback)."""
+
+    def __init__(self, admin_url: str, *, timeout: float = READ_TIMEOUT,
+                 load_timeout: float = LOAD_TIMEOUT) -> None:
+        """Given the admin API's URL, prepare; nothing is sent yet. Raise ProxyInvalid."""
+        self.admin_url = admin_url.rstrip("/")
+        self.host, self.port = parse_admin_url(admin_url)
+        self.timeout = timeout
+        self.load_timeout = load_timeout
+
+    @property
+    def listen(self) -> str:
+        """The admin API's address as Caddy's ``admin.listen`` spells it."""
+        return _listen_address(self.host, self.port)
+
+    def _request(self, method: str, path: str, body: bytes | None,
+                 timeout: float) -> tuple[int, bytes]:
+        """Send one request; return (status, body). Raise ProxyUnreachable."""
+        # http.client, not urllib: no proxy from the environment may sit between Chaton and
+        # a loopback admin API.
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise ProxyUnreachable(
+                f"Caddy's admin API at {self.admin_url} does not answer: "
+                f"{getattr(error, 'strerror', None) or error or type(error).__name__}"
+            ) from None
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _reason(body: bytes) -> str:
+        """Return Caddy's error message from an error answer's body."""
+        text = body.decode("utf-8", errors="replace").strip()
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return text[:500] or "(no reason given)"
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+            return str(parsed["error"])
+        return text[:500]
+
+    def read_config(self) -> dict[str, Any]:
+        """Return the configuration Caddy runs ({} when it has none).
+
+        Raise ProxyUnreachable, or ProxyRefused when the answer is not Caddy's.
+        """
+        status, body = self._request("GET", "/config/", None, self.timeout)
+        if status != 200:
+            raise ProxyRefused(f"GET {self.admin_url}/config/: {status} {self._reason(body)}")
+        try:
+            config = json.loads(body or b"null")
+        except ValueError:
+            raise ProxyRefused(f"{self.admin_url} answered something that is not JSON: is it "
+                               "Caddy's admin API?") from None
+        if config is None:
+            return {}
+        if not isinstance(config, dict):
+            raise ProxyRefused(f"{self.admin_url}/config/ is not a JSON object")
+        return config
+
+    def load(self, config: Mapping[str, Any]) -> None:
+        """Replace Caddy's whole configuration with ``config``, atomically.
+
+        Raise ProxyUnreachable, or ProxyRefused with Caddy's reason (a port
+        already taken …), in which case the previous configuration keeps serving.
+        """
+        body = json.dumps(config).encode()
+        status, answer = self._request("POST", "/load", body, self.load_timeout)
+        if status != 200:
+            raise ProxyRefused(f"Caddy refused the configuration: {self._reason(answer)}")
+
+    def answers(self) -> bool:
+        """Return whether the admin API answers right now."""
+        try:
+            self.read_config()
+        except CaddyError:
+            return False
+        return True
+
+
+class FakeCaddyAdmin:
+    """An in-memory admin API for unit tests: keeps the last configuration loaded.
+
+    Set ``down`` to make every call raise ProxyUnreachable, ``refuse`` to a
+    reason to make loads raise ProxyRefused. ``loads`` counts the loads accepted.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config: dict[str, Any] = copy.deepcopy(dict(config or {}))
+        self.down = False
+        self.refuse: str | None = None
+        self.loads = 0
+
+    def read_config(self) -> dict[str, Any]:
+        if self.down:
+            raise ProxyUnreachable("the fake Caddy is down")
+        return copy.deepcopy(self.config)
+
+    def load(self, config: Mapping[str, Any]) -> None:
+        if self.down:
+            raise ProxyUnreachable("the fake Caddy is down")
+        if self.refuse is not None:
+            raise ProxyRefused(f"Caddy refused the configuration: {self.refuse}")
+        # Through JSON, as the real API: what is stored is what a JSON round trip gives.
+        self.config = json.loads(json.dumps(config))
+        self.loads += 1
+
+
+def sync(admin: ProxyAdmin, routes: Sequence[Route], settings: ProxySettings, *,
+         dry_run: bool = False) -> ProxyPlan:
+    """Given an admin API, every route that must exist and the settings, make Caddy serve
+    exactly those; return the plan. With ``dry_run``, only plan.
+
+    The configuration is loaded only when the plan is not empty. Raise
+    ProxyInvalid (nothing sent), ProxyUnreachable, or ProxyRefused (Caddy keeps
+    its previous configuration).
+    """
+    result = plan(admin.read_config(), routes, settings)
+    for change in result.changes:
+        logger.info("proxy%s: %s %s %s", " (dry run)" if dry_run else "", change.action,
+                    change.domain, change.upstream or change.previous_upstream or "")
+    if not result.empty and not dry_run:
+        admin.load(result.config)
+    return result
+
+
+# -- a Caddy that Chaton runs -------------------------------------------------------------------
+
+
+def _process_is_alive(pid: int) -> bool:
+    """Given a pid, return whether that process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state letter follows the command name, which is in parentheses and may hold spaces.
+    return stat.rsplit(")", 1)[-1].split()[0] not in {"Z", "X"}
+
+
+def _wait_until_gone(pid: int, timeout: float) -> bool:
+    """Given a pid that is not our child, return whether it exited within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _process_is_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _process_is_alive(pid)
+
+
+class ManagedCaddy(LoopbackServer):
+    """A Caddy that runs from, and keeps all its state in, one folder; admin API on loopback.
+
+    Its routes and ports come later, from :func:`sync` through the admin API;
+    at start it takes back the configuration it saved last (with the admin
+    address of this object), so a restart loses nothing.
+    """
+
+    program = "caddy"
+    error = CaddyStartError
+
+    def __init__(self, directory: Path, *, admin_port: int, caddy: str = CADDY) -> None:
+        """Given a folder and the admin API's loopback port, prepare; nothing starts yet."""
+        # Absolute, because the start file's path on Caddy's command line is how
+        # stop_stale() recognises a Caddy started from this folder.
+        self.directory = Path(directory).absolute()
+        self.port = admin_port
+        self.caddy = caddy
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+        #: Why the saved configuration could not be taken back at the last start, if so.
+        self.resume_failure: str | None = None
+
+    # -- paths and addresses -------------------------------------------------
+
+    @property
+    def data_directory(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def config_directory(self) -> Path:
+        return self.directory / "config"
+
+    @property
+    def autosave_path(self) -> Path:
+        """Where Caddy saves every configuration it loads."""
+        return self.config_directory / "caddy" / "autosave.json"
+
+    @property
+    def start_config_path(self) -> Path:
+        return self.directory / "start.json"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.directory / "caddy.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "caddy.log"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> CaddyAdmin:
+        """Return a client of this Caddy's admin API."""
+        return CaddyAdmin(self.admin_url)
+
+    # -- start and stop ------------------------------------------------------
+
+    def _start_config(self, resume: bool) -> dict[str, Any]:
+        """Return the configuration to start from: the saved one (when ``resume`` and there
+        is one), else the admin API alone; always with this object's admin address."""
+        saved: object = None
+        if resume:
+            try:
+                saved = json.loads(self.autosave_path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                saved = None
+            except ValueError:
+                logger.warning("%s is not JSON: starting Caddy without it", self.autosave_path)
+        config = saved if isinstance(saved, dict) else {}
+        config["admin"] = {"listen": f"127.0.0.1:{self.port}"}
+        return config
+
+    def _environment(self) -> dict[str, str]:
+        return {**os.environ, "XDG_DATA_HOME": str(self.data_directory),
+                "XDG_CONFIG_HOME": str(self.config_directory)}
+
+    def _launch(self, config: Mapping[str, Any], timeout: float) -> str | None:
+        """Start Caddy on ``config``; return None once its admin API answers, or why it did not
+        start (Caddy exited; its log tail). Raise CaddyStartError when it neither answers nor
+        exits within ``timeout`` seconds (it is stopped first)."""
+        temporary = self.start_config_path.with_suffix(".new")
+        temporary.write_text(json.dumps(config, indent=1), encoding="utf-8")
+        os.replace(temporary, self.start_config_path)
+        try:
+            self._log_offset = self.log_path.stat().st_size
+        except FileNotFoundError:
+            self._log_offset = 0
+        command = [self.caddy, "run", "--config", str(self.start_config_path),
+                   "--pidfile", str(self.pid_path)]
+        try:
+            self._process = runner.start(command, log_path=str(self.log_path),
+                                         env=self._environment())
+        except runner.CommandNotFound:
+            raise CaddyStartError(f"{self.caddy} is not installed (Debian package caddy)"
+                                  ) from None
+        client = CaddyAdmin(self.admin_url, timeout=1.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            returncode = self._process.poll()
+            if returncode is not None:
+                self._process = None
+                return f"caddy exited with code {returncode}; its log ends with:\n" \
+                       f"{self._log_tail()}"
+            if client.answers():
+                return None
+            time.sleep(0.05)
+        self.stop(timeout=5)
+        raise CaddyStartError(f"caddy's admin API did not answer on {self.admin_url} within "
+                              f"{timeout:g} s:\n{self._log_tail()}")
+
+    def start(self, timeout: float = 10) -> None:
+        """Start Caddy and return once its admin API answers; do nothing if it runs already.
+
+        A Caddy an earlier process left running from this folder is stopped
+        first. When the saved configuration does not start (a port it names is
+        taken now), Caddy starts without it and ``resume_failure`` says why;
+        the next sync brings the routes back. Raise CaddyStartError when the
+        admin port is taken or Caddy does not start.
+        """
+        if self.running:
+            return
+        self.stop_stale(timeout=timeout)
+        self._check_port_is_free()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_directory.mkdir(exist_ok=True, mode=0o700)
+        self.config_directory.mkdir(exist_ok=True, mode=0o700)
+        self.resume_failure = None
+        resumed = self.autosave_path.exists()
+        failure = self._launch(self._start_config(resume=True), timeout)
+        if failure is not None and resumed:
+            self.resume_failure = failure
+            logger.warning("caddy did not start from its saved configuration: %s", failure)
+            failure = self._launch(self._start_config(resume=False), timeout)
+        if failure is not None:
+            raise CaddyStartError(failure)
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the Caddy this object started: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+        Does nothing when it is not running. Raise CaddyStartError if even
+        SIGKILL leaves it alive after ``timeout`` seconds.
+        """
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                try:
+                    process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    raise CaddyStartError(f"caddy (pid {process.pid}) survived SIGKILL") from None
+        self._process = None
+        self._remove_pid_file_naming(process.pid)
+
+    def _remove_pid_file_naming(self, pid: int) -> None:
+        """Remove caddy.pid if it names ``pid``: a killed Caddy cannot remove it itself."""
+        try:
+            if int(self.pid_path.read_text(encoding="ascii").split()[0]) == pid:
+                self.pid_path.unlink()
+        except (FileNotFoundError, ValueError, IndexError):
+            pass  # no pid file, or an unreadable one: nothing of ours to remove
+
+    def _is_caddy_of_this_directory(self, pid: int) -> bool:
+        """Given a pid, return whether it is a Caddy started from this folder's start file."""
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return False
+        arguments = [os.fsdecode(part) for part in raw.split(b"\0") if part]
+        # An exact argument, and caddy as the program: an editor open on start.json is spared.
+        return (bool(arguments) and os.path.basename(arguments[0]) == os.path.basename(self.caddy)
+                and str(self.start_config_path) in arguments[1:])
+
+    def stop_stale(self, timeout: float = 10) -> bool:
+        """Stop a Caddy an earlier process started from this folder; return whether one ran.
+
+        The pid comes from caddy.pid and is signalled only if /proc/<pid>/cmdline
+        shows caddy with this folder's start file, so a recycled pid is never
+        touched. Raise CaddyStartError if the stale Caddy survives SIGKILL or
+        belongs to another user.
+        """
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return False
+        if self._process is not None and self._process.pid == pid:
+            return False
+        if not self._is_caddy_of_this_directory(pid) or not _process_is_alive(pid):
+            self._remove_pid_file_naming(pid)
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_until_gone(pid, timeout):
+                os.kill(pid, signal.SIGKILL)
+                if not _wait_until_gone(pid, timeout):
+                    raise CaddyStartError(f"stale caddy (pid {pid}) survived SIGKILL")
+        except ProcessLookupError:
+            pass  # it exited between our check and the signal: the goal is reached
+        except PermissionError:
+            raise CaddyStartError(f"a caddy from {self.directory} still runs (pid {pid}) under "
+                                  "another user; stop it as that user or as root") from None
+        self._remove_pid_file_naming(pid)
+        return True
