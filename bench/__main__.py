@@ -29,8 +29,13 @@ Figures:
     The worker's settling of 1,000 open proposals with 100 voters each, when
     none is due (target ≤ 1 s) and when all close at once (:mod:`bench.governance`).
 
+``services_noop_reconcile_20_s``, ``services_deploy_ready_s``
+    A reconcile of 20 running instances with nothing to change (target ≤ 2 s),
+    and an instance from its creation to its first HTTPS answer through Caddy,
+    with a certificate from pebble (:mod:`bench.services`; a dockerd of its own).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``); with no name, all of them.
+``governance``, ``services``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from importlib import import_module
 from pathlib import Path
 
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
-SUITES = {"directory": "bench.figures", "governance": "bench.governance"}
+SUITES = {"directory": "bench.figures", "governance": "bench.governance",
+          "services": "bench.services"}
 
 
 def _prepare_environment(workspace: Path) -> None:

@@ -30,7 +30,7 @@ from chaton.core.servers import free_port
 from chaton.testing.postgres import TemporaryPostgres
 
 #: The services tests' fixtures: a dockerd, local images, Caddy and pebble.
-pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme"]
+pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testing.etherpad"]
 
 #: The variables this plugin sets; their previous values come back at the end.
 _MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_CONFIG",

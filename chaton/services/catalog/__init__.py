@@ -50,10 +50,15 @@ filled for one instance by the services' reconciler.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import pydantic
@@ -65,6 +70,16 @@ CATALOG_DIR = Path(__file__).parent
 _PINNED = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$")
 _TAGGED = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+
+
+def is_pinned(image: str) -> bool:
+    """Return whether ``image`` is pinned by digest: ``repository[:tag]@sha256:<64 hex>``."""
+    return bool(_PINNED.match(image))
+
+
+def is_tagged(image: str) -> bool:
+    """Return whether ``image`` is ``repository:tag`` (how a local test image is named)."""
+    return bool(_TAGGED.match(image))
 
 
 class ManifestError(ValueError):
@@ -199,9 +214,21 @@ class Manifest(Model):
     def validate_settings(self, values: dict[str, Any]) -> dict[str, Any]:
         """Given settings (some or none), return all of them with defaults, validated.
 
-        Raise pydantic.ValidationError for an unknown name or a bad value.
+        Raise pydantic.ValidationError for an unknown name or a bad value, or when the
+        application's ``app.py`` (its ``validate``) refuses the combination.
         """
-        return self.settings_model().model_validate(values).model_dump(mode="json")
+        complete: dict[str, Any] = (self.settings_model().model_validate(values)
+                                    .model_dump(mode="json"))
+        check = getattr(app_module(self.name), "validate", None)
+        if check is not None:
+            try:
+                check(complete)
+            except ValueError as error:
+                raise pydantic.ValidationError.from_exception_data(
+                    f"{self.name} settings",
+                    [{"type": "value_error", "loc": ("settings",), "input": values,
+                      "ctx": {"error": error}}]) from None
+        return complete
 
 
 def settings_model_field(setting: Setting) -> tuple[Any, Any]:
@@ -254,13 +281,118 @@ def _read(folder: Path) -> Manifest:
     return manifest
 
 
+#: Further catalogue folders (tests' own applications), registered by :func:`extra_folder`.
+_extra_folders: list[Path] = []
+
+
+def _read_folder(catalog: Path) -> dict[str, Manifest]:
+    return {folder.name: _read(folder) for folder in sorted(catalog.iterdir())
+            if (folder / "manifest.toml").is_file()}
+
+
+def real_manifests() -> dict[str, Manifest]:
+    """Return the applications of the catalogue itself, without any extra folder.
+
+    Raise ManifestError for a bad one.
+    """
+    return _read_folder(CATALOG_DIR)
+
+
 @cache
 def all_manifests() -> dict[str, Manifest]:
-    """Return every application of the catalogue by name. Raise ManifestError for a bad one."""
-    return {folder.name: _read(folder) for folder in sorted(CATALOG_DIR.iterdir())
-            if (folder / "manifest.toml").is_file()}
+    """Return every application of the catalogue (and of the extra folders) by name.
+
+    Raise ManifestError for a bad one, or for a name that two folders define.
+    """
+    manifests = _read_folder(CATALOG_DIR)
+    for catalog in _extra_folders:
+        for name, manifest in _read_folder(catalog).items():
+            if name in manifests:
+                raise ManifestError(f"{catalog / name}: the application {name!r} is already "
+                                    "in the catalogue")
+            manifests[name] = manifest
+    return manifests
+
+
+def folder_of(name: str) -> Path | None:
+    """Return the folder of an application (in the catalogue or an extra folder), or None."""
+    for catalog in (CATALOG_DIR, *_extra_folders):
+        if (catalog / name / "manifest.toml").is_file():
+            return catalog / name
+    return None
+
+
+@cache
+def app_module(name: str) -> ModuleType | None:
+    """Return the ``app.py`` module of an application, or None when it has none.
+
+    What the reconciler calls in it, each optional::
+
+        validate(values)                 raise ValueError for settings that do not go
+                                         together (each one alone is valid)
+        files(values, context)           {path in the container: text}, written before
+                                         the application starts
+        setup_commands(values, context)  [[argument, …], …] run in the application's
+                                         container once it is healthy, as SETUP_USER
+                                         in SETUP_DIRECTORY (module constants), again
+                                         only when the commands change
+
+    ``values`` are the instance's complete settings, ``context`` its placeholders
+    (``domain``, ``secret.X``, ``ldap.url`` …); see also :data:`APP_HOOKS`. An
+    application of an extra folder (the tests') may have one too. Raise
+    ImportError for a module that does not load.
+    """
+    folder = folder_of(name)
+    if folder is None or not (folder / "app.py").is_file():
+        return None
+    path = folder / "app.py"
+    if folder.parent == CATALOG_DIR:
+        return importlib.import_module(f"{__name__}.{name}.app")
+    # An extra folder is no package: load the file under a name of its own.
+    spec = importlib.util.spec_from_file_location(f"chaton_extra_catalog_{name}_app", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def extra_folder(catalog: Path) -> Iterator[None]:
+    """Within the block, add the applications under ``catalog`` to the catalogue.
+
+    For tests and benchmarks, whose applications (a web page from a local test
+    image) must never appear in the real catalogue. Raise ManifestError on
+    entry when one of them does not validate.
+    """
+    _extra_folders.append(Path(catalog))
+    all_manifests.cache_clear()
+    app_module.cache_clear()
+    try:
+        all_manifests()
+        yield
+    finally:
+        _extra_folders.remove(Path(catalog))
+        all_manifests.cache_clear()
+        app_module.cache_clear()
 
 
 def get(name: str) -> Manifest:
     """Return one application's manifest. Raise KeyError for an unknown name."""
     return all_manifests()[name]
+
+
+#: What an application's ``app.py`` may define, when data is not enough (all optional):
+#:
+#: - ``validate(values)``: given complete settings, raise ValueError for a combination
+#:   that each value alone does not reveal (called by :meth:`Manifest.validate_settings`);
+#: - ``files(values, context) -> {path in the container: text}``: files the reconciler
+#:   writes into the application's container before it starts (PrivateBin's conf.php);
+#: - ``setup_commands(values, context) -> [[argument, …], …]``: commands the reconciler
+#:   runs in the container, as ``SETUP_USER`` in ``SETUP_DIRECTORY``, once the health
+#:   check passed; each must be safe to run again (Nextcloud's occ calls).
+#:
+#: ``values`` are the instance's complete settings, ``context`` the placeholders of its
+#: manifest (``ldap.url``, ``domain`` …).
+APP_HOOKS = ("validate", "files", "setup_commands")
+

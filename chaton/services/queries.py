@@ -1,0 +1,172 @@
+"""Reads of the services: hosts, instances with their live state from the engines, history.
+
+The live state comes from one snapshot per host (a few list calls), never
+from one call per instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+
+from chaton.adapters.docker import DockerError, Snapshot, Workload
+from chaton.members.models import Organization, Person
+from chaton.services import reconcile
+from chaton.services.models import (
+    Deployment,
+    DeploymentKind,
+    DesiredState,
+    Host,
+    Instance,
+    Outcome,
+)
+
+
+def hosts() -> QuerySet[Host]:
+    """Return every host, by name."""
+    return Host.objects.order_by("name")
+
+
+def default_host() -> Host | None:
+    """Return the default host, or None when none is marked."""
+    return Host.objects.filter(is_default=True).first()
+
+
+def instances(*, host: Host | None = None) -> QuerySet[Instance]:
+    """Return the instances (of one host), with what their pages show joined in."""
+    queryset = Instance.objects.select_related("host", "person", "organization", "login_group")
+    if host is not None:
+        queryset = queryset.filter(host=host)
+    return queryset.order_by("slug")
+
+
+def instances_of(owner: Person | Organization) -> QuerySet[Instance]:
+    """Return the instances an owner has."""
+    if isinstance(owner, Person):
+        return instances().filter(person=owner)
+    return instances().filter(organization=owner)
+
+
+def events(instance: Instance, *, limit: int = 50) -> QuerySet[Deployment]:
+    """Return an instance's history (upgrades, repairs, settings changes), newest first."""
+    return instance.deployments.select_related("actor").order_by("-created_at", "-id")[:limit]
+
+
+def upgrade_under_way(instance: Instance) -> Deployment | None:
+    return instance.deployments.filter(kind=DeploymentKind.UPGRADE,
+                                       outcome=Outcome.PENDING).first()
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What an instance's engine says about it now.
+
+    ``state`` is one of: ``running``, ``starting`` (its health check has not
+    passed yet), ``unhealthy``, ``stopped`` (not running although it should),
+    ``missing`` (its application is not on the engine), ``upgrading``,
+    ``drift`` (a workload changed by hand), ``off`` (stopped on purpose),
+    ``removing``, ``unreachable`` (the engine does not answer). ``detail``
+    says more, for people.
+    """
+
+    state: str
+    health: str = "none"
+    detail: str = ""
+    workloads: tuple[Workload, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("running", "off")
+
+
+@dataclass(frozen=True)
+class InstanceWithState:
+    instance: Instance
+    live: LiveState
+
+
+def _live_state(instance: Instance, snapshot: Snapshot | None, error: str,
+                upgrade: Deployment | None) -> LiveState:
+    if snapshot is None:
+        return LiveState("unreachable", detail=error)
+    workloads = tuple(workload for workload in snapshot.workloads
+                      if workload.instance == instance.slug)
+    if instance.state == DesiredState.REMOVED:
+        return LiveState("removing", workloads=workloads)
+    if instance.state == DesiredState.STOPPED:
+        return LiveState("off", workloads=workloads)
+    if upgrade is not None:
+        return LiveState("upgrading", workloads=workloads,
+                         detail=_("from %(from)s to %(to)s") % {"from": upgrade.from_image,
+                                                                "to": upgrade.to_image})
+    applied = instance.applied
+    known = {applied.get(role) for role in applied}
+    changed = [workload for workload in workloads if workload.spec_hash not in known]
+    apps = [workload for workload in workloads
+            if workload.role == reconcile.APP and workload.spec_hash == applied.get(reconcile.APP)]
+    if not apps:
+        return LiveState("drift" if changed else "missing", workloads=workloads,
+                         detail=", ".join(workload.name for workload in changed))
+    app = apps[0]
+    if changed:
+        return LiveState("drift", health=app.health, workloads=workloads,
+                         detail=", ".join(workload.name for workload in changed))
+    if not app.running:
+        return LiveState("stopped", health=app.health, workloads=workloads,
+                         detail=app.detail or app.state)
+    if app.health == "starting":
+        return LiveState("starting", health=app.health, workloads=workloads)
+    if app.health == "unhealthy":
+        return LiveState("unhealthy", health=app.health, workloads=workloads)
+    return LiveState("running", health=app.health, workloads=workloads)
+
+
+def instances_with_state(chosen: Iterable[Instance] | None = None) -> list[InstanceWithState]:
+    """Return the instances (all, or ``chosen``) each with its live state.
+
+    Each host's engine is read once; one that does not answer makes its
+    instances "unreachable", never an exception.
+    """
+    rows = list(chosen) if chosen is not None else list(instances())
+    snapshots: dict[int, tuple[Snapshot | None, str]] = {}
+    for host in {instance.host_id: instance.host for instance in rows}.values():
+        try:
+            snapshots[host.pk] = (reconcile.engine_for(host).snapshot(), "")
+        except DockerError as error:
+            snapshots[host.pk] = (None, str(error))
+    upgrades = reconcile.pending_upgrades(rows)
+    return [InstanceWithState(instance, _live_state(instance, *snapshots[instance.host_id],
+                                                    upgrades.get(instance.pk)))
+            for instance in rows]
+
+
+def instance_with_state(instance: Instance) -> InstanceWithState:
+    """Return one instance with its live state."""
+    return instances_with_state([instance])[0]
+
+
+def logs(instance: Instance, *, tail: int = 100) -> str:
+    """Return the last lines the instance's application wrote (secrets masked), or why not."""
+    from chaton.core import runner
+
+    engine = reconcile.engine_for(instance.host)
+    try:
+        snapshot = engine.snapshot()
+        apps = [workload for workload in snapshot.workloads
+                if workload.instance == instance.slug and workload.role == reconcile.APP]
+        if not apps:
+            return _("(no application container)")
+        current = [workload for workload in apps
+                   if workload.spec_hash == instance.applied.get(reconcile.APP)]
+        return runner.mask(engine.logs((current or apps)[0], tail=tail))
+    except DockerError as error:
+        return _("(the engine does not answer: %(error)s)") % {"error": error}
+
+
+def preview() -> reconcile.Plan:
+    """Return what a reconcile would do now, without doing it."""
+    plan, _engines, _instances = reconcile.plan()
+    return plan

@@ -1,0 +1,90 @@
+"""The services' fast tier: every host's engine is an in-memory FakeEngine, the proxy a
+recorder of the routes it is handed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from chaton.adapters.docker import FakeEngine
+from chaton.services import actions, proxy, reconcile
+from chaton.services.models import Host
+
+IMAGES = {"chaton-test/web:1", "chaton-test/web:2", "chaton-test/web:broken"}
+#: A documentation address (TEST-NET-1): nothing is ever bound on it in the fast tier.
+ADDRESS = "192.0.2.10"
+
+
+@dataclass
+class FakeEngines:
+    """One FakeEngine per host name, made on first use."""
+
+    engines: dict[str, FakeEngine] = field(default_factory=dict)
+
+    def __call__(self, host: Host) -> FakeEngine:
+        if host.name not in self.engines:
+            self.engines[host.name] = FakeEngine(swarm=host.swarm, images=set(IMAGES),
+                                                 broken_images={"chaton-test/web:broken"})
+        return self.engines[host.name]
+
+    def __getitem__(self, name: str) -> FakeEngine:
+        return self.engines[name]
+
+
+@dataclass
+class RecordedProxy:
+    """Every call of sync_proxy: the routes handed over."""
+
+    calls: list[list[proxy.Route]] = field(default_factory=list)
+    fail: bool = False
+    #: Called at each call, before the routes are taken (to look at the engine then).
+    watch: Callable[[], object] | None = None
+    seen: list[object] = field(default_factory=list)
+
+    @property
+    def last(self) -> dict[str, str]:
+        return {route.domain: route.upstream for route in self.calls[-1]}
+
+    def __call__(self, routes: Sequence[proxy.Route], *, dry_run: bool = False) -> list[str]:
+        if self.watch is not None:
+            self.seen.append(self.watch())
+        if self.fail:
+            raise proxy.ProxyUnavailable("the recorded proxy is down")
+        if not dry_run:
+            self.calls.append(list(routes))
+        return []
+
+
+@pytest.fixture(autouse=True)
+def no_draining(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real requests are in flight in the fast tier: the old version goes at once."""
+    monkeypatch.setattr(reconcile, "DRAIN_SECONDS", 0)
+
+
+@pytest.fixture
+def engines(test_catalog: Path) -> Iterator[FakeEngines]:
+    """Route every host's engine to a FakeEngine holding the test images."""
+    fakes = FakeEngines()
+    with reconcile.use_engines(fakes):
+        yield fakes
+
+
+@pytest.fixture
+def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> RecordedProxy:
+    recorder = RecordedProxy()
+    monkeypatch.setattr(proxy, "sync_proxy", recorder)
+    return recorder
+
+
+@pytest.fixture
+def host(engines: FakeEngines, recorded_proxy: RecordedProxy) -> Host:
+    return actions.do_create_host("box", "unix:///run/fake/docker.sock", acting_user=None,
+                                  address=ADDRESS)
+
+
+@pytest.fixture
+def engine(host: Host, engines: FakeEngines) -> FakeEngine:
+    return engines(host)
