@@ -114,7 +114,9 @@ def collective(directory):
 
 
 @pytest.fixture
-def english():
+def english(settings):
+    # The API answers in the request's language (LocaleMiddleware), by default the site's.
+    settings.LANGUAGE_CODE = "en"
     with translation.override("en"):
         yield
 

@@ -1,0 +1,822 @@
+"""A small typed client over the restic command line, through :mod:`chaton.core.runner`.
+
+One :class:`Restic` object speaks to one repository: a local path, ``sftp:…``
+or ``s3:…``. The password goes to restic through ``RESTIC_PASSWORD`` in its
+environment, never on its command line, and is masked in every log line and
+error message; so are the values of the extra environment (S3 keys …).
+
+restic 0.14 (Debian 12) exits with 1 for nearly every failure, so errors are
+told apart by the text of its standard error. Exceptions::
+
+    ResticError(CommandError, RuntimeError)          restic failed; ``detail`` holds its message
+    ├── ResticNotInstalled(FileNotFoundError)        the restic program is missing
+    ├── ResticTimeout(TimeoutError)                  it ran past its timeout and was killed
+    ├── RepositoryMissing(FileNotFoundError)         no repository at the location (not initialised)
+    ├── RepositoryExists(FileExistsError)            init found a repository already there
+    ├── WrongPassword(PermissionError)               the password opens no key of the repo
+    ├── RepositoryLocked(BlockingIOError)            another restic holds a lock on it
+    ├── RepositoryUnreachable(ConnectionError)       the sftp host or S3 endpoint is unreachable
+    ├── NoSpace(OSError)                             the disk receiving the data is full (ENOSPC)
+    ├── CorruptRepository(ValueError)                check or a read found damaged data
+    └── SourceFailed                                 the producer of a streamed backup failed;
+                                                     no snapshot of its partial output is kept
+
+Also :class:`FakeRestic`, an in-memory stand-in for the unit tests of the
+code built on this client. Nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import re
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaton.core import runner
+
+#: A day is enough for the largest backup of a small collective; the caller may shorten it.
+DEFAULT_TIMEOUT = 24 * 60 * 60
+#: Short commands (snapshots, unlock, init): they read a few small files.
+SHORT_TIMEOUT = 120
+#: Status lines per second restic prints with --json while a callback listens.
+PROGRESS_PER_SECOND = "2"
+#: The restic variables of the caller's shell that must not leak into Chaton's calls.
+_INHERITED_RESTIC_VARIABLES = re.compile(r"^(RESTIC_|AWS_|B2_|AZURE_|GOOGLE_|OS_|ST_|RCLONE_)")
+
+
+class ResticError(runner.CommandError):
+    """restic failed. ``detail`` is its (masked) message, ``returncode`` its exit code."""
+
+    def __init__(self, message: str, *, command: Sequence[str] = (), detail: str = "",
+                 returncode: int | None = None) -> None:
+        super().__init__(message, command=command)
+        self.detail = detail
+        self.returncode = returncode
+
+
+class ResticNotInstalled(ResticError, FileNotFoundError):
+    pass
+
+
+class ResticTimeout(ResticError, TimeoutError):
+    pass
+
+
+class RepositoryMissing(ResticError, FileNotFoundError):
+    pass
+
+
+class RepositoryExists(ResticError, FileExistsError):
+    pass
+
+
+class WrongPassword(ResticError, PermissionError):
+    pass
+
+
+class RepositoryLocked(ResticError, BlockingIOError):
+    pass
+
+
+class RepositoryUnreachable(ResticError, ConnectionError):
+    pass
+
+
+class NoSpace(ResticError, OSError):
+    def __init__(self, message: str, **options: Any) -> None:
+        super().__init__(message, **options)
+        self.errno = errno.ENOSPC
+
+
+class CorruptRepository(ResticError, ValueError):
+    pass
+
+
+class SourceFailed(ResticError):
+    """The program whose output was being backed up failed; ``detail`` is its message."""
+
+
+#: Which error a line of restic's standard error means, most specific first.
+_PATTERNS: tuple[tuple[re.Pattern[str], type[ResticError]], ...] = (
+    (re.compile(r"no space left on device|disk quota exceeded", re.I), NoSpace),
+    (re.compile(r"wrong password or no key found", re.I), WrongPassword),
+    (re.compile(r"config file already exists|repository master key and config already "
+                r"initialized", re.I), RepositoryExists),
+    (re.compile(r"repository is already locked|unable to create lock", re.I), RepositoryLocked),
+    (re.compile(r"Is there a repository at the following location|unable to open config "
+                r"file|repository does not exist", re.I), RepositoryMissing),
+    (re.compile(r"ciphertext verification failed|Pack ID does not match|repository contains "
+                r"errors|hash does not match|pack .* contains \d+ errors|invalid data "
+                r"returned|unexpected EOF|Load\(.*\) returned error", re.I),
+     CorruptRepository),
+    (re.compile(r"connection refused|no route to host|network is unreachable|ssh: |"
+                r"subprocess ssh|i/o timeout|no such host|dial tcp|connection reset", re.I),
+     RepositoryUnreachable),
+)
+
+
+def classify(detail: str, *, command: Sequence[str], returncode: int | None,
+             message: str) -> ResticError:
+    """Given restic's standard error and exit code, return the matching exception (not raised)."""
+    for pattern, kind in _PATTERNS:
+        if pattern.search(detail):
+            return kind(message, command=command, detail=detail, returncode=returncode)
+    return ResticError(message, command=command, detail=detail, returncode=returncode)
+
+
+def _last_meaningful_line(detail: str) -> str:
+    """Return the line of restic's output that names the problem.
+
+    The first line that matches a known failure wins ("ciphertext verification
+    failed" says more than the closing "There were 1 errors"); then restic's
+    ``Fatal: …`` line; then the last line.
+    """
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    for line in lines:
+        if any(pattern.search(line) for pattern, _kind in _PATTERNS):
+            return line.removeprefix("Fatal:").strip()
+    for line in lines:
+        if line.startswith("Fatal:"):
+            return line.removeprefix("Fatal:").strip()
+    return lines[-1] if lines else ""
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot as restic lists it."""
+
+    id: str
+    short_id: str
+    time: dt.datetime
+    paths: tuple[str, ...]
+    tags: tuple[str, ...]
+    hostname: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        """Given one element of ``restic snapshots --json``, return the snapshot."""
+        return cls(id=data["id"], short_id=data.get("short_id", data["id"][:8]),
+                   time=parse_time(data["time"]), paths=tuple(data.get("paths") or ()),
+                   tags=tuple(data.get("tags") or ()), hostname=data.get("hostname", ""))
+
+    def matches(self, snapshot_id: str) -> bool:
+        """Return whether ``snapshot_id`` (short or full) names this snapshot."""
+        return bool(snapshot_id) and self.id.startswith(snapshot_id)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Given restic's RFC 3339 time with nanoseconds, return an aware datetime."""
+    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)
+    if not found:
+        raise ValueError(f"not a restic time: {text!r}")
+    fraction = (found[2] or ".0")[1:7].ljust(6, "0")
+    zone = "+00:00" if found[3] == "Z" else found[3]
+    return dt.datetime.fromisoformat(f"{found[1]}.{fraction}{zone}")
+
+
+@dataclass(frozen=True)
+class BackupProgress:
+    """A status line of ``restic backup --json``: how far it is."""
+
+    bytes_done: int
+    #: Zero when unknown (a stream has no announced size).
+    total_bytes: int
+    files_done: int
+    total_files: int
+    #: 0 to 1; zero when restic cannot tell (a stream).
+    fraction: float
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    """The summary line of ``restic backup --json``: what one backup added."""
+
+    snapshot_id: str
+    files_new: int
+    files_changed: int
+    files_unmodified: int
+    #: Bytes of new data written to the repository (after deduplication and compression).
+    bytes_added: int
+    #: Bytes restic read from the source.
+    bytes_processed: int
+    files_processed: int
+    duration_seconds: float
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BackupSummary:
+        return cls(snapshot_id=data.get("snapshot_id", ""),
+                   files_new=int(data.get("files_new", 0)),
+                   files_changed=int(data.get("files_changed", 0)),
+                   files_unmodified=int(data.get("files_unmodified", 0)),
+                   bytes_added=int(data.get("data_added", 0)),
+                   bytes_processed=int(data.get("total_bytes_processed", 0)),
+                   files_processed=int(data.get("total_files_processed", 0)),
+                   duration_seconds=float(data.get("total_duration", 0.0)))
+
+
+@dataclass(frozen=True)
+class KeepPolicy:
+    """A retention policy: how many snapshots of each period ``forget`` keeps (0: none)."""
+
+    last: int = 0
+    hourly: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+    yearly: int = 0
+
+    @property
+    def keeps_everything(self) -> bool:
+        """No rule at all: restic would refuse, and nothing is to be forgotten."""
+        return not any((self.last, self.hourly, self.daily, self.weekly, self.monthly,
+                        self.yearly))
+
+    def arguments(self) -> list[str]:
+        """Return the ``--keep-*`` options of this policy."""
+        options = []
+        for name in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
+            count = getattr(self, name)
+            if count < 0:
+                raise ValueError(f"keep-{name} must not be negative")
+            if count:
+                options += [f"--keep-{name}", str(count)]
+        return options
+
+
+@dataclass(frozen=True)
+class ForgetGroup:
+    """One group of snapshots under a policy: those kept and those removed."""
+
+    tags: tuple[str, ...]
+    host: str
+    keep: tuple[Snapshot, ...]
+    remove: tuple[Snapshot, ...]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``restic check`` found: ``ok``, and the lines that name errors."""
+
+    ok: bool
+    errors: tuple[str, ...]
+    output: str
+
+
+# -- the client --------------------------------------------------------------------------
+
+
+@dataclass
+class Restic:
+    """The restic command line for one repository.
+
+    ``environment`` adds variables (S3 keys …) whose values are secrets too.
+    ``cache_directory`` keeps restic's cache out of the user's home; ``timezone``
+    is the zone in which ``--time`` is read and retention days are counted.
+    """
+
+    location: str
+    password: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    program: str = "restic"
+    cache_directory: str | None = None
+    timezone: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        for secret in (self.password, *self.environment.values()):
+            runner.register_secret(secret)
+
+    # -- plumbing ----------------------------------------------------------
+
+    @property
+    def _secrets(self) -> list[str]:
+        return [self.password, *self.environment.values()]
+
+    def _environment(self) -> dict[str, str]:
+        """Return the environment restic runs in: ours less any restic settings, plus the repo's."""
+        environment = {name: value for name, value in os.environ.items()
+                       if not _INHERITED_RESTIC_VARIABLES.match(name)}
+        environment.update(self.environment)
+        environment["RESTIC_PASSWORD"] = self.password
+        environment["RESTIC_REPOSITORY"] = self.location
+        if self.timezone:
+            environment["TZ"] = self.timezone
+        return environment
+
+    def _command(self, *arguments: str) -> list[str]:
+        command = [self.program]
+        if self.cache_directory:
+            command += ["--cache-dir", self.cache_directory]
+        return [*command, *arguments]
+
+    def _error(self, command: Sequence[str], detail: str, returncode: int | None) -> ResticError:
+        """Return the exception for a failed ``command`` with its standard error ``detail``."""
+        detail = runner.mask(detail, self._secrets)
+        reason = _last_meaningful_line(detail) or f"exit {returncode}"
+        message = f"restic {command[len(self._command())] if len(command) > 1 else ''}: {reason}"
+        return classify(detail, command=command, returncode=returncode, message=message)
+
+    def _run(self, *arguments: str, timeout: float = SHORT_TIMEOUT,
+             input: bytes | None = None, on_line: Callable[[str], None] | None = None,
+             check: bool = True) -> tuple[int, str, str]:
+        """Run restic with ``arguments``; return (exit code, stdout, stderr).
+
+        Raise the ResticError matching its standard error when ``check`` is
+        true and it fails; ResticNotInstalled, ResticTimeout.
+        """
+        command = self._command(*arguments)
+        try:
+            completed = runner.stream(command, timeout=timeout, on_line=on_line, input=input,
+                                      secrets=self._secrets, env=self._environment(),
+                                      check=False)
+        except runner.CommandNotFound:
+            raise ResticNotInstalled(f"{self.program}: not installed (Debian package restic)",
+                                     command=command) from None
+        except runner.CommandTimeout as error:
+            raise ResticTimeout(str(error), command=command) from None
+        if check and completed.returncode != 0:
+            raise self._error(command, completed.stderr, completed.returncode)
+        return completed.returncode, completed.stdout, completed.stderr
+
+    # -- repository --------------------------------------------------------
+
+    def init(self) -> None:
+        """Create the repository. Raise RepositoryExists when one is there, other ResticErrors."""
+        self._run("init")
+
+    def exists(self) -> bool:
+        """Return whether a repository this password opens is at the location.
+
+        Raise WrongPassword when one is there but the password does not open it,
+        and the other ResticErrors (unreachable …); a missing one returns False.
+        """
+        try:
+            self._run("cat", "config", "--no-lock")
+        except RepositoryMissing:
+            return False
+        return True
+
+    def unlock(self) -> None:
+        """Remove the stale locks (left by a restic that was killed). Raise ResticError."""
+        self._run("unlock")
+
+    def check(self, *, read_data_subset: str | None = None,
+              timeout: float | None = None) -> CheckResult:
+        """Check the repository's structure and, with ``read_data_subset`` (``"10%"``,
+        ``"1/5"``, ``"100%"``), read and verify that part of the data.
+
+        Return the result, ``ok`` false when restic found errors (not raised:
+        finding them is the point). Raise the other ResticErrors (password,
+        missing, locked …).
+        """
+        arguments = ["check"]
+        if read_data_subset:
+            arguments += ["--read-data-subset", read_data_subset]
+        code, stdout, stderr = self._run(*arguments, timeout=timeout or self.timeout,
+                                         check=False)
+        output = (stdout + "\n" + stderr).strip()
+        if code == 0:
+            return CheckResult(ok=True, errors=(), output=output)
+        error = self._error(self._command(*arguments), stderr, code)
+        if not isinstance(error, CorruptRepository) and "error" not in stdout.lower():
+            raise error
+        errors = tuple(line.strip() for line in output.splitlines()
+                       if re.search(r"error|does not match|not found|damaged|fail", line, re.I)
+                       and not line.strip().startswith("check "))
+        return CheckResult(ok=False, errors=errors or (_last_meaningful_line(stderr),),
+                           output=output)
+
+    def stats(self, *, mode: str = "raw-data") -> dict[str, Any]:
+        """Return ``restic stats --json`` in ``mode`` (raw-data: the repository's real size)."""
+        _code, stdout, _stderr = self._run("stats", "--json", "--mode", mode,
+                                           timeout=self.timeout)
+        result: dict[str, Any] = json.loads(stdout)
+        return result
+
+    # -- backup ------------------------------------------------------------
+
+    def _backup_options(self, *, tags: Iterable[str], host: str,
+                        time: dt.datetime | None) -> list[str]:
+        options = ["backup", "--json", "--host", host]
+        for tag in tags:
+            options += ["--tag", tag]
+        if time is not None:
+            # restic reads the time in its own zone (TZ, set from ``timezone``).
+            if time.tzinfo is not None and self.timezone:
+                time = time.astimezone(zoneinfo.ZoneInfo(self.timezone))
+            options += ["--time", time.strftime("%Y-%m-%d %H:%M:%S")]
+        return options
+
+    @staticmethod
+    def _progress_reader(progress: Callable[[BackupProgress], None] | None,
+                         found: list[BackupSummary], errors: list[str]) -> Callable[[str], None]:
+        """Return a line handler that turns ``--json`` lines into progress and a summary."""
+
+        def read(line: str) -> None:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                return  # restic prints a few plain lines even with --json
+            if not isinstance(data, dict):
+                return
+            kind = data.get("message_type")
+            if kind == "summary":
+                found.append(BackupSummary.from_json(data))
+            elif kind == "error":
+                errors.append(str(data.get("error", {}).get("message", data)))
+            elif kind == "status" and progress is not None:
+                total = int(data.get("total_bytes", 0))
+                progress(BackupProgress(
+                    bytes_done=int(data.get("bytes_done", 0)), total_bytes=total,
+                    files_done=int(data.get("files_done", 0)),
+                    total_files=int(data.get("total_files", 0)),
+                    fraction=float(data.get("percent_done", 0.0)) if total else 0.0))
+
+        return read
+
+    def _progress_environment(self, listening: bool) -> dict[str, str]:
+        environment = self._environment()
+        if listening:
+            environment["RESTIC_PROGRESS_FPS"] = PROGRESS_PER_SECOND
+        return environment
+
+    def backup_paths(self, paths: Sequence[str], *, tags: Iterable[str], host: str,
+                     exclude: Sequence[str] = (), time: dt.datetime | None = None,
+                     progress: Callable[[BackupProgress], None] | None = None,
+                     timeout: float | None = None) -> BackupSummary:
+        """Back up ``paths`` (absolute) into one snapshot; return its summary.
+
+        Raise SourceFailed when some files could not be read (restic still
+        saved a snapshot of the rest: its id is in ``detail``), and the
+        ResticErrors.
+        """
+        options = self._backup_options(tags=tags, host=host, time=time)
+        for pattern in exclude:
+            options += ["--exclude", pattern]
+        command = self._command(*options, "--", *paths)
+        found: list[BackupSummary] = []
+        errors: list[str] = []
+        try:
+            completed = runner.stream(command, timeout=timeout or self.timeout,
+                                      on_line=self._progress_reader(progress, found, errors),
+                                      secrets=self._secrets,
+                                      env=self._progress_environment(progress is not None),
+                                      check=False)
+        except runner.CommandNotFound:
+            raise ResticNotInstalled(f"{self.program}: not installed", command=command) from None
+        except runner.CommandTimeout as error:
+            raise ResticTimeout(str(error), command=command) from None
+        if completed.returncode == 3 and found:
+            # restic 0.14: "snapshot created, but some files could not be read".
+            raise SourceFailed(
+                f"restic backup: some files could not be read (snapshot {found[0].snapshot_id} "
+                f"is incomplete): {'; '.join(errors[:3]) or completed.stderr[-300:]}",
+                command=command, detail=found[0].snapshot_id, returncode=3)
+        if completed.returncode != 0 or not found:
+            raise self._error(command, completed.stderr, completed.returncode)
+        return found[0]
+
+    def backup_stream(self, producer: Sequence[str] | bytes, *, filename: str,
+                      tags: Iterable[str], host: str, time: dt.datetime | None = None,
+                      producer_environment: Mapping[str, str] | None = None,
+                      progress: Callable[[BackupProgress], None] | None = None,
+                      timeout: float | None = None, secrets: Sequence[str] = ()
+                      ) -> BackupSummary:
+        """Back up a stream as the file ``/filename`` of a new snapshot; return its summary.
+
+        ``producer`` is either a command whose standard output is the data
+        (pg_dump …, piped straight into ``restic backup --stdin``: the data is
+        never written in clear to the disk), or the bytes themselves. When the
+        producer fails, the snapshot restic made of its partial output is
+        forgotten at once and SourceFailed is raised with the producer's
+        message. Raise the ResticErrors for restic's own failures.
+        """
+        options = [*self._backup_options(tags=tags, host=host, time=time), "--stdin",
+                   "--stdin-filename", filename]
+        command = self._command(*options)
+        all_secrets = [*self._secrets, *secrets]
+        found: list[BackupSummary] = []
+        errors: list[str] = []
+        reader = self._progress_reader(progress, found, errors)
+        environment = self._progress_environment(progress is not None)
+        try:
+            if isinstance(producer, bytes):
+                completed = runner.stream(command, timeout=timeout or self.timeout,
+                                          on_line=reader, input=producer, secrets=all_secrets,
+                                          env=environment, check=False)
+                producer_code, producer_error = 0, ""
+            else:
+                result = runner.pipeline(
+                    producer, command, timeout=timeout or self.timeout, on_line=reader,
+                    producer_env=producer_environment, consumer_env=environment,
+                    secrets=all_secrets)
+                completed = result.consumer
+                producer_code, producer_error = result.producer.returncode, result.producer.stderr
+        except runner.CommandNotFound as error:
+            if error.command and error.command[0] == self.program:
+                raise ResticNotInstalled(f"{self.program}: not installed",
+                                         command=command) from None
+            raise SourceFailed(str(error), command=error.command, detail=str(error)) from None
+        except runner.CommandTimeout as error:
+            raise ResticTimeout(str(error), command=command) from None
+        if producer_code != 0:
+            if found and found[0].snapshot_id:
+                # A snapshot of half a dump would look like a good backup: remove it now.
+                self.forget_snapshots([found[0].snapshot_id])
+            restic_failed = completed.returncode != 0
+            if restic_failed and not found:
+                # restic failing first (wrong password, full disk) makes the producer fail
+                # with a broken pipe: restic's own error is the one that matters.
+                raise self._error(command, completed.stderr, completed.returncode)
+            shown = runner.mask(" ".join(producer), all_secrets)  # type: ignore[arg-type]
+            reason = _last_meaningful_line(producer_error) or f"exit {producer_code}"
+            raise SourceFailed(f"{shown}: {reason}", command=list(producer),  # type: ignore[arg-type]
+                               detail=producer_error, returncode=producer_code)
+        if completed.returncode != 0 or not found:
+            raise self._error(command, completed.stderr or "; ".join(errors),
+                              completed.returncode)
+        return found[0]
+
+    # -- reading -----------------------------------------------------------
+
+    def snapshots(self, *, tags: Iterable[str] = (), host: str | None = None
+                  ) -> list[Snapshot]:
+        """Return the snapshots (those bearing all ``tags``, of ``host``), oldest first."""
+        arguments = ["snapshots", "--json", "--no-lock"]
+        tag_list = ",".join(tags)
+        if tag_list:
+            arguments += ["--tag", tag_list]
+        if host:
+            arguments += ["--host", host]
+        _code, stdout, _stderr = self._run(*arguments)
+        snapshots = [Snapshot.from_json(item) for item in json.loads(stdout or "[]") or []]
+        return sorted(snapshots, key=lambda snapshot: snapshot.time)
+
+    def restore(self, snapshot_id: str, target: str | Path, *, include: Sequence[str] = (),
+                verify: bool = True, timeout: float | None = None) -> None:
+        """Restore snapshot ``snapshot_id`` (or its ``include`` paths) under ``target``.
+
+        With ``verify``, restic reads every restored file back and checks it
+        against the SHA-256 of its chunks recorded at backup time. Raise
+        CorruptRepository when data is damaged, and the other ResticErrors.
+        """
+        arguments = ["restore", snapshot_id, "--target", str(target)]
+        for path in include:
+            arguments += ["--include", path]
+        if verify:
+            arguments.append("--verify")
+        code, stdout, stderr = self._run(*arguments, timeout=timeout or self.timeout,
+                                         check=False)
+        # restic 0.14 prints "ignoring error for …" and still exits 1: every error counts.
+        if code != 0 or "ignoring error" in stderr:
+            raise self._error(self._command(*arguments), stderr or stdout, code)
+
+    def dump(self, snapshot_id: str, path: str, *, timeout: float | None = None) -> bytes:
+        """Return the exact bytes of the file ``path`` in snapshot ``snapshot_id``.
+
+        The file is held in memory: for small files (an LDIF, Chaton's SQLite
+        database). Raise CorruptRepository when its data is damaged, and the
+        other ResticErrors.
+        """
+        command = self._command("dump", snapshot_id, path)
+        try:
+            completed = runner.run_binary(command, timeout=timeout or self.timeout,
+                                          secrets=self._secrets, env=self._environment(),
+                                          check=False)
+        except runner.CommandNotFound:
+            raise ResticNotInstalled(f"{self.program}: not installed", command=command) from None
+        except runner.CommandTimeout as error:
+            raise ResticTimeout(str(error), command=command) from None
+        if completed.returncode != 0:
+            raise self._error(command, completed.stderr.decode(), completed.returncode)
+        return completed.stdout
+
+    def dump_into(self, snapshot_id: str, path: str, consumer: Sequence[str], *,
+                  consumer_environment: Mapping[str, str] | None = None,
+                  timeout: float | None = None, secrets: Sequence[str] = ()
+                  ) -> runner.PipelineResult:
+        """Stream the file ``path`` of a snapshot into ``consumer``'s standard input.
+
+        ``restic dump | consumer`` (pg_restore …): the data never lands on the
+        disk in clear. Return both ends' results when restic succeeded (the
+        caller judges the consumer's exit code). Raise CorruptRepository when
+        the data is damaged, and the other ResticErrors.
+        """
+        command = self._command("dump", snapshot_id, path)
+        try:
+            result = runner.pipeline(command, consumer, timeout=timeout or self.timeout,
+                                     producer_env=self._environment(),
+                                     consumer_env=consumer_environment,
+                                     secrets=[*self._secrets, *secrets])
+        except runner.CommandNotFound as error:
+            if error.command and error.command[0] == self.program:
+                raise ResticNotInstalled(f"{self.program}: not installed",
+                                         command=command) from None
+            raise
+        except runner.CommandTimeout as error:
+            raise ResticTimeout(str(error), command=command) from None
+        if result.producer.returncode != 0:
+            raise self._error(command, result.producer.stderr, result.producer.returncode)
+        return result
+
+    # -- retention ---------------------------------------------------------
+
+    def forget(self, policy: KeepPolicy, *, tags: Iterable[str] = (),
+               group_by: str = "host,tags", dry_run: bool = False, prune: bool = False,
+               timeout: float | None = None) -> list[ForgetGroup]:
+        """Apply ``policy`` to the snapshots bearing all ``tags``, grouped by ``group_by``.
+
+        Return, group by group, the snapshots kept and those removed (with
+        ``dry_run``: that would be). ``prune`` then removes the data no
+        snapshot needs any more. A policy that keeps everything removes
+        nothing and calls nothing. Raise the ResticErrors.
+        """
+        if policy.keeps_everything:
+            return [ForgetGroup(tags=tuple(tags), host="", keep=tuple(self.snapshots(tags=tags)),
+                                remove=())]
+        arguments = ["forget", "--json", "--group-by", group_by, *policy.arguments()]
+        tag_list = ",".join(tags)
+        if tag_list:
+            arguments += ["--tag", tag_list]
+        if dry_run:
+            arguments.append("--dry-run")
+        elif prune:
+            arguments.append("--prune")
+        _code, stdout, _stderr = self._run(*arguments, timeout=timeout or self.timeout)
+        # With --prune, prune's own report follows the JSON line.
+        first = next((line for line in stdout.splitlines() if line.startswith("[")), "[]")
+        groups = []
+        for item in json.loads(first) or []:
+            groups.append(ForgetGroup(
+                tags=tuple(item.get("tags") or ()), host=item.get("host") or "",
+                keep=tuple(Snapshot.from_json(one) for one in item.get("keep") or ()),
+                remove=tuple(Snapshot.from_json(one) for one in item.get("remove") or ())))
+        return groups
+
+    def forget_snapshots(self, snapshot_ids: Sequence[str], *, prune: bool = False) -> None:
+        """Forget the snapshots named (a failed backup's); with ``prune``, drop their data too."""
+        if snapshot_ids:
+            self._run("forget", *(["--prune"] if prune else []), *snapshot_ids,
+                      timeout=self.timeout)
+
+
+# -- a fake for unit tests ------------------------------------------------------------------
+
+
+@dataclass
+class FakeRestic:
+    """An in-memory repository with the same methods as :class:`Restic`, for unit tests.
+
+    Streams and paths are stored as bytes; ``password`` must match
+    ``repository_password`` or WrongPassword is raised, as restic would.
+    """
+
+    location: str = "memory"
+    #: What the caller gives, and what the repository was made with: they must match.
+    password: str = ""
+    repository_password: str = ""
+    initialised: bool = True
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    listed: list[Snapshot] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def _open(self) -> None:
+        if not self.initialised:
+            raise RepositoryMissing("restic: no repository", detail="Is there a repository")
+        if self.password != self.repository_password:
+            raise WrongPassword("restic: wrong password or no key found")
+
+    def init(self) -> None:
+        self.calls.append("init")
+        if self.initialised:
+            raise RepositoryExists("restic init: config file already exists")
+        self.initialised = True
+        self.repository_password = self.password
+
+    def exists(self) -> bool:
+        if not self.initialised:
+            return False
+        self._open()
+        return True
+
+    def unlock(self) -> None:
+        self.calls.append("unlock")
+        self._open()
+
+    def check(self, *, read_data_subset: str | None = None,
+              timeout: float | None = None) -> CheckResult:
+        self.calls.append("check")
+        self._open()
+        return CheckResult(ok=True, errors=(), output="no errors were found")
+
+    def _save(self, content: dict[str, bytes], tags: Iterable[str], host: str,
+              time: dt.datetime | None) -> BackupSummary:
+        self._open()
+        number = len(self.listed) + 1
+        snapshot_id = f"{number:08x}" + "0" * 56
+        moment = time or dt.datetime.now(dt.UTC)
+        self.listed.append(Snapshot(id=snapshot_id, short_id=snapshot_id[:8], time=moment,
+                                    paths=tuple(content), tags=tuple(tags), hostname=host))
+        self.files[snapshot_id] = content
+        size = sum(len(data) for data in content.values())
+        return BackupSummary(snapshot_id=snapshot_id[:8], files_new=len(content),
+                             files_changed=0, files_unmodified=0, bytes_added=size,
+                             bytes_processed=size, files_processed=len(content),
+                             duration_seconds=0.0)
+
+    def backup_stream(self, producer: Sequence[str] | bytes, *, filename: str,
+                      tags: Iterable[str], host: str, time: dt.datetime | None = None,
+                      producer_environment: Mapping[str, str] | None = None,
+                      progress: Callable[[BackupProgress], None] | None = None,
+                      timeout: float | None = None, secrets: Sequence[str] = ()
+                      ) -> BackupSummary:
+        self.calls.append("backup_stream")
+        if not isinstance(producer, bytes):
+            completed = runner.run(producer, env=producer_environment, check=False)
+            if completed.returncode != 0:
+                raise SourceFailed(f"{producer[0]}: {completed.stderr.strip()}",
+                                   detail=completed.stderr)
+            producer = completed.stdout.encode()
+        if progress is not None:
+            progress(BackupProgress(len(producer), 0, 0, 1, 0.0))
+        return self._save({"/" + filename: producer}, tags, host, time)
+
+    def backup_paths(self, paths: Sequence[str], *, tags: Iterable[str], host: str,
+                     exclude: Sequence[str] = (), time: dt.datetime | None = None,
+                     progress: Callable[[BackupProgress], None] | None = None,
+                     timeout: float | None = None) -> BackupSummary:
+        self.calls.append("backup_paths")
+        content: dict[str, bytes] = {}
+        for root in paths:
+            for directory, _subdirectories, names in os.walk(root):
+                for name in names:
+                    full = os.path.join(directory, name)
+                    content[full] = Path(full).read_bytes()
+        if progress is not None:
+            size = sum(len(data) for data in content.values())
+            progress(BackupProgress(size, size, len(content), len(content), 1.0))
+        return self._save(content, tags, host, time)
+
+    def snapshots(self, *, tags: Iterable[str] = (), host: str | None = None
+                  ) -> list[Snapshot]:
+        self._open()
+        wanted = set(tags)
+        return [snapshot for snapshot in self.listed
+                if wanted <= set(snapshot.tags) and (host is None or snapshot.hostname == host)]
+
+    def _find(self, snapshot_id: str) -> str:
+        for snapshot in self.listed:
+            if snapshot.matches(snapshot_id):
+                return snapshot.id
+        raise ResticError(f"restic: no matching ID found for prefix {snapshot_id!r}")
+
+    def restore(self, snapshot_id: str, target: str | Path, *, include: Sequence[str] = (),
+                verify: bool = True, timeout: float | None = None) -> None:
+        self.calls.append("restore")
+        self._open()
+        for path, data in self.files[self._find(snapshot_id)].items():
+            destination = Path(target) / path.lstrip("/")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(data)
+
+    def dump(self, snapshot_id: str, path: str, *, timeout: float | None = None) -> bytes:
+        self.calls.append("dump")
+        self._open()
+        return self.files[self._find(snapshot_id)][path]
+
+    def dump_into(self, snapshot_id: str, path: str, consumer: Sequence[str], *,
+                  consumer_environment: Mapping[str, str] | None = None,
+                  timeout: float | None = None, secrets: Sequence[str] = ()
+                  ) -> runner.PipelineResult:
+        import subprocess
+
+        data = self.dump(snapshot_id, path)
+        completed = runner.run(consumer, input=data, env=consumer_environment, check=False)
+        return runner.PipelineResult(
+            producer=subprocess.CompletedProcess(["restic", "dump"], 0, "", ""),
+            consumer=completed)
+
+    def forget(self, policy: KeepPolicy, *, tags: Iterable[str] = (),
+               group_by: str = "host,tags", dry_run: bool = False, prune: bool = False,
+               timeout: float | None = None) -> list[ForgetGroup]:
+        self.calls.append("forget")
+        chosen = self.snapshots(tags=tags)
+        keep = chosen[-policy.last:] if policy.last else chosen
+        remove = [snapshot for snapshot in chosen if snapshot not in keep]
+        if not dry_run:
+            self.listed = [snapshot for snapshot in self.listed if snapshot not in remove]
+        return [ForgetGroup(tags=tuple(tags), host="", keep=tuple(keep), remove=tuple(remove))]
+
+    def forget_snapshots(self, snapshot_ids: Sequence[str], *, prune: bool = False) -> None:
+        self.calls.append("forget_snapshots")
+        self.listed = [snapshot for snapshot in self.listed
+                       if not any(snapshot.matches(one) for one in snapshot_ids)]
