@@ -151,6 +151,8 @@ class ProxyConfig(Section):
     managed: bool = True
     #: Caddy's admin API.
     admin_url: str = "http://127.0.0.1:2019"
+    #: The address Caddy listens on for HTTP and HTTPS; empty: every interface.
+    listen_host: str = "127.0.0.1"
     http_port: int = 80
     https_port: int = 443
     #: The ACME directory certificates come from (Let's Encrypt by default).

@@ -34,10 +34,6 @@ __all__ = ["ProxyRejected", "ProxyUnavailable", "Route", "describe", "managed_ca
 
 logger = logging.getLogger("chaton.proxy")
 
-#: Where the HTTPS and HTTP ports are bound: loopback, as every server Chaton starts by
-#: default (docs/architecture.md); a public proxy needs a configuration key for it.
-LISTEN_HOST = "127.0.0.1"
-
 _override: ProxyAdmin | None = None
 #: One sync at a time in this process: two reads before two loads would each report the
 #: same changes, and the older desired state could be loaded last.
@@ -84,7 +80,7 @@ def proxy_settings() -> caddy.ProxySettings:
         admin_listen=admin_listen, http_port=config.http_port, https_port=config.https_port,
         acme_ca=config.acme_ca, acme_ca_root=config.acme_ca_root,
         acme_email=config.acme_email, storage_root=str(storage_directory().absolute()),
-        listen_host=LISTEN_HOST,
+        listen_host=config.listen_host,
     )
 
 
