@@ -17,8 +17,12 @@ status      code
 404         ``not_found``: an unknown id, uid, group name or path
 405         ``method_not_allowed``
 409         ``conflict``: the value is taken (uid, email, name …);
-            ``voting_closed``: the vote or counter-vote is over
-503         ``directory_unavailable``: the directory server cannot be reached
+            ``voting_closed``: the vote or counter-vote is over; a backup plan
+            that is already running
+502         ``backup_error``: restic failed; ``engine_error``: a Docker engine
+            refused; ``proxy_refused``: Caddy refused the configuration
+503         ``directory_unavailable``, ``engine_unreachable``,
+            ``proxy_unavailable``: that server cannot be reached
 ==========  ===================================================================
 
 An unexpected exception is logged and answers 500 ``server_error`` without
