@@ -20,7 +20,7 @@ import re
 import secrets as random
 import socket
 from types import EllipsisType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from django.db import IntegrityError, transaction
@@ -49,6 +49,9 @@ from chaton.services.models import (
     Instance,
     Outcome,
 )
+
+if TYPE_CHECKING:
+    from chaton.governance.models import Operation
 
 logger = logging.getLogger("chaton.services")
 
@@ -90,6 +93,17 @@ def _engine_error(error: DockerError, host: Host) -> ChatonError:
                         % {"host": host.name, "error": error}, field="port")
     return EngineRefused(_("The Docker engine of the host %(host)s refused: %(error)s.")
                          % {"host": host.name, "error": error})
+
+
+def _require_decision(type_name: str, params: dict[str, Any],
+                      authorised_by: Operation | None) -> None:
+    """Refuse an extraordinary operation that no adopted decision authorises (the gate).
+
+    Raise DecisionRequired, whose link opens a proposal carrying the operation.
+    """
+    from chaton.governance.gate import require
+
+    require(type_name, params, authorised_by)
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -465,6 +479,7 @@ def do_create_instance(
     slug: str = "",
     port: int | None = None,
     image: str = "",
+    authorised_by: Operation | None = None,
 ) -> Instance:
     """Create an instance of a catalogue application at ``domain`` on ``host``, and deploy it.
 
@@ -475,7 +490,10 @@ def do_create_instance(
     Return the instance, deployed. Raise InvalidInput (a bad value, an image
     that does not exist), Conflict (a domain, short name or port taken),
     EngineUnavailable, EngineRefused; then nothing is left, on the engine
-    or in the database.
+    or in the database. Raise DecisionRequired when the operation
+    ``service.open`` is extraordinary (by default: for a partner
+    organization) and ``authorised_by`` is not the operation of an adopted
+    decision; the engine is not contacted then.
     """
     manifest = _manifest(application)
     domain = clean_domain(domain)
@@ -496,6 +514,14 @@ def do_create_instance(
                            field="slug")
     if port is not None:
         _check_port_in_database(host, port)
+    # After the checks of the database (a proposal for a taken domain would fail anyway),
+    # before the engine is asked anything.
+    _require_decision("service.open", {
+        "application": manifest.name, "domain": domain, "host": host.name,
+        "organization": owner.slug if isinstance(owner, Organization) else None,
+        "person": owner.email if isinstance(owner, Person) else None,
+        "login_group": login_group.name if login_group is not None else None,
+        "settings": values, "slug": slug.strip() or None}, authorised_by)
     engine = _check_engine(host, _images(manifest, chosen_image))
     try:
         chosen_port = _choose_port(host, engine, port)
@@ -681,17 +707,22 @@ def do_upgrade_instance(instance: Instance, image: str, *, acting_user: Account 
 
 
 def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account | None,
-                       delete_data: bool = False) -> None:
+                       delete_data: bool = False,
+                       authorised_by: Operation | None = None) -> None:
     """Remove an instance: its containers and network, and with ``delete_data`` its volumes
     (otherwise kept on the host, and reported). ``confirm`` must repeat its short name.
 
     The removal runs after the commit; an engine that does not answer leaves
     the instance "being removed" until the worker finishes. Raise InvalidInput
-    when ``confirm`` differs.
+    when ``confirm`` differs, DecisionRequired when the operation
+    ``service.close`` is extraordinary (by default it is) and ``authorised_by``
+    is not the operation of an adopted decision.
     """
     if confirm.strip() != instance.slug:
         raise InvalidInput(_("Type the instance's short name, %(slug)s, to confirm.")
                            % {"slug": instance.slug}, field="confirm")
+    _require_decision("service.close", {"instance": instance.slug, "delete_data": delete_data},
+                      authorised_by)
     before = audit.snapshot(instance, INSTANCE_FIELDS)
     with transaction.atomic():
         instance.deployments.filter(outcome=Outcome.PENDING).update(

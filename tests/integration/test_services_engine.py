@@ -355,6 +355,9 @@ def test_a_reconcile_killed_half_way_is_completed_by_the_next(
 
 def test_the_companion_database_is_reached_by_its_alias(
         host: Host, docker_engine: TemporaryDockerd) -> None:
+    from chaton.services.tests.conftest import make_closing_ordinary
+
+    make_closing_ordinary()  # the test removes the instance at the end, without a decision
     instance = actions.do_create_instance("webtestdb", new_domain("db"), host,
                                           acting_user=None)
     wait_for(instance.port, b"version 1")

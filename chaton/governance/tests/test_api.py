@@ -383,7 +383,8 @@ def test_the_registry_shows_each_operation_with_its_class_now(apis, collective):
         f"{GOVERNANCE}/operations").json()}
     assert set(found) == {"group.grant", "group.revoke", "group.unprotect",
                           "membership.waive_voting_delay", "membership.end",
-                          "account.create_for_organization", "policy.change"}
+                          "account.create_for_organization", "policy.change",
+                          "service.open", "service.close"}
     assert found["group.grant"]["default_class"] is None  # it depends on the group
     assert found["group.grant"]["current_class"] is None
     assert found["group.unprotect"]["current_class"] == "extraordinary"

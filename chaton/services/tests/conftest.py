@@ -88,3 +88,17 @@ def host(engines: FakeEngines, recorded_proxy: RecordedProxy) -> Host:
 @pytest.fixture
 def engine(host: Host, engines: FakeEngines) -> FakeEngine:
     return engines(host)
+
+
+def make_closing_ordinary() -> None:
+    """Let administrators close an instance at once (by default it takes a decision)."""
+    from chaton.governance.policy import current
+
+    policy = current()
+    policy.classes = {**(policy.classes or {}), "service.close": "ordinary"}
+    policy.save()
+
+
+@pytest.fixture
+def closing_is_ordinary() -> None:
+    make_closing_ordinary()

@@ -287,7 +287,8 @@ def test_an_interrupted_run_is_completed_by_the_next(host: Host, engine: FakeEng
 
 
 def test_removal_keeps_data_unless_asked(host: Host, engine: FakeEngine,
-                                         recorded_proxy: RecordedProxy) -> None:
+                                         recorded_proxy: RecordedProxy,
+                                         closing_is_ordinary: None) -> None:
     keep = create(host)
     wipe = create(host, "team.example.org")
     with pytest.raises(InvalidInput) as refused:
@@ -313,8 +314,8 @@ def test_removal_keeps_data_unless_asked(host: Host, engine: FakeEngine,
     assert AuditLog.objects.filter(action="instance.removed").count() == 3
 
 
-def test_removal_while_the_engine_is_down_finishes_later(host: Host,
-                                                         engine: FakeEngine) -> None:
+def test_removal_while_the_engine_is_down_finishes_later(host: Host, engine: FakeEngine,
+                                                         closing_is_ordinary: None) -> None:
     instance = create(host)
     engine.available = False
     actions.do_remove_instance(instance, confirm="pad", acting_user=None)

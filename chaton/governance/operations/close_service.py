@@ -1,0 +1,92 @@
+"""``service.close``: remove an instance — its containers, its network, its route, and with
+``delete_data`` its volumes.
+
+**Extraordinary** by default: it takes away a service people use, and with
+its data, what they put in it. The policy can make it ordinary.
+
+**Not revertible.** Once closed, the instance's row and its secrets (the
+passwords its application and database were set up with) are gone, and with
+``delete_data`` its data too: no automatic step can bring the same service
+back. Without ``delete_data`` the volumes stay on the host (the reconciler
+reports them as kept): an administrator can open a new instance and restore
+them by hand, which is why a counter-vote can only report this, not undo it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from chaton.core.errors import Conflict, NotFound
+from chaton.directory.models import Account
+from chaton.governance.models import Kind, Operation
+from chaton.governance.operations import (
+    NotRevertible,
+    OperationType,
+    StrictParams,
+    register,
+)
+
+
+class CloseServiceParams(StrictParams):
+    #: The instance's short name.
+    instance: str
+    #: Remove its data volumes too (otherwise kept on the host).
+    delete_data: bool = False
+
+
+def _instance(slug: str) -> Any:
+    from chaton.services.models import DesiredState, Instance
+
+    instance = Instance.objects.select_related("host").filter(slug=slug).first()
+    if instance is None:
+        raise NotFound(_("There is no instance %(slug)s.") % {"slug": slug}, field="instance")
+    if instance.state == DesiredState.REMOVED:
+        raise Conflict(_("The instance %(slug)s is already being removed.") % {"slug": slug},
+                       field="instance")
+    return instance
+
+
+@register
+class CloseService(OperationType):
+    type = "service.close"
+    label = gettext_lazy("Close a service (remove an instance)")
+    Params = CloseServiceParams
+    revertible = False
+
+    def default_kind(self, params: Any) -> Kind:
+        return Kind.EXTRAORDINARY
+
+    def describe(self, params: Any) -> str:
+        if params.delete_data:
+            return _("close the instance %(slug)s and delete its data") % {
+                "slug": params.instance}
+        return _("close the instance %(slug)s (its data is kept)") % {"slug": params.instance}
+
+    def check(self, params: Any) -> None:
+        _instance(params.instance)
+
+    def apply(self, params: Any, *, acting_user: Account | None,
+              authorised_by: Operation) -> dict[str, Any]:
+        from chaton.services.actions import do_remove_instance
+
+        instance = _instance(params.instance)
+        do_remove_instance(instance, confirm=instance.slug, acting_user=acting_user,
+                           delete_data=params.delete_data, authorised_by=authorised_by)
+        return {"instance": instance.slug, "application": instance.application,
+                "domain": instance.domain, "host": instance.host.name,
+                "data_kept": not params.delete_data}
+
+    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
+               authorised_by: Operation) -> None:
+        values = {"slug": result.get("instance") or params.instance,
+                  "host": result.get("host") or "?"}
+        if result.get("data_kept"):
+            raise NotRevertible(_(
+                "The instance %(slug)s cannot be opened again automatically: its containers "
+                "and secrets are gone. Its data is kept on the host %(host)s: open a new "
+                "instance and restore it by hand.") % values)
+        raise NotRevertible(_("The instance %(slug)s cannot be opened again: it was removed "
+                              "with its data.") % values)

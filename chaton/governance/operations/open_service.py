@@ -1,0 +1,178 @@
+"""``service.open``: open an instance of a catalogue application at a domain, on a host.
+
+**Ordinary** when the collective (or one of its persons) owns it: hosting a
+pad or a paste bin for the members is the daily work the administrators are
+trusted with, announced and open to a counter-vote. **Extraordinary** when a
+partner organization owns it: the collective then commits its machines, its
+volunteers' time and the care of another association's data to a third
+party for as long as the service lives — an engagement the members decide.
+The policy can change either (``Policy.classes``).
+
+Reverted (a counter-vote cancels the opening) by removing the instance; its
+data volumes are kept on the host, reported by the reconciler, since people
+may have put something in them meanwhile (removing it performs
+``service.close``, which the revert is allowed to).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+import pydantic
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from chaton.core.errors import Conflict, InvalidInput, NotFound
+from chaton.directory.models import Account
+from chaton.governance.models import Kind, Operation
+from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+
+
+class OpenServiceParams(StrictParams):
+    application: str
+    domain: str
+    #: The host's name; none: the default host.
+    host: str | None = None
+    #: The owner: a partner organization's short name, or a person's email; neither: the
+    #: collective.
+    organization: str | None = None
+    person: str | None = None
+    #: Whose members may log in; none: every account of the directory.
+    login_group: str | None = None
+    #: Some settings of the application (the others take their defaults).
+    settings: dict[str, Any] = {}
+    #: The instance's short name; none: made from the domain.
+    slug: str | None = None
+
+    @pydantic.field_validator("settings", mode="before")
+    @classmethod
+    def _settings_as_text(cls, value: Any) -> Any:
+        """Accept the settings as a JSON (or Python) object's text or as "name=value" lines —
+        what a form, a command line or a proposal link carries — as well as an object."""
+        from django import forms
+
+        from chaton.core.forms import key_value_lines
+
+        if value is None:
+            return {}
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text.startswith("{"):
+            try:
+                return key_value_lines(text.splitlines())
+            except forms.ValidationError:
+                raise ValueError(_("write the settings as name=value lines or as a JSON "
+                                   "object")) from None
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                # Only literals (a proposal link carries ``str(dict)``): never runs code.
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValueError(_("the settings are not a valid JSON object")) from None
+        return parsed
+
+
+def _host(name: str | None) -> Any:
+    from chaton.services.models import Host
+
+    if name is None:
+        host = Host.objects.filter(is_default=True).first()
+        if host is None:
+            raise InvalidInput(_("There is no default host: name one."), field="host")
+        return host
+    host = Host.objects.filter(name=name).first()
+    if host is None:
+        raise NotFound(_("There is no host %(name)s.") % {"name": name}, field="host")
+    return host
+
+
+def _arguments(params: Any) -> dict[str, Any]:
+    """Given the params, return the keyword arguments of ``do_create_instance`` (checked).
+
+    Raise InvalidInput, NotFound.
+    """
+    from chaton.services import catalog
+    from chaton.services.forms import typed_settings
+
+    if params.organization and params.person:
+        raise InvalidInput(_("An instance has one owner: an organization or a person."),
+                           field="organization")
+    try:
+        manifest = catalog.get(params.application)
+    except KeyError:
+        raise InvalidInput(_("There is no application %(name)s in the catalogue.")
+                           % {"name": params.application}, field="application") from None
+    owner = (_lookups.organization(params.organization) if params.organization
+             else _lookups.person(params.person) if params.person else None)
+    return {
+        "host": _host(params.host), "owner": owner,
+        "login_group": _lookups.group(params.login_group) if params.login_group else None,
+        "settings": typed_settings(manifest, params.settings), "slug": params.slug or "",
+    }
+
+
+@register
+class OpenService(OperationType):
+    type = "service.open"
+    label = gettext_lazy("Open a service (an instance of an application)")
+    Params = OpenServiceParams
+    reverts_with = ("service.close",)
+
+    def default_kind(self, params: Any) -> Kind:
+        return Kind.EXTRAORDINARY if params.organization else Kind.ORDINARY
+
+    def describe(self, params: Any) -> str:
+        values = {"application": params.application, "domain": params.domain,
+                  "owner": params.organization or params.person or ""}
+        if values["owner"]:
+            return _("open %(application)s at %(domain)s for %(owner)s") % values
+        return _("open %(application)s at %(domain)s") % values
+
+    def check(self, params: Any) -> None:
+        from chaton.services import actions, catalog
+        from chaton.services.models import HostRole, Instance
+
+        arguments = _arguments(params)
+        domain = actions.clean_domain(params.domain)
+        if Instance.objects.filter(domain=domain).exists():
+            raise Conflict(_("The domain %(domain)s is already taken.") % {"domain": domain},
+                           field="domain")
+        if HostRole.APPS not in arguments["host"].roles:
+            raise InvalidInput(_("The host %(host)s does not run instances.")
+                               % {"host": arguments["host"].name}, field="host")
+        manifest = catalog.get(params.application)
+        actions.clean_settings(manifest, arguments["settings"])
+        if arguments["login_group"] is not None and not manifest.ldap.supported:
+            raise InvalidInput(_("%(label)s cannot use the directory's accounts: %(reason)s")
+                               % {"label": manifest.label, "reason": manifest.ldap.reason},
+                               field="login_group")
+        if params.slug:
+            slug = actions.clean_slug(params.slug)
+            if Instance.objects.filter(slug=slug).exists():
+                raise Conflict(_("The short name %(slug)s is already taken.")
+                               % {"slug": slug}, field="slug")
+
+    def apply(self, params: Any, *, acting_user: Account | None,
+              authorised_by: Operation) -> dict[str, Any]:
+        from chaton.services.actions import do_create_instance
+
+        arguments = _arguments(params)
+        instance = do_create_instance(params.application, params.domain, acting_user=acting_user,
+                                      authorised_by=authorised_by, **arguments)
+        return {"instance": instance.slug}
+
+    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
+               authorised_by: Operation) -> None:
+        from chaton.services.actions import do_remove_instance
+        from chaton.services.models import DesiredState, Instance
+
+        instance = Instance.objects.filter(slug=result.get("instance") or "").first()
+        if instance is None or instance.state == DesiredState.REMOVED:
+            return  # already gone: reverting twice changes nothing
+        do_remove_instance(instance, confirm=instance.slug, acting_user=acting_user,
+                           delete_data=False, authorised_by=authorised_by)

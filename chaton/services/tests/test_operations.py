@@ -1,0 +1,260 @@
+"""The governance operations ``service.open`` and ``service.close``: an ordinary opening runs
+at once and a counter-vote removes it again; an opening for a partner organization and every
+closing run only from an adopted decision; closing cannot be undone; the direct paths (the
+API, the CLI) are refused with a link to a proposal, and nothing changes."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+from django.utils import translation
+from typer.testing import CliRunner
+
+from chaton.adapters.docker import FakeEngine
+from chaton.cli.app import app
+from chaton.core.errors import Conflict, InvalidInput, NotFound
+from chaton.directory import actions as directory_actions
+from chaton.governance import actions as governance
+from chaton.governance import operations
+from chaton.governance.gate import DecisionRequired
+from chaton.governance.models import Decision, Kind, OperationStatus, Status
+from chaton.governance.policy import current
+from chaton.governance.tests.test_api import api_for, assert_error, make_account, make_member
+from chaton.members import actions as member_actions
+from chaton.members.models import Organization
+from chaton.services import actions
+from chaton.services.models import DesiredState, Host, Instance
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OPEN_PAD = {"type": "service.open",
+            "params": {"application": "webtest", "domain": "pad.example.org", "host": "box",
+                       "settings": {"greeting": "salut"}}}
+CLOSE_PAD = {"type": "service.close", "params": {"instance": "pad"}}
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def collective(directory, host: Host):
+    """An administrator (wren), three voters, and a partner organization."""
+    people = {"wren": make_account("wren", is_admin=True)}
+    for uid in ("aubin", "brune", "cyan"):
+        people[uid] = make_member(uid)
+    member_actions.do_create_organization("Radio Ourse", "radio@example.org",
+                                          slug="radio-ourse", acting_user=None)
+    return people
+
+
+def adopt(collective, specs, title="Services") -> int:
+    """Propose the operations, have two of the three voters adopt them, run the executor;
+    return the decision's id."""
+    decision = governance.do_propose(title, specs, acting_user=collective["aubin"])
+    for voter in ("aubin", "brune"):
+        governance.do_vote(decision, "for", acting_user=collective[voter])
+    decision.refresh_from_db()
+    assert decision.status == Status.ADOPTED
+    governance.execute_decisions()
+    return decision.pk
+
+
+def cancel(collective, decision) -> None:
+    """Open a counter-vote on an ordinary action and cancel it; run the executor."""
+    governance.do_open_counter_vote(decision, acting_user=collective["aubin"])
+    for voter in ("aubin", "brune"):
+        governance.do_vote(decision, "against", acting_user=collective[voter])
+    decision.refresh_from_db()
+    assert decision.status == Status.CANCELLED
+    governance.execute_decisions()
+
+
+def test_both_operations_are_registered_with_their_class() -> None:
+    opening = operations.get("service.open")
+    closing = operations.get("service.close")
+    assert opening.default_kind(opening.Params.model_validate(
+        {"application": "webtest", "domain": "a.example.org"})) == Kind.ORDINARY
+    assert opening.default_kind(opening.Params.model_validate(
+        {"application": "webtest", "domain": "a.example.org",
+         "organization": "radio-ourse"})) == Kind.EXTRAORDINARY
+    assert closing.default_kind(closing.Params.model_validate({"instance": "pad"})) \
+        == Kind.EXTRAORDINARY
+    assert not closing.revertible and opening.reverts_with == ("service.close",)
+
+
+def test_an_ordinary_opening_runs_at_once_and_a_counter_vote_removes_it(
+        collective, engine: FakeEngine) -> None:
+    decision = governance.do_act("A pad for the members", [OPEN_PAD],
+                                 acting_user=collective["wren"])
+    instance = Instance.objects.get(domain="pad.example.org")
+    assert instance.settings == {"greeting": "salut", "max_size_mb": 10}
+    assert instance.owner is None and len(engine.workloads) == 1
+    row = decision.operations.get()
+    assert (row.status, row.result) == (OperationStatus.DONE, {"instance": "pad"})
+    cancel(collective, decision)
+    row.refresh_from_db()
+    assert row.status == OperationStatus.REVERTED, row.message
+    # Removed by the revert; what people put in it is kept on the host.
+    assert not Instance.objects.exists() and not engine.workloads
+    assert engine.volumes == {"chaton-pad-data": "pad"}
+
+
+def test_an_opening_for_a_partner_organization_runs_only_from_a_decision(
+        collective, engine: FakeEngine) -> None:
+    spec = {"type": "service.open", "params": {**OPEN_PAD["params"],
+                                               "organization": "radio-ourse"}}
+    with pytest.raises(DecisionRequired):
+        governance.do_act("A pad for Radio Ourse", [spec], acting_user=collective["wren"])
+    wren = collective["wren"]
+    with pytest.raises(DecisionRequired) as refused:
+        actions.do_create_instance("webtest", "pad.example.org", Host.objects.get(name="box"),
+                                   acting_user=wren,
+                                   owner=Organization.objects.get())
+    assert "operation=service.open" in refused.value.params["link"]
+    assert not Instance.objects.exists() and not engine.workloads
+    adopt(collective, [spec])
+    instance = Instance.objects.get(domain="pad.example.org")
+    assert instance.organization is not None and instance.organization.slug == "radio-ourse"
+    assert len(engine.workloads) == 1
+
+
+def test_closing_runs_only_from_a_decision(collective, engine: FakeEngine) -> None:
+    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    with pytest.raises(DecisionRequired):
+        governance.do_act("Close the pad", [CLOSE_PAD], acting_user=collective["wren"])
+    with pytest.raises(DecisionRequired):
+        actions.do_remove_instance(Instance.objects.get(), confirm="pad",
+                                   acting_user=collective["wren"])
+    assert Instance.objects.get().state == DesiredState.RUNNING
+    decision_id = adopt(collective, [{"type": "service.close",
+                                      "params": {"instance": "pad", "delete_data": True}}])
+    assert not Instance.objects.exists() and not engine.workloads and not engine.volumes
+    row = Decision.objects.get(pk=decision_id).operations.get()
+    assert row.status == OperationStatus.DONE
+    assert row.result == {"instance": "pad", "application": "webtest",
+                          "domain": "pad.example.org", "host": "box", "data_kept": False}
+
+
+def test_a_closing_cannot_be_undone_and_says_why(collective, engine: FakeEngine) -> None:
+    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    policy = current()
+    policy.classes = {"service.close": "ordinary"}
+    policy.save()
+    decision = governance.do_act("Close the pad", [CLOSE_PAD], acting_user=collective["wren"])
+    assert not Instance.objects.exists()
+    cancel(collective, decision)
+    row = decision.operations.get()
+    assert row.status == OperationStatus.NOT_REVERTED
+    assert "cannot be opened again automatically" in row.message
+    assert "kept on the host box" in row.message
+    assert engine.volumes == {"chaton-pad-data": "pad"}
+
+
+def test_bad_operations_are_refused_when_proposed(collective) -> None:
+    wren = collective["wren"]
+    governance.do_act("A pad", [OPEN_PAD], acting_user=wren)
+    cases = [
+        ({**OPEN_PAD["params"]}, Conflict, "domain"),
+        ({**OPEN_PAD["params"], "domain": "team.example.org", "application": "nothing"},
+         InvalidInput, "application"),
+        ({**OPEN_PAD["params"], "domain": "team.example.org", "host": "nowhere"},
+         NotFound, "host"),
+        ({**OPEN_PAD["params"], "domain": "team.example.org",
+          "settings": {"max_size_mb": "many"}}, InvalidInput, "settings.max_size_mb"),
+        ({**OPEN_PAD["params"], "domain": "team.example.org",
+          "settings": {"max_size_mb": 1000}}, InvalidInput, "settings.max_size_mb"),
+        ({**OPEN_PAD["params"], "domain": "team.example.org", "login_group": "nobody"},
+         NotFound, "group"),
+    ]
+    for params, error, field in cases:
+        with pytest.raises(error) as refused:
+            governance.do_propose("Another", [{"type": "service.open", "params": params}],
+                                  acting_user=wren)
+        # The governance names the operation's field within the proposal.
+        assert refused.value.field == f"operations.0.{field}", (params, refused.value)
+    with pytest.raises(NotFound):
+        governance.do_propose("Close", [{"type": "service.close",
+                                         "params": {"instance": "nothing"}}], acting_user=wren)
+
+
+def test_settings_typed_as_text_as_a_form_or_a_proposal_link_carries_them(
+        collective, engine: FakeEngine) -> None:
+    """The gate's link carries the settings as ``str(dict)``; the proposal form and the CLI
+    send "name=value" lines: both become the typed settings."""
+    with pytest.raises(DecisionRequired) as refused:
+        actions.do_create_instance(
+            "webtest", "radio.example.org", Host.objects.get(name="box"), acting_user=None,
+            owner=Organization.objects.get(),
+            settings={"greeting": "hé", "max_size_mb": 12})
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
+        refused.value.params["link"]).query))
+    params = {key: value for key, value in query.items() if key != "operation" and value
+              and value != "None"}
+    adopt(collective, [{"type": "service.open", "params": params}])
+    assert Instance.objects.get().settings == {"greeting": "hé", "max_size_mb": 12}
+    lines = {**OPEN_PAD["params"], "domain": "team.example.org",
+             "settings": "greeting=hello\nmax_size_mb=7"}
+    governance.do_act("Team", [{"type": "service.open", "params": lines}],
+                      acting_user=collective["wren"])
+    assert Instance.objects.get(domain="team.example.org").settings == {
+        "greeting": "hello", "max_size_mb": 7}
+
+
+# -- the direct paths ----------------------------------------------------------------------------
+
+
+def test_the_api_refuses_closing_and_opening_for_a_partner_directly(
+        client, collective, engine: FakeEngine) -> None:
+    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    api = api_for(client, collective["wren"])
+    body = assert_error(api.delete("/services/instances/pad?confirm=pad"), 403,
+                        "decision_required")
+    assert body["link"] == "/decisions/new/?operation=service.close&instance=pad&delete_data=False"
+    body = assert_error(api.post("/services/instances", {
+        "application": "webtest", "domain": "radio.example.org", "host": "box",
+        "organization": "radio-ourse"}), 403, "decision_required")
+    assert "operation=service.open" in body["link"]
+    assert list(Instance.objects.values_list("slug", "state")) == [("pad", "running")]
+    assert len(engine.workloads) == 1
+
+
+def test_the_cli_refuses_closing_and_opening_for_a_partner_directly(
+        collective, engine: FakeEngine) -> None:
+    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    runner = CliRunner()
+    for arguments in (["service", "instance", "remove", "pad", "--yes"],
+                      ["--as", "wren", "service", "instance", "add", "webtest",
+                       "radio.example.org", "--host", "box", "--organization", "radio-ourse"]):
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("chaton: error: "), result.stderr
+        assert "needs a decision of the members" in lines[0]
+        assert "/decisions/new/?operation=service." in lines[0]
+    assert list(Instance.objects.values_list("slug", "state")) == [("pad", "running")]
+    assert len(engine.workloads) == 1
+
+
+def test_a_login_group_travels_with_the_opening(collective, engines) -> None:
+    """An application that logs in through the directory: its group is named in the params."""
+    from chaton.services import catalog
+
+    etherpad = catalog.get("etherpad")
+    engine = engines(Host.objects.get(name="box"))
+    engine.images |= {etherpad.image, etherpad.database.image}
+    directory_actions.do_create_group("pads", acting_user=None)
+    governance.do_act("Etherpad", [{"type": "service.open", "params": {
+        "application": "etherpad", "domain": "pad.example.org", "host": "box",
+        "login_group": "pads"}}], acting_user=collective["wren"])
+    instance = Instance.objects.get()
+    assert instance.login_group is not None and instance.login_group.name == "pads"
+    # No host named: the default one, when there is one.
+    with pytest.raises(InvalidInput, match="no default host"):
+        governance.do_act("Another", [{"type": "service.open", "params": {
+            "application": "webtest", "domain": "x.example.org"}}],
+            acting_user=collective["wren"])
