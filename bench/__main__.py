@@ -29,8 +29,13 @@ Figures:
     The worker's settling of 1,000 open proposals with 100 voters each, when
     none is due (target ≤ 1 s) and when all close at once (:mod:`bench.governance`).
 
+``backup_overhead_ratio``, ``drill_pg_1gb_s``
+    Chaton backing up a 1 GB database-and-files data set against plain
+    ``pg_dump | restic backup --stdin`` and ``restic backup`` (target ≤ 1.10),
+    and a drill of that database (:mod:`bench.backups`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``); with no name, all of them.
+``governance``, ``backups``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from importlib import import_module
 from pathlib import Path
 
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
-SUITES = {"directory": "bench.figures", "governance": "bench.governance"}
+SUITES = {"directory": "bench.figures", "governance": "bench.governance",
+          "backups": "bench.backups"}
 
 
 def _prepare_environment(workspace: Path) -> None:
