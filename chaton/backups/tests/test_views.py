@@ -400,3 +400,16 @@ def test_pages_still_show_when_stored_secrets_no_longer_decrypt(admin_client, pl
     assert page(admin_client.get(reverse("backup-overview")))
     response = admin_client.post(reverse("backup-plan-run", args=["nightly"]), follow=True)
     assert any("The backup failed" in message for message in messages_of(response))
+
+
+@pytest.mark.parametrize("minutes", [60, 1440, 2880])
+def test_the_plan_page_reads_in_french(admin_client, plan, settings, minutes):
+    """Every interval and plural renders in French too (a catalogue entry once broke it)."""
+    from chaton.backups import actions
+
+    actions.do_update_plan(plan, acting_user=None, interval_minutes=minutes,
+                           drill_interval_days=1)
+    admin_client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "fr"})
+    response = admin_client.get(reverse("backup-plan", args=["nightly"]))
+    assert response.status_code == 200
+    assert "Plan de sauvegarde" in page(response)
