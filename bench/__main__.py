@@ -34,8 +34,13 @@ Figures:
     and an instance from its creation to its first HTTPS answer through Caddy,
     with a certificate from pebble (:mod:`bench.services`; a dockerd of its own).
 
+``backup_overhead_ratio``, ``drill_pg_1gb_s``
+    Chaton backing up a 1 GB database-and-files data set against plain
+    ``pg_dump | restic backup --stdin`` and ``restic backup`` (target ≤ 1.10),
+    and a drill of that database (:mod:`bench.backups`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``); with no name, all of them.
+``governance``, ``services``, ``backups``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from pathlib import Path
 
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
-          "services": "bench.services"}
+          "services": "bench.services", "backups": "bench.backups"}
 
 
 def _prepare_environment(workspace: Path) -> None:

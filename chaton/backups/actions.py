@@ -67,7 +67,7 @@ PLAN_FIELDS = ["name", "repository", "enabled", "interval_minutes", "keep_last",
                "keep_weekly", "keep_monthly", "keep_yearly", "stale_after_hours",
                "drill_interval_days"]
 #: The plan fields do_update_plan changes (the name is the plan's restic tag: it stays).
-PLAN_SETTINGS = PLAN_FIELDS[2:]
+PLAN_SETTINGS = PLAN_FIELDS[1:]
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 _VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
 _DATA_SUBSET = re.compile(r"^(\d{1,3}(\.\d+)?%|\d+/\d+|\d+[KMGT])$")

@@ -240,7 +240,32 @@ def init(
                 console().print(_("Its password, shown once: %(password)s")
                                 % {"password": shown_password}, style="bold", markup=False)
         _sync_directory_if_reachable()
+    _create_default_backup_plan()
     console().print(_("Chaton is ready."), markup=False)
+
+
+def _create_default_backup_plan() -> None:
+    """Create the embedded default backup plan (a local repository, Chaton's database and
+    directory) when there is no plan at all; when it cannot be, say why and go on: the
+    rest of Chaton works without it, and the next ``chaton init`` tries again."""
+    from chaton.backups.actions import do_create_default_plan
+    from chaton.backups.models import Plan
+
+    if Plan.objects.exists():
+        return
+    try:
+        plan = do_create_default_plan(acting_user=None)
+    except Exception as error:
+        message = error_message(error)
+        if message is None:
+            raise
+        console().print(_("Backups: the default plan could not be created (%(error)s); "
+                          "“chaton init” tries again, or see “chaton backup --help”.")
+                        % {"error": one_line(message)}, style="yellow", markup=False)
+        return
+    console().print(_("Backups: plan %(plan)s backs up Chaton's database and directory into "
+                      "%(location)s, daily.")
+                    % {"plan": plan.name, "location": plan.repository.location}, markup=False)
 
 
 @app.command()

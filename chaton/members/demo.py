@@ -10,6 +10,7 @@ changes nothing the second time, and never overwrites what someone changed.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import tempfile
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from chaton.backups.demo import load_demo as load_backups_demo
 from chaton.core import clock, runner
+from chaton.core.errors import ChatonError
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupKind, GroupMembership
 from chaton.governance.demo import create_demo_decisions
@@ -238,4 +241,8 @@ def load_demo() -> DemoReport:
     _load_ssh_key(report)
     _load_admin(report)
     report.created.extend(create_demo_decisions())
+    try:
+        report.created.extend(load_backups_demo().created)
+    except ChatonError as error:  # the demo collective stands without its backup plan
+        logging.getLogger("chaton.backups").warning("demo: no backup plan: %s", error)
     return report

@@ -100,6 +100,21 @@ def _live_sqlite_connection() -> sqlite3.Connection:
     return raw
 
 
+def _rollback_journal(data: bytes) -> bytes:
+    """Given a database file's bytes, return them marked as a rollback-journal database.
+
+    A copy of a database in WAL mode keeps WAL's file format numbers (header
+    bytes 18 and 19 = 2), and SQLite then refuses to open it from memory or
+    without its -wal file. The copy holds every page: 1 and 1 make it a plain
+    database file any SQLite opens.
+    """
+    if len(data) >= 20 and (data[18], data[19]) != (1, 1):
+        header = bytearray(data[:20])
+        header[18] = header[19] = 1
+        return bytes(header) + data[20:]
+    return data
+
+
 class ChatonSource(DataSource):
     kind = "chaton"
     label = gettext_lazy("Chaton's own database")
@@ -139,7 +154,7 @@ class ChatonSource(DataSource):
             # live database through it, whatever its file (or memory) name.
             _live_sqlite_connection().backup(copy, progress=_give_up_after(BACKUP_PATIENCE))
             tables = sqlite_fingerprints(copy)
-            data = copy.serialize()
+            data = _rollback_journal(copy.serialize())
         finally:
             copy.close()
         summary = context.restic.backup_stream(
@@ -162,7 +177,7 @@ class ChatonSource(DataSource):
         data = restic.dump(snapshot_id, f"/{self.filename}")
         copy = sqlite3.connect(":memory:")
         try:
-            copy.deserialize(data)
+            copy.deserialize(_rollback_journal(data))
             integrity = [row[0] for row in copy.execute("PRAGMA integrity_check")]
             found = sqlite_fingerprints(copy)
         except sqlite3.DatabaseError as error:

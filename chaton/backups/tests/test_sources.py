@@ -152,3 +152,24 @@ def test_docker_volume_is_a_directory_source(tmp_path: Path, monkeypatch: pytest
     result = source.backup(context(fake))
     assert result.fingerprint["volume"] == "pads_data" and result.fingerprint["files"] == 1
     assert source.drill(fake, result.snapshot_id, result.fingerprint, tmp_path / "s").passed
+
+
+def test_a_copy_of_a_wal_database_loads_back(tmp_path):
+    """Chaton's SQLite runs in WAL mode: its copy must still open from memory in a drill."""
+    import sqlite3
+
+    from chaton.backups.sources.chaton import _rollback_journal
+
+    live = sqlite3.connect(tmp_path / "live.sqlite3")
+    live.execute("PRAGMA journal_mode=WAL")
+    live.execute("CREATE TABLE pads (name TEXT)")
+    live.execute("INSERT INTO pads VALUES ('ordre-du-jour')")
+    live.commit()
+    copy = sqlite3.connect(":memory:")
+    live.backup(copy)
+    data = copy.serialize()
+    assert (data[18], data[19]) == (2, 2)  # WAL's file format, copied along
+    restored = sqlite3.connect(":memory:")
+    restored.deserialize(_rollback_journal(data))
+    assert restored.execute("SELECT name FROM pads").fetchall() == [("ordre-du-jour",)]
+    assert restored.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -1,0 +1,560 @@
+"""The backups pages, for administrators: plans and their health, repositories, runs, drills.
+
+``/backups/`` lists the plans (last good backup, its age, the stale flag, the
+next run, the last drill) with the drill summary of the last six months, and
+the repositories with their last check. A plan's page shows its sources,
+schedule, retention policy and what that policy keeps now, its runs and its
+drills, and the buttons that back it up, drill it or apply its retention
+there and then (the embedded default is small: the work runs inside the
+request). A plan that is already running refuses a second run: the page says
+so. Writes go through :mod:`chaton.backups.actions`; an error is shown next to
+the field it names, and a password typed in a form is never shown again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.utils import formats, timezone
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from chaton.backups import actions, engine, queries
+from chaton.backups.forms import (
+    PlanForm,
+    PlanSettingsForm,
+    RepositoryEditForm,
+    RepositoryForm,
+    SourceForm,
+)
+from chaton.backups.models import Plan, Repository, Run, RunKind, Source, SourceResult
+from chaton.core import clock
+from chaton.core.charts import Series, stacked_bars
+from chaton.core.errors import ChatonError, NotFound
+from chaton.core.secrets import SecretError
+from chaton.core.views import admin_required, paginate, posted, show_error, signed_in
+
+#: The drill summary on the pages covers this many days (about six months).
+SUMMARY_DAYS = 183
+#: Runs per page of a plan's history, and drills per page of its drill history.
+HISTORY_PAGE_SIZE = 20
+#: How many of the last backups the chart of bytes added shows.
+CHART_RUNS = 30
+#: Checks listed on a repository's page.
+CHECKS_SHOWN = 20
+#: What a plan, repository or source name can be (see actions.clean_name): anything else
+#: in a URL is not found, without a query (PostgreSQL refuses a NUL in one).
+NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _plan_or_404(name: str) -> Plan:
+    try:
+        if not NAME.fullmatch(name):
+            raise NotFound(name)
+        return queries.plan_by_name(name)
+    except NotFound:
+        raise Http404(_("No backup plan has this name.")) from None
+
+
+def _repository_or_404(name: str) -> Repository:
+    try:
+        if not NAME.fullmatch(name):
+            raise NotFound(name)
+        return queries.repository_by_name(name)
+    except NotFound:
+        raise Http404(_("No repository has this name.")) from None
+
+
+def duration_text(seconds: float | None) -> str:
+    """Given a duration in seconds (None: unfinished), return it for people: ``2 min 05 s``."""
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return _("%(seconds).1f s") % {"seconds": seconds}
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return _("%(hours)d h %(minutes)02d min") % {"hours": hours, "minutes": minutes}
+    if minutes:
+        return _("%(minutes)d min %(seconds)02d s") % {"minutes": minutes, "seconds": secs}
+    return _("%(seconds)d s") % {"seconds": secs}
+
+
+def interval_text(minutes: int) -> str:
+    """Given a plan's interval in minutes, return it for people: ``every day``, ``every 6
+    hours``, ``every 90 minutes``."""
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return ngettext("every day", "every %(count)d days", days) % {"count": days}
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return ngettext("every hour", "every %(count)d hours", hours) % {"count": hours}
+    return ngettext("every minute", "every %(count)d minutes", minutes) % {"count": minutes}
+
+
+def retention_text(plan: Plan) -> str:
+    """Given a plan, return its retention policy in words: ``keeps 7 daily snapshots, 4
+    weekly snapshots``."""
+    if plan.keep_policy().keeps_everything:
+        return _("keeps every snapshot")
+    rules = (
+        (plan.keep_last, ngettext("the last snapshot", "the last %(count)d snapshots",
+                                  plan.keep_last)),
+        (plan.keep_daily, ngettext("%(count)d daily snapshot", "%(count)d daily snapshots",
+                                   plan.keep_daily)),
+        (plan.keep_weekly, ngettext("%(count)d weekly snapshot", "%(count)d weekly snapshots",
+                                    plan.keep_weekly)),
+        (plan.keep_monthly, ngettext("%(count)d monthly snapshot",
+                                     "%(count)d monthly snapshots", plan.keep_monthly)),
+        (plan.keep_yearly, ngettext("%(count)d yearly snapshot", "%(count)d yearly snapshots",
+                                    plan.keep_yearly)),
+    )
+    parts = [text % {"count": count} for count, text in rules if count]
+    return _("keeps %(rules)s") % {"rules": ", ".join(parts)}
+
+
+def params_text(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Given a source's parameters fit to show (secrets masked), return (name, text) pairs:
+    lists joined, true and false in words."""
+    shown = []
+    for name, value in params.items():
+        if isinstance(value, bool):
+            text = _("yes") if value else _("no")
+        elif isinstance(value, list):
+            text = ", ".join(str(item) for item in value) or "—"
+        else:
+            text = str(value)
+        shown.append((name, text))
+    return shown
+
+
+def _seconds(delta: dt.timedelta | None) -> float | None:
+    return delta.total_seconds() if delta is not None else None
+
+
+def _summary_since() -> dt.datetime:
+    return clock.now() - dt.timedelta(days=SUMMARY_DAYS)
+
+
+def bytes_chart(runs: Sequence[Run]) -> SafeString | None:
+    """Given backup runs, oldest first, return an SVG chart of the bytes each added (None
+    for fewer than two runs: a single bar says nothing a table does not)."""
+    if len(runs) < 2:
+        return None
+    highest = max(run.bytes_added for run in runs)
+    unit, divisor = "B", 1
+    for name, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if highest >= 10 * size:
+            unit, divisor = name, size
+            break
+    labels = [formats.date_format(timezone.localtime(run.started_at), "d/m H:i")
+              for run in runs]
+    values = [round(run.bytes_added / divisor) for run in runs]
+    label = _("Bytes added (%(unit)s)") % {"unit": unit}
+    return stacked_bars(labels, [Series(label, values, "#2f6f5e")],
+                        title=_("Data added to the repository by each backup"))
+
+
+def variable_names(repository: Repository) -> list[str]:
+    """Return the names of a repository's extra variables; none when they no longer decrypt
+    (the secrets key changed: the page must still show, and say what else it can)."""
+    try:
+        return repository.environment_names
+    except SecretError:
+        return []
+
+
+def _decorate_runs(runs: Any) -> None:
+    """Give each run of a page its duration as text and its snapshot ids (no query: the
+    results are prefetched)."""
+    for run in runs:
+        run.duration_text = duration_text(_seconds(run.duration))
+        run.snapshots = [result for result in run.results.all() if result.snapshot_id]
+
+
+def _decorate_drills(drills: Any) -> None:
+    for drill in drills:
+        drill.duration_text = duration_text(drill.duration_seconds)
+
+
+# -- the overview ------------------------------------------------------------
+
+
+@admin_required
+def overview(request: HttpRequest) -> HttpResponse:
+    """List the plans with their health and the repositories with their last check.
+
+    A constant number of queries, whatever the number of plans.
+    """
+    statuses = queries.plan_statuses()
+    good_ids = [status.last_good_backup.pk for status in statuses
+                if status.last_good_backup is not None]
+    snapshots: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in (SourceResult.objects.filter(run_id__in=good_ids).exclude(snapshot_id="")
+                .order_by("id").values("run_id", "source_name", "snapshot_id")):
+        snapshots[row["run_id"]].append(dict(row))
+    source_counts = dict(Source.objects.values("plan").annotate(count=Count("id"))
+                         .values_list("plan", "count"))
+    now = clock.now()
+    rows = [{
+        "status": status,
+        "snapshots": snapshots.get(status.last_good_backup.pk, [])
+        if status.last_good_backup is not None else [],
+        "source_count": source_counts.get(status.plan.pk, 0),
+        "running": engine.plan_is_running(status.plan),
+        "due": status.next_backup_at is not None and status.next_backup_at <= now,
+    } for status in statuses]
+    return render(request, "backups/overview.html", {
+        "rows": rows,
+        "stale_count": sum(1 for status in statuses if status.stale and status.plan.enabled),
+        "summary": queries.drill_summary(since=_summary_since()),
+        "repositories": queries.repositories(),
+        "now": now,
+    })
+
+
+# -- repositories ------------------------------------------------------------
+
+
+@admin_required
+def repository_create(request: HttpRequest) -> HttpResponse:
+    """Record a repository and, if asked, initialise it at once."""
+    form = RepositoryForm(posted(request))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            repository = actions.do_create_repository(
+                data["name"], kind=data["kind"], location=data["location"],
+                password=data["password"], environment=form.variables(),
+                check_interval_days=data["check_interval_days"],
+                check_read_data_subset=data["check_read_data_subset"],
+                acting_user=signed_in(request))
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, _("The repository %(name)s was recorded.")
+                             % {"name": repository.name})
+            if data["initialise"]:
+                _initialise(request, repository)
+            return redirect("backup-repository", repository.name)
+    return render(request, "backups/repository_form.html", {"form": form, "repository": None})
+
+
+def _initialise(request: HttpRequest, repository: Repository) -> None:
+    """Initialise the repository and say how it went (an error is a message, not a crash)."""
+    try:
+        actions.do_init_repository(repository, acting_user=signed_in(request))
+    except ChatonError as error:
+        messages.error(request, _("The repository could not be initialised: %(error)s")
+                       % {"error": error})
+    else:
+        messages.success(request, _("The repository %(name)s is initialised.")
+                         % {"name": repository.name})
+
+
+@admin_required
+def repository_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """Show a repository: where it is, the plans using it, its checks."""
+    repository = _repository_or_404(name)
+    checks = list(queries.run_history(repository=repository, kind=RunKind.CHECK)[:CHECKS_SHOWN])
+    _decorate_runs(checks)
+    return render(request, "backups/repository_detail.html", {
+        "repository": repository,
+        "variable_names": variable_names(repository),
+        "plans": repository.plans.order_by("name"),
+        "checks": checks,
+    })
+
+
+@admin_required
+def repository_edit(request: HttpRequest, name: str) -> HttpResponse:
+    """Change a repository's location, password, extra variables or checks."""
+    repository = _repository_or_404(name)
+    form = RepositoryEditForm(posted(request), initial={
+        "location": repository.location,
+        "check_interval_days": repository.check_interval_days,
+        "check_read_data_subset": repository.check_read_data_subset})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            actions.do_update_repository(
+                repository, acting_user=signed_in(request), location=data["location"],
+                password=data["password"] or None, environment=form.variables(),
+                check_interval_days=data["check_interval_days"],
+                check_read_data_subset=data["check_read_data_subset"])
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, _("The changes were saved."))
+            return redirect("backup-repository", repository.name)
+    return render(request, "backups/repository_form.html",
+                  {"form": form, "repository": repository,
+                   "variable_names": variable_names(repository)})
+
+
+@admin_required
+@require_POST
+def repository_init(request: HttpRequest, name: str) -> HttpResponse:
+    _initialise(request, _repository_or_404(name))
+    return redirect("backup-repository", name)
+
+
+@admin_required
+@require_POST
+def repository_check(request: HttpRequest, name: str) -> HttpResponse:
+    """Run ``restic check`` on the repository now (reading its usual share of the data)."""
+    repository = _repository_or_404(name)
+    try:
+        run = actions.do_check_repository(repository, acting_user=signed_in(request))
+    except ChatonError as error:
+        messages.error(request, str(error))
+    else:
+        if run.succeeded:
+            messages.success(request, _("Check of %(name)s: no errors were found.")
+                             % {"name": repository.name})
+        else:
+            messages.error(request, _("Check of %(name)s failed: %(error)s")
+                           % {"name": repository.name, "error": run.error})
+    return redirect("backup-repository", repository.name)
+
+
+# -- plans -------------------------------------------------------------------
+
+
+@admin_required
+def plan_create(request: HttpRequest) -> HttpResponse:
+    form = PlanForm(posted(request), initial={"repository": Repository.objects.order_by(
+        "name").values_list("name", flat=True).first()})
+    if request.method == "POST" and form.is_valid():
+        settings = form.settings()
+        repository = settings.pop("repository")
+        try:
+            plan = actions.do_create_plan(form.cleaned_data["name"], repository,
+                                          acting_user=signed_in(request), **settings)
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, _("The plan %(name)s was created: add its data sources.")
+                             % {"name": plan.name})
+            return redirect("backup-source-add", plan.name)
+    return render(request, "backups/plan_form.html", {"form": form, "plan": None})
+
+
+def reason_labels() -> dict[str, str]:
+    """Return the words for why retention keeps a snapshot, by the rule's name."""
+    return {"last": _("one of the last"), "hourly": _("hourly"), "daily": _("daily"),
+            "weekly": _("weekly"), "monthly": _("monthly"), "yearly": _("yearly"),
+            "all": _("no rule: everything is kept"), "kept": _("kept")}
+
+
+def retention_groups(outcome: actions.RetentionOutcome) -> list[dict[str, Any]]:
+    """Given what retention keeps and removes, return per group its label, the kept
+    snapshots with their reasons in words, and the snapshots removed."""
+    labels = reason_labels()
+    return [{"label": group.label,
+             "kept": [{"snapshot": decision.snapshot,
+                       "reasons": ", ".join(labels.get(reason, reason)
+                                            for reason in decision.reasons)}
+                      for decision in group.kept],
+             "removed": [decision.snapshot for decision in group.removed]}
+            for group in outcome.groups]
+
+
+def _retention(plan: Plan) -> tuple[list[dict[str, Any]] | None, str]:
+    """Return what the plan's retention keeps now, or None and why it cannot be read."""
+    try:
+        return retention_groups(queries.retention_preview(plan)), ""
+    except (ChatonError, SecretError) as error:
+        return None, str(error)
+
+
+@admin_required
+def plan_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """Show a plan: sources, schedule, retention and its preview, runs, drills, chart."""
+    plan = _plan_or_404(name)
+    status = queries.plan_status(plan)
+    sources = list(plan.sources.order_by("name"))
+    for source in sources:
+        source.shown_params = params_text(  # type: ignore[attr-defined]
+            engine.shown_params(source.kind, source.params))
+    runs = paginate(request, queries.run_history(plan=plan), size=HISTORY_PAGE_SIZE)
+    _decorate_runs(runs)
+    drills = Paginator(queries.drill_history(plan=plan), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("drills"))
+    _decorate_drills(drills)
+    backups = list(Run.objects.filter(plan=plan, kind=RunKind.BACKUP)
+                   .exclude(finished_at=None).order_by("-started_at", "-id")[:CHART_RUNS])
+    retention, retention_error = _retention(plan)
+    return render(request, "backups/plan_detail.html", {
+        "plan": plan,
+        "status": status,
+        "sources": sources,
+        "running": queries.plan_is_running(plan),
+        "interval": interval_text(plan.interval_minutes),
+        "retention_rules": retention_text(plan),
+        "retention": retention,
+        "retention_error": retention_error,
+        "runs": runs,
+        "drills": drills,
+        "summary": queries.drill_summary(since=_summary_since(), plans=[plan]),
+        "chart": bytes_chart(backups[::-1]),
+    })
+
+
+@admin_required
+def plan_edit(request: HttpRequest, name: str) -> HttpResponse:
+    plan = _plan_or_404(name)
+    initial = {field: getattr(plan, field) for field in PlanSettingsForm.base_fields}
+    initial["repository"] = plan.repository.name
+    form = PlanSettingsForm(posted(request), initial=initial)
+    if request.method == "POST" and form.is_valid():
+        settings = form.settings()
+        if settings["repository"] == plan.repository:
+            del settings["repository"]  # unchanged: not a change to record
+        try:
+            actions.do_update_plan(plan, acting_user=signed_in(request), **settings)
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, _("The changes were saved."))
+            return redirect("backup-plan", plan.name)
+    return render(request, "backups/plan_form.html", {"form": form, "plan": plan})
+
+
+@admin_required
+def plan_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Ask for confirmation (GET), then delete the plan and its history (POST)."""
+    plan = _plan_or_404(name)
+    if request.method == "POST":
+        try:
+            actions.do_delete_plan(plan, acting_user=signed_in(request))
+        except ChatonError as error:
+            messages.error(request, str(error))
+            return redirect("backup-plan", plan.name)
+        messages.success(request, _("The plan %(name)s was deleted; its snapshots stay in the "
+                                    "repository.") % {"name": name})
+        return redirect("backup-overview")
+    return render(request, "backups/plan_confirm_delete.html", {
+        "plan": plan, "run_count": plan.runs.count(), "drill_count": plan.drills.count()})
+
+
+@admin_required
+def source_add(request: HttpRequest, name: str) -> HttpResponse:
+    plan = _plan_or_404(name)
+    form = SourceForm(posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            source = actions.do_add_source(plan, form.cleaned_data["kind"],
+                                           form.cleaned_data["name"], form.params(),
+                                           acting_user=signed_in(request))
+        except ChatonError as error:
+            show_error(form, error, form.error_field(error.field))
+        else:
+            messages.success(request, _("The source %(name)s was added to %(plan)s.")
+                             % {"name": source.name, "plan": plan.name})
+            return redirect("backup-plan", plan.name)
+    return render(request, "backups/source_form.html", {"form": form, "plan": plan})
+
+
+@admin_required
+@require_POST
+def source_remove(request: HttpRequest, name: str, source: str) -> HttpResponse:
+    plan = _plan_or_404(name)
+    try:
+        if not NAME.fullmatch(source):
+            raise NotFound(source)
+        found = queries.source_by_name(plan, source)
+    except NotFound:
+        raise Http404(_("This plan has no source with this name.")) from None
+    actions.do_remove_source(found, acting_user=signed_in(request))
+    messages.success(request, _("The source %(name)s was removed; its snapshots and history "
+                                "stay.") % {"name": found.name})
+    return redirect("backup-plan", plan.name)
+
+
+# -- runs --------------------------------------------------------------------
+
+
+@admin_required
+@require_POST
+def plan_run(request: HttpRequest, name: str) -> HttpResponse:
+    """Back the plan up now; refuse, with a message, while it is already running."""
+    plan = _plan_or_404(name)
+    try:
+        run = actions.run_backup(plan, acting_user=signed_in(request))
+    except ChatonError as error:
+        messages.error(request, str(error))
+    else:
+        if run.succeeded:
+            messages.success(request, _("Backup done in %(duration)s: %(size)s added.") % {
+                "duration": duration_text(_seconds(run.duration)),
+                "size": filesizeformat(run.bytes_added)})
+        else:
+            messages.error(request, _("The backup failed: %(error)s") % {"error": run.error})
+    return redirect("backup-plan", plan.name)
+
+
+@admin_required
+@require_POST
+def plan_drill(request: HttpRequest, name: str) -> HttpResponse:
+    """Drill a restore of every source now, then check the repository."""
+    plan = _plan_or_404(name)
+    try:
+        report = actions.run_drill(plan, acting_user=signed_in(request))
+    except ChatonError as error:
+        messages.error(request, str(error))
+    else:
+        failed = [drill for drill in report.drills if not drill.passed]
+        if report.passed:
+            messages.success(request, ngettext(
+                "Drill passed: %(count)d source restored and verified.",
+                "Drill passed: %(count)d sources restored and verified.",
+                len(report.drills)) % {"count": len(report.drills)})
+        elif not report.drills:
+            messages.error(request, _("Nothing to drill: the plan has no data source."))
+        elif failed:
+            messages.error(request, _("Drill failed for %(sources)s: %(details)s") % {
+                "sources": ", ".join(drill.source_name for drill in failed),
+                "details": failed[0].details})
+        else:
+            assert report.check is not None
+            messages.error(request, _("The restores passed but the repository check failed: "
+                                      "%(error)s") % {"error": report.check.error})
+    return redirect("backup-plan", plan.name)
+
+
+@admin_required
+@require_POST
+def plan_retention(request: HttpRequest, name: str) -> HttpResponse:
+    """Apply the plan's retention now (``restic forget --prune``)."""
+    plan = _plan_or_404(name)
+    try:
+        outcome = actions.apply_retention(plan, acting_user=signed_in(request))
+    except ChatonError as error:
+        messages.error(request, str(error))
+    else:
+        assert outcome.run is not None
+        if outcome.run.succeeded:
+            messages.success(request, _("Retention applied: %(kept)d snapshots kept, "
+                                        "%(removed)d removed.")
+                             % {"kept": outcome.kept_count, "removed": outcome.removed_count})
+        else:
+            messages.error(request, _("Retention failed: %(error)s")
+                           % {"error": outcome.run.error})
+    return redirect("backup-plan", plan.name)
