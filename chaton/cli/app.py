@@ -241,7 +241,15 @@ def init(
                                 % {"password": shown_password}, style="bold", markup=False)
         _sync_directory_if_reachable()
     _create_default_backup_plan()
+    _register_default_host()
     console().print(_("Chaton is ready."), markup=False)
+
+
+def _register_default_host() -> None:
+    """Register this machine's Docker engine as the default host, once (not contacted now)."""
+    from chaton.services.actions import do_ensure_default_host
+
+    do_ensure_default_host(acting_user=None)
 
 
 def _create_default_backup_plan() -> None:
