@@ -47,7 +47,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -57,7 +56,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from chaton.core import runner
-from chaton.core.servers import LoopbackServer
+from chaton.core.servers import PidFileServer
 
 logger = logging.getLogger("chaton.proxy")
 
@@ -542,27 +541,7 @@ def sync(admin: ProxyAdmin, routes: Sequence[Route], settings: ProxySettings, *,
 # -- a Caddy that Chaton runs -------------------------------------------------------------------
 
 
-def _process_is_alive(pid: int) -> bool:
-    """Given a pid, return whether that process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # The state letter follows the command name, which is in parentheses and may hold spaces.
-    return stat.rsplit(")", 1)[-1].split()[0] not in {"Z", "X"}
-
-
-def _wait_until_gone(pid: int, timeout: float) -> bool:
-    """Given a pid that is not our child, return whether it exited within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _process_is_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _process_is_alive(pid)
-
-
-class ManagedCaddy(LoopbackServer):
+class ManagedCaddy(PidFileServer):
     """A Caddy that runs from, and keeps all its state in, one folder; admin API on loopback.
 
     Its routes and ports come later, from :func:`sync` through the admin API;
@@ -701,74 +680,7 @@ class ManagedCaddy(LoopbackServer):
         if failure is not None:
             raise CaddyStartError(failure)
 
-    def stop(self, timeout: float = 10) -> None:
-        """Stop the Caddy this object started: SIGTERM, then SIGKILL after ``timeout`` seconds.
-
-        Does nothing when it is not running. Raise CaddyStartError if even
-        SIGKILL leaves it alive after ``timeout`` seconds.
-        """
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                try:
-                    process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    raise CaddyStartError(f"caddy (pid {process.pid}) survived SIGKILL") from None
-        self._process = None
-        self._remove_pid_file_naming(process.pid)
-
-    def _remove_pid_file_naming(self, pid: int) -> None:
-        """Remove caddy.pid if it names ``pid``: a killed Caddy cannot remove it itself."""
-        try:
-            if int(self.pid_path.read_text(encoding="ascii").split()[0]) == pid:
-                self.pid_path.unlink()
-        except (FileNotFoundError, ValueError, IndexError):
-            pass  # no pid file, or an unreadable one: nothing of ours to remove
-
-    def _is_caddy_of_this_directory(self, pid: int) -> bool:
-        """Given a pid, return whether it is a Caddy started from this folder's start file."""
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return False
-        arguments = [os.fsdecode(part) for part in raw.split(b"\0") if part]
+    def _started_here(self, arguments: list[str]) -> bool:
         # An exact argument, and caddy as the program: an editor open on start.json is spared.
-        return (bool(arguments) and os.path.basename(arguments[0]) == os.path.basename(self.caddy)
+        return (os.path.basename(arguments[0]) == os.path.basename(self.caddy)
                 and str(self.start_config_path) in arguments[1:])
-
-    def stop_stale(self, timeout: float = 10) -> bool:
-        """Stop a Caddy an earlier process started from this folder; return whether one ran.
-
-        The pid comes from caddy.pid and is signalled only if /proc/<pid>/cmdline
-        shows caddy with this folder's start file, so a recycled pid is never
-        touched. Raise CaddyStartError if the stale Caddy survives SIGKILL or
-        belongs to another user.
-        """
-        try:
-            pid = int(self.pid_path.read_text(encoding="ascii").split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            return False
-        if self._process is not None and self._process.pid == pid:
-            return False
-        if not self._is_caddy_of_this_directory(pid) or not _process_is_alive(pid):
-            self._remove_pid_file_naming(pid)
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-            if not _wait_until_gone(pid, timeout):
-                os.kill(pid, signal.SIGKILL)
-                if not _wait_until_gone(pid, timeout):
-                    raise CaddyStartError(f"stale caddy (pid {pid}) survived SIGKILL")
-        except ProcessLookupError:
-            pass  # it exited between our check and the signal: the goal is reached
-        except PermissionError:
-            raise CaddyStartError(f"a caddy from {self.directory} still runs (pid {pid}) under "
-                                  "another user; stop it as that user or as root") from None
-        self._remove_pid_file_naming(pid)
-        return True

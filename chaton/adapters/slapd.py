@@ -25,14 +25,13 @@ import io
 import os
 import pwd
 import re
-import signal
 import subprocess
 import time
 import urllib.parse
 from pathlib import Path
 
 from chaton.core import runner
-from chaton.core.servers import LoopbackServer
+from chaton.core.servers import PidFileServer
 
 # slapd and its tools live in /usr/sbin, which is not on every user's PATH.
 SLAPD = "/usr/sbin/slapd"
@@ -57,28 +56,7 @@ class SlapdError(RuntimeError):
     """slapd could not be configured, started or stopped."""
 
 
-def _process_is_alive(pid: int) -> bool:
-    """Given a pid, return whether that process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # The state letter follows the command name, which is in parentheses and may hold spaces.
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in {"Z", "X"}
-
-
-def _wait_until_gone(pid: int, timeout: float) -> bool:
-    """Given a pid that is not our child, return whether it exited within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _process_is_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _process_is_alive(pid)
-
-
-class ManagedSlapd(LoopbackServer):
+class ManagedSlapd(PidFileServer):
     """An OpenLDAP slapd that runs from, and keeps all its state in, one directory.
 
     As root, slapd drops to the ``openldap`` user and the directory is given to
@@ -420,77 +398,8 @@ access to *
             f"slapd did not answer on {self.url} within {timeout:g} s:\n{self._log_tail()}"
         )
 
-    def stop(self, timeout: float = 10) -> None:
-        """Stop the slapd this object started: SIGTERM, then SIGKILL after ``timeout`` seconds.
-
-        Does nothing when it is not running. Raise SlapdError if even SIGKILL
-        leaves it alive after ``timeout`` seconds.
-        """
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                try:
-                    process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    raise SlapdError(f"slapd (pid {process.pid}) survived SIGKILL") from None
-        self._process = None
-        self._remove_pid_file_naming(process.pid)
-
-    def _remove_pid_file_naming(self, pid: int) -> None:
-        """Remove slapd.pid if it names ``pid``: a killed slapd cannot remove it itself."""
-        try:
-            if int(self.pid_path.read_text(encoding="ascii").split()[0]) == pid:
-                self.pid_path.unlink()
-        except (FileNotFoundError, ValueError, IndexError):
-            pass  # no pid file, or an unreadable one: nothing of ours to remove
-
-    def _is_slapd_of_this_directory(self, pid: int) -> bool:
-        """Given a pid, return whether it is a slapd started with this directory's slapd.conf."""
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return False
-        arguments = [os.fsdecode(part) for part in raw.split(b"\0") if part]
+    def _started_here(self, arguments: list[str]) -> bool:
         # An exact argument, and slapd as the program: an editor open on
         # slapd.conf must never be killed.
-        return (bool(arguments) and os.path.basename(arguments[0]) == "slapd"
+        return (os.path.basename(arguments[0]) == "slapd"
                 and str(self.config_path) in arguments[1:])
-
-    def stop_stale(self, timeout: float = 10) -> bool:
-        """Stop a slapd that an earlier process started from this directory; return whether one ran.
-
-        The pid comes from slapd.pid and is signalled only if /proc/<pid>/cmdline
-        shows slapd with this directory's slapd.conf, so a recycled pid is never
-        touched. The slapd this object runs itself is left alone. Raise
-        SlapdError if the stale slapd survives SIGKILL.
-        """
-        try:
-            pid = int(self.pid_path.read_text(encoding="ascii").split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            return False
-        if self.running and self._process is not None and self._process.pid == pid:
-            return False
-        if not self._is_slapd_of_this_directory(pid) or not _process_is_alive(pid):
-            self._remove_pid_file_naming(pid)
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-            if not _wait_until_gone(pid, timeout):
-                os.kill(pid, signal.SIGKILL)
-                if not _wait_until_gone(pid, timeout):
-                    raise SlapdError(f"stale slapd (pid {pid}) survived SIGKILL")
-        except ProcessLookupError:
-            pass  # it exited between our check and the signal: the goal is reached
-        except PermissionError:
-            raise SlapdError(
-                f"a slapd from {self.directory} still runs (pid {pid}) under another user; "
-                "stop it as that user or as root"
-            ) from None
-        self._remove_pid_file_naming(pid)
-        return True

@@ -5,8 +5,11 @@ No Django here: the adapters and the test fixtures use it.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self
@@ -94,3 +97,113 @@ class LoopbackServer:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.stop()
+
+
+def process_is_alive(pid: int) -> bool:
+    """Given a pid, return whether that process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state letter follows the command name, which is in parentheses and may hold spaces.
+    return stat.rsplit(")", 1)[-1].split()[0] not in {"Z", "X"}
+
+
+def wait_until_gone(pid: int, timeout: float) -> bool:
+    """Given a pid that is not our child, return whether it exited within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_is_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not process_is_alive(pid)
+
+
+class PidFileServer(LoopbackServer):
+    """A LoopbackServer that writes a pid file in its own folder (slapd, Caddy).
+
+    It stops the process it started (SIGTERM, then SIGKILL), and a process an
+    earlier, killed run left behind (:meth:`stop_stale`) — but only one whose
+    command line shows this folder's configuration (:meth:`_started_here`), so
+    a recycled pid is never signalled.
+    """
+
+    directory: Path
+
+    @property
+    def pid_path(self) -> Path:
+        raise NotImplementedError
+
+    def _started_here(self, arguments: list[str]) -> bool:
+        """Given a process's arguments, return whether this folder's configuration started it."""
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the process this object started: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+        Does nothing when it is not running. Raise ``error`` if even SIGKILL
+        leaves it alive after ``timeout`` seconds.
+        """
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                try:
+                    process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    raise self.error(
+                        f"{self.program} (pid {process.pid}) survived SIGKILL") from None
+        self._process = None
+        self._remove_pid_file_naming(process.pid)
+
+    def _remove_pid_file_naming(self, pid: int) -> None:
+        """Remove the pid file if it names ``pid``: a killed server cannot remove it itself."""
+        try:
+            if int(self.pid_path.read_text(encoding="ascii").split()[0]) == pid:
+                self.pid_path.unlink()
+        except (FileNotFoundError, ValueError, IndexError):
+            pass  # no pid file, or an unreadable one: nothing of ours to remove
+
+    def _is_ours(self, pid: int) -> bool:
+        """Given a pid, return whether it is a server started from this folder."""
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return False
+        arguments = [os.fsdecode(part) for part in raw.split(b"\0") if part]
+        return bool(arguments) and self._started_here(arguments)
+
+    def stop_stale(self, timeout: float = 10) -> bool:
+        """Stop a server an earlier process started from this folder; return whether one ran.
+
+        The process this object runs itself is left alone. Raise ``error`` if
+        the stale one survives SIGKILL or belongs to another user.
+        """
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return False
+        if self._process is not None and self._process.pid == pid:
+            return False
+        if not self._is_ours(pid) or not process_is_alive(pid):
+            self._remove_pid_file_naming(pid)
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+            if not wait_until_gone(pid, timeout):
+                os.kill(pid, signal.SIGKILL)
+                if not wait_until_gone(pid, timeout):
+                    raise self.error(f"stale {self.program} (pid {pid}) survived SIGKILL")
+        except ProcessLookupError:
+            pass  # it exited between our check and the signal: the goal is reached
+        except PermissionError:
+            raise self.error(
+                f"a {self.program} from {self.directory} still runs (pid {pid}) under another "
+                "user; stop it as that user or as root") from None
+        self._remove_pid_file_naming(pid)
+        return True

@@ -102,3 +102,13 @@ def make_closing_ordinary() -> None:
 @pytest.fixture
 def closing_is_ordinary() -> None:
     make_closing_ordinary()
+
+
+@pytest.fixture(autouse=True)
+def _english(settings: object) -> Iterator[None]:
+    """These tests read the engine's and the proxy's messages in English."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"  # type: ignore[attr-defined]
+    with translation.override("en"):
+        yield
