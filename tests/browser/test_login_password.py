@@ -8,43 +8,24 @@ Playwright's sync API.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.core import clock
 from chaton.directory import actions, reconcile
 from chaton.members import actions as member_actions
 
-# Playwright's sync API runs an event loop in this thread; Django refuses ORM
-# calls from a thread with a running loop unless told this is on purpose.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 BASE = "dc=chaton,dc=test"
 OLD_PASSWORD = "violet harbour 1871"
 NEW_PASSWORD = "amber lighthouse 2203"
 SCREENSHOT = Path("/tmp/chaton-profile.png")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration,
               pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
