@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -223,6 +224,18 @@ def ldap_directory(slapd: ManagedSlapd) -> Iterator[LdapDirectory]:
     finally:
         clock.travel(datetime.timedelta(0))
         directory.close()
+
+
+@pytest.fixture
+def english(settings: Any) -> Iterator[None]:
+    """Run the test in English: the site's language (which requests and commands activate)
+    and this thread's, put back after. For tests that read messages."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+    translation.deactivate()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.utils import translation
 from typer.testing import CliRunner
 
 from chaton.adapters.ldap import Change, normalize_dn
@@ -39,15 +38,7 @@ BASE = "dc=chaton,dc=test"
 CHATON = [str(Path(sys.executable).with_name("chaton"))]
 PASSWORD = "plume de hibou 42"
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """Run every command in English (setup_django activates LANGUAGE_CODE), then reset."""
-    settings.LANGUAGE_CODE = "en"
-    yield
-    translation.deactivate()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.utils import translation
 from typer.testing import CliRunner
 
 from chaton.cli.app import app
@@ -36,11 +35,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def english(settings):
-    """Run every command in English (setup_django activates LANGUAGE_CODE), then reset."""
-    settings.LANGUAGE_CODE = "en"
+def _english_and_clock_back(english: None):
+    """Run every command in English; put the clock back after."""
     yield
-    translation.deactivate()
     clock.travel(dt.timedelta(0))
 
 

@@ -34,18 +34,7 @@ from chaton.core.servers import free_port
 from chaton.services.proxy import ProxyRejected, ProxyUnavailable, Route, sync_proxy
 from chaton.testing.acme import Pebble, https_get, wait_for_https
 
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    """These tests read the engine's and the proxy's messages in English."""
-    from django.utils import translation
-
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("english")]
 
 CHATON = [str(Path(sys.executable).with_name("chaton"))]
 

@@ -34,18 +34,8 @@ from chaton.services.models import DeploymentKind, Host, Instance, Outcome
 from chaton.testing.acme import Pebble, https_get, wait_for_https
 from chaton.testing.docker import TemporaryDockerd, WebImages
 
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    """These tests read the engine's and the proxy's messages in English."""
-    from django.utils import translation
-
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("english")]
 
 
 def new_domain(name: str) -> str:

@@ -27,7 +27,8 @@ from chaton.services.models import Host, Instance
 from chaton.testing.acme import Pebble, https_get, wait_for_https
 from chaton.testing.docker import TemporaryDockerd
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture
@@ -37,11 +38,6 @@ def host(docker_engine: TemporaryDockerd, test_catalog: Path, caddy: ManagedCadd
     real Caddy whose certificates come from pebble."""
     return actions.do_create_host("local", docker_engine.url, acting_user=None,
                                   address="127.0.0.1", is_default=True)
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
 
 
 def test_an_instance_opened_through_the_api_answers_over_https(

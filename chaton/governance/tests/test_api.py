@@ -11,7 +11,6 @@ import json
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import translation
 
 from chaton.core import clock
 from chaton.core.actions import do_create_api_token
@@ -111,14 +110,6 @@ def collective(directory):
     directory_actions.do_create_group("passwords", acting_user=None, requires_decision=True)
     directory_actions.do_create_group("tech", acting_user=None)
     return people
-
-
-@pytest.fixture
-def english(settings):
-    # The API answers in the request's language (LocaleMiddleware), by default the site's.
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
 
 
 @pytest.fixture

@@ -105,10 +105,5 @@ def closing_is_ordinary() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _english(settings: object) -> Iterator[None]:
+def _in_english(english: None) -> None:
     """These tests read the engine's and the proxy's messages in English."""
-    from django.utils import translation
-
-    settings.LANGUAGE_CODE = "en"  # type: ignore[attr-defined]
-    with translation.override("en"):
-        yield

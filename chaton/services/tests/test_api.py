@@ -20,13 +20,8 @@ from chaton.services import actions
 from chaton.services.models import Host, Instance
 from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("directory")]
 SERVICES = "/services"
-
-
-@pytest.fixture(autouse=True)
-def english(settings, directory):
-    settings.LANGUAGE_CODE = "en"
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
-from django.utils import translation
 from typer.testing import CliRunner
 
 from chaton.adapters.docker import FakeEngine
@@ -32,13 +31,6 @@ OPEN_PAD = {"type": "service.open",
             "params": {"application": "webtest", "domain": "pad.example.org", "host": "box",
                        "settings": {"greeting": "salut"}}}
 CLOSE_PAD = {"type": "service.close", "params": {"instance": "pad"}}
-
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
 
 
 @pytest.fixture
