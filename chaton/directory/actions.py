@@ -48,11 +48,9 @@ def _require_decision(type_name: str, params: dict[str, object],
 
 
 def _last_day(moment: dt.datetime | None) -> str | None:
-    from django.utils import timezone
-
-    if moment is None:
-        return None
-    return str(timezone.localtime(moment - dt.timedelta(microseconds=1)).date())
+    """The last day of an access ending at ``moment``, as an operation's params name it."""
+    day = clock.last_day(moment)
+    return None if day is None else str(day)
 
 
 def _next_uid_number() -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -506,10 +506,3 @@ def do_set_policy(changes: Mapping[str, Any], *, acting_user: Account | None,
         audit.record("policy.change", policy, acting_user=acting_user, before=before,
                      after=audit.snapshot(policy, POLICY_FIELDS))
     return {name: before[name] for name in changes}
-
-
-def decisions_between(start: dt.date, end: dt.date) -> Iterable[Decision]:
-    """Return the decisions made (ordinary) or opened (extraordinary) from ``start`` to ``end``."""
-    return (Decision.objects.filter(created_at__date__gte=start, created_at__date__lte=end)
-            .select_related("proposed_by").prefetch_related("ballots", "operations")
-            .order_by("created_at", "pk"))

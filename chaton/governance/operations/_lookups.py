@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chaton.core.errors import NotFound
@@ -40,17 +37,3 @@ def organization(slug: str) -> Organization:
         raise NotFound(_("There is no organization %(slug)s.") % {"slug": slug},
                        field="organization")
     return found
-
-
-def end_of_day(day: dt.date | None) -> dt.datetime | None:
-    """Given a last day, return the moment it ends (midnight after it, local time)."""
-    if day is None:
-        return None
-    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
-
-
-def last_day(moment: dt.datetime | None) -> dt.date | None:
-    """The inverse of :func:`end_of_day`: the last day an access ending at ``moment`` lasts."""
-    if moment is None:
-        return None
-    return timezone.localtime(moment - dt.timedelta(microseconds=1)).date()

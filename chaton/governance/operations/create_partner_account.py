@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from chaton.core import clock
 from chaton.core.errors import Conflict
 from chaton.directory.models import Account, AccountState
 from chaton.governance.models import Kind, Operation
@@ -58,7 +59,7 @@ class CreatePartnerAccount(OperationType):
         account = do_create_account(
             params.uid, acting_user=acting_user, display_name=params.display_name,
             email=params.email, organization=_lookups.organization(params.organization),
-            expires_at=_lookups.end_of_day(params.expires_on), authorised_by=authorised_by)
+            expires_at=clock.end_of_day(params.expires_on), authorised_by=authorised_by)
         return {"account": account.uid}
 
     def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,

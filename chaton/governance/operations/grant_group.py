@@ -62,9 +62,9 @@ class GrantGroup(OperationType):
         existing = GroupMembership.objects.filter(group=group, account=account).first()
         previous: dict[str, Any] = {"was_member": existing is not None}
         if existing is not None:
-            previous["expires_on"] = str(_lookups.last_day(existing.expires_at) or "")
+            previous["expires_on"] = str(clock.last_day(existing.expires_at) or "")
         do_add_to_group(group, account, acting_user=acting_user,
-                        expires_at=_lookups.end_of_day(params.expires_on),
+                        expires_at=clock.end_of_day(params.expires_on),
                         authorised_by=authorised_by)
         return previous
 
@@ -84,4 +84,4 @@ class GrantGroup(OperationType):
                                  authorised_by=authorised_by)
         else:
             do_add_to_group(group, account, acting_user=acting_user,
-                            expires_at=_lookups.end_of_day(day), authorised_by=authorised_by)
+                            expires_at=clock.end_of_day(day), authorised_by=authorised_by)

@@ -49,7 +49,7 @@ class RevokeGroup(OperationType):
         existing = GroupMembership.objects.filter(group=group, account=account).first()
         result: dict[str, Any] = {"was_member": existing is not None}
         if existing is not None:
-            result["expires_on"] = str(_lookups.last_day(existing.expires_at) or "")
+            result["expires_on"] = str(clock.last_day(existing.expires_at) or "")
             do_remove_from_group(group, account, acting_user=acting_user,
                                  authorised_by=authorised_by)
         return result
@@ -65,5 +65,5 @@ class RevokeGroup(OperationType):
         if day is not None and day < clock.today():
             return  # the access would have ended by now anyway
         do_add_to_group(_lookups.group(params.group), _lookups.account(params.account),
-                        acting_user=acting_user, expires_at=_lookups.end_of_day(day),
+                        acting_user=acting_user, expires_at=clock.end_of_day(day),
                         authorised_by=authorised_by)
