@@ -159,3 +159,21 @@ def test_an_open_redirect_is_refused_after_enrolment(english, admin) -> None:
     page = client.post(reverse("two-factor"), {"step": "confirm", "code": code_for(device),
                                                "next": "//attacker.example/"}).content.decode()
     assert "attacker.example" not in page
+
+
+def test_the_server_holder_can_reset_a_lost_second_factor(english, admin) -> None:
+    from typer.testing import CliRunner
+
+    from chaton.cli.app import app
+
+    enroll(admin)
+    result = CliRunner().invoke(app, ["account", "reset-second-factor", "sacha"])
+    assert result.exit_code == 0, result.output
+    assert not TotpDevice.objects.filter(user=admin).exists()
+    assert not RecoveryCode.objects.exists()
+    assert AuditLog.objects.filter(action="second_factor.remove").exists()
+    # Administration asks for a new enrolment, not for the old code.
+    response = password_login("sacha").get(reverse("account-list"))
+    assert response["Location"].startswith(reverse("two-factor"))
+    missing = CliRunner().invoke(app, ["account", "reset-second-factor", "nobody"])
+    assert missing.exit_code == 2
