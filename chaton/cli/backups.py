@@ -166,14 +166,23 @@ def _read_secret(password_file: Path | None, prompt: str) -> str:
 
 
 def _check_text(repository: Repository) -> Any:
+    """The last check, red while it or the plans' last drill failed (an annotated
+    repository, from queries.repositories()), and when every pack was last read."""
+    from chaton.backups import queries
+
+    health = queries.repository_health(repository)
+    full_read = (_("every pack read: %(when)s") % {"when": _moment(repository.last_full_read_at)}
+                 if repository.last_full_read_at else _("every pack read: not yet"))
+    if health.state == "check_failed":
+        return cell(_("%(when)s, errors: %(message)s")
+                    % {"when": _moment(repository.checked_at),
+                       "message": repository.check_message}, "red")
+    if health.state == "drill_failed":
+        return cell(f"{health.reason} ({full_read})", "red")
     if repository.checked_at is None:
         return cell(_("never"), "dim")
-    if repository.check_ok:
-        return cell(_("%(when)s, no errors") % {"when": _moment(repository.checked_at)},
-                    "green")
-    return cell(_("%(when)s, errors: %(message)s")
-                % {"when": _moment(repository.checked_at),
-                   "message": repository.check_message}, "red")
+    return cell(_("%(when)s, no errors") % {"when": _moment(repository.checked_at)}
+                + f" ({full_read})", "green")
 
 
 @repository_app.command("list")
@@ -761,11 +770,11 @@ def _print_drills(drills: list[Drill], title: str) -> None:
                       cell(f"{drill.plan.name}/{drill.source_name}"),
                       cell(drill.snapshot_id[:8] or "—"),
                       cell(_duration(drill.duration_seconds)),
-                      cell(", ".join(str(item) for item in drill.compared) or "—"),
+                      cell(", ".join(drill.compared_labels) or "—"),
                       cell(drill.get_outcome_display(), "green" if drill.passed else "red"))
     console().print(table)
     _print_errors([(f"{_moment(drill.started_at)} {drill.plan.name}/{drill.source_name}",
-                    drill.details) for drill in drills if not drill.passed])
+                    drill.findings_text) for drill in drills if not drill.passed])
 
 
 @app.command("drill")
