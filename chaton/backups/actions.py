@@ -267,6 +267,29 @@ def do_update_repository(repository: Repository, *, acting_user: Account | None,
     return repository
 
 
+def do_delete_repository(repository: Repository, *, acting_user: Account | None) -> None:
+    """Forget a repository: its record, its checks and the runs made into it. The restic
+    repository itself, its data and its snapshots, stay where they are.
+
+    Raise Conflict while a plan uses it (move or delete the plan first), or
+    while a check, prune or backup holds it (``wait_seconds`` 0: never waits).
+    """
+    with engine.repository_lock(repository, exclusive=True, wait_seconds=0), \
+            transaction.atomic():
+        plans = sorted(repository.plans.values_list("name", flat=True))
+        if plans:
+            raise Conflict(_("Repository %(name)s is used by the plans %(plans)s: give them "
+                             "another repository or delete them first.")
+                           % {"name": repository.name, "plans": ", ".join(plans)})
+        if repository.runs.filter(outcome=Outcome.RUNNING).exists():
+            raise Conflict(_("A run of repository %(name)s is in progress; try again once it "
+                             "has ended.") % {"name": repository.name})
+        audit.record("backups.repository.delete", repository, acting_user=acting_user,
+                     before={**audit.snapshot(repository, REPOSITORY_FIELDS),
+                             "runs": repository.runs.count()})
+        repository.delete()
+
+
 def do_init_repository(repository: Repository, *, acting_user: Account | None) -> Repository:
     """Create the restic repository at its location, or adopt the one already there.
 

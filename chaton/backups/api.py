@@ -527,6 +527,14 @@ def update_repository(request: HttpRequest, name: str, payload: RepositoryPatch)
     return queries.repositories().get(pk=repository.pk)
 
 
+@router.delete("/repositories/{name}", response={204: None, **ERRORS},
+               summary="Delete a repository record (its restic data stays where it is)")
+def delete_repository(request: HttpRequest, name: str) -> tuple[int, None]:
+    """409 ``conflict`` while a plan uses it or a run of it is in progress."""
+    actions.do_delete_repository(repository_or_404(name), acting_user=acting_account(request))
+    return 204, None
+
+
 @router.post("/repositories/{name}/init", response={200: RepositoryOut, **BACKUP_ERRORS},
              summary="Initialise the repository at its location (or adopt the one there)")
 def init_repository(request: HttpRequest, name: str) -> Repository:

@@ -328,6 +328,26 @@ def repository_init(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @admin_required
+def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Ask for confirmation (GET), then forget the repository (POST): refused while a plan
+    uses it; the restic repository itself stays where it is."""
+    repository = _repository_or_404(name)
+    if request.method == "POST":
+        try:
+            actions.do_delete_repository(repository, acting_user=signed_in(request))
+        except ChatonError as error:
+            messages.error(request, str(error))
+            return redirect("backup-repository", repository.name)
+        messages.success(request, _("The repository %(name)s was deleted from Chaton; its data "
+                                    "stays at %(location)s.")
+                         % {"name": name, "location": repository.location})
+        return redirect("backup-overview")
+    return render(request, "backups/repository_confirm_delete.html", {
+        "repository": repository, "plans": repository.plans.order_by("name"),
+        "run_count": repository.runs.count()})
+
+
+@admin_required
 @require_POST
 def repository_check(request: HttpRequest, name: str) -> HttpResponse:
     """Run ``restic check`` on the repository now (reading its usual share of the data)."""
