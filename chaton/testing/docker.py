@@ -212,7 +212,7 @@ class TemporaryDockerd:
             images[tag] = name
         return images
 
-    def build_flaky_images(self, healthy_seconds: int = 3) -> dict[str, str]:
+    def build_flaky_images(self, healthy_seconds: int = 5) -> dict[str, str]:
         """Import the images healthy for ``healthy_seconds`` only (see the module's
         docstring); return them by tag."""
         images = {}

@@ -13,6 +13,7 @@ from django.utils import translation
 from chaton.adapters.restic import FakeRestic
 from chaton.backups import actions, checks, queries
 from chaton.backups.models import Drill, DrillOutcome, Outcome, Plan, Repository
+from chaton.core.actions import do_create_api_token
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
 
@@ -176,6 +177,32 @@ def test_a_repository_is_not_green_while_the_last_drill_failed(
     assert "badge ok repository-health" in content
     assert "the next check reads part 2 of 4" in content
     assert "every pack read: not yet" in content
+
+
+def test_the_api_says_the_health_the_cycle_and_the_last_full_read(
+        plan: Plan, repository: Repository, fake_restic: FakeRestic, client) -> None:
+    admin = directory_actions.do_create_account("camille", acting_user=None,
+                                                display_name="Camille Admin",
+                                                email="camille@example.org", is_admin=True)
+    _token, key = do_create_api_token(admin, "tests", acting_user=None)
+
+    def shown() -> dict[str, object]:
+        response = client.get("/api/v1/backups/repositories/offsite",
+                              headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+        return response.json()  # type: ignore[no-any-return]
+
+    assert shown()["healthy"] is False and shown()["check_cycle"] == "1/4"
+    for _ in range(4):
+        check(repository)
+    body = shown()
+    assert body["healthy"] is True and body["last_full_read_at"] is not None
+    assert body["check_cycle"] == "1/4"
+    actions.run_backup(plan)
+    fake_restic.repository_password = "changed behind Chaton's back"
+    actions.run_drill(plan, check=False)
+    body = shown()
+    assert body["healthy"] is False and body["last_drill_outcome"] == "failed"
 
 
 # -- evidence in the reader's language ----------------------------------------------------------
