@@ -559,7 +559,7 @@ def mark_interrupted(plan: Plan) -> int:
         SourceResult.objects.filter(run__plan=plan, outcome=Outcome.RUNNING).update(
             outcome=Outcome.FAILED, finished_at=now, error=message)
         count += Drill.objects.filter(plan=plan, outcome=DrillOutcome.RUNNING).update(
-            outcome=DrillOutcome.FAILED, details=message)
+            outcome=DrillOutcome.FAILED, findings=[evidence.item("interrupted")])
     if count:
         logger.warning("backups: %d interrupted run(s) of plan %s marked failed", count, plan)
     return count

@@ -44,6 +44,7 @@ MESSAGES: dict[str, str | Promise] = {
     "all_matched": _("Everything compared matched."),
     "no_backup": _("Source %(source)s has no successful backup yet."),
     "check_failed": _("The repository check run with the drill failed: %(error)s"),
+    "interrupted": _("Interrupted: the process running it stopped before the end."),
     # why it failed (see errors.describe)
     "no_space": _("No space left on the repository's disk: %(detail)s"),
     "wrong_password": _("Wrong repository password: it opens no key of the repository."),

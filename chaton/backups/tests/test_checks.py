@@ -239,3 +239,18 @@ def test_differences_and_failures_are_items_too(plan: Plan, fake_restic: FakeRes
     assert drill.findings == [{"code": "no_backup", "params": {"source": "nightly/files"}}]
     with translation.override("en"):
         assert drill.findings_text == "Source nightly/files has no successful backup yet."
+
+
+def test_an_interrupted_drill_says_so_in_the_readers_language(plan: Plan) -> None:
+    from chaton.core import clock
+
+    Drill.objects.create(plan=plan, source_name="files", source_kind="paths",
+                         started_at=clock.now(), outcome=DrillOutcome.RUNNING)
+    assert actions.mark_interrupted(plan) == 1
+    drill = Drill.objects.get()
+    assert drill.outcome == DrillOutcome.FAILED
+    assert drill.findings == [{"code": "interrupted", "params": {}}]
+    with translation.override("en"):
+        assert drill.findings_text.startswith("Interrupted: the process running it stopped")
+    with translation.override("fr"):
+        assert not drill.findings_text.startswith("Interrupted")
