@@ -37,7 +37,7 @@ pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testin
 #: The variables this plugin sets; their previous values come back at the end.
 _MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_PROXY_MANAGED",
                       "CHATON_PROXY_ADMIN_URL", "CHATON_CONFIG",
-                      "CHATON_DATABASE_URL")
+                      "CHATON_DATABASE_URL", "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS")
 
 
 @dataclass
@@ -126,6 +126,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         empty_configuration = data_directory / "chaton.toml"
         empty_configuration.touch()
         os.environ["CHATON_CONFIG"] = str(empty_configuration)
+        # An upgrade's new version stays healthy for a second, not half a minute; the tests
+        # of the stability window set their own.
+        os.environ["CHATON_SERVICES_UPGRADE_STABILITY_SECONDS"] = "1"
         # Never a database from the developer's shell: SQLite in the data
         # directory, or the throwaway PostgreSQL below.
         os.environ.pop("CHATON_DATABASE_URL", None)
