@@ -33,6 +33,37 @@ def _fernet(data_dir: str) -> Fernet:
     return Fernet(key.encode("ascii"))
 
 
+def current_key(*, data_dir: str | None = None) -> str:
+    """Return this installation's key as text (``$CHATON_SECRETS_KEY``, else the key file).
+
+    Creates the key file when there is none yet, as the first encryption would.
+    For the recovery kit and Chaton's own backup: never log it.
+    """
+    key = os.environ.get("CHATON_SECRETS_KEY")
+    if key:
+        return key.strip()
+    _fernet(data_dir or _data_dir())  # creates the file when missing
+    return (Path(data_dir or _data_dir()) / "secrets.key").read_text(encoding="ascii").strip()
+
+
+def is_valid_key(key: str) -> bool:
+    """Return whether ``key`` is a well-formed key (32 bytes in URL-safe base64)."""
+    try:
+        Fernet(key.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def decrypts(key: str, ciphertext: str) -> bool:
+    """Return whether ``ciphertext`` decrypts with ``key`` (not this installation's: any)."""
+    try:
+        Fernet(key.strip().encode("ascii")).decrypt(ciphertext.encode("ascii"))
+    except (InvalidToken, ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
 def _data_dir() -> str:
     from django.conf import settings
 
