@@ -140,23 +140,25 @@ def _choose_key(connection: sqlite3.Connection, kit_key: str, backed_up_key: str
                 ) -> tuple[str, str]:
     """Return (the key that opens the database's secrets, "kit" or "repository").
 
-    Raise InvalidInput when neither does.
+    A key given (the kit's) must open them: another collective's key is an
+    error, never silently replaced. Without one, the key backed up in the
+    repository is used. Raise InvalidInput when the key does not open them.
     """
     ciphertexts = _stored_ciphertexts(connection)
-    candidates = [(key, origin) for key, origin in ((kit_key, "kit"),
-                                                    (backed_up_key, "repository")) if key]
-    if kit_key and not secrets.is_valid_key(kit_key):
-        raise InvalidInput(_("The secrets key given is not a key: 44 characters of URL-safe "
-                             "base64 are expected."), field="secrets_key")
-    for key, origin in candidates:
-        if secrets.is_valid_key(key) and all(secrets.decrypts(key, text) for text in ciphertexts):
-            return key.strip(), origin
     if kit_key:
-        raise InvalidInput(_("The secrets key given does not open this backup's secrets (key id "
-                             "%(id)s): it is another installation's key.")
-                           % {"id": key_id(kit_key)}, field="secrets_key")
-    raise InvalidInput(_("No secrets key opens this backup's secrets: give the one of the "
-                         "recovery kit."), field="secrets_key")
+        if not secrets.is_valid_key(kit_key):
+            raise InvalidInput(_("The secrets key given is not a key: 44 characters of URL-safe "
+                                 "base64 are expected."), field="secrets_key")
+        if not all(secrets.decrypts(kit_key, text) for text in ciphertexts):
+            raise InvalidInput(_("The secrets key given does not open this backup's secrets "
+                                 "(key id %(id)s): it is another installation's key.")
+                               % {"id": key_id(kit_key)}, field="secrets_key")
+        return kit_key.strip(), "kit"
+    if backed_up_key and secrets.is_valid_key(backed_up_key) and all(
+            secrets.decrypts(backed_up_key, text) for text in ciphertexts):
+        return backed_up_key, "repository"
+    raise InvalidInput(_("The repository holds no secrets key that opens this backup's "
+                         "secrets: give the one of the recovery kit."), field="secrets_key")
 
 
 def read_backup(restic: ResticClient, *, secrets_key: str = "", snapshot_id: str = "",
@@ -224,7 +226,7 @@ def _complete(restic: ResticClient, snapshots: list[Snapshot], database_snapshot
                     secrets_key=key, key_origin=origin)
     if kit_key and backed_up_key and key_id(kit_key) != key_id(backed_up_key):
         backup.notes.append(_("The key backed up in the repository differs from the kit's; the "
-                              "kit's opens the database and is used."))
+                              "kit's opens the database's secrets and is used."))
     source = _directory_source(connection, plan)
     if source:
         backup.directory_source = source
@@ -397,8 +399,9 @@ def service_data(backup: Backup, *, client_for: Callable[[Repository], ResticCli
             except (InvalidInput, secrets.SecretError) as error:
                 refusal = str(error)
             target = "--to /var/tmp/restored" if refusal else "--in-place"
-            known = SourceResult.objects.filter(source=source, snapshot_id=newest.id,
-                                                outcome=Outcome.SUCCEEDED).exists()
+            # restic reports short or full ids: either names the snapshot.
+            known = any(newest.matches(recorded) for recorded in SourceResult.objects.filter(
+                source=source, outcome=Outcome.SUCCEEDED).values_list("snapshot_id", flat=True))
             if known:
                 command = (f"chaton backup restore {plan.name} {source.name} "
                            f"--snapshot {newest.short_id} {target}")

@@ -14,10 +14,9 @@ from typing import Annotated
 
 import typer
 from django.utils.translation import gettext as _
-from rich.table import Table
 
 from chaton.cli import backups
-from chaton.cli.runtime import cell, console, setup_django
+from chaton.cli.runtime import console, setup_django
 
 
 def _first_line(path: Path, field: str) -> str:
@@ -93,6 +92,7 @@ def restore(
     setup_django()
     from django.conf import settings
     from django.core.management import call_command
+    from django.utils import timezone
 
     from chaton.adapters.restic import Restic
     from chaton.backups import rebuild
@@ -116,6 +116,11 @@ def restore(
         if not key and not no_input:
             key = typer.prompt(_("Chaton's secrets key (empty: the one in the repository)"),
                                hide_input=True, default="", show_default=False).strip()
+    environment_key = os.environ.get("CHATON_SECRETS_KEY", "").strip()
+    if environment_key and key != environment_key:
+        # Chaton would encrypt and decrypt with the variable, not with the key restored.
+        raise InvalidInput(_("CHATON_SECRETS_KEY holds another key than the one given: unset "
+                             "it, or give that one."), field="secrets_key")
     client = Restic(location=location, password=password,
                     environment=rebuild.storage_environment(os.environ),
                     program=settings.CHATON.backups.restic, timezone=settings.TIME_ZONE,
@@ -125,7 +130,8 @@ def restore(
                                      step=status.update)
     console().print(_("Chaton's database: snapshot %(id)s of %(when)s (plan %(plan)s).")
                     % {"id": backup.database_snapshot.short_id,
-                       "when": backup.database_snapshot.time.strftime("%Y-%m-%d %H:%M"),
+                       "when": timezone.localtime(backup.database_snapshot.time).strftime(
+                           "%Y-%m-%d %H:%M"),
                        "plan": backup.plan}, markup=False)
     console().print(_("Secrets key: the recovery kit's.") if backup.key_origin == "kit"
                     else _("Secrets key: the one backed up in the repository."), markup=False)
@@ -189,6 +195,8 @@ def _restore_directory(backup: object, managed: bool) -> None:
 
 
 def _list_service_data(backup: object) -> None:
+    from django.utils import timezone
+
     from chaton.backups.models import SourceKind
     from chaton.backups.rebuild import Backup, service_data
 
@@ -198,14 +206,16 @@ def _list_service_data(backup: object) -> None:
     if not rows:
         console().print(_("No other data is backed up: nothing else to restore."), markup=False)
         return
-    table = Table(title=_("Services' data that can be restored"))
-    for header in (_("Plan"), _("Source"), _("Kind"), _("Repository"), _("Newest snapshot"),
-                   _("How")):
-        table.add_column(header)
+    # Lines, not a table: the commands are copied whole, never wrapped in a cell.
+    console().print(_("Services' data that can be restored:"), style="bold", markup=False)
     for row in rows:
-        when = (f"{row.snapshot.short_id} {row.snapshot.time:%Y-%m-%d %H:%M}"
-                if row.snapshot else "—")
-        how = row.command + (f"\n{row.note}" if row.note else "")
-        table.add_row(cell(row.plan), cell(row.source), cell(SourceKind(row.kind).label),
-                      cell(row.repository), cell(when), cell(how))
-    console().print(table)
+        when = (_("newest snapshot %(id)s of %(when)s")
+                % {"id": row.snapshot.short_id,
+                   "when": timezone.localtime(row.snapshot.time).strftime("%Y-%m-%d %H:%M")}
+                if row.snapshot else _("no snapshot"))
+        console().print(f"  {row.plan}/{row.source} ({SourceKind(row.kind).label}, "
+                        f"{row.repository}): {when}", markup=False)
+        if row.command:
+            console().print(f"    {row.command}", markup=False)
+        if row.note:
+            console().print(f"    {row.note}", style="dim", markup=False)
