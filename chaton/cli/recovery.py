@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from chaton.cli import backups
 from chaton.cli.runtime import console, setup_django
@@ -189,8 +190,9 @@ def _restore_directory(backup: object, managed: bool) -> None:
             _("Comparing the directory with the database…")):
         _plan, outcome = sync_all()
     applied = outcome.applied if outcome is not None else 0
-    console().print(_("Directory: %(count)d changes written to match the database.")
-                    % {"count": applied} if applied else
+    console().print(ngettext("Directory: %(count)d change written to match the database.",
+                             "Directory: %(count)d changes written to match the database.",
+                             applied) % {"count": applied} if applied else
                     _("Directory: it matches the database."), markup=False)
 
 
