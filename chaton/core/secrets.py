@@ -39,11 +39,13 @@ def current_key(*, data_dir: str | None = None) -> str:
     Creates the key file when there is none yet, as the first encryption would.
     For the recovery kit and Chaton's own backup: never log it.
     """
-    key = os.environ.get("CHATON_SECRETS_KEY")
-    if key:
-        return key.strip()
-    _fernet(data_dir or _data_dir())  # creates the file when missing
-    return (Path(data_dir or _data_dir()) / "secrets.key").read_text(encoding="ascii").strip()
+    key = os.environ.get("CHATON_SECRETS_KEY", "").strip()
+    if not key:
+        _fernet(data_dir or _data_dir())  # creates the file when missing
+        key = (Path(data_dir or _data_dir()) / "secrets.key").read_text(encoding="ascii").strip()
+    # Masked in every log line and error message of a subprocess, like the other secrets.
+    runner.register_secret(key)
+    return key
 
 
 def is_valid_key(key: str) -> bool:
