@@ -328,20 +328,37 @@ def remove_written() -> None:
 # -- after the restore ------------------------------------------------------------------------
 
 
-def do_record_rebuild(backup: Backup, *, location: str, acting_user: Account | None) -> None:
-    """Record in the restored database that it was rebuilt from ``location``."""
-    from chaton.backups.models import Plan
+def do_record_rebuild(backup: Backup, *, location: str, acting_user: Account | None
+                      ) -> str | None:
+    """Record in the restored database that it was rebuilt from ``location``.
 
-    plan = Plan.objects.filter(name=backup.plan).first()
-    if plan is None:
-        return
+    The copy was taken while a backup ran: what it says is running was cut
+    short there, and is marked so. Return the name of the plan's repository
+    when it is recorded at another location than ``location`` (it moved), else None.
+    """
+    from chaton.backups.models import Drill, DrillOutcome, Outcome, Plan, Run, SourceResult
+    from chaton.core import clock
+
+    plan = Plan.objects.select_related("repository").filter(name=backup.plan).first()
+    message = _("Unknown: Chaton's database was restored from a copy taken while this ran.")
+    now = clock.now()
     with transaction.atomic():
+        Run.objects.filter(outcome=Outcome.RUNNING).update(
+            outcome=Outcome.FAILED, finished_at=now, error=message)
+        SourceResult.objects.filter(outcome=Outcome.RUNNING).update(
+            outcome=Outcome.FAILED, finished_at=now, error=message)
+        Drill.objects.filter(outcome=DrillOutcome.RUNNING).update(
+            outcome=DrillOutcome.FAILED, details=message)
+        if plan is None:
+            return None
         audit.record("backups.rebuild", plan, acting_user=acting_user,
                      actor_label=None if acting_user else "cli",
                      after={"location": location, "database_snapshot": backup.database_snapshot.id,
                             "directory_snapshot": backup.directory_snapshot.id
                             if backup.directory_snapshot else "",
                             "key_from": backup.key_origin, "key_id": key_id(backup.secrets_key)})
+    moved = plan.repository.location.rstrip("/") != location.rstrip("/")
+    return plan.repository.name if moved else None
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,11 @@ def restore(
                     % {"path": settings.DATA_DIR}, style="green", markup=False)
     from chaton.cli.runtime import acting_user
 
-    rebuild.do_record_rebuild(backup, location=location, acting_user=acting_user())
+    moved = rebuild.do_record_rebuild(backup, location=location, acting_user=acting_user())
+    if moved is not None:
+        console().print(_("Repository %(name)s is recorded at another location; if it moved: "
+                          "chaton backup repo set %(name)s --location %(location)s")
+                        % {"name": moved, "location": location}, style="yellow", markup=False)
     _restore_directory(backup, managed)
     _list_service_data(backup)
     console().print(_("Chaton is restored: start it with “chaton serve”. Make a new recovery "
