@@ -1,8 +1,10 @@
 """Secrets encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``).
 
 The key comes from ``$CHATON_SECRETS_KEY``, or from ``secrets.key`` in the data
-directory, created readable by its owner only. Keep a copy of that key apart
-from the backups of the database: one without the other reveals nothing.
+directory, created readable by its owner only. The default backup plan keeps
+it inside the (encrypted) repository, and the recovery kit
+(:mod:`chaton.backups.recovery`) shows it, to be stored off the server: without
+it, a backup of the database cannot be read.
 """
 
 from __future__ import annotations
