@@ -26,6 +26,7 @@ from chaton.core import secrets, throttle
 from chaton.core.errors import Conflict
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
+from chaton.testing.second_factor import login_with_second_factor
 
 PASSWORD = "correct horse battery staple"
 ADMIN_PASSWORD = "a long admin passphrase"
@@ -52,7 +53,7 @@ def admin():
 
 @pytest.fixture
 def admin_client(client, admin):
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     return client
 
 
@@ -236,7 +237,7 @@ def test_the_migration_adds_the_key_to_plans_that_back_up_chaton_once(repository
 
     from django.apps import apps
 
-    migration = importlib.import_module("chaton.backups.migrations.0002_recovery_kit")
+    migration = importlib.import_module("chaton.backups.migrations.0003_recovery_kit")
     plan = actions.do_create_plan("own", repository, acting_user=None)
     actions.do_add_source(plan, "chaton", "database", {}, acting_user=None)
     other = actions.do_create_plan("files", repository, acting_user=None)
