@@ -144,6 +144,9 @@ class ServicesConfig(Section):
     docker_url: str = "unix:///var/run/docker.sock"
     #: The worker reconciles every instance at this period, in seconds.
     reconcile_interval_seconds: int = 300
+    #: Closing an instance opened less than this many days ago (it holds no one's data yet)
+    #: is an ordinary action, unless a partner organization owns it; 0: always a decision.
+    new_instance_days: int = 7
 
 
 class ProxyConfig(Section):

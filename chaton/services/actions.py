@@ -715,8 +715,9 @@ def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account
     The removal runs after the commit; an engine that does not answer leaves
     the instance "being removed" until the worker finishes. Raise InvalidInput
     when ``confirm`` differs, DecisionRequired when the operation
-    ``service.close`` is extraordinary (by default it is) and ``authorised_by``
-    is not the operation of an adopted decision.
+    ``service.close`` is extraordinary (by default it is, once the instance is
+    ``services.new_instance_days`` old) and ``authorised_by`` is not the
+    operation of an adopted decision.
     """
     if confirm.strip() != instance.slug:
         raise InvalidInput(_("Type the instance's short name, %(slug)s, to confirm.")

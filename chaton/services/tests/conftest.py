@@ -99,6 +99,17 @@ def make_closing_ordinary() -> None:
     policy.save()
 
 
+def age_instances(days: int = 8) -> None:
+    """Make every instance opened ``days`` ago: past ``services.new_instance_days``, closing
+    one takes a decision again."""
+    import datetime as dt
+
+    from chaton.core import clock
+    from chaton.services.models import Instance
+
+    Instance.objects.update(created_at=clock.now() - dt.timedelta(days=days))
+
+
 @pytest.fixture
 def closing_is_ordinary() -> None:
     make_closing_ordinary()

@@ -19,7 +19,7 @@ from chaton.governance.policy import current
 from chaton.members import actions as member_actions
 from chaton.services import actions, catalog, jobs
 from chaton.services.models import Deployment, DesiredState, Host, Instance
-from chaton.services.tests.conftest import FakeEngines, RecordedProxy
+from chaton.services.tests.conftest import FakeEngines, RecordedProxy, age_instances
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -290,6 +290,7 @@ def test_upgrade_under_way_then_rolled_back_on_the_page(admin_client, host, engi
 def test_removal_asks_the_short_name_and_goes_through_the_gate(admin_client, host,
                                                                 engine) -> None:
     create(host)
+    age_instances()
     url = reverse("service-instance-remove", args=["pad"])
     content = text(admin_client.get(url))
     assert 'name="confirm"' in content and "service.close" in content
