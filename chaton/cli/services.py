@@ -287,6 +287,8 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
                   ) -> None:
     """Show an instance: live state, settings, history, plan."""
     setup_django()
+    from django.utils import timezone
+
     from chaton.services import diagram, queries, reconcile
     from chaton.services.forms import shown_value
 
@@ -316,7 +318,7 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
     for header in (_("When"), _("What"), _("Outcome"), _("Message")):
         table.add_column(header)
     for event in queries.events(instance, limit=20):
-        table.add_row(cell(event.created_at.strftime("%Y-%m-%d %H:%M")),
+        table.add_row(cell(timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M")),
                       cell(f"{event.get_kind_display()} {event.to_image}".strip()),
                       cell(event.get_outcome_display()), cell(event.message))
     out.print(table)
@@ -420,13 +422,19 @@ def instance_remove(
 
 @app.command("plan")
 def plan_command() -> None:
-    """Show what a reconcile would change on every host, changing nothing."""
+    """Show what a reconcile would change on every host and in the proxy, changing nothing."""
     setup_django()
     from chaton.services import queries
 
     plan = queries.preview()
     print_plan(plan)
-    if plan.is_noop and not plan.errors:
+    routes = queries.proxy_preview()
+    for line in routes.lines:
+        console().print(cell(line, "yellow"), soft_wrap=True)
+    if routes.error:
+        console().print(cell(_("x proxy: %(error)s") % {"error": routes.error}, "red"),
+                        soft_wrap=True)
+    if plan.is_noop and not plan.errors and routes.is_noop:
         console().print(_("Every host is up to date."), style="bold", markup=False)
 
 

@@ -170,3 +170,31 @@ def preview() -> reconcile.Plan:
     """Return what a reconcile would do now, without doing it."""
     plan, _engines, _instances = reconcile.plan()
     return plan
+
+
+@dataclass(frozen=True)
+class ProxyPreview:
+    """What a reconcile would change in the proxy: one line per change (``~ proxy: …``), or
+    why the proxy could not be read (``error``)."""
+
+    lines: tuple[str, ...]
+    error: str = ""
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.lines and not self.error
+
+
+def proxy_preview() -> ProxyPreview:
+    """Return what syncing every route would change in Caddy now: a route changed or removed
+    by hand shows here before the worker puts it back. Never raises: an unreachable or
+    refusing proxy is the preview's ``error``."""
+    from chaton.core.errors import ChatonError
+    from chaton.services import proxy
+
+    try:
+        changes = proxy.describe(proxy.plan_proxy(reconcile.routes()))
+    except ChatonError as error:
+        return ProxyPreview((), str(error))
+    return ProxyPreview(tuple(_("~ proxy: %(change)s") % {"change": change}
+                              for change in changes))

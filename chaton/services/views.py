@@ -320,6 +320,10 @@ def plan(request: HttpRequest) -> HttpResponse:
                            % {"applied": result.applied, "problems": "; ".join(problems)})
         return redirect("service-plan")
     the_plan = queries.preview()
+    routes = queries.proxy_preview()
+    lines = plan_lines(the_plan.lines()) + plan_lines(list(routes.lines))
+    if routes.error:
+        lines.append(("error", _("x proxy: %(error)s") % {"error": routes.error}))
     return render(request, "services/plan.html", {
-        "form": form, "lines": plan_lines(the_plan.lines()), "is_noop": the_plan.is_noop,
+        "form": form, "lines": lines, "is_noop": the_plan.is_noop and routes.is_noop,
         "errors": the_plan.errors})

@@ -38,10 +38,11 @@ def engines(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
 
 
 @pytest.fixture
-def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> RecordedProxy:
+def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedProxy]:
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
-    return recorder
+    with proxy.use_proxy(recorder.admin):
+        yield recorder
 
 
 @pytest.fixture
@@ -189,6 +190,39 @@ def test_plan_and_reconcile_repair_a_change_made_by_hand(cli, host, engine) -> N
     engine.available = False
     result = cli("reconcile")
     assert result.exit_code == 1
+
+
+def test_plan_shows_a_route_changed_by_hand_before_the_reconcile_repairs_it(
+        cli, host, engine, recorded_proxy: RecordedProxy) -> None:
+    ok(cli("instance", "add", "webtest", "pad.example.org"))
+    assert "Every host is up to date." in ok(cli("plan"))
+    # Someone points the pad's route elsewhere through Caddy's admin API.
+    config = recorded_proxy.admin.read_config()
+    route = config["apps"]["http"]["servers"]["chaton"]["routes"][0]
+    route["handle"][0]["upstreams"] = [{"dial": "203.0.113.9:80"}]
+    recorded_proxy.admin.load(config)
+    output = ok(cli("plan"))
+    assert ("~ proxy: Route changed: https://pad.example.org → 192.0.2.10:20000 "
+            "(was 203.0.113.9:80)") in output
+    assert "Every host is up to date." not in output
+    ok(cli("reconcile"))
+    assert "Every host is up to date." in ok(cli("plan"))
+    # A proxy that does not answer is said, never taken for "up to date".
+    recorded_proxy.admin.down = True
+    output = ok(cli("plan"))
+    assert "x proxy: The reverse proxy (Caddy) cannot be reached" in output
+    assert "Every host is up to date." not in output
+
+
+def test_instance_show_prints_local_time_as_the_pages_do(cli, host, engine, settings) -> None:
+    import datetime as dt
+
+    ok(cli("instance", "add", "webtest", "pad.example.org"))
+    moment = dt.datetime(2026, 7, 14, 21, 30, tzinfo=dt.UTC)  # 23:30 in Paris (summer)
+    Deployment.objects.update(created_at=moment)
+    settings.TIME_ZONE = "Europe/Paris"
+    output = ok(cli("instance", "show", "pad"))
+    assert "2026-07-14 23:30" in output and "21:30" not in output
 
 
 def test_diagram_to_a_file_and_to_standard_output(cli, host, engine, tmp_path: Path) -> None:

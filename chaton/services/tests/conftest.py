@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from chaton.adapters import caddy
+from chaton.adapters.caddy import FakeCaddyAdmin
 from chaton.adapters.docker import FakeEngine
 from chaton.services import actions, proxy, reconcile
 from chaton.services.models import Host
@@ -48,6 +50,9 @@ class RecordedProxy:
     def last(self) -> dict[str, str]:
         return {route.domain: route.upstream for route in self.calls[-1]}
 
+    #: An in-memory Caddy that serves what was handed over last: plans read it.
+    admin: FakeCaddyAdmin = field(default_factory=FakeCaddyAdmin)
+
     def __call__(self, routes: Sequence[proxy.Route], *, dry_run: bool = False) -> list[str]:
         if self.watch is not None:
             self.seen.append(self.watch())
@@ -55,6 +60,7 @@ class RecordedProxy:
             raise proxy.ProxyUnavailable("the recorded proxy is down")
         if not dry_run:
             self.calls.append(list(routes))
+            self.admin.load(caddy.build_config(routes, proxy.proxy_settings()))
         return []
 
 
@@ -73,10 +79,11 @@ def engines(test_catalog: Path) -> Iterator[FakeEngines]:
 
 
 @pytest.fixture
-def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> RecordedProxy:
+def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedProxy]:
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
-    return recorder
+    with proxy.use_proxy(recorder.admin):
+        yield recorder
 
 
 @pytest.fixture

@@ -338,6 +338,19 @@ def test_the_plan_page_shows_drift_and_repairs_it(admin_client, host, engine) ->
     assert Deployment.objects.filter(kind="repair").count() == 1
 
 
+def test_the_plan_page_shows_a_route_removed_by_hand(admin_client, host, engine,
+                                                      recorded_proxy: RecordedProxy) -> None:
+    create(host)
+    config = recorded_proxy.admin.read_config()
+    del config["apps"]["http"]["servers"]["chaton"]["routes"][0]
+    recorded_proxy.admin.load(config)
+    content = text(admin_client.get(reverse("service-plan")))
+    assert "~ proxy: Route added: https://pad.example.org" in content
+    assert "Every host is up to date" not in content
+    admin_client.post(reverse("service-plan"), {})
+    assert "Every host is up to date" in text(admin_client.get(reverse("service-plan")))
+
+
 def test_adding_a_host(admin_client, engines: FakeEngines, recorded_proxy) -> None:
     response = admin_client.post(reverse("service-host-create"), {
         "name": "box2", "docker_url": "tcp://192.0.2.20:2376", "address": "192.0.2.20",
