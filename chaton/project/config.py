@@ -163,6 +163,13 @@ class ProxyConfig(Section):
     #: A PEM file of the root that signs the ACME server's own HTTPS (a test CA such as pebble).
     acme_ca_root: str = ""
     acme_email: str = ""
+    #: Where certificates come from: "acme" (the ACME server above) or "internal" (Caddy's
+    #: own certificate authority, for a LAN or an intranet; its root is offered on
+    #: /services/ for people to install).
+    tls: str = "acme"
+    #: Caddy's log (JSON lines), read for the reason a certificate failed; empty: the
+    #: managed Caddy's ``data_dir/caddy/caddy.log``.
+    log_file: str = ""
 
 
 class Config(Section):

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, posted, show_error, signed_in
 from chaton.governance.gate import proposal_link
-from chaton.services import actions, catalog, diagram, queries, reconcile
+from chaton.services import actions, catalog, diagram, proxy, queries, reconcile
 from chaton.services.catalog import Manifest
 from chaton.services.forms import (
     ApplicationChoiceForm,
@@ -90,8 +90,25 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "services/overview.html", {
         "hosts": hosts, "rows": _rows(items),
         "diagram": diagram.draw(diagram.landscape(hosts, items)),
-        "roles": dict(HostRole.choices),
+        "roles": dict(HostRole.choices), "internal_ca": proxy.uses_internal_ca(),
     })
+
+
+@admin_required
+def root_certificate(request: HttpRequest) -> HttpResponse:
+    """The root certificate of the proxy's own authority (``proxy.tls = "internal"``), as a
+    file to install in browsers and systems; 404 when certificates come by ACME."""
+    if not proxy.uses_internal_ca():
+        raise Http404(_("The proxy's certificates come from an ACME authority: there is no "
+                        "root to install."))
+    try:
+        pem = proxy.root_certificate()
+    except ChatonError as error:
+        messages.error(request, str(error))
+        return redirect("service-overview")
+    response = HttpResponse(pem, content_type="application/x-x509-ca-cert")
+    response["Content-Disposition"] = 'attachment; filename="chaton-root.crt"'
+    return response
 
 
 @admin_required
@@ -186,7 +203,10 @@ def _instance_page(request: HttpRequest, instance: Instance, *,
         login_form = LoginGroupForm(initial={
             "login_group": instance.login_group.name if instance.login_group else None})
     plan, _engines, _planned = reconcile.plan(instances=[instance])
+    certificate_failure = (proxy.certificate_failure(instance.domain)
+                           if instance.state == DesiredState.RUNNING else None)
     return render(request, "services/instance_detail.html", {
+        "certificate_failure": certificate_failure,
         "instance": instance, "manifest": manifest, "row": _rows([item])[0],
         "settings_form": settings_form, "login_form": login_form,
         "upgrade_form": upgrade_form or UpgradeForm(),

@@ -123,13 +123,53 @@ def test_the_pages_are_for_administrators(client, host: Host) -> None:
                                               email="noa@example.org")
     urls = [reverse("service-overview"), reverse("service-catalog"),
             reverse("service-diagram"), reverse("service-instance", args=["pad"]),
-            reverse("service-instance-create"), reverse("service-plan")]
+            reverse("service-instance-create"), reverse("service-plan"),
+            reverse("service-root-certificate")]
     for url in urls:
         assert client.get(url).status_code == 302  # to the login page
     client.force_login(noa)
     for url in urls:
         assert client.get(url).status_code == 403
     assert "Services" not in client.get(reverse("profile")).content.decode()
+
+
+# -- certificates ---------------------------------------------------------------------------------
+
+
+def test_with_the_internal_authority_the_root_is_offered_with_instructions(
+        admin_client, host: Host, recorded_proxy: RecordedProxy) -> None:
+    settings.CHATON.proxy.tls = "internal"
+    try:
+        content = text(admin_client.get(reverse("service-overview")))
+        assert "own certificate authority" in content
+        assert reverse("service-root-certificate") in content
+        assert "update-ca-certificates" in content
+        response = admin_client.get(reverse("service-root-certificate"))
+        assert response.status_code == 200
+        assert response["Content-Disposition"] == 'attachment; filename="chaton-root.crt"'
+        assert response.content.decode() == recorded_proxy.admin.root
+        # A proxy that does not answer: back to the page, saying why.
+        recorded_proxy.admin.down = True
+        response = admin_client.get(reverse("service-root-certificate"), follow=True)
+        assert "cannot be reached" in text(response)
+    finally:
+        settings.CHATON.proxy.tls = "acme"
+    content = text(admin_client.get(reverse("service-overview")))
+    assert reverse("service-root-certificate") not in content
+    assert admin_client.get(reverse("service-root-certificate")).status_code == 404
+
+
+def test_a_certificate_that_failed_shows_on_the_instance_page_with_caddys_reason(
+        admin_client, host: Host, engine, recorded_proxy: RecordedProxy) -> None:
+    create(host)
+    page = reverse("service-instance", args=["pad"])
+    assert "No certificate for this domain" not in text(admin_client.get(page))
+    recorded_proxy.admin.failures["pad.example.org"] = (
+        "[pad.example.org] solving challenges: lookup acme-v02.api.letsencrypt.org: "
+        "no such host")
+    content = text(admin_client.get(page))
+    assert "No certificate for this domain" in content
+    assert "lookup acme-v02.api.letsencrypt.org: no such host" in content
 
 
 # -- the catalogue --------------------------------------------------------------------------------
