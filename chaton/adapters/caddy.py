@@ -49,6 +49,8 @@ import json
 import logging
 import os
 import re
+import socket
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -416,6 +418,8 @@ class ProxyAdmin(Protocol):
 
     def certificate_failure(self, domain: str) -> str | None: ...
 
+    def certificate_served(self, domain: str) -> bool: ...
+
 
 def certificate_failure_in_log(log_path: Path, domain: str, *,
                                tail_bytes: int = 2_000_000) -> str | None:
@@ -574,6 +578,30 @@ class CaddyAdmin:
             return None
         return certificate_failure_in_log(self.log_path, domain)
 
+    def certificate_served(self, domain: str) -> bool:
+        """Return whether Caddy completes a TLS handshake for ``domain`` on its HTTPS
+        listener (read from its configuration; 127.0.0.1 when it listens everywhere).
+
+        The certificate is not verified: only whether Caddy has one to present.
+        Raise ProxyUnreachable, ProxyRefused as :meth:`read_config`.
+        """
+        listen = _get(self.read_config(), "apps", "http", "servers", SERVER_NAME, "listen")
+        if not isinstance(listen, list) or not listen or not isinstance(listen[0], str):
+            return False
+        host, _colon, port_text = listen[0].rpartition(":")
+        host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - where to connect, not to listen
+            host = "127.0.0.1"
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((host, int(port_text)), timeout=self.timeout) as raw, \
+                    context.wrap_socket(raw, server_hostname=domain):
+                return True
+        except (OSError, ValueError):
+            return False
+
     def answers(self) -> bool:
         """Return whether the admin API answers right now."""
         try:
@@ -606,6 +634,10 @@ class FakeCaddyAdmin:
 
     def certificate_failure(self, domain: str) -> str | None:
         return self.failures.get(domain)
+
+    def certificate_served(self, domain: str) -> bool:
+        """A domain routed in the loaded configuration has a certificate, unless it failed."""
+        return domain in served_routes(self.read_config()) and domain not in self.failures
 
     def read_config(self) -> dict[str, Any]:
         if self.down:

@@ -276,10 +276,36 @@ def instance_add(
         owner=find_owner(organization or None, person or None), settings=values,
         login_group=find_group(login_group) if login_group else None, slug=slug, port=port,
         image=image)
-    console().print(_("Instance %(slug)s deployed at https://%(domain)s (host %(host)s, port "
-                      "%(port)d).") % {"slug": instance.slug, "domain": instance.domain,
-                                       "host": instance.host.name, "port": instance.port},
-                    style="green", markup=False)
+    report_certificate(instance)
+
+
+def report_certificate(instance: Instance) -> None:
+    """Say where a new instance answers: at https://domain once the proxy presents its
+    certificate; otherwise that it runs without one and Caddy's reason (exit 1), or that
+    the certificate is still being obtained."""
+    from django.conf import settings
+
+    from chaton.services import proxy
+
+    values = {"slug": instance.slug, "domain": instance.domain, "host": instance.host.name,
+              "port": instance.port}
+    served, failure = proxy.wait_for_certificate(
+        instance.domain, settings.CHATON.proxy.certificate_wait_seconds)
+    if served:
+        console().print(_("Instance %(slug)s deployed at https://%(domain)s (host %(host)s, "
+                          "port %(port)d).") % values, style="green", markup=False)
+        return
+    if failure is None:
+        console().print(_("Instance %(slug)s deployed on the host %(host)s, port %(port)d; the "
+                          "certificate for %(domain)s is still being obtained: see chaton "
+                          "service instance show %(slug)s.") % values, style="yellow",
+                        markup=False)
+        return
+    console().print(_("Instance %(slug)s deployed on the host %(host)s, port %(port)d, but "
+                      "https://%(domain)s does not work yet: the proxy has no certificate for "
+                      "it. Its reason: %(reason)s") % {**values, "reason": failure},
+                    style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 @instance_app.command("show")
@@ -289,8 +315,9 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
     setup_django()
     from django.utils import timezone
 
-    from chaton.services import diagram, queries, reconcile
+    from chaton.services import diagram, proxy, queries, reconcile
     from chaton.services.forms import shown_value
+    from chaton.services.models import DesiredState
 
     instance = find_instance(slug)
     item = queries.instance_with_state(instance)
@@ -314,6 +341,12 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
         out.print(cell(f"{label}: {value}"))
     for name, value in instance.settings.items():
         out.print(cell(f"  {name} = {shown_value(value)}"))
+    failure = (proxy.certificate_failure(instance.domain)
+               if instance.state == DesiredState.RUNNING else None)
+    if failure is not None:
+        out.print(cell(_("No certificate for %(domain)s; the proxy's reason: %(reason)s")
+                       % {"domain": instance.domain, "reason": failure}, "red"),
+                  soft_wrap=True)
     table = Table(title=_("History"))
     for header in (_("When"), _("What"), _("Outcome"), _("Message")):
         table.add_column(header)

@@ -170,6 +170,9 @@ class ProxyConfig(Section):
     #: Caddy's log (JSON lines), read for the reason a certificate failed; empty: the
     #: managed Caddy's ``data_dir/caddy/caddy.log``.
     log_file: str = ""
+    #: ``chaton service instance add`` waits this many seconds for a new domain's
+    #: certificate before it says whether https:// works.
+    certificate_wait_seconds: int = 30
 
 
 class Config(Section):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -125,6 +126,30 @@ def root_certificate() -> str:
     except caddy.ProxyRefused as error:
         raise ProxyRejected(_("The reverse proxy has no certificate authority yet: %(error)s")
                             % {"error": error}) from None
+
+
+def wait_for_certificate(domain: str, timeout: float) -> tuple[bool, str | None]:
+    """Given a domain just routed, wait until Caddy presents a certificate for it, Caddy
+    says why it could not get one, or ``timeout`` seconds pass.
+
+    Return (served, failure): (True, None) once a certificate is served; (False,
+    reason) when it failed (or the proxy cannot be asked); (False, None) when it
+    is still being obtained at the deadline.
+    """
+    admin = proxy_admin()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if admin.certificate_served(domain):
+                return True, None
+        except caddy.CaddyError as error:
+            return False, str(error)
+        failure = admin.certificate_failure(domain)
+        if failure is not None:
+            return False, failure
+        if time.monotonic() >= deadline:
+            return False, None
+        time.sleep(0.5)
 
 
 def certificate_failure(domain: str) -> str | None:

@@ -214,6 +214,19 @@ def test_plan_shows_a_route_changed_by_hand_before_the_reconcile_repairs_it(
     assert "Every host is up to date." not in output
 
 
+def test_instance_add_never_claims_https_without_a_certificate(
+        cli, host, engine, recorded_proxy: RecordedProxy) -> None:
+    reason = "[pad.example.org] solving challenges: lookup acme-v02.api.letsencrypt.org: no such host"
+    recorded_proxy.admin.failures["pad.example.org"] = reason
+    result = cli("instance", "add", "webtest", "pad.example.org")
+    assert result.exit_code == 1
+    assert "deployed at https://" not in result.stdout
+    assert "does not work yet: the proxy has no certificate" in result.stdout
+    assert "no such host" in result.stdout
+    assert Instance.objects.get().state == "running"  # deployed all the same
+    assert "No certificate for pad.example.org" in ok(cli("instance", "show", "pad"))
+
+
 def test_instance_show_prints_local_time_as_the_pages_do(cli, host, engine, settings) -> None:
     import datetime as dt
 

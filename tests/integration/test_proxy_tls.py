@@ -412,3 +412,53 @@ def test_serve_without_its_caddy_still_serves_the_pages(tmp_path: Path) -> None:
     assert not caddy_answered
     assert "the reverse proxy (Caddy) did not start" in output
     assert "Stopped." in output
+
+
+# -- certificates without ACME, and a failed ACME issuance --------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_internal_tls_serves_a_certificate_that_verifies_against_the_downloaded_root(
+        caddy: ManagedCaddy, backends: list[Backend], client, directory,
+        tmp_path: Path) -> None:
+    """No ACME server at all: Caddy's own authority issues the certificate, and a client
+    that trusts only the root downloaded from /services/ gets the page."""
+    from django.urls import reverse
+
+    from chaton.directory.actions import do_create_account
+    from chaton.services.proxy import wait_for_certificate
+
+    settings.CHATON.proxy.tls = "internal"
+    settings.CHATON.proxy.acme_ca = "https://127.0.0.1:1/never-asked"
+    domain, backend = _domain("intranet"), backends[0]
+    sync_proxy([Route(domain, backend.upstream)])
+    assert wait_for_certificate(domain, timeout=30) == (True, None)
+    client.force_login(do_create_account("camille", acting_user=None, display_name="Camille",
+                                         email="camille@example.org", is_admin=True))
+    response = client.get(reverse("service-root-certificate"))
+    assert response.status_code == 200
+    root = tmp_path / "chaton-root.crt"
+    root.write_bytes(response.content)
+    answer = _wait(domain, backend, root)
+    assert answer.status == 200 and answer.body == backend.page
+    names = answer.certificate.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert domain in [name.value for name in names]
+    # A client that does not trust that root refuses the site: nothing is accepted blindly.
+    with pytest.raises(ssl.SSLError):
+        https_get(domain, _https_port(), roots=Path("/etc/ssl/certs/ca-certificates.crt"))
+
+
+def test_a_failed_acme_issuance_says_caddys_reason(caddy: ManagedCaddy,
+                                                  backends: list[Backend]) -> None:
+    """An ACME server nobody answers at: the handshake fails, and the reason Caddy logged is
+    what Chaton shows (instance page, CLI) instead of claiming https:// works."""
+    from chaton.services.proxy import certificate_failure, wait_for_certificate
+
+    settings.CHATON.proxy.acme_ca = f"https://127.0.0.1:{free_port()}/directory"
+    domain = _domain("offline")
+    sync_proxy([Route(domain, backends[0].upstream)])
+    served, reason = wait_for_certificate(domain, timeout=60)
+    assert not served
+    assert reason is not None and "connection refused" in reason.lower(), reason
+    assert certificate_failure(domain) == reason
