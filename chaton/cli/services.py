@@ -105,7 +105,7 @@ def host_list() -> None:
     for status in diagram.host_statuses():
         host = status.host
         engine = (cell(_("answers, Docker %(version)s") % {"version": status.version}, "green")
-                  if status.reachable else cell(status.error, "red"))
+                  if status.reachable else cell(f"{status.error}\n{status.advice}", "red"))
         table.add_row(cell(host.name + (" *" if host.is_default else "")),
                       cell(host.docker_url), cell(", ".join(host.roles)),
                       cell(_("manager") if host.swarm else _("no")), engine)

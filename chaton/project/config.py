@@ -142,6 +142,19 @@ class BackupsConfig(Section):
 class ServicesConfig(Section):
     #: The embedded default host's Docker endpoint.
     docker_url: str = "unix:///var/run/docker.sock"
+    #: Whether ``chaton serve`` runs a dockerd of its own on ``docker_url``'s socket:
+    #: "auto" when no engine answers there and no systemd runs (which would run Docker's
+    #: own service), "yes" always, "no" never.
+    docker_managed: str = "auto"
+    #: A managed dockerd's images, containers and volumes; empty: ``data_dir/docker/data``
+    #: ("/var/lib/docker" shares the system's).
+    docker_data_root: str = ""
+    #: A managed dockerd's runtime state (short: sockets go under it); empty:
+    #: ``data_dir/docker/exec`` ("/var/run/docker" is the system's).
+    docker_exec_root: str = ""
+    #: More arguments for a managed dockerd (``--iptables=false`` where the machine's
+    #: firewall is not Docker's to change …).
+    docker_arguments: list[str] = []  # copied per instance by Section
     #: The worker reconciles every instance at this period, in seconds.
     reconcile_interval_seconds: int = 300
     #: Closing an instance opened less than this many days ago (it holds no one's data yet)

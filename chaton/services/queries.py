@@ -91,7 +91,9 @@ class InstanceWithState:
 def _live_state(instance: Instance, snapshot: Snapshot | None, error: str,
                 upgrade: Deployment | None) -> LiveState:
     if snapshot is None:
-        return LiveState("unreachable", detail=error)
+        # The engine's own message is on the host's row, once, with what to do.
+        return LiveState("unreachable", detail=_("the Docker engine of %(host)s does not "
+                                                 "answer") % {"host": instance.host.name})
     workloads = tuple(workload for workload in snapshot.workloads
                       if workload.instance == instance.slug)
     if instance.state == DesiredState.REMOVED:

@@ -35,7 +35,7 @@ pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testin
 
 #: The variables this plugin sets; their previous values come back at the end.
 _MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_PROXY_MANAGED",
-                      "CHATON_CONFIG",
+                      "CHATON_SERVICES_DOCKER_MANAGED", "CHATON_CONFIG",
                       "CHATON_DATABASE_URL")
 
 
@@ -100,6 +100,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         os.environ["CHATON_LDAP_MANAGED"] = "false"
         # Nor a Caddy on the default ports: the proxy tests start theirs (chaton.testing.acme).
         os.environ["CHATON_PROXY_MANAGED"] = "false"
+        # Nor a dockerd on the system's socket: the services tests start theirs
+        # (chaton.testing.docker), and the managed one is tested on a socket of its own.
+        os.environ["CHATON_SERVICES_DOCKER_MANAGED"] = "no"
         # An empty configuration file: a developer's ./chaton.toml must not leak in.
         empty_configuration = data_directory / "chaton.toml"
         empty_configuration.touch()

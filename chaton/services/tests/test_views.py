@@ -99,6 +99,24 @@ def test_an_engine_that_does_not_answer_is_shown_not_raised(
     content = text(admin_client.get(reverse("service-overview")))
     assert "unreachable" in content and "the fake engine is down" in content
     assert "engine unreachable" in content
+    # Docker's own message once, beside what to do, in the reader's language.
+    assert content.count("the fake engine is down") == 1
+    assert "Start a Docker engine on /run/fake/docker.sock" in content
+    assert "the Docker engine of box does not answer" in content
+
+
+def test_an_unreachable_engine_is_explained_in_french(
+        client, admin, host: Host, engine: FakeEngine) -> None:
+    engine.available = False
+    host.is_default = True
+    host.save(update_fields=["is_default"])
+    client.force_login(admin)
+    client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "fr"})
+    content = text(client.get(reverse("service-overview")))
+    assert content.count("the fake engine is down") == 1
+    assert '<html lang="fr">' in content
+    # Its advice names the setting to use, whatever the language.
+    assert "docker_managed" in content
 
 
 def test_the_overview_costs_the_same_queries_for_2_and_20_instances(
