@@ -30,6 +30,9 @@ host_app = typer.Typer(no_args_is_help=True, add_completion=False)
 instance_app = typer.Typer(no_args_is_help=True, add_completion=False)
 app.add_typer(host_app, name="host", help="The machines that run the services.")
 app.add_typer(instance_app, name="instance", help="Instances of the catalogue's applications.")
+image_app = typer.Typer(no_args_is_help=True, add_completion=False)
+app.add_typer(image_app, name="image", help="Images loaded onto hosts from archives, without "
+              "a registry.")
 
 #: The colour of a plan line, by its first character (see reconcile.Plan.lines).
 STYLES = {"+": "green", "~": "yellow", "^": "cyan", "*": "blue", "-": "red", "!": "magenta",
@@ -204,6 +207,71 @@ def catalog_command(
     out.print(table)
 
 
+# -- images loaded from archives ----------------------------------------------------------------
+
+
+@image_app.command("import")
+def image_import(
+    archive: Annotated[Path, typer.Argument(
+        metavar="FILE", help="An archive made by docker save (a .tar, compressed or not).")],
+    host: Annotated[str, typer.Option("--host", help="The host (default: the default host).")
+                    ] = "",
+) -> None:
+    """Load the images of an archive onto a host, pinned by their ids; no registry needed.
+
+    An instance then names one by repository:tag or by id (--image).
+    """
+    setup_django()
+    from chaton.core.errors import InvalidInput
+    from chaton.services import actions
+
+    chosen = find_host(host) if host else _default_host()
+    try:
+        file = archive.open("rb")
+    except OSError as error:
+        raise InvalidInput(_("Cannot read %(path)s: %(error)s")
+                           % {"path": archive, "error": error.strerror or error},
+                           field="archive") from None
+    with file:
+        records = actions.do_import_image(chosen, file, acting_user=acting_user())
+    for record in records:
+        console().print(_("Loaded on %(host)s: %(name)s, pinned as %(id)s.") % {
+            "host": chosen.name, "name": record.reference or _("(untagged)"),
+            "id": record.image_id}, style="green", markup=False, soft_wrap=True)
+
+
+@image_app.command("list")
+def image_list(
+    host: Annotated[str, typer.Option("--host", help="Only this host's.")] = "",
+) -> None:
+    """List the images loaded onto the hosts from archives."""
+    setup_django()
+    from django.utils import timezone
+
+    from chaton.services import queries
+
+    table = Table(title=_("Images loaded from archives"))
+    for header in (_("Host"), _("Name"), _("Image id"), _("Loaded")):
+        # An id is typed back whole (--image): folded, never cut.
+        table.add_column(header, overflow="fold")
+    for record in queries.loaded_images(host=find_host(host) if host else None):
+        table.add_row(cell(record.host.name), cell(record.reference or "—"),
+                      cell(record.image_id),
+                      cell(timezone.localtime(record.loaded_at).strftime("%Y-%m-%d %H:%M")))
+    console().print(table)
+
+
+def _default_host() -> Host:
+    """Return the default host. Raise InvalidInput when there is none."""
+    from chaton.core.errors import InvalidInput
+    from chaton.services import queries
+
+    default = queries.default_host()
+    if default is None:
+        raise InvalidInput(_("There is no default host: name one with --host."), field="host")
+    return default
+
+
 # -- instances -----------------------------------------------------------------------------------
 
 
@@ -251,7 +319,8 @@ def instance_add(
     port: Annotated[int | None, typer.Option("--port", help="The port published on the host.")
                     ] = None,
     image: Annotated[str, typer.Option("--image", help="Another image pin than the "
-                                       "catalogue's.")] = "",
+                                       "catalogue's, or an image loaded onto the host "
+                                       "(repository:tag or its sha256 id).")] = "",
 ) -> None:
     """Open an instance of an application and deploy it."""
     setup_django()
@@ -328,10 +397,9 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
         "state": diagram.state_label(state),
         "detail": f" ({item.live.detail})" if item.live.detail else ""},
         STATE_STYLES[diagram.state_tone(state)]))
-    try:
-        image = instance.image
-    except KeyError:
-        image = instance.image_override
+    from chaton.services.actions import image_label
+
+    image = image_label(instance)
     for label, value in (
             (_("Application"), instance.application), (_("Host"), instance.host.name),
             (_("Port"), str(instance.port)), (_("Image"), image),

@@ -9,6 +9,7 @@ urlpatterns = [
     path("services/diagram.svg", views.diagram_svg, name="service-diagram"),
     path("services/root.crt", views.root_certificate, name="service-root-certificate"),
     path("services/catalog/", views.catalog_list, name="service-catalog"),
+    path("services/images/", views.images, name="service-images"),
     path("services/plan/", views.plan, name="service-plan"),
     path("services/hosts/new/", views.host_create, name="service-host-create"),
     path("services/instances/new/", views.instance_create, name="service-instance-create"),

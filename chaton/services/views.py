@@ -30,6 +30,7 @@ from chaton.services.catalog import Manifest
 from chaton.services.forms import (
     ApplicationChoiceForm,
     HostForm,
+    ImageImportForm,
     InstanceForm,
     LoginGroupForm,
     ReconcileForm,
@@ -137,14 +138,46 @@ def _setting_rows(manifest: Manifest) -> list[dict[str, Any]]:
 def catalog_list(request: HttpRequest) -> HttpResponse:
     """Every application: what it is, its image pin, LDAP (or why not), its database, what
     is backed up, its settings with their defaults and bounds."""
+    manifests = list(catalog.all_manifests().values())
+    availability = queries.image_availability(
+        [image for manifest in manifests for image in _images_of(manifest)])
     applications = []
-    for manifest in catalog.all_manifests().values():
+    for manifest in manifests:
         volumes = {volume.name: volume.path for volume in manifest.volumes}
         applications.append({
             "manifest": manifest, "settings": _setting_rows(manifest),
             "backed_up": [(name, volumes.get(name, "")) for name in manifest.user_data],
+            "availability": [item for image in _images_of(manifest)
+                             for item in availability[image]],
         })
     return render(request, "services/catalog.html", {"applications": applications})
+
+
+def _images_of(manifest: Manifest) -> list[str]:
+    return [manifest.image] + ([manifest.database.image] if manifest.database else [])
+
+
+@admin_required
+def images(request: HttpRequest) -> HttpResponse:
+    """The images loaded onto each host from archives (GET); load one (POST, a file in
+    ``docker save`` format), without a registry."""
+    form = ImageImportForm(posted(request), request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["archive"]
+        try:
+            records = actions.do_import_image(form.cleaned_data["host"], upload.file,
+                                              acting_user=signed_in(request))
+        except ChatonError as error:
+            show_error(form, error, {"image": "archive"})
+        else:
+            messages.success(request, ngettext(
+                "%(count)d image was loaded: %(names)s.", "%(count)d images were loaded: "
+                "%(names)s.", len(records)) % {
+                "count": len(records),
+                "names": ", ".join(record.reference or record.image_id for record in records)})
+            return redirect("service-images")
+    return render(request, "services/images.html", {
+        "form": form, "images": queries.loaded_images()})
 
 
 # -- instances -----------------------------------------------------------------------------------
@@ -180,7 +213,7 @@ def instance_create(request: HttpRequest) -> HttpResponse:
             instance = actions.do_create_instance(
                 manifest.name, data["domain"], data["host"], acting_user=signed_in(request),
                 owner=data["organization"], login_group=data.get("login_group"),
-                settings=settings_form.values(), slug=data["slug"])
+                settings=settings_form.values(), slug=data["slug"], image=data["image"])
         except ChatonError as error:
             _show_instance_error(error, form, settings_form, {"owner": "organization"})
         else:
@@ -213,6 +246,7 @@ def _instance_page(request: HttpRequest, instance: Instance, *,
         "current_settings": [(name, shown_value(value))
                              for name, value in instance.settings.items()],
         "events": queries.events(instance), "upgrade": queries.upgrade_under_way(instance),
+        "image_label": actions.image_label(instance),
         "plan_lines": plan_lines(plan.lines()), "plan_is_noop": plan.is_noop and not plan.errors,
         "running": instance.state == DesiredState.RUNNING,
         "removing": instance.state == DesiredState.REMOVED,

@@ -17,7 +17,7 @@ from chaton.cli.app import app
 from chaton.governance.policy import current
 from chaton.services import actions, proxy, reconcile
 from chaton.services.models import Deployment, Host, Instance
-from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
+from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy, saved_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -225,6 +225,53 @@ def test_instance_add_never_claims_https_without_a_certificate(
     assert "no such host" in result.stdout
     assert Instance.objects.get().state == "running"  # deployed all the same
     assert "No certificate for pad.example.org" in ok(cli("instance", "show", "pad"))
+
+
+def test_an_image_loaded_from_an_archive_runs_pinned_by_its_id(
+        cli, host, engines, engine, tmp_path: Path) -> None:
+    data, image_id = saved_archive(["chaton-test/web:offline"])
+    archive = tmp_path / "web.tar"
+    archive.write_bytes(data)
+    output = ok(cli("image", "import", str(archive)))
+    assert f"Loaded on box: chaton-test/web:offline, pinned as {image_id}." in output
+    assert image_id[:20] in ok(cli("image", "list")).replace("\n", "")
+    # By its name: pinned by the id, which Docker never pulls.
+    ok(cli("instance", "add", "webtest", "pad.example.org", "--image",
+           "chaton-test/web:offline"))
+    instance = Instance.objects.get()
+    assert instance.image == image_id
+    assert engine.workloads[next(iter(engine.workloads))].workload.image == image_id
+    assert "Image: chaton-test/web:offline (sha256:" in ok(cli("instance", "show", "pad"))
+    # By its id, too; and the same archive twice changes nothing.
+    ok(cli("image", "import", str(archive)))
+    ok(cli("instance", "add", "webtest", "team.example.org", "--image", image_id))
+    assert Instance.objects.get(slug="team").image == image_id
+
+
+def test_only_images_loaded_onto_that_host_are_accepted(
+        cli, host, engines, engine, tmp_path: Path) -> None:
+    data, image_id = saved_archive(["chaton-test/web:offline"])
+    other = actions.do_create_host("box2", "unix:///run/fake/other.sock", acting_user=None,
+                                   address=ADDRESS)
+    archive = tmp_path / "web.tar"
+    archive.write_bytes(data)
+    ok(cli("image", "import", str(archive), "--host", "box2"))
+    # Loaded on box2, not on box: neither its name nor its id opens an instance on box.
+    for image in ("chaton-test/web:offline", image_id):
+        line = one_error_line(cli("instance", "add", "webtest", "pad.example.org",
+                                  "--image", image))
+        # (The test application is local: its tags are looked for on the engine too.)
+        assert "host box" in line, line
+    # An id made up, a tag nobody loaded: refused before anything is made.
+    assert "No image with the id" in one_error_line(cli(
+        "instance", "add", "webtest", "pad.example.org", "--image", "sha256:" + "0" * 64,
+        "--host", "box2"))
+    assert not Instance.objects.exists() and not engine.workloads
+    assert not engines[other.name].workloads
+    # Not an image archive: one line, nothing recorded.
+    archive.write_bytes(b"not a tar")
+    assert "refused the image archive" in one_error_line(cli("image", "import", str(archive)))
+    assert "Cannot read" in one_error_line(cli("image", "import", str(tmp_path / "none.tar")))
 
 
 def test_instance_show_prints_local_time_as_the_pages_do(cli, host, engine, settings) -> None:

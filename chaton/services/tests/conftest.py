@@ -125,3 +125,24 @@ def closing_is_ordinary() -> None:
 @pytest.fixture(autouse=True)
 def _in_english(english: None) -> None:
     """These tests read the engine's and the proxy's messages in English."""
+
+
+def saved_archive(tags: Sequence[str], *, seed: str = "web") -> tuple[bytes, str]:
+    """Return a small archive laid out as ``docker save`` makes it (``manifest.json`` naming
+    each image's configuration blob and tags) and the id an engine gives the image."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    digest = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": f"blobs/sha256/{digest}", "RepoTags": list(tags),
+                            "Layers": []}]).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in ((f"blobs/sha256/{digest}", config), ("manifest.json", manifest)):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue(), f"sha256:{digest}"
