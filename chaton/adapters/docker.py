@@ -297,37 +297,6 @@ class Engine(Protocol):
     def execute(self, workload: Workload, command: Sequence[str], *, user: str = "",
                 workdir: str = "") -> tuple[int, str]: ...
 
-    def load_images(self, archive: BinaryIO) -> list[LoadedImage]:
-        """Load the images of an archive in ``docker save`` format (``docker load``) and
-        return them, each with its id and size, in the order the engine named them.
-
-        Raise EngineError when the engine refuses the archive (not an image
-        archive, a layer that does not match …), EngineUnreachable.
-        """
-        names: list[str] = []
-        with self._errors(what="image archive"):
-            for message in self.api.load_image(archive):
-                if not isinstance(message, dict):
-                    continue
-                if message.get("error"):
-                    raise EngineError(f"{self.url} refused the image archive: "
-                                      f"{message['error']}")
-                text = str(message.get("stream", "")).strip()
-                for prefix in ("Loaded image ID: ", "Loaded image: "):
-                    if text.startswith(prefix):
-                        names.append(text.removeprefix(prefix).strip())
-        if not names:
-            raise EngineError(f"{self.url} loaded no image from the archive: is it made by "
-                              "docker save?")
-        loaded = []
-        for name in names:
-            with self._errors(image=name, what="image"):
-                details = self.api.inspect_image(name)
-            loaded.append(LoadedImage(reference="" if IMAGE_ID.match(name) else name,
-                                      image_id=str(details["Id"]),
-                                      size=int(details.get("Size") or 0)))
-        return loaded
-
     def logs(self, workload: Workload, *, tail: int = 50) -> str: ...
 
     def close(self) -> None: ...
@@ -595,6 +564,37 @@ class DockerEngine:
             raise ImageNotFound(f"image {image} cannot be pulled on {self.url}: {error}") from None
         if not self.has_image(image):
             raise ImageNotFound(f"image {image} is still not on {self.url} after a pull")
+
+    def load_images(self, archive: BinaryIO) -> list[LoadedImage]:
+        """Load the images of an archive in ``docker save`` format (``docker load``) and
+        return them, each with its id and size, in the order the engine named them.
+
+        Raise EngineError when the engine refuses the archive (not an image
+        archive, a layer that does not match …), EngineUnreachable.
+        """
+        names: list[str] = []
+        with self._errors(what="image archive"):
+            for message in self.api.load_image(archive):
+                if not isinstance(message, dict):
+                    continue
+                if message.get("error"):
+                    raise EngineError(f"{self.url} refused the image archive: "
+                                      f"{message['error']}")
+                text = str(message.get("stream", "")).strip()
+                for prefix in ("Loaded image ID: ", "Loaded image: "):
+                    if text.startswith(prefix):
+                        names.append(text.removeprefix(prefix).strip())
+        if not names:
+            raise EngineError(f"{self.url} loaded no image from the archive: is it made by "
+                              "docker save?")
+        loaded = []
+        for name in names:
+            with self._errors(image=name, what="image"):
+                details = self.api.inspect_image(name)
+            loaded.append(LoadedImage(reference="" if IMAGE_ID.match(name) else name,
+                                      image_id=str(details["Id"]),
+                                      size=int(details.get("Size") or 0)))
+        return loaded
 
     def logs(self, workload: Workload, *, tail: int = 50) -> str:
         """Return the last ``tail`` lines a workload wrote (stdout and stderr)."""
