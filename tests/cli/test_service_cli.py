@@ -216,7 +216,8 @@ def test_plan_shows_a_route_changed_by_hand_before_the_reconcile_repairs_it(
 
 def test_instance_add_never_claims_https_without_a_certificate(
         cli, host, engine, recorded_proxy: RecordedProxy) -> None:
-    reason = "[pad.example.org] solving challenges: lookup acme-v02.api.letsencrypt.org: no such host"
+    reason = ("[pad.example.org] solving challenges: lookup acme-v02.api.letsencrypt.org: "
+              "no such host")
     recorded_proxy.admin.failures["pad.example.org"] = reason
     result = cli("instance", "add", "webtest", "pad.example.org")
     assert result.exit_code == 1
