@@ -191,6 +191,31 @@ def test_changed_upstream_is_reported_and_served(caddy: ManagedCaddy, pebble: Pe
     _wait(domain, backends[1], roots, timeout=5)
 
 
+def test_a_route_changed_by_hand_shows_in_the_plan_before_the_sync_puts_it_back(
+        caddy: ManagedCaddy, pebble: Pebble, backends: list[Backend]) -> None:
+    from chaton.services.proxy import describe, plan_proxy
+
+    domain, roots = _domain("hand"), pebble.roots_path()
+    routes = [Route(domain, backends[0].upstream)]
+    sync_proxy(routes)
+    _wait(domain, backends[0], roots)
+    # Someone points the route at the other backend through Caddy's own admin API.
+    body = json.dumps([{"dial": backends[1].upstream}]).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", caddy.port, timeout=10)
+    connection.request("PATCH", f"/id/chaton-route-{domain}/handle/0/upstreams", body=body,
+                       headers={"Content-Type": "application/json"})
+    assert connection.getresponse().status == 200
+    connection.close()
+    _wait(domain, backends[1], roots, timeout=5)
+    [line] = describe(plan_proxy(routes))
+    assert domain in line and backends[0].upstream in line and backends[1].upstream in line
+    # The plan changed nothing; the sync does, and then the plan is empty.
+    _wait(domain, backends[1], roots, timeout=5)
+    assert sync_proxy(routes) == [line]
+    _wait(domain, backends[0], roots, timeout=5)
+    assert describe(plan_proxy(routes)) == []
+
+
 def test_an_admin_api_that_is_down_is_a_clear_error_and_the_next_sync_completes(
         caddy: ManagedCaddy, pebble: Pebble, backends: list[Backend]) -> None:
     first, second = _domain("first"), _domain("second")
