@@ -160,6 +160,10 @@ class ServicesConfig(Section):
     #: Closing an instance opened less than this many days ago (it holds no one's data yet)
     #: is an ordinary action, unless a partner organization owns it; 0: always a decision.
     new_instance_days: int = 7
+    #: Seconds an upgrade's new version must stay healthy (Docker's own health check when
+    #: its image declares one, and the manifest's HTTP check) before it takes the traffic
+    #: and the old version is removed.
+    upgrade_stability_seconds: float = 30.0
 
 
 class ProxyConfig(Section):

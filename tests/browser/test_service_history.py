@@ -20,6 +20,7 @@ from chaton.directory import actions as directory_actions
 from chaton.services import actions, proxy, reconcile
 from chaton.services.models import Deployment, DeploymentKind, Outcome
 from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration,
               pytest.mark.django_db(transaction=True)]
@@ -53,8 +54,7 @@ def test_the_history_table_keeps_to_the_page(live_server, browser: Browser, dire
     admin = directory_actions.do_create_account("camille", acting_user=None,
                                                 display_name="Camille",
                                                 email="camille@example.org", is_admin=True)
-    client = Client()
-    client.force_login(admin)
+    client = login_with_second_factor(Client(), admin)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     for width, height in ((1280, 900), (390, 844)):
         context = browser.new_context(locale="en-GB", viewport={"width": width,

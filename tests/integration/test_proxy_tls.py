@@ -452,14 +452,16 @@ def test_internal_tls_serves_a_certificate_that_verifies_against_the_downloaded_
 
     from chaton.directory.actions import do_create_account
     from chaton.services.proxy import wait_for_certificate
+    from chaton.testing.second_factor import login_with_second_factor
 
     settings.CHATON.proxy.tls = "internal"
     settings.CHATON.proxy.acme_ca = "https://127.0.0.1:1/never-asked"
     domain, backend = _domain("intranet"), backends[0]
     sync_proxy([Route(domain, backend.upstream)])
     assert wait_for_certificate(domain, timeout=30) == (True, None)
-    client.force_login(do_create_account("camille", acting_user=None, display_name="Camille",
-                                         email="camille@example.org", is_admin=True))
+    login_with_second_factor(client, do_create_account(
+        "camille", acting_user=None, display_name="Camille", email="camille@example.org",
+        is_admin=True))
     response = client.get(reverse("service-root-certificate"))
     assert response.status_code == 200
     root = tmp_path / "chaton-root.crt"

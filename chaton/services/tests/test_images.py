@@ -18,6 +18,7 @@ from chaton.directory import actions as directory_actions
 from chaton.services import actions, catalog
 from chaton.services.models import Host, HostImage
 from chaton.services.tests.conftest import FakeEngines, saved_archive
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client(client, directory):
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
-    client.force_login(directory_actions.do_create_account(
+    login_with_second_factor(client, directory_actions.do_create_account(
         "camille", acting_user=None, display_name="Camille", email="camille@example.org",
         is_admin=True))
     return client
