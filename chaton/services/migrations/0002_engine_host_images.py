@@ -14,18 +14,24 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='HostImage',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('reference', models.CharField(blank=True, max_length=300, verbose_name='name')),
                 ('image_id', models.CharField(max_length=71, verbose_name='image id')),
                 ('size', models.PositiveBigIntegerField(default=0, verbose_name='size')),
                 ('loaded_at', models.DateTimeField(verbose_name='loaded')),
-                ('loaded_by', models.CharField(blank=True, max_length=150, verbose_name='loaded by')),
-                ('host', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='services.host', verbose_name='host')),
+                ('loaded_by', models.CharField(blank=True, max_length=150,
+                                               verbose_name='loaded by')),
+                ('host', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE,
+                                           related_name='images', to='services.host',
+                                           verbose_name='host')),
             ],
             options={
                 'verbose_name': 'loaded image',
                 'ordering': ['host__name', 'reference', '-loaded_at'],
-                'constraints': [models.UniqueConstraint(fields=('host', 'reference', 'image_id'), name='services_host_image_once')],
+                'constraints': [models.UniqueConstraint(
+                    fields=('host', 'reference', 'image_id'),
+                    name='services_host_image_once')],
             },
         ),
     ]
