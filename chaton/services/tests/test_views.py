@@ -111,7 +111,7 @@ def test_an_unreachable_engine_is_explained_in_french(
     engine.available = False
     host.is_default = True
     host.save(update_fields=["is_default"])
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "fr"})
     content = text(client.get(reverse("service-overview")))
     assert content.count("the fake engine is down") == 1
