@@ -14,6 +14,13 @@ status      code
             governance endpoints; ``decision_required``: an extraordinary
             operation asked for directly (``link`` opens a proposal for it);
             ``not_a_voter``: the caller is not in the ballot's electorate
+202         not an error: long work (initialising a repository, a backup, a
+            retention pass, a drill, a restore, an upgrade) answers a job,
+            ``{"id", "state", "progress", "result", "error", "url", …}``, to
+            poll at ``GET /api/v1/jobs/{id}`` until ``state`` is
+            ``succeeded`` (``result`` holds what the work answers) or
+            ``failed`` (``error`` holds the code, message, field and the
+            status below that the work's error would have had)
 404         ``not_found``: an unknown id, uid, group name or path
 405         ``method_not_allowed``
 409         ``conflict``: the value is taken (uid, email, name …);
@@ -208,6 +215,7 @@ api.add_router("/", directory_api.me_router)
 api.add_router("/", directory_api.groups_router)
 api.add_router("/", directory_api.directory_router)
 api.add_router("/", core_api.router)
+api.add_router("/", core_api.jobs_router)
 api.add_router("/governance", governance_api.router)
 api.add_router("/backups", backups_api.router)
 api.add_router("/services", services_api.router)
