@@ -10,6 +10,11 @@ an instance, opening one for a partner organization), ``engine_unreachable``
 ``engine_error`` (502), ``proxy_unavailable`` (503). No answer ever carries
 an instance's secrets.
 
+An upgrade (blue/green, waiting for health) is long: its endpoint checks the
+request, records the attempt, and answers ``202 Accepted`` with a job to poll
+at ``GET /api/v1/jobs/{id}`` (see :mod:`chaton.core.jobs`), whose result is the
+attempt (``outcome`` healthy or rolled_back).
+
 The instances' live state comes from one snapshot per host: the lists are
 not paginated (a collective runs a handful of services, not thousands).
 """
@@ -19,19 +24,22 @@ import datetime as dt
 import re
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 from pydantic import StrictBool, model_validator
 
-from chaton.core.api import ERRORS, ErrorOut, InputSchema, acting_account
+from chaton.core import jobs
+from chaton.core.api import ERRORS, ErrorOut, InputSchema, JobOut, acting_account, as_json
 from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.models import Job
 from chaton.directory.api import group_or_404
 from chaton.directory.models import Group
 from chaton.members.models import Organization, Person
 from chaton.services import actions, catalog, diagram, queries, reconcile
 from chaton.services.catalog import Manifest
-from chaton.services.models import Deployment, Host, HostRole, Instance
+from chaton.services.models import Deployment, Host, HostRole, Instance, Outcome
 from chaton.services.queries import InstanceWithState
 
 router = Router(tags=["services"])
@@ -294,8 +302,8 @@ class InstancePatch(ServicesInput):
 
 class UpgradeIn(ServicesInput):
     image: str = Field(..., max_length=300)
-    wait: StrictBool = Field(True, description="Answer once the new version is healthy or "
-                                               "rolled back; false: the worker does it.")
+    wait: StrictBool = Field(True, description="Kept for older clients: the answer is a job "
+                                               "to poll either way.")
 
 
 class PlanOut(Schema):
@@ -459,18 +467,44 @@ def update_instance(request: HttpRequest, slug: str,
     return _instance_detail(instance_or_404(slug))
 
 
-@router.post("/instances/{slug}/upgrade",
-             response={200: DeploymentOut, 202: DeploymentOut, **ENGINE_ERRORS},
+@router.post("/instances/{slug}/upgrade", response={202: JobOut, **ENGINE_ERRORS},
              summary="Move an instance to another image pin (blue/green, rolled back if "
-                     "unhealthy)")
-def upgrade_instance(request: HttpRequest, slug: str,
-                     payload: UpgradeIn) -> tuple[int, Deployment]:
-    """With ``wait`` (the default), answer 200 once the new version is healthy — or rolled
-    back: read ``outcome``. Without, answer 202 at once: the worker carries it out."""
-    deployment = actions.do_upgrade_instance(instance_or_404(slug), payload.image,
-                                             acting_user=acting_account(request),
-                                             wait=payload.wait)
-    return (200 if payload.wait else 202), deployment
+                     "unhealthy): a job")
+def upgrade_instance(request: HttpRequest, slug: str, payload: UpgradeIn) -> tuple[int, Job]:
+    """The image, the instance's state and its engine are checked at once (400, 409, 503);
+    then 202 with a job whose result is the attempt: ``outcome`` healthy once the new
+    version took the traffic, rolled_back (and ``message``) when it failed its health
+    check. Upgrades run in turn with the worker's reconcile, never two at once."""
+    instance = instance_or_404(slug)
+    with transaction.atomic():
+        deployment = actions.do_upgrade_instance(instance, payload.image,
+                                                 acting_user=acting_account(request), wait=False)
+        job = jobs.do_start_job("services.upgrade", params={"deployment": deployment.pk},
+                                target=instance.slug, lock_key=SERVICES_LOCK,
+                                acting_user=acting_account(request))
+    return 202, job
+
+
+#: The lock of the services' long work: the worker's reconcile and upgrades run in turn.
+SERVICES_LOCK = "services.reconcile"
+
+
+def _upgrade_work(job: Job) -> dict[str, Any]:
+    """Carry out the pending upgrade (unless the worker already did); return the attempt."""
+    deployment = Deployment.objects.select_related("instance").get(pk=job.params["deployment"])
+    if deployment.outcome == Outcome.PENDING:
+        plan, _result = reconcile.reconcile(
+            instances=Instance.objects.filter(pk=deployment.instance_id))
+        deployment.refresh_from_db()
+        if deployment.outcome == Outcome.PENDING:
+            reasons = "; ".join(sorted(plan.errors.values())) or _("no answer yet")
+            raise actions.EngineUnavailable(
+                _("The upgrade could not be carried out now (%(reasons)s); the worker carries "
+                  "it out once the engine answers.") % {"reasons": reasons})
+    return as_json(DeploymentOut, deployment)
+
+
+jobs.register("services.upgrade", _upgrade_work)
 
 
 @router.delete("/instances/{slug}", response={204: None, **ENGINE_ERRORS},

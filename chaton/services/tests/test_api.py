@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chaton.adapters.docker import FakeEngine
+from chaton.core import jobs
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
 from chaton.governance.policy import current
@@ -19,6 +20,7 @@ from chaton.members import actions as member_actions
 from chaton.services import actions
 from chaton.services.models import Host, Instance
 from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
+from chaton.testing import jobs as accepted
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("directory")]
 SERVICES = "/services"
@@ -202,22 +204,27 @@ def test_the_instance_list_costs_the_same_queries_for_2_and_20(api, host) -> Non
     assert len(few.captured_queries) == len(many.captured_queries)
 
 
-def test_upgrade_healthy_rolled_back_and_left_to_the_worker(api, host, engine) -> None:
+def test_upgrade_answers_a_job_whose_result_is_the_attempt(api, host, engine,
+                                                           monkeypatch) -> None:
+    # The test runs the jobs itself, in turn, rather than the lane's threads.
+    monkeypatch.setattr(jobs, "submit", lambda job_id: False)
     assert new_instance(api).status_code == 201
     response = api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "chaton-test/web:2"})
-    assert response.status_code == 200, response.content
-    assert response.json()["outcome"] == "healthy"
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert (job["kind"], job["target"], job["state"]) == ("services.upgrade", "pad", "queued")
+    # Recorded at once: the instance shows it upgrading, a second upgrade is refused.
+    assert api.get(f"{SERVICES}/instances/pad").json()["live"]["state"] == "upgrading"
+    assert_error(api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "chaton-test/web:1"}),
+                 409, "conflict", "image")  # one upgrade at a time
+    headers = {"Authorization": api.headers["Authorization"]}
+    deployment = accepted.result_of(api.client, response, headers)
+    assert deployment["outcome"] == "healthy" and deployment["to_image"] == "chaton-test/web:2"
     response = api.post(f"{SERVICES}/instances/pad/upgrade",
                         {"image": "chaton-test/web:broken"})
-    body = response.json()
+    body = accepted.result_of(api.client, response, headers)
     assert body["outcome"] == "rolled_back" and "did not pass its health check" in body["message"]
     assert api.get(f"{SERVICES}/instances/pad").json()["image"] == "chaton-test/web:2"
-    response = api.post(f"{SERVICES}/instances/pad/upgrade",
-                        {"image": "chaton-test/web:1", "wait": False})
-    assert response.status_code == 202 and response.json()["outcome"] == "pending"
-    assert api.get(f"{SERVICES}/instances/pad").json()["live"]["state"] == "upgrading"
-    assert_error(api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "chaton-test/web:2"}),
-                 409, "conflict", "image")  # one upgrade at a time
     assert_error(api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "nothing"}),
                  400, "invalid", "image")
 
