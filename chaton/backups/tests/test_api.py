@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -290,7 +291,26 @@ def test_a_run_answers_its_snapshots_and_a_second_run_is_409(api, plan):
     assert_error(api.post("/plans/nowhere/run"), 404, "not_found")
 
 
-def test_a_failed_run_is_a_200_that_says_why(api, plan, fake_restic):
+@pytest.mark.django_db(transaction=True)
+def test_a_backup_asked_through_the_api_is_a_job_polled_until_done(api, plan):
+    """The request answers at once; the worker's lane in this process does the work."""
+    response = api.post("/plans/nightly/run")
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert job["kind"] == "backups.run" and job["target"] == "nightly"
+    deadline = time.monotonic() + 30
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        polled = api.client.get(job["url"], headers=api.headers)
+        assert polled.status_code == 200, polled.content
+        job = polled.json()
+    assert job["state"] == "succeeded" and job["progress"] == 100, job
+    assert job["result"]["kind"] == "backup" and job["result"]["outcome"] == "succeeded"
+    assert Run.objects.get().pk == job["result"]["id"]
+
+
+def test_a_failed_run_is_a_done_job_that_says_why(api, plan, fake_restic):
     fake_restic.repository_password = "not the stored one"
     run = api.result("/plans/nightly/run")
     assert run["outcome"] == "failed" and "Wrong repository password" in run["error"]
