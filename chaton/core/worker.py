@@ -289,7 +289,7 @@ def run_jobs(schedule: Schedule | None = None, lane: LongLane | None = None) -> 
             logger.exception("worker: cannot list the jobs of %s", module_name)
             results.append(JobResult(module_name, _("cannot list its jobs"), ok=False))
             continue
-        long_names = getattr(module, "LONG_JOBS", frozenset())
+        long_names: frozenset[str] = getattr(module, "LONG_JOBS", frozenset())
         for name, job in due:
             if name in long_names:
                 long_jobs.append((name, job))

@@ -10,10 +10,12 @@ an instance, opening one for a partner organization), ``engine_unreachable``
 ``engine_error`` (502), ``proxy_unavailable`` (503). No answer ever carries
 an instance's secrets.
 
-An upgrade (blue/green, waiting for health) is long: its endpoint checks the
-request, records the attempt, and answers ``202 Accepted`` with a job to poll
-at ``GET /api/v1/jobs/{id}`` (see :mod:`chaton.core.jobs`), whose result is the
-attempt (``outcome`` healthy or rolled_back).
+Opening an instance (its deployment) and an upgrade (blue/green, waiting for
+health) are long: their endpoints check the request and record it, then answer
+``202 Accepted`` with a job to poll at ``GET /api/v1/jobs/{id}`` (see
+:mod:`chaton.core.jobs`), whose result is the instance, or the attempt
+(``outcome`` healthy or rolled_back). They run in turn with the worker's
+reconcile.
 
 The instances' live state comes from one snapshot per host: the lists are
 not paginated (a collective runs a handful of services, not thousands).
@@ -38,6 +40,7 @@ from chaton.directory.api import group_or_404
 from chaton.directory.models import Group
 from chaton.members.models import Organization, Person
 from chaton.services import actions, catalog, diagram, queries, reconcile
+from chaton.services import jobs as services_jobs
 from chaton.services.catalog import Manifest
 from chaton.services.models import Deployment, Host, HostRole, Instance, Outcome
 from chaton.services.queries import InstanceWithState
@@ -46,6 +49,9 @@ router = Router(tags=["services"])
 
 #: The errors of an endpoint that talks to a host's engine or the proxy.
 ENGINE_ERRORS: dict[int, Any] = {**ERRORS, 502: ErrorOut, 503: ErrorOut}
+#: The lock of the services' long work: deploys, upgrades and the worker's reconcile run in
+#: turn.
+SERVICES_LOCK = services_jobs.JOB
 
 
 # --- lookups --------------------------------------------------------------------------------
@@ -428,11 +434,12 @@ def list_instances(request: HttpRequest, host: str = "") -> list[dict[str, Any]]
     return [_instance(item) for item in queries.instances_with_state(chosen)]
 
 
-@router.post("/instances", response={201: InstanceDetailOut, **ENGINE_ERRORS},
-             summary="Open an instance and deploy it")
-def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, dict[str, Any]]:
-    """Check everything first (domain, settings, image on the host, port); refused, nothing is
-    left behind. Answer once it is deployed."""
+@router.post("/instances", response={202: JobOut, **ENGINE_ERRORS},
+             summary="Open an instance and deploy it: a job")
+def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, Job]:
+    """Check everything first (domain, settings, image on the host, port): refused, nothing is
+    left behind. Then 202 with a job that deploys it, whose result is the instance; when the
+    deployment fails, the instance is removed again and the job's error says why."""
     if payload.host:
         host = host_or_404(payload.host)
     else:
@@ -440,12 +447,23 @@ def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, dic
         if default is None:
             raise InvalidInput(_("There is no default host: name one."), field="host")
         host = default
-    instance = actions.do_create_instance(
-        payload.application, payload.domain, host, acting_user=acting_account(request),
-        owner=find_owner(payload.organization, payload.person),
-        settings=payload.settings, login_group=_group(payload.login_group),
-        slug=payload.slug, port=payload.port, image=payload.image)
-    return 201, _instance_detail(instance_or_404(instance.slug))
+    with transaction.atomic():
+        instance = actions.do_create_instance(
+            payload.application, payload.domain, host, acting_user=acting_account(request),
+            owner=find_owner(payload.organization, payload.person),
+            settings=payload.settings, login_group=_group(payload.login_group),
+            slug=payload.slug, port=payload.port, image=payload.image, deploy=False)
+        job = jobs.do_start_job("services.deploy", params={"instance": instance.pk},
+                                target=instance.slug, lock_key=SERVICES_LOCK,
+                                acting_user=acting_account(request))
+    return 202, job
+
+
+def _deploy_work(job: Job) -> dict[str, Any]:
+    """Deploy the new instance (removed again if that fails); return it as ``GET`` shows it."""
+    actions.deploy_created(job.params["instance"], acting_user=job.created_by)
+    instance = Instance.objects.get(pk=job.params["instance"])
+    return as_json(InstanceDetailOut, _instance_detail(instance_or_404(instance.slug)))
 
 
 @router.get("/instances/{slug}", response={200: InstanceDetailOut, **ERRORS},
@@ -485,10 +503,6 @@ def upgrade_instance(request: HttpRequest, slug: str, payload: UpgradeIn) -> tup
     return 202, job
 
 
-#: The lock of the services' long work: the worker's reconcile and upgrades run in turn.
-SERVICES_LOCK = "services.reconcile"
-
-
 def _upgrade_work(job: Job) -> dict[str, Any]:
     """Carry out the pending upgrade (unless the worker already did); return the attempt."""
     deployment = Deployment.objects.select_related("instance").get(pk=job.params["deployment"])
@@ -504,6 +518,7 @@ def _upgrade_work(job: Job) -> dict[str, Any]:
     return as_json(DeploymentOut, deployment)
 
 
+jobs.register("services.deploy", _deploy_work)
 jobs.register("services.upgrade", _upgrade_work)
 
 
