@@ -637,7 +637,13 @@ def run_plan(request: HttpRequest, name: str) -> tuple[int, Job]:
 
 def _run_work(job: Job) -> dict[str, Any]:
     plan = Plan.objects.get(pk=job.params["plan"])
-    return as_json(RunOut, _run(actions.run_backup(plan, acting_user=job.created_by)))
+    report = jobs.progress_reporter(job)
+
+    def progress(where: actions.RunProgress) -> None:
+        report((where.position - 1 + where.fraction) / max(where.count, 1))
+
+    return as_json(RunOut, _run(actions.run_backup(plan, acting_user=job.created_by,
+                                                   progress=progress)))
 
 
 @router.get("/plans/{name}/retention", response={200: RetentionOut, **BACKUP_ERRORS},

@@ -8,9 +8,10 @@ and, once committed, hands it to the worker's long lane
 ``GET /api/v1/jobs/{id}`` for its ``state`` (queued, running, succeeded, failed),
 ``progress``, ``result`` and ``error``.
 
-Each kind of job is one function, registered by its app's ``jobs.py`` with
-:func:`register`: given the job (its ``params`` and ``created_by``), it does the
-work through the app's ordinary ``do_*`` actions and returns the JSON result.
+Each kind of job is one function, registered beside the endpoint that starts
+it (the app's ``api.py``) with :func:`register`: given the job (its ``params``
+and ``created_by``), it does the work through the app's ordinary ``do_*``
+actions and returns the JSON result.
 A :class:`~chaton.core.errors.ChatonError` it raises becomes the job's error
 (``code``, ``message``, ``field``, ``status``); anything else is logged and
 recorded as ``server_error`` without details.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -64,16 +66,19 @@ def register(name: str, work: Work) -> None:
     _kinds[name] = JobKind(name, work)
 
 
+#: The modules whose import registers every kind: the API's, which imports each app's
+#: ``api.py``, where each kind's work lives beside the endpoint that starts it.
+KIND_MODULES = ("chaton.project.api",)
+
+
 def kind(name: str) -> JobKind:
     """Return the registered kind ``name``. Raise NotFound for an unknown one.
 
-    The apps register their kinds when their ``jobs.py`` is imported: every module
-    of the worker's ``JOB_MODULES`` is imported here first.
+    A process that never loaded the API (``chaton worker``) imports
+    :data:`KIND_MODULES` here first.
     """
     if name not in _kinds:
-        from chaton.core.worker import JOB_MODULES
-
-        for module_name in JOB_MODULES:
+        for module_name in KIND_MODULES:
             import_module(module_name)
     if name not in _kinds:
         raise NotFound(_("No kind of job is called %(kind)s.") % {"kind": name})
@@ -129,6 +134,28 @@ def set_progress(job: Job, percent: int) -> None:
     """Record that ``job`` is ``percent`` done (bookkeeping: no audit row)."""
     job.progress = max(0, min(100, percent))
     Job.objects.filter(pk=job.pk).update(progress=job.progress)
+
+
+#: Seconds between two progress writes of one job: a backup reports many times a second.
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+def progress_reporter(job: Job) -> Callable[[float], None]:
+    """Return a function that records ``job``'s progress given a fraction done (0 to 1).
+
+    It writes at most once per :data:`PROGRESS_INTERVAL_SECONDS`, and only a
+    percentage that moved; never 100, which only the job's end records.
+    """
+    last_written = [float("-inf")]
+
+    def report(fraction: float) -> None:
+        percent = max(0, min(99, int(fraction * 100)))
+        now = time.monotonic()
+        if percent != job.progress and now - last_written[0] >= PROGRESS_INTERVAL_SECONDS:
+            last_written[0] = now
+            set_progress(job, percent)
+
+    return report
 
 
 def _claim(job_id: int) -> Job | None:

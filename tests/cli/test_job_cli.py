@@ -28,10 +28,9 @@ def kinds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(job: Job) -> dict[str, Any]:
         raise Conflict("Plan nightly is already running.", field="plan")
 
-    monkeypatch.setattr(jobs, "_kinds", dict(jobs._kinds))
     monkeypatch.setattr(jobs, "submit", lambda job_id: False)
-    jobs.register("test.echo", echo)
-    jobs.register("test.refuse", refuse)
+    monkeypatch.setitem(jobs._kinds, "test.echo", jobs.JobKind("test.echo", echo))
+    monkeypatch.setitem(jobs._kinds, "test.refuse", jobs.JobKind("test.refuse", refuse))
     yield
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -47,10 +48,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
     def crash(job: Job) -> dict[str, Any]:
         raise RuntimeError("a secret detail that must not reach the client")
 
-    monkeypatch.setattr(jobs, "_kinds", dict(jobs._kinds))
-    jobs.register("test.echo", echo)
-    jobs.register("test.refuse", refuse)
-    jobs.register("test.crash", crash)
+    monkeypatch.setitem(jobs._kinds, "test.echo", jobs.JobKind("test.echo", echo))
+    monkeypatch.setitem(jobs._kinds, "test.refuse", jobs.JobKind("test.refuse", refuse))
+    monkeypatch.setitem(jobs._kinds, "test.crash", jobs.JobKind("test.crash", crash))
     try:
         yield recorded
     finally:
@@ -126,6 +126,33 @@ def test_only_administrators_read_jobs_and_bad_ids_are_404(client, calls, admin)
         assert response.status_code == 404 and response.json()["code"] == "not_found"
     response = client.get("/api/v1/jobs", {"state": "sleeping"}, headers=headers)
     assert response.status_code == 400 and response.json()["field"] == "state"
+
+
+def test_progress_is_written_seldom_and_never_says_done_early(calls, admin,
+                                                             monkeypatch) -> None:
+    job = start("test.echo", admin)
+    report = jobs.progress_reporter(job)
+    report(0.5)
+    report(0.7)  # within the interval: not written
+    assert Job.objects.get(pk=job.pk).progress == 50
+    monkeypatch.setattr(jobs, "PROGRESS_INTERVAL_SECONDS", 0)
+    report(1.0)
+    assert Job.objects.get(pk=job.pk).progress == 99
+
+
+def test_a_worker_that_never_loaded_the_api_knows_every_kind() -> None:
+    """``chaton worker`` runs queued jobs in a process that serves no request."""
+    script = ("import django; django.setup(); from chaton.core import jobs; "
+              "print(' '.join(jobs.kind(name).name for name in ('backups.init', 'backups.run', "
+              "'backups.retention', 'backups.drill', 'backups.restore', 'services.deploy', "
+              "'services.upgrade')))")
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "chaton.project.settings"}
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               timeout=60, env=environment, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["backups.init", "backups.run", "backups.retention",
+                                        "backups.drill", "backups.restore", "services.deploy",
+                                        "services.upgrade"]
 
 
 def test_an_unknown_kind_is_refused(admin) -> None:
