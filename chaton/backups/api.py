@@ -470,18 +470,20 @@ def list_repositories(request: HttpRequest) -> Any:
     return list(queries.repositories())
 
 
-@router.post("/repositories", response={201: RepositoryOut, **BACKUP_ERRORS},
-             summary="Record a repository (and initialise it, with initialise: true)")
-def create_repository(request: HttpRequest, payload: RepositoryIn) -> tuple[int, Repository]:
-    """The password is stored encrypted and never shown again. With ``initialise``, a
-    failure to initialise answers its error, the repository staying recorded."""
+@router.post("/repositories", response={201: RepositoryOut, 202: JobOut, **BACKUP_ERRORS},
+             summary="Record a repository (and initialise it, with initialise: true: a job)")
+def create_repository(request: HttpRequest,
+                      payload: RepositoryIn) -> tuple[int, Repository | Job]:
+    """The password is stored encrypted and never shown again. 201 with the repository;
+    with ``initialise``, 202 with the job that initialises it (as ``POST
+    /repositories/{name}/init``): when that fails, the repository stays recorded."""
     repository = actions.do_create_repository(
         payload.name, kind=payload.kind, location=payload.location, password=payload.password,
         environment=payload.environment, check_interval_days=payload.check_interval_days,
         check_read_data_subset=payload.check_read_data_subset,
         acting_user=acting_account(request))
     if payload.initialise:
-        actions.do_init_repository(repository, acting_user=acting_account(request))
+        return _init_job(request, repository)
     return 201, queries.repositories().get(pk=repository.pk)
 
 
@@ -509,7 +511,10 @@ def init_repository(request: HttpRequest, name: str) -> tuple[int, Job]:
     """The job's result is the repository. Its error is ``invalid`` (field ``password``)
     when a repository is there that the password does not open, ``backup_error`` when
     restic cannot reach or write the location."""
-    repository = repository_or_404(name)
+    return _init_job(request, repository_or_404(name))
+
+
+def _init_job(request: HttpRequest, repository: Repository) -> tuple[int, Job]:
     return 202, jobs.do_start_job(
         "backups.init", params={"repository": repository.pk}, target=repository.name,
         lock_key=f"backups.repository:{repository.pk}", acting_user=acting_account(request))
