@@ -45,10 +45,11 @@ Result = TypeVar("Result")
 class _Link:
     """One thread's bound connection (a holder, so that the directory can list them weakly)."""
 
-    __slots__ = ("__weakref__", "connection")
+    __slots__ = ("__weakref__", "connection", "generation")
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, generation: int) -> None:
         self.connection = connection
+        self.generation = generation
 
 
 def _translate(error: ldap.LDAPError) -> LdapError:
@@ -82,6 +83,8 @@ class LdapDirectory:
         #: Every thread's link, to close them all; weak, so a finished thread's goes with it.
         self._links: weakref.WeakSet[_Link] = weakref.WeakSet()
         self._links_lock = threading.Lock()
+        #: Raised by close(): a link of an older generation was closed, and is reopened.
+        self._generation = 0
 
     def _new_connection(self) -> Any:
         connection = ldap.initialize(self.url, bytes_mode=False)
@@ -94,7 +97,7 @@ class LdapDirectory:
     def _connect(self) -> Any:
         """Return this thread's bound connection, opening it if needed. Raise LdapError."""
         link: _Link | None = getattr(self._local, "link", None)
-        if link is None:
+        if link is None or link.generation != self._generation:
             connection = self._new_connection()
             try:
                 if self.bind_dn:
@@ -103,7 +106,7 @@ class LdapDirectory:
                     connection.sasl_non_interactive_bind_s("EXTERNAL")
             except ldap.LDAPError as error:
                 raise _translate(error) from None
-            link = _Link(connection)
+            link = _Link(connection, self._generation)
             self._local.link = link
             with self._links_lock:
                 self._links.add(link)
@@ -140,9 +143,10 @@ class LdapDirectory:
                 raise translated from None
 
     def close(self) -> None:
-        """Close every thread's connection (at the end: none may be in use)."""
+        """Close every thread's connection (none may be in use); a later call reopens one."""
         self._local.link = None
         with self._links_lock:
+            self._generation += 1
             links, self._links = list(self._links), weakref.WeakSet()
         for link in links:
             _unbind(link.connection)

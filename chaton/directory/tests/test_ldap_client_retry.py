@@ -125,3 +125,17 @@ def test_a_server_that_stays_down_is_unavailable_after_one_retry(server: Server)
     assert server.connections == 2  # one reconnection tried (refused), no more
     server.down = False
     assert directory.exists("ou=a")
+
+
+def test_close_closes_every_threads_connection_and_a_later_call_reopens(server: Server) -> None:
+    import threading
+
+    directory = LdapDirectory("ldap://127.0.0.1:1", "cn=admin", "secret")
+    directory.apply([add("ou=a")])
+    other = threading.Thread(target=lambda: directory.exists("ou=a"))
+    other.start()
+    other.join()
+    assert server.connections == 2  # one per thread
+    directory.close()
+    assert directory.exists("ou=a")
+    assert server.connections == 3
