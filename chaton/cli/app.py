@@ -34,6 +34,7 @@ from chaton.cli import (
     backups,
     directory,
     governance,
+    jobs,
     members,
     recovery,
     runtime,
@@ -144,6 +145,7 @@ app.add_typer(accounts.ssh_key_app, name="ssh-key", help="SSH public keys of acc
 app.add_typer(accounts.token_app, name="token", help="API tokens.")
 app.add_typer(governance.app, name="decision", help="Proposals, votes and decisions.")
 app.add_typer(backups.app, name="backup", help="Backups: repositories, plans, runs, drills.")
+app.add_typer(jobs.app, name="job", help="Long work asked through the API, and its outcome.")
 app.add_typer(services.app, name="service",
               help="Services: hosts, the catalogue, instances and their proxy.")
 app.command(name="restore", help="Rebuild Chaton in a new data directory from a backup "

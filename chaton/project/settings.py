@@ -89,6 +89,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # The tests' database is a file too, as the server's is: concurrent threads (requests,
+    # the worker's lanes) then wait for each other's writes, where a shared in-memory
+    # database would answer "database table is locked" at once.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-database.sqlite3")}
 
 AUTH_USER_MODEL = "directory.Account"
 LOGIN_URL = "login"

@@ -556,8 +556,12 @@ def do_create_instance(
     port: int | None = None,
     image: str = "",
     authorised_by: Operation | None = None,
+    deploy: bool = True,
 ) -> Instance:
     """Create an instance of a catalogue application at ``domain`` on ``host``, and deploy it.
+
+    With ``deploy`` false, the deployment is left to the caller (a job that
+    calls :func:`deploy_created`) or to the worker's next reconcile.
 
     ``settings`` are checked against the manifest's schema and completed with
     defaults; ``slug`` (the short name in container names) is made from the
@@ -630,7 +634,8 @@ def do_create_instance(
         audit.record("instance.create", instance, acting_user=acting_user,
                      after=audit.snapshot(instance, INSTANCE_FIELDS))
         primary_key = instance.pk
-        transaction.on_commit(lambda: _deploy_created(primary_key, acting_user))
+        if deploy:
+            transaction.on_commit(lambda: _deploy_created(primary_key, acting_user))
     instance.refresh_from_db()
     return instance
 
@@ -653,6 +658,12 @@ def _first_error(instance: Instance, plan: reconcile.Plan,
                 and isinstance(failure.error, DockerError)):
             return _engine_error(failure.error, host)
     return None
+
+
+def deploy_created(primary_key: int, *, acting_user: Account | None) -> None:
+    """Deploy the instance created with ``deploy=False``; on failure remove it, then raise
+    the error that kept it from being deployed (see :func:`do_create_instance`)."""
+    _deploy_created(primary_key, acting_user)
 
 
 def _deploy_created(primary_key: int, acting_user: Account | None) -> None:
