@@ -491,6 +491,37 @@ def contest(
     _print_ballots(_row(decision))
 
 
+@app.command("retry")
+def retry(
+    number: Annotated[int, typer.Argument(metavar="ID")],
+    position: Annotated[int | None, typer.Option(
+        "--operation", metavar="N", help="The operation's number, as `decision show` "
+        "lists it; none: the first failed one.")] = None,
+    acting_uid: AsOption = None,
+) -> None:
+    """Run a failed operation of an adopted decision again, then those not run because of
+    it (administrators). Exit 1 when it fails again."""
+    setup_django()
+    from chaton.cli.runtime import directory_running
+    from chaton.governance import actions
+    from chaton.governance.models import OperationStatus
+
+    decision = _decision(number)
+    account = _actor(acting_uid, _("Say which administrator retries: --as UID."))
+    row = actions.failed_operation(decision, None if position is None else position - 1)
+    with directory_running():
+        row = actions.do_retry_operation(row, acting_user=account)
+    line = _("#%(number)d, operation %(position)d (%(summary)s): %(status)s.") % {
+        "number": decision.pk, "position": row.position + 1, "summary": row.summary,
+        "status": row.get_status_display()}
+    if row.message:
+        line += " " + row.message
+    failed = row.status == OperationStatus.FAILED
+    _say(line, style="red" if failed else "green")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command("settle")
 def settle() -> None:
     """Close the ballots whose outcome is known, run the operations of adopted decisions,
