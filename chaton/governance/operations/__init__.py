@@ -188,7 +188,7 @@ def fields_as_params(names: Mapping[str, str]) -> Iterator[None]:
     try:
         yield
     except ChatonError as error:
-        if error.field in names:
+        if error.field is not None and error.field in names:
             error.field = names[error.field]
         raise
 

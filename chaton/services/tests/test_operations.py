@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from chaton.adapters.docker import FakeEngine
 from chaton.cli.app import app
 from chaton.core.errors import Conflict, InvalidInput, NotFound
-from chaton.directory import actions as directory_actions
 from chaton.core.models import AuditLog
+from chaton.directory import actions as directory_actions
 from chaton.governance import actions as governance
 from chaton.governance import operations, queries
 from chaton.governance.gate import DecisionRequired
