@@ -133,6 +133,15 @@ def test_deleting_by_decision_does_not_free_the_name(
     assert dn not in before["ldap"]
 
     # The members may give the name back, and decide who is in it.
+    # The creation page says so too, and keeps what was typed.
+    admin = people["wren"]
+    client.force_login(admin)
+    page = client.post("/groups/new/", {"name": "passwords", "kind": "team",
+                                        "description": "Coffre"}).content.decode()
+    assert "/decisions/new/?operation=group.create&amp;name=passwords" in page
+    assert 'value="Coffre"' in page
+    assert snapshot(ldap_directory) == before
+
     adopt(people, {"type": "group.create", "params": {"name": "passwords",
                                                       "requires_decision": True}})
     assert Group.objects.get(name="passwords").requires_decision

@@ -291,6 +291,19 @@ def test_an_opening_whose_deploy_fails_is_failed_and_a_retry_opens_it(
     assert_error(api.post(f"{path}/retry", {"position": 0}), 409, "conflict")
 
 
+def test_an_action_whose_second_operation_fails_after_the_commit_is_partly_executed(
+        collective, engine: FakeEngine) -> None:
+    team = directory_actions.do_create_group("team", acting_user=None)
+    engine.fail_after = engine.writes
+    decision = governance.do_act("A team and its pad", [
+        {"type": "group.grant", "params": {"group": "team", "account": "aubin"}}, OPEN_PAD],
+        acting_user=collective["wren"])
+    grant, opening = decision.operations.order_by("position")
+    assert (grant.status, opening.status) == (OperationStatus.DONE, OperationStatus.FAILED)
+    assert team.memberships.filter(account__uid="aubin").exists()
+    assert queries.row(decision).execution == "partly executed"
+
+
 def test_a_decided_opening_whose_deploy_fails_can_be_retried_from_the_cli_and_the_page(
         client, collective, engine: FakeEngine) -> None:
     spec = {"type": "service.open", "params": {**OPEN_PAD["params"],
