@@ -402,17 +402,21 @@ def _run_pending(row_id: int) -> Operation | None:
             with transaction.atomic():
                 _apply(row, acting_user=None)
         except ChatonError as error:
-            row.status, row.message, row.executed_at = (OperationStatus.FAILED, str(error),
-                                                        clock.now())
-            row.save(update_fields=["attempts", "status", "message", "executed_at"])
-            row.decision.operations.filter(status=OperationStatus.PENDING).update(
-                status=OperationStatus.SKIPPED,
-                message=_("Not run: an earlier operation failed."))
-            audit.record("operation.fail", row, acting_user=None,
-                         actor_label=f"decision #{row.decision_id}",
-                         after=_operation_record(row))
-            notify.schedule("failed", row.decision)
+            _fail(row, str(error))
         return row
+
+
+def _fail(row: Operation, reason: str) -> None:
+    """Inside a transaction, with ``row`` locked: mark it failed with ``reason``, skip the
+    later operations of its decision, record it and announce it."""
+    row.status, row.message, row.executed_at = (OperationStatus.FAILED, reason[:2000],
+                                                clock.now())
+    row.save(update_fields=["attempts", "status", "message", "executed_at"])
+    row.decision.operations.filter(status=OperationStatus.PENDING).update(
+        status=OperationStatus.SKIPPED, message=_("Not run: an earlier operation failed."))
+    audit.record("operation.fail", row, acting_user=None,
+                 actor_label=f"decision #{row.decision_id}", after=_operation_record(row))
+    notify.schedule("failed", row.decision)
 
 
 def _revert(row_id: int) -> Operation | None:
@@ -451,14 +455,7 @@ def mark_failed(row_id: int, reason: str) -> Operation | None:
                .first())
         if row is None:
             return None
-        row.status, row.message, row.executed_at = (OperationStatus.FAILED, reason[:2000],
-                                                    clock.now())
-        row.save(update_fields=["status", "message", "executed_at"])
-        row.decision.operations.filter(status=OperationStatus.PENDING).update(
-            status=OperationStatus.SKIPPED, message=_("Not run: an earlier operation failed."))
-        audit.record("operation.fail", row, acting_user=None,
-                     actor_label=f"decision #{row.decision_id}", after=_operation_record(row))
-        notify.schedule("failed", row.decision)
+        _fail(row, reason)
     return row
 
 

@@ -7,9 +7,10 @@ them is refused with :class:`DecisionRequired`, whose message links to a new
 proposal carrying that very operation. Only the executor of adopted (or, to
 revert, cancelled) decisions passes the Operation row it is running.
 
-The params are the operation's own typed ``Params`` (built by their ``of``
-constructor): the gate finds the operation from their class, so an action
-never spells a type name or a dictionary of its own.
+The params are the operation's own typed ``Params`` (their ``of`` constructor
+turns an action's arguments into them where the two differ): the gate finds
+the operation from their class, so an action never spells a type name or a
+dictionary of its own.
 
 An effect that runs after the commit (a deployment) reports its failure with
 :func:`effect_failed`: the operation becomes ``failed``, with the reason, and
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import pydantic
-from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -117,18 +117,3 @@ def effect_failed(authorised_by: Operation | None, reason: str) -> None:
         logger.exception("governance: could not record the failure of operation %s",
                          authorised_by.pk)
 
-
-def after_commit(effect: Any, authorised_by: Operation | None) -> None:
-    """Run ``effect`` (a callable returning an error message or None) once the transaction
-    commits; a message or an exception marks ``authorised_by`` failed. Never raises."""
-
-    def run() -> None:
-        try:
-            message = effect()
-        except Exception as error:
-            logger.exception("governance: an effect after the commit failed")
-            message = str(error) or error.__class__.__name__
-        if message:
-            effect_failed(authorised_by, message)
-
-    transaction.on_commit(run)

@@ -17,9 +17,10 @@ One module of this package per operation; each defines a subclass of
 
 ``check`` calls the validation the ``do_*`` action itself runs (a
 ``validate_*`` function beside the action), never a copy of its rules. A gated
-action builds the operation's typed ``Params`` with the ``of`` constructor
-next to them and hands them to :func:`chaton.governance.gate.require`, which
-finds the operation from the class of the params.
+action builds the operation's typed ``Params`` (with their ``of`` constructor
+where its arguments differ from them) and hands them to
+:func:`chaton.governance.gate.require`, which finds the operation from the
+class of the params.
 
 ``apply`` and ``revert`` run inside the executor's transaction and call the
 ordinary ``do_*`` actions, passing ``authorised_by`` (the Operation row) so
