@@ -150,13 +150,18 @@ def test_deleting_by_decision_does_not_free_the_name(
 
 def test_an_access_a_decision_granted_is_not_removed_without_one(
         client, people, ldap_directory: LdapDirectory) -> None:
-    """tech is an ordinary group; a decision of the members put kim in it. Removing kim, or
-    deleting tech, now takes a decision; victor, added directly, may be removed directly."""
+    """tech is an ordinary group; a decision of the members put kim in it. Removing kim,
+    changing the end of kim's access, or deleting tech, now takes a decision; victor, added
+    directly, may be removed directly."""
     adopt(people, {"type": "group.grant", "params": {"group": "tech", "account": "kim"}})
     api = api_for(client, people["wren"])
     before = snapshot(ldap_directory)
     refused(api.delete("/groups/tech/members/kim"), "group.revoke")
     refused(api.delete("/groups/tech"), "group.delete")
+    # Ending it tomorrow would remove it as surely.
+    refused(api.post("/groups/tech/members", {"uid": "kim",
+                                              "expires_at": "2099-01-01T00:00:00"}),
+            "group.grant")
     assert snapshot(ldap_directory) == before
     assert api.delete("/groups/tech/members/victor").status_code == 204
     tech = snapshot(ldap_directory)["ldap"][normalize_dn(f"cn=tech,{GROUPS}")]

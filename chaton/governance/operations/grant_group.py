@@ -1,7 +1,8 @@
 """``group.grant``: add an account to a group, until a date or for good.
 
 Extraordinary for a group marked "needs a decision" (such as the one that can
-read the technical passwords), ordinary otherwise. Reverted by removing the
+read the technical passwords), and for changing the end of an access that an
+adopted extraordinary decision granted; ordinary otherwise. Reverted by removing the
 access again, or by putting back the expiry date it had.
 """
 
@@ -47,8 +48,16 @@ class GrantGroup(OperationType[GrantGroupParams]):
     Params = GrantGroupParams
 
     def default_kind(self, params: GrantGroupParams) -> Kind:
+        from chaton.governance.queries import decided_accesses
+
         group = _lookups.group(params.group)
-        return Kind.EXTRAORDINARY if group.requires_decision else Kind.ORDINARY
+        if group.requires_decision:
+            return Kind.EXTRAORDINARY
+        # Changing the end of an access that the members granted takes them too.
+        if (params.account in decided_accesses(group.name)
+                and group.memberships.filter(account__uid=params.account).exists()):
+            return Kind.EXTRAORDINARY
+        return Kind.ORDINARY
 
     def describe(self, params: GrantGroupParams) -> str:
         if params.expires_on:
