@@ -301,6 +301,10 @@ def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
         "who": decision.proposed_by_label, "date": _moment(decision.created_at)})
     if decision.description:
         _say(decision.description)
+    if row.execution == queries.Execution.PARTLY:
+        _say(_("Execution: partly executed (an operation failed)."), style="red")
+    elif row.execution == queries.Execution.FAILED:
+        _say(_("Execution: failed."), style="red")
     if (decision.counter_vote_until and decision.status == Status.ADOPTED
             and row.counter is None):
         _say(_("A counter-vote may be opened until %(moment)s.")

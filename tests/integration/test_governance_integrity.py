@@ -202,4 +202,8 @@ def test_the_pages_cannot_delete_rename_or_unprotect_a_protected_group(
             page = response.content.decode()
             assert f"/decisions/new/?operation={operation}&amp;group=passwords" in page
             assert 'value="vault"' in page or operation != "group.rename"  # nothing typed lost
+        # The link opens the proposal, filled in.
+        proposal = client.get("/decisions/new/?operation=group.delete&group=passwords")
+        assert proposal.status_code == 200
+        assert 'value="passwords"' in proposal.content.decode()
     assert snapshot(ldap_directory) == before

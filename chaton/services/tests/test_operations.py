@@ -8,6 +8,7 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
+from django.utils import translation
 from typer.testing import CliRunner
 
 from chaton.adapters.docker import FakeEngine
@@ -319,6 +320,9 @@ def test_a_decided_opening_whose_deploy_fails_can_be_retried_from_the_cli_and_th
     assert result.exit_code == 1, result.output  # still unreachable: failed again
     row.refresh_from_db()
     assert row.status == OperationStatus.FAILED and row.attempts == 2
+    with translation.override("en"):
+        shown = runner.invoke(app, ["decision", "show", str(decision_id)])
+    assert "Execution: failed." in shown.output
 
     # A member's post to the page is refused and changes nothing.
     client.force_login(collective["aubin"])
