@@ -289,6 +289,34 @@ def add_group(
                     markup=False)
 
 
+@group_app.command("rename")
+def rename_group(
+    name: Annotated[str, typer.Argument(metavar="GROUP")],
+    new_name: Annotated[str, typer.Argument(metavar="NEW_NAME")],
+) -> None:
+    """Give a group another name (a group whose members are added by decision only: by
+    decision)."""
+    setup_django()
+    from chaton.directory import actions
+
+    group = actions.do_rename_group(find_group(name), new_name, acting_user=acting_user())
+    console().print(_("Group %(name)s renamed to %(new)s.") % {"name": name.strip(),
+                                                               "new": group.name},
+                    style="green", markup=False)
+
+
+@group_app.command("delete")
+def delete_group(name: Annotated[str, typer.Argument(metavar="GROUP")]) -> None:
+    """Delete a group and the accesses it gives (a group whose members are added by decision
+    only: by decision)."""
+    setup_django()
+    from chaton.directory import actions
+
+    group = find_group(name)
+    actions.do_delete_group(group, acting_user=acting_user())
+    console().print(_("Group %(name)s deleted.") % {"name": group.name}, markup=False)
+
+
 @group_app.command("add-member")
 def add_group_member(
     name: Annotated[str, typer.Argument(metavar="GROUP")],

@@ -301,6 +301,10 @@ def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
         "who": decision.proposed_by_label, "date": _moment(decision.created_at)})
     if decision.description:
         _say(decision.description)
+    if row.execution == queries.Execution.PARTLY:
+        _say(_("Execution: partly executed (an operation failed)."), style="red")
+    elif row.execution == queries.Execution.FAILED:
+        _say(_("Execution: failed."), style="red")
     if (decision.counter_vote_until and decision.status == Status.ADOPTED
             and row.counter is None):
         _say(_("A counter-vote may be opened until %(moment)s.")
@@ -489,6 +493,37 @@ def contest(
     _say(_("Counter-vote opened on #%(number)d.") % {"number": decision.pk}, style="green")
     decision.refresh_from_db()
     _print_ballots(_row(decision))
+
+
+@app.command("retry")
+def retry(
+    number: Annotated[int, typer.Argument(metavar="ID")],
+    position: Annotated[int | None, typer.Option(
+        "--operation", metavar="N", help="The operation's number, as `decision show` "
+        "lists it; none: the first failed one.")] = None,
+    acting_uid: AsOption = None,
+) -> None:
+    """Run a failed operation of an adopted decision again, then those not run because of
+    it (administrators). Exit 1 when it fails again."""
+    setup_django()
+    from chaton.cli.runtime import directory_running
+    from chaton.governance import actions
+    from chaton.governance.models import OperationStatus
+
+    decision = _decision(number)
+    account = _actor(acting_uid, _("Say which administrator retries: --as UID."))
+    row = actions.failed_operation(decision, None if position is None else position - 1)
+    with directory_running():
+        row = actions.do_retry_operation(row, acting_user=account)
+    line = _("#%(number)d, operation %(position)d (%(summary)s): %(status)s.") % {
+        "number": decision.pk, "position": row.position + 1, "summary": row.summary,
+        "status": row.get_status_display()}
+    if row.message:
+        line += " " + row.message
+    failed = row.status == OperationStatus.FAILED
+    _say(line, style="red" if failed else "green")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("settle")

@@ -10,6 +10,7 @@ No response ever carries a password or its hash.
 import datetime as dt
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
@@ -188,7 +189,13 @@ class GroupIn(InputSchema):
 
 
 class GroupPatch(InputSchema):
+    name: str | None = Field(None, max_length=128, description=(
+        "A new name. Renaming a group whose members are added by decision only, or into "
+        "the name of one that was, needs a decision (``decision_required``)."))
     description: str | None = Field(None, max_length=1000)
+    requires_decision: StrictBool | None = Field(None, description=(
+        "Members added by decision only. Setting it is always allowed; clearing it needs a "
+        "decision (``decision_required``)."))
 
 
 class GroupMemberOut(Schema):
@@ -396,15 +403,23 @@ def get_group(request: HttpRequest, name: str) -> Group:
 
 
 @groups_router.patch("/groups/{name}", response={200: GroupOut, **ERRORS},
-                     summary="Change a group's description")
+                     summary="Rename a group, change its description or its protection")
 def update_group(request: HttpRequest, name: str, payload: GroupPatch) -> Group:
-    group = actions.do_update_group(group_or_404(name), acting_user=acting_account(request),
-                                    description=payload.description)
+    """All the changes, or none: a refused one (a rename or unprotection that needs a
+    decision) leaves the group as it was."""
+    group = group_or_404(name)
+    account = acting_account(request)
+    with transaction.atomic():
+        if payload.name is not None and payload.name != group.name:
+            group = actions.do_rename_group(group, payload.name, acting_user=account)
+        group = actions.do_update_group(group, acting_user=account,
+                                        description=payload.description,
+                                        requires_decision=payload.requires_decision)
     return _group_out(group)
 
 
 @groups_router.delete("/groups/{name}", response={204: None, **ERRORS},
-                      summary="Delete a group")
+                      summary="Delete a group (a protected one: by decision only)")
 def delete_group(request: HttpRequest, name: str) -> tuple[int, None]:
     actions.do_delete_group(group_or_404(name), acting_user=acting_account(request))
     return 204, None

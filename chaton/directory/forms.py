@@ -150,7 +150,7 @@ def _requires_decision_field() -> forms.BooleanField:
 class GroupForm(forms.Form):
     name = forms.CharField(
         label=_("Name"), max_length=64,
-        help_text=_("Lower-case letters, digits, '_' or '-'; it cannot be changed later."))
+        help_text=_("Lower-case letters, digits, '_' or '-'."))
     kind = forms.ChoiceField(label=_("Kind"), choices=GroupKind.choices,
                              initial=GroupKind.TEAM)
     description = forms.CharField(label=_("Description"), max_length=255, required=False)
@@ -158,6 +158,10 @@ class GroupForm(forms.Form):
 
 
 class GroupEditForm(forms.Form):
+    name = forms.CharField(
+        label=_("Name"), max_length=64, required=False,
+        help_text=_("Renaming a group whose members are added by decision only takes a "
+                    "decision."))
     description = forms.CharField(label=_("Description"), max_length=255, required=False)
     requires_decision = _requires_decision_field()
 

@@ -152,6 +152,13 @@ def _member_key(membership: Membership) -> str:
     return membership.organization.slug
 
 
+def validate_end_membership(membership: Membership, ends_on: dt.date | None) -> None:
+    """The rule of ending ``membership`` on ``ends_on``, shared by the action and the
+    ``membership.end`` operation. Raise InvalidInput if it is before the first day."""
+    if ends_on is not None and ends_on < membership.starts_on:
+        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+
+
 def do_end_membership(membership: Membership, ends_on: dt.date | None, *,
                       acting_user: Account | None,
                       authorised_by: Operation | None = None) -> Membership:
@@ -160,12 +167,12 @@ def do_end_membership(membership: Membership, ends_on: dt.date | None, *,
     Raise InvalidInput if it is before the first day, DecisionRequired when the
     policy makes ending a membership extraordinary and no decision authorises it.
     """
-    if ends_on is not None and ends_on < membership.starts_on:
-        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    validate_end_membership(membership, ends_on)
     if ends_on is not None:
         from chaton.governance.gate import require
+        from chaton.governance.operations.end_membership import EndMembershipParams
 
-        require("membership.end", {"member": _member_key(membership), "ends_on": str(ends_on)},
+        require(EndMembershipParams(member=_member_key(membership), ends_on=ends_on),
                 authorised_by)
     before = audit.snapshot(membership, MEMBERSHIP_FIELDS)
     with transaction.atomic():
@@ -189,10 +196,9 @@ def do_set_voting_delay_waived(membership: Membership, waived: bool, *,
         raise InvalidInput(_("Only persons vote."), field="person")
     if waived:
         from chaton.governance.gate import require
+        from chaton.governance.operations.waive_voting_delay import WaiveVotingDelayParams
 
-        assert membership.person is not None
-        require("membership.waive_voting_delay", {"person": membership.person.email},
-                authorised_by)
+        require(WaiveVotingDelayParams.of(membership), authorised_by)
     if membership.voting_delay_waived == waived:
         return membership
     before = audit.snapshot(membership, MEMBERSHIP_FIELDS)
