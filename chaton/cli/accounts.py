@@ -353,6 +353,48 @@ def add_ssh_key(
                         markup=False)
 
 
+@ssh_key_app.command("list")
+def list_ssh_keys(uid: Annotated[str, typer.Argument(metavar="USER")]) -> None:
+    """List an account's SSH public keys: id, fingerprint, type and comment."""
+    setup_django()
+    account = find_account(uid)
+    table = Table(title=_("SSH keys of %(uid)s") % {"uid": account.uid})
+    for header in (_("Id"), _("Fingerprint"), _("Type"), _("Comment"), _("Added")):
+        table.add_column(header, no_wrap=header != _("Comment"))
+    keys = list(account.ssh_keys.order_by("added_at", "id"))
+    for key in keys:
+        key_type, _blob, comment = (key.key.split(None, 2) + ["", ""])[:3]
+        table.add_row(cell(key.pk), cell(key.fingerprint), cell(key_type), cell(comment),
+                      cell(_format_moment(key.added_at)))
+    console().print(table)
+    console().print(_("%(count)d key(s).") % {"count": len(keys)}, markup=False)
+
+
+@ssh_key_app.command("remove")
+def remove_ssh_key(
+    uid: Annotated[str, typer.Argument(metavar="USER")],
+    key: Annotated[str, typer.Argument(
+        metavar="KEY", help="The key's id or its fingerprint (SHA256:…), as `list` shows.")],
+) -> None:
+    """Remove one SSH public key from an account; the directory drops it at once."""
+    setup_django()
+    from chaton.core.errors import NotFound
+    from chaton.directory import actions
+
+    account = find_account(uid)
+    keys = account.ssh_keys.all()
+    found = (keys.filter(pk=int(key)).first() if key.isascii() and key.isdigit() and int(key) < 2**63
+             else keys.filter(fingerprint=key).first())
+    if found is None:
+        raise NotFound(_("%(uid)s has no SSH key %(key)s (see `chaton ssh-key list %(uid)s`).")
+                       % {"uid": account.uid, "key": key}, field="key")
+    found.account = account
+    fingerprint = found.fingerprint
+    actions.do_remove_ssh_key(found, acting_user=acting_user())
+    console().print(_("Key %(fingerprint)s removed from %(uid)s.")
+                    % {"fingerprint": fingerprint, "uid": account.uid}, markup=False)
+
+
 @token_app.command("create")
 def create_token(
     uid: Annotated[str, typer.Argument(metavar="USER")],
