@@ -53,11 +53,13 @@ def read_password(password_file: Path | None, prompt: str) -> str:
         password: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
         return password
     try:
-        lines = password_file.read_text(encoding="utf-8").splitlines()
+        text = password_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(_("Cannot read the password file: %(error)s") % {"error": error},
                            field="password") from None
-    return lines[0] if lines else ""
+    # Up to the first newline only: str.splitlines() would also cut at \x85 or U+2028 and
+    # keep a shorter password than the one written; those are refused as control characters.
+    return text.split("\n", 1)[0].removesuffix("\r")
 
 
 def _format_moment(moment: dt.datetime | None) -> str:
@@ -355,18 +357,15 @@ def add_ssh_key(
 
 @ssh_key_app.command("list")
 def list_ssh_keys(uid: Annotated[str, typer.Argument(metavar="USER")]) -> None:
-    """List an account's SSH public keys: id, fingerprint, type and comment."""
+    """List an account's SSH public keys, one per line: id, fingerprint, type, comment, added."""
     setup_django()
     account = find_account(uid)
-    table = Table(title=_("SSH keys of %(uid)s") % {"uid": account.uid})
-    for header in (_("Id"), _("Fingerprint"), _("Type"), _("Comment"), _("Added")):
-        table.add_column(header, no_wrap=header != _("Comment"))
     keys = list(account.ssh_keys.order_by("added_at", "id"))
     for key in keys:
+        # One line each, never cut: the fingerprint is what `remove` takes.
         key_type, _blob, comment = (key.key.split(None, 2) + ["", ""])[:3]
-        table.add_row(cell(key.pk), cell(key.fingerprint), cell(key_type), cell(comment),
-                      cell(_format_moment(key.added_at)))
-    console().print(table)
+        console().print(cell(f"{key.pk}  {key.fingerprint}  {key_type}  {comment}  "
+                             f"({_format_moment(key.added_at)})"), soft_wrap=True)
     console().print(_("%(count)d key(s).") % {"count": len(keys)}, markup=False)
 
 
