@@ -363,7 +363,7 @@ def list_ssh_keys(uid: Annotated[str, typer.Argument(metavar="USER")]) -> None:
     keys = list(account.ssh_keys.order_by("added_at", "id"))
     for key in keys:
         # One line each, never cut: the fingerprint is what `remove` takes.
-        key_type, _blob, comment = (key.key.split(None, 2) + ["", ""])[:3]
+        key_type, _blob, comment = [*key.key.split(None, 2), "", ""][:3]
         console().print(cell(f"{key.pk}  {key.fingerprint}  {key_type}  {comment}  "
                              f"({_format_moment(key.added_at)})"), soft_wrap=True)
     console().print(_("%(count)d key(s).") % {"count": len(keys)}, markup=False)
@@ -382,8 +382,8 @@ def remove_ssh_key(
 
     account = find_account(uid)
     keys = account.ssh_keys.all()
-    found = (keys.filter(pk=int(key)).first() if key.isascii() and key.isdigit() and int(key) < 2**63
-             else keys.filter(fingerprint=key).first())
+    by_id = key.isascii() and key.isdigit() and int(key) < 2**63
+    found = keys.filter(pk=int(key)).first() if by_id else keys.filter(fingerprint=key).first()
     if found is None:
         raise NotFound(_("%(uid)s has no SSH key %(key)s (see `chaton ssh-key list %(uid)s`).")
                        % {"uid": account.uid, "key": key}, field="key")

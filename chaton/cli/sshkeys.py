@@ -47,7 +47,7 @@ Print USER's SSH public keys, one per line, if USER is an account in the
 directory, a member of the SSH group (directory.ssh_group) and not expired;
 print nothing otherwise. sshd runs it as its AuthorizedKeysCommand:
 
-    AuthorizedKeysCommand /opt/chaton/.venv/bin/chaton ssh-keys --config /etc/chaton/ssh-keys.toml %u
+    AuthorizedKeysCommand /usr/local/bin/chaton ssh-keys --config /etc/chaton/ssh-keys.toml %u
     AuthorizedKeysCommandUser root
 
 Options:

@@ -58,6 +58,14 @@ def _account(uid: str) -> Account | None:
     return Account.objects.filter(uid=uid).first()
 
 
+def _person(api: Api) -> str:
+    return f"/members/persons/{api.person_id}"  # type: ignore[attr-defined]
+
+
+def _organization(api: Api) -> str:
+    return f"/members/organizations/{api.organization_id}"  # type: ignore[attr-defined]
+
+
 def _new_account(api: Api, **fields: Any) -> Any:
     body = {"uid": "fresh", "display_name": "Fresh", "email": "fresh@example.org", **fields}
     return api.post("/accounts", body)
@@ -124,19 +132,19 @@ CASES = [
          lambda value: value if Person.objects.filter(email=value).exists() else None,
          lambda n: email(n, "person")),
     Case("PersonIn", "phone",
-         lambda api, value: api.post("/members/persons", {"full_name": "Phone", "email": "ph@example.org",
-                                                  "phone": value}),
+         lambda api, value: api.post("/members/persons", {
+             "full_name": "Phone", "email": "ph@example.org", "phone": value}),
          lambda value: getattr(Person.objects.filter(full_name="Phone").first(), "phone", None),
          lambda n: text(n, "0", "6")),
     Case("PersonPatch", "full_name",
-         lambda api, value: api.patch(f"/members/persons/{api.person_id}", {"full_name": value}),
+         lambda api, value: api.patch(_person(api), {"full_name": value}),
          lambda value: Person.objects.get(email="noa@example.org").full_name, text),
     Case("PersonPatch", "email",
-         lambda api, value: api.patch(f"/members/persons/{api.person_id}", {"email": value}),
+         lambda api, value: api.patch(_person(api), {"email": value}),
          lambda value: value if Person.objects.filter(email=value).exists() else None,
          lambda n: email(n, "personpatch")),
     Case("PersonPatch", "phone",
-         lambda api, value: api.patch(f"/members/persons/{api.person_id}", {"phone": value}),
+         lambda api, value: api.patch(_person(api), {"phone": value}),
          lambda value: Person.objects.get(email="noa@example.org").phone,
          lambda n: text(n, "0", "7")),
     Case("OrganizationIn", "name",
@@ -155,11 +163,11 @@ CASES = [
          lambda value: value if Organization.objects.filter(slug=value).exists() else None,
          lambda n: text(n, "s", "x")),
     Case("OrganizationPatch", "name",
-         lambda api, value: api.patch(f"/members/organizations/{api.organization_id}", {"name": value}),
+         lambda api, value: api.patch(_organization(api), {"name": value}),
          lambda value: value if Organization.objects.filter(name=value).exists() else None,
          text),
     Case("OrganizationPatch", "email",
-         lambda api, value: api.patch(f"/members/organizations/{api.organization_id}", {"email": value}),
+         lambda api, value: api.patch(_organization(api), {"email": value}),
          lambda value: Organization.objects.get(slug="vent").email,
          lambda n: email(n, "orgapatch")),
 ]
