@@ -22,6 +22,7 @@ from chaton.core.models import AuditLog
 from chaton.directory import actions
 from chaton.directory.models import Account, Group, GroupMembership
 from chaton.directory.tests.test_api import Api, assert_error, make_account
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,10 +60,10 @@ def member_api(client, member) -> Api:
 
 @pytest.fixture
 def pages(client, admin):
-    """The test client logged in as the administrator, reading pages in English."""
+    """The test client logged in as the administrator (second factor passed), reading pages
+    in English."""
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
-    client.force_login(admin)
-    return client
+    return login_with_second_factor(client, admin)
 
 
 def snapshot(directory) -> tuple[object, ...]:

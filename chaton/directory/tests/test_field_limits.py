@@ -213,7 +213,10 @@ def api(client, directory) -> Api:
     from chaton.directory import actions as directory_actions
     from chaton.members import actions as members_actions
 
+    from chaton.testing.second_factor import enroll
+
     admin = make_account("wren", is_admin=True, password="a long pass phrase 7")
+    enroll(admin)  # creating tokens takes an administrator with a second factor
     member = make_account("moss", password="moss pass phrase 42")
     make_account(text(limits.UID_MAX_LENGTH, "l", "x"))
     directory_actions.do_create_group("team", acting_user=None)
