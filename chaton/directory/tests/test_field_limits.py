@@ -212,7 +212,6 @@ def api(client, directory) -> Api:
     from chaton.core.actions import do_create_api_token
     from chaton.directory import actions as directory_actions
     from chaton.members import actions as members_actions
-
     from chaton.testing.second_factor import enroll
 
     admin = make_account("wren", is_admin=True, password="a long pass phrase 7")
