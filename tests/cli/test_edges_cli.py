@@ -182,6 +182,11 @@ def test_ssh_keys_help_from_the_console_script():
     assert "--config PATH" in completed.stdout
 
 
+def test_the_main_help_points_to_ssh_keys(cli):
+    words = " ".join(ok(cli("--help")).split())
+    assert "AuthorizedKeysCommand (see chaton ssh-keys --help)" in words
+
+
 @pytest.mark.parametrize("command", ["propose", "act"])
 def test_decision_help_lists_op(cli, command):
     out = ok(cli("decision", command, "--help"))
