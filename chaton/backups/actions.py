@@ -1051,8 +1051,8 @@ def do_create_default_plan(*, acting_user: Account | None) -> Plan:
     The repository is ``backups.default_repository`` (``data_dir/backups/
     repository``), with a generated password (encrypted in the database; keep
     the secrets key apart from the backups, see :mod:`chaton.core.secrets`),
-    initialised at once. The plan ``chaton`` backs up Chaton's database and
-    its directory daily. What exists already is returned as it is. Raise
+    initialised at once. The plan ``chaton`` backs up Chaton's database, its
+    directory and its secrets key daily. What exists already is returned as it is. Raise
     BackupError when the repository cannot be initialised.
     """
     plan = Plan.objects.filter(name=DEFAULT_PLAN).first()
@@ -1070,4 +1070,6 @@ def do_create_default_plan(*, acting_user: Account | None) -> Plan:
     do_add_source(plan, SourceKind.CHATON, "database", {}, acting_user=acting_user)
     do_add_source(plan, SourceKind.LDAP, "directory", {"chaton_directory": True},
                   acting_user=acting_user)
+    # Inside the encrypted repository: the kit's repository password alone gives it back.
+    do_add_source(plan, SourceKind.SECRETS_KEY, "secrets-key", {}, acting_user=acting_user)
     return plan

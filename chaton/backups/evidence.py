@@ -37,6 +37,8 @@ MESSAGES: dict[str, str | Promise] = {
     "table_checksum": _("checksum of %(table)s"),
     "files": _("file count"),
     "bytes": _("bytes"),
+    "key_well_formed": _("a well-formed key"),
+    "key_id": _("key id"),
     "file_contents": _("content of every file against its SHA-256 (restic "
                        "restore --verify)"),
     # what is found

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -138,6 +139,7 @@ class SourceKind(models.TextChoices):
     CHATON = "chaton", _("Chaton's own database")
     PATHS = "paths", _("directories")
     DOCKER_VOLUME = "docker_volume", _("Docker volume")
+    SECRETS_KEY = "secrets_key", _("Chaton's secrets key")
 
 
 class Source(models.Model):
@@ -335,3 +337,35 @@ class Drill(models.Model):
                 "snapshot": self.snapshot_id, "started_at": self.started_at.isoformat(),
                 "duration_seconds": self.duration_seconds, "outcome": self.outcome,
                 "compared": self.compared_labels, "details": self.findings_text}
+
+
+
+class RecoveryKitEventKind(models.TextChoices):
+    SHOWN = "shown", _("shown")
+    STORED = "stored", _("confirmed stored")
+
+
+class RecoveryKitEvent(models.Model):
+    """The recovery kit was shown to someone, or someone said they stored it off the server.
+
+    ``kit_digest`` identifies the kit's content (:func:`chaton.backups.recovery.kit_digest`),
+    not the content itself: a new repository, password or key makes a new
+    kit, and the warning on ``/backups/`` comes back until that one is stored.
+    """
+
+    kind = models.CharField(_("event"), max_length=10, choices=RecoveryKitEventKind.choices)
+    at = models.DateTimeField(_("when"))
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                blank=True, related_name="+")
+    #: Who: a uid, or "cli" when the command ran without --as.
+    actor_label = models.CharField(max_length=150, blank=True, default="")
+    #: "web" or "cli".
+    via = models.CharField(max_length=10, blank=True, default="")
+    kit_digest = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("recovery kit event")
+
+    def __str__(self) -> str:
+        return f"recovery kit {self.kind} {self.kit_digest[:8]}"

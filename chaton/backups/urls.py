@@ -2,10 +2,13 @@
 
 from django.urls import path
 
-from chaton.backups import views
+from chaton.backups import views, views_recovery
 
 urlpatterns = [
     path("backups/", views.overview, name="backup-overview"),
+    path("backups/recovery-kit/", views_recovery.recovery_kit, name="backup-recovery-kit"),
+    path("backups/recovery-kit/stored/", views_recovery.recovery_kit_stored,
+         name="backup-recovery-kit-stored"),
     path("backups/new-repository/", views.repository_create, name="backup-repository-create"),
     path("backups/new-plan/", views.plan_create, name="backup-plan-create"),
     path("backups/repositories/<str:name>/", views.repository_detail, name="backup-repository"),

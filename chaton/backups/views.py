@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from chaton.backups import actions, checks, engine, queries
+from chaton.backups import actions, checks, engine, queries, recovery
 from chaton.backups.forms import (
     PlanForm,
     PlanSettingsForm,
@@ -226,6 +226,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "summary": queries.drill_summary(since=_summary_since()),
         "repositories": with_health(queries.repositories()),
         "now": now,
+        "recovery_kit_pending": recovery.needs_confirmation(),
     })
 
 

@@ -519,7 +519,7 @@ def add_source(
     plan_name: Annotated[str, typer.Argument(metavar="PLAN")],
     name: Annotated[str, typer.Argument(metavar="NAME")],
     kind: Annotated[str, typer.Option(
-        "--kind", help="postgres, mariadb, ldap, chaton, paths or docker_volume.")],
+        "--kind", help="postgres, mariadb, ldap, chaton, paths, docker_volume or secrets_key.")],
     param: Annotated[list[str] | None, typer.Option(
         "--param", metavar="KEY=VALUE", help="A parameter of the kind (paths=/srv/files, "
         "database=shop …); repeat it.")] = None,

@@ -9,10 +9,12 @@ kept as SHA-256 digests (each is 50 random bits, shown once).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 
 from django.db import models
+from django.db.models.functions import Now
 from django_otp.models import Device, ThrottlingMixin
 from django_otp.oath import TOTP
 
@@ -28,10 +30,11 @@ TOTP_TOLERANCE = 1
 class TotpDevice(ThrottlingMixin, Device):
     """An authenticator app (RFC 6238, SHA-1, 6 digits, 30 s). A code is accepted once."""
 
-    encrypted_key = models.TextField()
+    encrypted_key: models.TextField[str, str] = models.TextField()
     #: The last time step whose code was accepted: an older or the same code is refused.
-    last_step = models.BigIntegerField(default=-1)
-    created_at = models.DateTimeField(auto_now_add=True)
+    last_step: models.BigIntegerField[int, int] = models.BigIntegerField(default=-1)
+    created_at: models.DateTimeField[dt.datetime, dt.datetime] = models.DateTimeField(
+        auto_now_add=True)
 
     class Meta:
         verbose_name = "TOTP device"
@@ -88,7 +91,7 @@ class RecoveryDevice(ThrottlingMixin, Device):
             return False
         # A single UPDATE: the same code presented twice at once is used once.
         used = self.codes.filter(digest=recovery_digest(str(token)), used_at=None).update(
-            used_at=models.functions.Now())
+            used_at=Now())
         if used:
             self.throttle_reset()
             return True

@@ -28,7 +28,6 @@ parent of the ``src`` folder)::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile

@@ -36,8 +36,9 @@ pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testin
 
 #: The variables this plugin sets; their previous values come back at the end.
 _MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_PROXY_MANAGED",
-                      "CHATON_PROXY_ADMIN_URL", "CHATON_CONFIG",
-                      "CHATON_DATABASE_URL", "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS")
+                      "CHATON_PROXY_ADMIN_URL", "CHATON_SERVICES_DOCKER_MANAGED",
+                      "CHATON_CONFIG", "CHATON_DATABASE_URL",
+                      "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS")
 
 
 @dataclass
@@ -116,6 +117,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         os.environ["CHATON_LDAP_MANAGED"] = "false"
         # Nor a Caddy on the default ports: the proxy tests start theirs (chaton.testing.acme).
         os.environ["CHATON_PROXY_MANAGED"] = "false"
+        # Nor a dockerd on the system's socket: the services tests start theirs
+        # (chaton.testing.docker), and the managed one is tested on a socket of its own.
+        os.environ["CHATON_SERVICES_DOCKER_MANAGED"] = "no"
         # And never a Caddy someone already runs on the default admin address: until a test
         # starts its own (the ``caddy`` fixture), proxy calls go to a port this session holds
         # bound without listening, so they are refused and can reach no other server.

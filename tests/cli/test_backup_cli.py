@@ -325,9 +325,14 @@ def test_init_creates_the_default_plan_once(cli, directory, fake_restic, monkeyp
     assert "Backups: plan chaton" in first.stdout
     plan = Plan.objects.get()
     assert plan.repository.initialised_at is not None
-    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap"]
+    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap",
+                                                                   "secrets_key"]
+    # Said once, with the plan: where the recovery kit is, and that it belongs off the server.
+    assert "chaton backup recovery-kit" in first.stdout
+    assert "keep it off this server" in first.stdout
     second = cli("init")
     assert second.exit_code == 0 and "Backups:" not in second.stdout
+    assert "recovery-kit" not in second.stdout
     assert Plan.objects.count() == 1
 
 

@@ -63,7 +63,10 @@ def test_an_instance_opened_through_the_api_answers_over_https(
         api.get("/services/diagram.svg").content)
     assert domain in "".join(diagram.itertext())
 
-    # Closing it directly is refused; the members' decision closes it.
+    # A week later, closing it directly is refused; the members' decision closes it.
+    from chaton.services.tests.conftest import age_instances
+
+    age_instances()
     slug = listed[0]["slug"]
     assert_error(api.delete(f"/services/instances/{slug}?confirm={slug}"), 403,
                  "decision_required")

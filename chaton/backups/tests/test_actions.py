@@ -256,12 +256,14 @@ def test_the_worker_starts_due_backups_as_children_and_records_a_failed_start(
     assert jobs.due_action(plan.pk, now + dt.timedelta(hours=25)) == "backup"
 
 
-def test_the_default_plan_backs_up_chaton_and_its_directory(fake_restic: FakeRestic) -> None:
+def test_the_default_plan_backs_up_chaton_its_directory_and_its_key(fake_restic: FakeRestic
+                                                                    ) -> None:
     fake_restic.initialised = False
     plan = actions.do_create_default_plan(acting_user=None)
     assert plan.repository.initialised_at is not None and "init" in fake_restic.calls
     assert plan.repository.location.endswith("backups/repository")
-    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap"]
+    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap",
+                                                                   "secrets_key"]
     assert actions.do_create_default_plan(acting_user=None) == plan
 
 

@@ -16,6 +16,7 @@ from chaton.backups.models import Drill, DrillOutcome, Outcome, Plan, Repository
 from chaton.core.actions import do_create_api_token
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery staple"
@@ -163,7 +164,7 @@ def test_a_repository_is_not_green_while_the_last_drill_failed(
     admin = directory_actions.do_create_account("camille", acting_user=None,
                                                 display_name="Camille Admin",
                                                 email="camille@example.org", is_admin=True)
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
     for url in (reverse("backup-overview"), reverse("backup-repository", args=["offsite"])):
         content = client.get(url).content.decode()
@@ -226,7 +227,7 @@ def test_drill_evidence_is_stored_neutral_and_read_in_each_language(
     admin = directory_actions.do_create_account("camille", acting_user=None,
                                                 display_name="Camille Admin",
                                                 email="camille@example.org", is_admin=True)
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
     content = client.get(reverse("backup-plan", args=["nightly"])).content.decode()
     assert "Everything compared matched." in content and "file count" in content

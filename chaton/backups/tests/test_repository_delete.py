@@ -18,6 +18,7 @@ from chaton.core.actions import do_create_api_token
 from chaton.core.errors import Conflict
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "correct horse battery staple"
@@ -78,7 +79,7 @@ def test_every_interface_refuses_while_a_plan_uses_it(plan: Plan, repository: Re
         actions.do_delete_repository(repository, acting_user=None)
     response = client.delete(f"{API}/repositories/offsite", headers=headers(admin))
     assert response.status_code == 409 and response.json()["code"] == "conflict"
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
     page = client.get(reverse("backup-repository-delete", args=["offsite"])).content.decode()
     assert "Plans use it" in page and 'class="danger"' not in page
@@ -112,7 +113,7 @@ def test_the_page_the_api_and_the_command_delete_it(fake_restic: FakeRestic, adm
     for name in ("by-page", "by-api", "by-cli"):
         actions.do_create_repository(name, kind="local", location=f"/srv/backups/{name}",
                                      password=PASSWORD, acting_user=None)
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
     page = client.get(reverse("backup-repository-delete", args=["by-page"])).content.decode()
     assert "stays at /srv/backups/by-page" in page

@@ -42,7 +42,8 @@ def test_each_kind_refuses_bad_parameters_naming_the_field(kind: str, params: di
 
 
 def test_every_kind_is_registered_and_cleans_good_parameters() -> None:
-    assert set(KINDS) == {"postgres", "mariadb", "ldap", "chaton", "paths", "docker_volume"}
+    assert set(KINDS) == {"postgres", "mariadb", "ldap", "chaton", "paths", "docker_volume",
+                          "secrets_key"}
     assert kind_class("postgres").clean_params({"database": "shop", "port": "5433"}) == {
         "database": "shop", "host": "127.0.0.1", "port": 5433, "user": "postgres",
         "password": ""}

@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 from django_otp.oath import TOTP
 
-from chaton.core.models import ApiToken, AuditLog
 from chaton.core.actions import do_create_api_token
+from chaton.core.models import ApiToken, AuditLog
 from chaton.directory import actions as directory_actions
 from chaton.security.models import RecoveryCode, TotpDevice
 from chaton.testing.second_factor import code_for, enroll

@@ -18,7 +18,7 @@ from chaton.governance.tests.test_api import Api, api_for, assert_error
 from chaton.members import actions as member_actions
 from chaton.services import actions
 from chaton.services.models import Host, Instance
-from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
+from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy, age_instances
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("directory")]
 SERVICES = "/services"
@@ -224,6 +224,7 @@ def test_upgrade_healthy_rolled_back_and_left_to_the_worker(api, host, engine) -
 
 def test_removal_needs_the_short_name_and_a_decision(api, host, engine) -> None:
     assert new_instance(api).status_code == 201
+    age_instances()
     assert_error(api.delete(f"{SERVICES}/instances/pad"), 400, "invalid", "confirm")
     body = assert_error(api.delete(f"{SERVICES}/instances/pad?confirm=pad"), 403,
                         "decision_required")

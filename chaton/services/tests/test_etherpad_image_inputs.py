@@ -1,4 +1,4 @@
-"""The Etherpad test image is built from pinned inputs only: a fresh machine builds what CI built."""
+"""The Etherpad test image is built from pinned inputs only: fresh machines build what CI built."""
 
 from __future__ import annotations
 
