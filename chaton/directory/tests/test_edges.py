@@ -227,3 +227,29 @@ def test_forms_refuse_a_past_expiry(pages, member, directory):
         "display_name": "Moss", "email": "moss@example.org", "expires_on": yesterday})
     assert "already past" in response.context["form"].errors["expires_on"][0]
     assert snapshot(directory) == before
+
+
+# -- members: the same rules ---------------------------------------------------------------
+
+
+def test_members_refuse_spaces_around_values_through_api_and_pages(api, pages, directory):
+    from chaton.members.models import Organization, Person
+
+    before = (list(Person.objects.values()), list(Organization.objects.values()),
+              AuditLog.objects.count())
+    assert_error(api.post("/members/persons", {"full_name": " Noa", "email": "noa@example.org"}),
+                 400, "invalid", "full_name")
+    assert_error(api.post("/members/persons", {"full_name": "Noa", "email": "noa@example.org",
+                                               "phone": "06 12 "}), 400, "invalid", "phone")
+    assert_error(api.post("/members/organizations", {"name": "Vent ",
+                                                     "email": "vent@example.org"}),
+                 400, "invalid", "name")
+    response = pages.post(reverse("person-create"), {"full_name": "Noa ",
+                                                     "email": "noa@example.org"})
+    assert "Spaces" in response.context["form"].errors["full_name"][0]
+    assert 'value="Noa "' in response.content.decode()
+    response = pages.post(reverse("organization-create"), {"name": "Vent", "slug": "Vent",
+                                                           "email": "vent@example.org"})
+    assert "short name" in response.context["form"].errors["slug"][0]
+    assert (list(Person.objects.values()), list(Organization.objects.values()),
+            AuditLog.objects.count()) == before
