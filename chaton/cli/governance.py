@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from django.utils.translation import gettext as _
 from rich.table import Table
+from typer.core import TyperCommand
 
 from chaton.cli.runtime import cell, console, find_account, invocation, parse_date, setup_django
 
@@ -38,6 +39,31 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 #: What lets ``--op TYPE key=value …`` through to the command, in the order typed: click
 #: would otherwise refuse ``--op`` and take the parameters as stray arguments.
 _OPERATION_WORDS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+class OperationWordsCommand(TyperCommand):
+    """A command whose ``--op TYPE key=value …`` words are read in order from its extra
+    arguments, yet listed with the options in ``--help``.
+
+    Its ``--op`` option is documentation only: it is kept out of the parser, so
+    that each ``--op`` stays with the parameters that follow it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name == "operation_words":
+                param.add_to_parser = _not_parsed  # type: ignore[method-assign]
+
+
+def _not_parsed(parser: Any, ctx: Any) -> None:
+    """Register nothing: the words stay in the command's extra arguments."""
+
+
+#: The ``--op`` of ``propose`` and ``act``, as ``--help`` lists it (see OperationWordsCommand).
+OperationWords = Annotated[list[str] | None, typer.Option(
+    "--op", metavar="TYPE key=value …",
+    help="An operation and its parameters, e.g. --op group.grant group=passwords account=kim; "
+         "repeat --op for several. `chaton decision operations` lists the types.")]
 
 AsOption = Annotated[str | None, typer.Option(
     "--as", metavar="UID", help="The account acting (default: the global --as).")]
@@ -391,10 +417,11 @@ OperationsFile = Annotated[Path | None, typer.Option(
 Description = Annotated[str, typer.Option("--description", help="Why, for the members.")]
 
 
-@app.command("propose", context_settings=_OPERATION_WORDS)
+@app.command("propose", cls=OperationWordsCommand, context_settings=_OPERATION_WORDS)
 def propose(
     context: typer.Context,
     title: Annotated[str, typer.Argument(metavar="TITLE", help="The object of the decision.")],
+    operation_words: OperationWords = None,
     description: Description = "",
     operations_file: OperationsFile = None,
     acting_uid: AsOption = None,
@@ -415,10 +442,11 @@ def propose(
     _print_ballots(_row(decision))
 
 
-@app.command("act", context_settings=_OPERATION_WORDS)
+@app.command("act", cls=OperationWordsCommand, context_settings=_OPERATION_WORDS)
 def act(
     context: typer.Context,
     title: Annotated[str, typer.Argument(metavar="TITLE", help="The object of the action.")],
+    operation_words: OperationWords = None,
     description: Description = "",
     operations_file: OperationsFile = None,
     acting_uid: AsOption = None,

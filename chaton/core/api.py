@@ -25,7 +25,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
-from chaton.core import actions, queries
+from chaton.core import actions, limits, queries
 from chaton.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from chaton.core.models import ApiToken, Job, JobState
 
@@ -227,8 +227,9 @@ class TokenCreatedOut(TokenOut):
 
 
 class TokenIn(InputSchema):
-    account: str = Field(..., max_length=64, description="The uid of the account to act as.")
-    name: str = Field(..., max_length=200)
+    account: str = Field(..., max_length=limits.UID_MAX_LENGTH,
+                         description="The uid of the account to act as.")
+    name: str = Field(..., max_length=limits.TOKEN_NAME_MAX_LENGTH)
 
 
 

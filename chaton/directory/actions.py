@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, clock
+from chaton.core import audit, clock, limits
 from chaton.core.errors import Conflict, Forbidden, InvalidInput
 from chaton.directory import validation
 from chaton.directory.models import (
@@ -57,6 +57,17 @@ def _require_partner_account(organization: Organization, uid: str, display_name:
 UID_NUMBER_ATTEMPTS = 5
 
 
+def _refuse_past_expiry(expires_at: dt.datetime | None) -> None:
+    """Raise InvalidInput (field ``expires_at``) for an expiry that is already past.
+
+    The same rule for accounts and group memberships, through every interface:
+    ending an access now is disabling the account or removing the membership,
+    never a date in the past.
+    """
+    if expires_at is not None and expires_at <= clock.now():
+        raise InvalidInput(_("The expiry date is already past."), field="expires_at")
+
+
 def _next_uid_number() -> int:
     from django.conf import settings
 
@@ -65,6 +76,9 @@ def _next_uid_number() -> int:
 
 
 def _check_password(password: str, account: Account | None = None) -> None:
+    """Raise InvalidInput (field ``password``) for a password that could not be typed again
+    (control characters), an overlong one, or one the strength rules refuse."""
+    validation.clean_password(password)
     try:
         validate_password(password, account)
     except ValidationError as error:
@@ -87,11 +101,10 @@ def validate_create_account(uid: str, *, display_name: str, email: str,
     """The rules of a new account, shared by the action and the operation that creates
     accounts for organizations. Return the uid, display name and email as they will be
     kept. Raise InvalidInput for a bad value, Conflict for a uid or email in use."""
-    if reserved_uid_allowed and uid.strip() in RESERVED_UIDS:
-        uid = uid.strip()
-    else:
+    if not (reserved_uid_allowed and uid in RESERVED_UIDS):
         uid = validation.clean_uid(uid)
-    display_name = validation.clean_text(display_name, field="display_name")
+    display_name = validation.clean_text(display_name, field="display_name",
+                                         max_length=limits.DISPLAY_NAME_MAX_LENGTH)
     email = validation.clean_email(email)
     if person is not None and organization is not None:
         raise InvalidInput(_("An account has one owner: a person or an organization."),
@@ -130,6 +143,7 @@ def do_create_account(
     uid, display_name, email = validate_create_account(
         uid, display_name=display_name, email=email, password=password, person=person,
         organization=organization, reserved_uid_allowed=reserved_uid_allowed)
+    _refuse_past_expiry(expires_at)
     if organization is not None:
         _require_partner_account(organization, uid, display_name, email, expires_at,
                                  authorised_by)
@@ -175,8 +189,10 @@ def do_update_account(
 ) -> Account:
     """Change an account's details; fields left out stay as they are (``...`` for expiry).
 
-    Raise Forbidden when an administrator would lock themselves out (their own
-    expiry in the past, or their own administrator right removed), and
+    Raise InvalidInput for a bad value, a new expiry already past included (an
+    unchanged one is kept as it is), Forbidden when an administrator would lock
+    themselves out (their own expiry in the past, or their own administrator
+    right removed), and
     DecisionRequired when the account is given to an organization while the
     policy makes accounts for organizations extraordinary.
     """
@@ -194,10 +210,17 @@ def do_update_account(
     before = audit.snapshot(account, ACCOUNT_FIELDS)
     fields = []
     if display_name is not None:
-        account.display_name = validation.clean_text(display_name, field="display_name")
+        display_name = validation.clean_text(display_name, field="display_name",
+                                             max_length=limits.DISPLAY_NAME_MAX_LENGTH)
+    if email is not None:
+        email = validation.clean_email(email)
+    if not isinstance(expires_at, EllipsisType) and expires_at != account.expires_at:
+        _refuse_past_expiry(expires_at)
+    if display_name is not None:
+        account.display_name = display_name
         fields.append("display_name")
     if email is not None:
-        account.email = validation.clean_email(email)
+        account.email = email
         fields.append("email")
     if not isinstance(expires_at, EllipsisType):
         account.expires_at = expires_at
@@ -289,7 +312,7 @@ def validate_create_group(name: str, *, description: str = "",
     they will be kept. Raise InvalidInput for a bad value, Conflict for a name in use."""
     name = validation.clean_group_name(name)
     description = validation.clean_text(description, field="description", required=False,
-                                        max_length=255)
+                                        max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH)
     if kind not in GroupKind.values:
         raise InvalidInput(_("Unknown group kind."), field="kind")
     if Group.objects.filter(name=name).exists():
@@ -334,8 +357,9 @@ def do_update_group(group: Group, *, acting_user: Account | None,
     """
     fields = []
     if description is not None:
-        description = validation.clean_text(description, field="description",
-                                            required=False, max_length=255)
+        description = validation.clean_text(
+            description, field="description", required=False,
+            max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH)
         fields.append("description")
     if requires_decision is not None and requires_decision != group.requires_decision:
         if not requires_decision:
@@ -430,8 +454,7 @@ def validate_add_to_group(group: Group, account: Account,
                           expires_at: dt.datetime | None) -> None:
     """The rules of putting ``account`` in ``group`` until ``expires_at``, shared by the
     action and the ``group.grant`` operation. Raise InvalidInput for a past date."""
-    if expires_at is not None and expires_at <= clock.now():
-        raise InvalidInput(_("The expiry date is already past."), field="expires_at")
+    _refuse_past_expiry(expires_at)
 
 
 def do_add_to_group(group: Group, account: Account, *, acting_user: Account | None,

@@ -197,10 +197,13 @@ def account_edit(request: HttpRequest, uid: str) -> HttpResponse:
         "person": account.person_id, "organization": account.organization_id})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        # An unchanged day keeps the expiry as it is (to the minute, and even when past).
+        expiry = (... if data["expires_on"] == day_of(account.expires_at)
+                  else start_of_day(data["expires_on"]))
         try:
             actions.do_update_account(
                 account, acting_user=signed_in(request), display_name=data["display_name"],
-                email=data["email"], expires_at=start_of_day(data["expires_on"]),
+                email=data["email"], expires_at=expiry,
                 is_admin=data["is_admin"], owner=_one_owner(form))
         except ChatonError as error:
             show_error(form, error, FIELD_NAMES)

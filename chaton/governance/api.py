@@ -424,4 +424,5 @@ def inventory(request: HttpRequest, start: DateIn, end: DateIn,
     content, media_type = export.render(export.inventory(start, end), format)
     response = HttpResponse(content, content_type=media_type)
     response["Content-Disposition"] = f'inline; filename="decisions-{start}-{end}.{format}"'
+    response["Content-Security-Policy"] = export.CONTENT_SECURITY_POLICY
     return response

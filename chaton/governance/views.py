@@ -194,6 +194,7 @@ def decision_export(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content, content_type=media_type)
     file_name = f"decisions-{start.isoformat()}-{end.isoformat()}.{EXPORT_EXTENSIONS[format_name]}"
     response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    response["Content-Security-Policy"] = export.CONTENT_SECURITY_POLICY
     return response
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from chaton.core import audit
+from chaton.core import audit, limits
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.directory.models import Account
 from chaton.directory.tasks import sync_after_commit
@@ -36,9 +36,11 @@ def _sync_members_groups() -> None:
 def do_create_person(full_name: str, email: str, *, acting_user: Account | None,
                      phone: str = "") -> Person:
     """Create a natural person. Raise InvalidInput, or Conflict for an email already known."""
-    full_name = clean_text(full_name, field="full_name")
+    full_name = clean_text(full_name, field="full_name",
+                           max_length=limits.PERSON_NAME_MAX_LENGTH)
     email = clean_email(email)
-    phone = clean_text(phone, field="phone", required=False, max_length=40)
+    phone = clean_text(phone, field="phone", required=False,
+                       max_length=limits.PHONE_MAX_LENGTH)
     with transaction.atomic():
         if Person.objects.filter(email=email).exists():
             raise Conflict(_("A person with the email %(email)s already exists.")
@@ -54,13 +56,15 @@ def do_update_person(person: Person, *, acting_user: Account | None, full_name: 
     before = audit.snapshot(person, PERSON_FIELDS)
     fields = []
     if full_name is not None:
-        person.full_name = clean_text(full_name, field="full_name")
+        person.full_name = clean_text(full_name, field="full_name",
+                                      max_length=limits.PERSON_NAME_MAX_LENGTH)
         fields.append("full_name")
     if email is not None:
         person.email = clean_email(email)
         fields.append("email")
     if phone is not None:
-        person.phone = clean_text(phone, field="phone", required=False, max_length=40)
+        person.phone = clean_text(phone, field="phone", required=False,
+                                  max_length=limits.PHONE_MAX_LENGTH)
         fields.append("phone")
     if not fields:
         return person
@@ -77,9 +81,15 @@ def do_update_person(person: Person, *, acting_user: Account | None, full_name: 
 def do_create_organization(name: str, email: str, *, acting_user: Account | None,
                            slug: str = "") -> Organization:
     """Create a legal person (partner association); its short name is derived if not given."""
-    name = clean_text(name, field="name")
+    name = clean_text(name, field="name",
+                      max_length=limits.ORGANIZATION_NAME_MAX_LENGTH)
     email = clean_email(email)
-    slug = slugify(slug or name)[:64]
+    if slug and (slug != slugify(slug) or len(slug) > limits.ORGANIZATION_SLUG_MAX_LENGTH):
+        # A short name typed by someone is kept as typed, or refused: never changed.
+        raise InvalidInput(_("A short name is at most %(count)d lower-case letters, digits or "
+                             "'-'.") % {"count": limits.ORGANIZATION_SLUG_MAX_LENGTH},
+                           field="slug")
+    slug = slug or slugify(name)[:limits.ORGANIZATION_SLUG_MAX_LENGTH]
     if not slug or not slug[0].isalpha():
         raise InvalidInput(_("The short name must start with a letter."), field="slug")
     with transaction.atomic():
@@ -101,7 +111,8 @@ def do_update_organization(organization: Organization, *, acting_user: Account |
     before = audit.snapshot(organization, ORGANIZATION_FIELDS)
     fields = []
     if name is not None:
-        organization.name = clean_text(name, field="name")
+        organization.name = clean_text(name, field="name",
+                                       max_length=limits.ORGANIZATION_NAME_MAX_LENGTH)
         fields.append("name")
     if email is not None:
         organization.email = clean_email(email)
