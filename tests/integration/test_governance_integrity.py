@@ -28,6 +28,7 @@ from chaton.governance import actions
 from chaton.governance.models import Status
 from chaton.governance.tests.test_api import api_for, assert_error, make_account, make_member
 from chaton.testing.pytest_plugin import BASE_DN
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -135,7 +136,7 @@ def test_deleting_by_decision_does_not_free_the_name(
     # The members may give the name back, and decide who is in it.
     # The creation page says so too, and keeps what was typed.
     admin = people["wren"]
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     page = client.post("/groups/new/", {"name": "passwords", "kind": "team",
                                         "description": "Coffre"}).content.decode()
     assert "/decisions/new/?operation=group.create&amp;name=passwords" in page
