@@ -480,12 +480,58 @@ access to *
             # socket lives in our directory, and slapd opens every listener
             # before serving any, so both answering means this slapd is up.
             if self._answers(self.url) and self._answers(self.ldapi_url):
+                try:
+                    self._fill_member_of_once()
+                except SlapdError:
+                    self.stop(timeout=5)
+                    raise
                 return
             time.sleep(0.05)
         self.stop(timeout=5)
         raise SlapdError(
             f"slapd did not answer on {self.url} within {timeout:g} s:\n{self._log_tail()}"
         )
+
+    @property
+    def member_of_marker_path(self) -> Path:
+        """Present once every group was written with the memberof overlay in place."""
+        return self.directory / "memberof-filled"
+
+    def _fill_member_of_once(self) -> None:
+        """Give every group's members their ``memberOf``, once per directory.
+
+        The memberof overlay acts only on writes: a directory filled before it
+        was configured has groups whose members carry no ``memberOf``, and a
+        service filtering on it would let nobody in. Each group's ``member`` is
+        deleted and added back in one modify (the schema is checked at its end),
+        which the overlay turns into ``memberOf`` values. Raise SlapdError when
+        the directory refuses; the next start tries again.
+        """
+        import ldap
+
+        if self.member_of_marker_path.exists():
+            return
+        connection = ldap.initialize(self.url)
+        connection.set_option(ldap.OPT_NETWORK_TIMEOUT, 10.0)
+        try:
+            connection.simple_bind_s(self.admin_dn, self.admin_password)
+            groups = connection.search_s(self.base_dn, ldap.SCOPE_SUBTREE,
+                                         "(objectClass=groupOfNames)", ["member"])
+            for dn, attributes in groups:
+                members = attributes.get("member", []) if dn else []
+                if members:
+                    connection.modify_s(dn, [(ldap.MOD_DELETE, "member", None),
+                                             (ldap.MOD_ADD, "member", members)])
+        except ldap.NO_SUCH_OBJECT:
+            pass  # no base entry yet: no group either
+        except ldap.LDAPError as error:
+            raise SlapdError(f"cannot fill memberOf in {self.base_dn}: {error}") from None
+        finally:
+            try:
+                connection.unbind_s()
+            except ldap.LDAPError:
+                pass  # the connection never opened: nothing to close
+        self.member_of_marker_path.touch()
 
     def _started_here(self, arguments: list[str]) -> bool:
         # An exact argument, and slapd as the program: an editor open on

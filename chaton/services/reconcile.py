@@ -1155,6 +1155,19 @@ def apply(plan_: Plan, engines: Mapping[str, Engine], instances: Iterable[Instan
     return run.result
 
 
+def sync_accounts(*, dry_run: bool = False) -> tuple[list[str], str]:
+    """Bring the instances' service accounts in the directory up to date (see
+    :mod:`chaton.services.accounts`). Return (one line per change, the error that stopped it
+    or ""); never raise for the directory: the next run completes what this one could not."""
+    try:
+        return accounts.sync(dry_run=dry_run), ""
+    except (LdapError, secrets.SecretError) as error:
+        message = str(error) or type(error).__name__
+        logger.warning("services: the services' directory accounts could not be written: %s",
+                       message)
+        return [], message
+
+
 def reconcile(*, dry_run: bool = False, hosts: Iterable[Host] | None = None,
               instances: Iterable[Instance] | None = None,
               delete_orphan_volumes: bool = False) -> tuple[Plan, Result]:
@@ -1166,14 +1179,7 @@ def reconcile(*, dry_run: bool = False, hosts: Iterable[Host] | None = None,
     """
     started = time.monotonic()
     # First the services' directory accounts: an application never starts without its own.
-    account_changes: list[str] = []
-    directory_error = ""
-    try:
-        account_changes = accounts.sync(dry_run=dry_run)
-    except (LdapError, secrets.SecretError) as error:
-        directory_error = str(error) or type(error).__name__
-        logger.warning("services: the services' directory accounts could not be written: %s",
-                       directory_error)
+    account_changes, directory_error = sync_accounts(dry_run=dry_run)
     the_plan, engines, planned = plan(hosts=hosts, instances=instances,
                                       delete_orphan_volumes=delete_orphan_volumes)
     result = apply(the_plan, engines, planned, dry_run=dry_run)

@@ -34,8 +34,8 @@ from chaton.testing.postgres import TemporaryPostgres
 pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testing.etherpad"]
 
 #: The variables this plugin sets; their previous values come back at the end.
-_MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_LDAP_URL",
-                      "CHATON_PROXY_MANAGED", "CHATON_CONFIG",
+_MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_PROXY_MANAGED",
+                      "CHATON_CONFIG",
                       "CHATON_DATABASE_URL")
 
 
@@ -98,14 +98,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         os.environ["CHATON_DATA_DIR"] = str(data_directory)
         # The tests start their own directory server when they need one.
         os.environ["CHATON_LDAP_MANAGED"] = "false"
-        # A test that reaches the directory without routing it (``directory``,
-        # ``ldap_directory``) meets a closed loopback port, never a default one.
-        os.environ["CHATON_LDAP_URL"] = f"ldap://127.0.0.1:{free_port()}"
         # Nor a Caddy on the default ports: the proxy tests start theirs (chaton.testing.acme).
         os.environ["CHATON_PROXY_MANAGED"] = "false"
-        # An empty configuration file: a developer's ./chaton.toml must not leak in.
+        # A configuration file of the tests' own: a developer's ./chaton.toml must not leak
+        # in, and a test that reaches the directory without routing it (fixtures
+        # ``directory``, ``ldap_directory``) meets a closed loopback port, never a default one.
         empty_configuration = data_directory / "chaton.toml"
-        empty_configuration.touch()
+        empty_configuration.write_text(f'[ldap]\nurl = "ldap://127.0.0.1:{free_port()}"\n',
+                                       encoding="utf-8")
         os.environ["CHATON_CONFIG"] = str(empty_configuration)
         # Never a database from the developer's shell: SQLite in the data
         # directory, or the throwaway PostgreSQL below.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import ldap
 import pytest
@@ -305,3 +306,51 @@ def test_the_service_account_comes_back_after_a_hand_deletion(
     people.bind(dn, password)
     # Applying again changes nothing.
     assert accounts.sync() == []
+
+
+def test_a_directory_from_before_memberof_gets_it_at_the_first_start(
+        scratch_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chaton.adapters.ldap import Change
+    from chaton.core.servers import free_port
+
+    server = ManagedSlapd(scratch_path / "slapd", port=free_port(), base_dn=BASE_DN,
+                          admin_password="an admin password of old")
+    render = ManagedSlapd._render_config
+
+    def without_memberof(self: ManagedSlapd, root_password_hash: str) -> str:
+        text = render(self, root_password_hash)
+        return text[:text.index("overlay memberof")]
+
+    # A slapd.conf of before, without the overlays: the groups get no memberOf.
+    monkeypatch.setattr(ManagedSlapd, "_render_config", without_memberof)
+    server.start()
+    try:
+        admin = LdapDirectory(server.url, server.admin_dn, server.admin_password, timeout=5)
+        person = f"uid=old,{PEOPLE}"
+        for batch in ([Change("add", PEOPLE, {"objectclass": [b"organizationalUnit"],
+                                              "ou": [b"people"]}),
+                       Change("add", GROUPS, {"objectclass": [b"organizationalUnit"],
+                                              "ou": [b"groups"]})],
+                      [Change("add", person, {"objectclass": [b"account"], "uid": [b"old"]})],
+                      [Change("add", f"cn=old,{GROUPS}", {"objectclass": [b"groupOfNames"],
+                                                         "cn": [b"old"],
+                                                         "member": [person.encode()]})]):
+            assert admin.apply(batch) == [None] * len(batch)
+        admin.close()
+    finally:
+        server.stop()
+    server.member_of_marker_path.unlink()  # an older Chaton wrote no marker
+
+    monkeypatch.undo()
+    server.start()
+    try:
+        connection = ldap.initialize(server.url)
+        connection.simple_bind_s(server.admin_dn, server.admin_password)
+        [(_dn, attributes)] = connection.search_s(person, ldap.SCOPE_BASE, "(objectClass=*)",
+                                                  ["memberOf"])
+        assert [value.lower() for value in attributes["memberOf"]] == [
+            f"cn=old,{GROUPS}".encode()]
+        assert server.member_of_marker_path.exists()
+        connection.unbind_s()
+    finally:
+        server.stop()
