@@ -22,7 +22,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from chaton.adapters.ldap import Attributes, Change, Directory, escape_dn_value, normalize_dn
+from chaton.adapters.ldap import (
+    Attributes,
+    Change,
+    Directory,
+    LdapAlreadyExists,
+    LdapNoSuchEntry,
+    escape_dn_value,
+    normalize_dn,
+)
 from chaton.services.models import DesiredState, Instance
 
 logger = logging.getLogger("chaton.services")
@@ -143,9 +151,12 @@ def sync(*, dry_run: bool = False) -> list[str]:
         # and an account sent with its parent could reach slapd before it.
         parent = [change for change in changes if change.dn == services_dn(base)]
         for batch in (parent, [change for change in changes if change not in parent]):
-            errors = [error for error in directory.apply(batch) if error is not None]
-            if errors:
-                raise errors[0]
+            for change, error in zip(batch, directory.apply(batch), strict=True):
+                # Another reconcile (the worker's, an action's) may have just done the same.
+                raced = ((change.kind == "add" and isinstance(error, LdapAlreadyExists))
+                         or (change.kind == "delete" and isinstance(error, LdapNoSuchEntry)))
+                if error is not None and not raced:
+                    raise error
     lines = [f"{change.kind} {change.dn}" for change in changes]
     for line in lines:
         logger.info("services: service account: %s%s", line, " (dry run)" if dry_run else "")
