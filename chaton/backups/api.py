@@ -29,7 +29,7 @@ from ninja import Field, Router, Schema
 from ninja.pagination import paginate
 from pydantic import StrictBool, StrictInt
 
-from chaton.backups import actions, engine, queries
+from chaton.backups import actions, checks, engine, queries
 from chaton.backups.errors import BackupError
 from chaton.backups.models import (
     Drill,
@@ -106,8 +106,30 @@ class RepositoryOut(Schema):
     checked_at: dt.datetime | None
     check_ok: bool | None
     check_message: str
+    check_cycle: str | None = Field(..., description="What the next rotating check reads "
+                                    "(n/t: t checks read every pack); null when it cannot "
+                                    "rotate (a size).")
+    last_full_read_at: dt.datetime | None = Field(..., description="When a check last "
+                                                  "finished having read every pack.")
+    last_drill_outcome: str | None
+    healthy: bool = Field(..., description="False while the last check or the last drill of "
+                          "its plans failed, and before the first check.")
     plan_count: int
     created_at: dt.datetime
+
+    @staticmethod
+    def resolve_check_cycle(repository: Repository) -> str | None:
+        part = checks.next_part(repository.check_read_data_subset,
+                                repository.check_cycle_position)
+        return part.subset if part.rotating else None
+
+    @staticmethod
+    def resolve_last_drill_outcome(repository: Repository) -> str | None:
+        return getattr(repository, "last_drill_outcome", None)
+
+    @staticmethod
+    def resolve_healthy(repository: Repository) -> bool:
+        return queries.repository_health(repository).ok
 
     @staticmethod
     def resolve_environment(repository: Repository) -> list[str]:
@@ -241,11 +263,28 @@ class DrillOut(Schema):
     started_at: dt.datetime
     duration_seconds: float | None
     outcome: str = Field(..., description="running, passed or failed")
-    compared: list[Any]
+    compared: list[str] = Field(..., description="What was compared, in the request's "
+                                                 "language.")
     expected: dict[str, Any]
     found: dict[str, Any]
-    details: str
-    check_outcome: str | None = Field(..., description="The repository check run with it.")
+    details: str = Field(..., description="What it found, one line each, in the request's "
+                                          "language.")
+    evidence: dict[str, Any] = Field(..., description="The same, language-neutral: "
+                                     "``compared`` and ``findings`` as items ``{code, params}``.")
+    check_outcome: str | None = Field(..., description="The repository check run with it "
+                                      "(its failure fails the drill).")
+
+    @staticmethod
+    def resolve_compared(drill: Drill) -> list[str]:
+        return drill.compared_labels
+
+    @staticmethod
+    def resolve_details(drill: Drill) -> str:
+        return drill.findings_text
+
+    @staticmethod
+    def resolve_evidence(drill: Drill) -> dict[str, Any]:
+        return {"compared": drill.compared, "findings": drill.findings}
 
     @staticmethod
     def resolve_plan(drill: Drill) -> str:
@@ -486,6 +525,14 @@ def update_repository(request: HttpRequest, name: str, payload: RepositoryPatch)
         check_interval_days=payload.check_interval_days,
         check_read_data_subset=payload.check_read_data_subset)
     return queries.repositories().get(pk=repository.pk)
+
+
+@router.delete("/repositories/{name}", response={204: None, **ERRORS},
+               summary="Delete a repository record (its restic data stays where it is)")
+def delete_repository(request: HttpRequest, name: str) -> tuple[int, None]:
+    """409 ``conflict`` while a plan uses it or a run of it is in progress."""
+    actions.do_delete_repository(repository_or_404(name), acting_user=acting_account(request))
+    return 204, None
 
 
 @router.post("/repositories/{name}/init", response={200: RepositoryOut, **BACKUP_ERRORS},

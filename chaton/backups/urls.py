@@ -15,6 +15,8 @@ urlpatterns = [
          name="backup-repository-init"),
     path("backups/repositories/<str:name>/check/", views.repository_check,
          name="backup-repository-check"),
+    path("backups/repositories/<str:name>/delete/", views.repository_delete,
+         name="backup-repository-delete"),
     path("backups/plans/<str:name>/", views.plan_detail, name="backup-plan"),
     path("backups/plans/<str:name>/edit/", views.plan_edit, name="backup-plan-edit"),
     path("backups/plans/<str:name>/delete/", views.plan_delete, name="backup-plan-delete"),

@@ -23,7 +23,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
-from chaton.core import actions
+from chaton.core import actions, queries
 from chaton.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from chaton.core.models import ApiToken
 
@@ -67,6 +67,12 @@ class ValidationErrorOut(ErrorOut):
 #: The error answers any operation may give, for the OpenAPI schema.
 ERRORS: dict[int, Any] = {400: ValidationErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut,
                           409: ErrorOut}
+
+
+class SecondFactorRequired(Forbidden):
+    """An administrator without a second factor asked for something that needs one."""
+
+    code = "second_factor_required"
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -242,6 +248,9 @@ def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]
     # Imported here: the directory's API module imports this one.
     from chaton.directory.api import account_or_404
 
+    if not queries.has_second_factor(acting_account(request)):
+        raise SecondFactorRequired(_("Set up a second factor (My account → Two-step login) "
+                                     "before creating API tokens."))
     account = account_or_404(payload.account)
     token, key = actions.do_create_api_token(account, payload.name,
                                              acting_user=acting_account(request))

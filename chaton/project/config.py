@@ -145,6 +145,10 @@ class ServicesConfig(Section):
     docker_url: str = "unix:///var/run/docker.sock"
     #: The worker reconciles every instance at this period, in seconds.
     reconcile_interval_seconds: int = 300
+    #: Seconds an upgrade's new version must stay healthy (Docker's own health check when
+    #: its image declares one, and the manifest's HTTP check) before it takes the traffic
+    #: and the old version is removed.
+    upgrade_stability_seconds: float = 30.0
 
 
 class ProxyConfig(Section):

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "chaton.governance",
     "chaton.backups",
     "chaton.services",
+    "django_otp",
+    "chaton.security",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +54,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): this session passed its second factor.
+    "django_otp.middleware.OTPMiddleware",
+    # An account with an authenticator is sent to the second step until it passes.
+    "chaton.security.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

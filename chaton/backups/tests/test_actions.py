@@ -212,7 +212,7 @@ def test_restore_and_drill_through_the_actions(plan: Plan, tmp_path: Path) -> No
 def test_a_source_without_backup_fails_its_drill(plan: Plan) -> None:
     report = actions.run_drill(plan, check=False)
     [drill] = report.drills
-    assert drill.outcome == DrillOutcome.FAILED and "no successful backup" in drill.details
+    assert drill.outcome == DrillOutcome.FAILED and "no successful backup" in drill.findings_text
 
 
 def test_the_worker_starts_due_backups_as_children_and_records_a_failed_start(

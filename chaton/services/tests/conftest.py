@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from chaton.adapters.docker import FakeEngine
 from chaton.services import actions, proxy, reconcile
@@ -62,6 +63,13 @@ class RecordedProxy:
 def no_draining(monkeypatch: pytest.MonkeyPatch) -> None:
     """No real requests are in flight in the fast tier: the old version goes at once."""
     monkeypatch.setattr(reconcile, "DRAIN_SECONDS", 0)
+
+
+@pytest.fixture(autouse=True)
+def no_stability_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake engine's versions are healthy or not from the start: one look is enough
+    (the window itself is tested with a scripted engine and clock)."""
+    monkeypatch.setattr(settings.CHATON.services, "upgrade_stability_seconds", 0)
 
 
 @pytest.fixture

@@ -340,3 +340,11 @@ def test_admin_api_that_is_not_caddy_is_refused(not_caddy: str) -> None:
 def test_admin_url_must_be_plain_http_with_a_port(url: str) -> None:
     with pytest.raises(ProxyInvalid):
         CaddyAdmin(url)
+
+
+def test_the_tests_never_reach_a_caddy_on_the_default_admin_address() -> None:
+    # A test that deploys without starting its own Caddy must not change the routes of a
+    # Chaton that runs on this machine: the session's proxy address refuses every call.
+    assert settings.CHATON.proxy.admin_url != ProxyConfig().admin_url
+    with pytest.raises(ProxyUnavailable):
+        sync_proxy([PAD])

@@ -20,6 +20,7 @@ from chaton.members import actions as member_actions
 from chaton.services import actions, catalog, jobs
 from chaton.services.models import Deployment, DesiredState, Host, Instance
 from chaton.services.tests.conftest import FakeEngines, RecordedProxy
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +48,7 @@ def admin() -> Account:
 
 @pytest.fixture
 def admin_client(client, admin):
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     return client
 
 
