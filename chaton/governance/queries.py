@@ -109,3 +109,12 @@ def by_kind(found: list[DecisionRow]) -> tuple[list[DecisionRow], list[DecisionR
     """Split rows into (ordinary, extraordinary)."""
     return ([row for row in found if row.decision.kind == Kind.ORDINARY],
             [row for row in found if row.decision.kind == Kind.EXTRAORDINARY])
+
+
+def persons_voting_now(person_ids: Iterable[int | None]) -> list[int]:
+    """Return those of ``person_ids`` who have a vote on a ballot that is still open."""
+    wanted = [person_id for person_id in person_ids if person_id is not None]
+    if not wanted:
+        return []
+    return sorted(set(Vote.objects.filter(person_id__in=wanted, ballot__closed_at__isnull=True)
+                      .values_list("person_id", flat=True)))
