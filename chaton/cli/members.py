@@ -160,7 +160,8 @@ def end_member(
                        % {"member": member, "date": last_day.isoformat()}, field="member")
     user = acting_user()
     if user is None:
-        raise InvalidInput(_("Say which administrator acts: --as UID."), field="as")
+        raise InvalidInput(_("Say which administrator acts: chaton --as UID member end …"),
+                           field="as")
     decision = do_end_membership_ordinarily(membership, last_day, acting_user=user)
     console().print(_("%(member)s: membership ends on %(date)s (ordinary action #%(number)d, "
                       "open to a counter-vote).")
