@@ -145,7 +145,7 @@ vote_token = AccountToken(scope=Scope.VOTE)
 
 def request_token(request: HttpRequest) -> ApiToken:
     """Return the API token that authenticated ``request`` (set by the auth classes)."""
-    return request.api_token  # type: ignore[attr-defined, no-any-return]
+    return request.api_token  # type: ignore[attr-defined]
 
 
 def acting_account(request: HttpRequest) -> "Account":
