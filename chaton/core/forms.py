@@ -25,6 +25,23 @@ if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
 
+class MyTokenForm(forms.Form):
+    """A token of one's own: its label and its scopes (``admin`` only for an administrator)."""
+
+    name = forms.CharField(label=_("What it is for"), max_length=100)
+    scopes = forms.MultipleChoiceField(label=_("It may"), widget=forms.CheckboxSelectMultiple,
+                                       initial=["read"])
+
+    def __init__(self, *args: Any, is_admin: bool, **kwargs: Any) -> None:
+        from chaton.core.models import Scope
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["scopes"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(value, label) for value, label in Scope.choices
+                         if is_admin or value != Scope.ADMIN]
+
+
 class ThrottledAuthenticationForm(AuthenticationForm):
     """Django's login form, refusing a user name or an address after too many failures.
 

@@ -353,3 +353,38 @@ def test_the_membership_page_and_the_cli_end_through_an_ordinary_action(client, 
     assert list(Decision.objects.order_by("pk").values_list("kind", "status")) == [
         (Kind.ORDINARY, Status.ADOPTED), (Kind.ORDINARY, Status.ADOPTED)]
     assert Membership.objects.get(pk=second.pk).ends_on == clock.today()
+
+
+# --- the web: tokens of one's own -----------------------------------------------------------
+
+
+def test_my_tokens_page_makes_a_token_that_votes_only_for_the_signed_in_account(
+        client, collective, proposal):
+    client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
+    client.force_login(collective["wren"])
+    # A forged field naming someone else is ignored: the token is the signed-in account's.
+    forged = client.post(reverse("my-tokens"), {"name": "for brune", "scopes": ["read", "vote"],
+                                                "account": "brune", "uid": "brune"})
+    assert forged.status_code == 200
+    token = ApiToken.objects.get(name="for brune")
+    assert token.account.uid == "wren" and token.minted_by_owner
+    assert not ApiToken.objects.filter(account__uid="brune").exists()
+    # wren has no person: the token votes nothing for anybody.
+    key = forged.context["key"]
+    assert_error(Api(client, key).post(_vote_path(proposal), {"choice": "for"}), 403,
+                 "not_a_voter")
+    _nothing_voted()
+    # Nor can wren revoke someone else's token from the page.
+    brunes, _key = do_create_api_token(collective["brune"], "phone", acting_user=None)
+    assert client.post(reverse("my-token-revoke", args=[brunes.pk])).status_code == 404
+    assert ApiToken.objects.filter(pk=brunes.pk).exists()
+
+    client.force_login(collective["brune"])
+    page = client.post(reverse("my-tokens"), {"name": "laptop", "scopes": ["vote"]})
+    assert page.context["key"] in page.content.decode()
+    voted = Api(client, page.context["key"]).post(_vote_path(proposal), {"choice": "against"})
+    assert voted.status_code == 200, voted.content
+    assert list(Vote.objects.values_list("account__uid", "choice")) == [("brune", "against")]
+    refused = client.post(reverse("my-tokens"), {"name": "root", "scopes": ["admin"]})
+    assert "admin" in refused.content.decode() and not ApiToken.objects.filter(
+        name="root").exists()
