@@ -233,11 +233,18 @@ def groups_of(account: Account) -> list[str]:
 
 
 def do_set_password(account: Account, password: str, *, acting_user: Account | None) -> None:
-    """Set a new password; it binds in the directory as soon as the transaction commits."""
+    """Set a new password; it binds in the directory as soon as the transaction commits.
+
+    Set by anyone but the account itself (``acting_user``), it is marked
+    (``password_set_by_other_at``): it then votes on no ballot opened before.
+    """
     _check_password(password, account)
     with transaction.atomic():
         account.set_password(password)
-        account.save(update_fields=["password"])
+        # Whoever else knows it could vote with it: only the owner's own password votes.
+        by_owner = acting_user is not None and acting_user.pk == account.pk
+        account.password_set_by_other_at = None if by_owner else clock.now()
+        account.save(update_fields=["password", "password_set_by_other_at"])
         audit.record("account.password", account, acting_user=acting_user)
         sync_after_commit(account_uids=[account.uid])
 

@@ -59,6 +59,10 @@ class Account(AbstractBaseUser):
     #: When the account was given to its present person (None: before this was recorded).
     #: It votes only on ballots opened after that.
     person_linked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: When someone other than the account's owner (an administrator, the command line)
+    #: last set its password; None once the owner sets it. A password set by another does
+    #: not vote on a ballot opened before it was set.
+    password_set_by_other_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = AccountManager()
 

@@ -32,7 +32,7 @@ from chaton.core.errors import ChatonError, Conflict, Forbidden, InvalidInput
 from chaton.directory.models import Account
 from chaton.directory.validation import clean_text
 from chaton.governance import notify, operations
-from chaton.governance.credentials import Credential
+from chaton.governance.credentials import PASSWORD_METHODS, Credential, NotOwnCredential
 from chaton.governance.gate import DecisionRequired, classify, proposal_link, require
 from chaton.governance.models import (
     Ballot,
@@ -285,6 +285,12 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account,
         if not Elector.objects.filter(ballot=ballot, person_id=acting_user.person_id).exists():
             raise NotAVoter(_("You were not a voting member when this vote opened, on "
                               "%(day)s.") % {"day": timezone.localdate(ballot.opened_at)})
+        set_by_other_at = acting_user.password_set_by_other_at
+        if (credential.method in PASSWORD_METHODS and set_by_other_at is not None
+                and set_by_other_at > ballot.opened_at):
+            # Someone else set this password after the vote opened: they know it too.
+            raise NotOwnCredential(_("Your password was set by someone else after this vote "
+                                     "opened: change it yourself, then vote."))
         linked_at = linked_since(acting_user)
         if linked_at is not None and linked_at > ballot.opened_at:
             # Re-linking an account (or making one) for someone must not lend their vote.

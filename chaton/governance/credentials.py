@@ -11,7 +11,8 @@ accepts nothing else::
           or its own token in ``$CHATON_TOKEN``         Credential.api_token(token, "cli")
 
 Nothing an administrator holds (a token minted for someone else, ``--as`` on
-the command line) makes one. The vote's audit row records
+the command line, a password they set for the member after the ballot opened)
+makes one. The vote's audit row records
 :meth:`Credential.as_record`: the method, the interface and the token's id.
 """
 
@@ -27,6 +28,10 @@ from chaton.core.models import ApiToken, Scope
 
 if TYPE_CHECKING:
     from chaton.directory.models import Account
+
+
+#: The credentials that rest on the account's password (a session was opened with it).
+PASSWORD_METHODS = frozenset({"session", "password"})
 
 
 class NotOwnCredential(Forbidden):

@@ -388,3 +388,42 @@ def test_my_tokens_page_makes_a_token_that_votes_only_for_the_signed_in_account(
     refused = client.post(reverse("my-tokens"), {"name": "root", "scopes": ["admin"]})
     assert "admin" in refused.content.decode() and not ApiToken.objects.filter(
         name="root").exists()
+
+
+def test_a_password_an_administrator_set_after_the_vote_opened_does_not_vote(
+        client, cli, collective, proposal):
+    """wren resets brune's password through the API, then tries it on the CLI and signs in
+    with it: refused, until brune sets her own."""
+    admin = api_for(client, collective["wren"])
+    known = "wren knows this 4417"
+    assert admin.post("/accounts/brune/password", {"password": known}).status_code == 204
+    assert "set by someone else" in _error_line(cli("decision", "vote", str(proposal.pk),
+                                                    "against", "--as", "brune",
+                                                    input=known + "\n"))
+    brune = Account.objects.get(uid="brune")
+    with pytest.raises(NotOwnCredential):
+        actions.do_vote(proposal, "against", acting_user=brune,
+                        credential=Credential.session(brune))
+    _nothing_voted()
+    directory_actions.do_set_password(brune, "brune's own 5530", acting_user=brune)
+    voted = cli("decision", "vote", str(proposal.pk), "against", "--as", "brune",
+                input="brune's own 5530\n")
+    assert voted.exit_code == 0, voted.output
+
+
+def test_an_account_created_for_a_member_after_the_vote_opened_does_not_vote(
+        cli, collective, proposal):
+    """On the command line, wren makes a second account for aubin with a password of
+    wren's choosing and votes with it: refused."""
+    made = cli("account", "add", "aubin2", "--name", "Aubin bis", "--email",
+               "aubin2@example.org", "--person", "aubin@example.org")
+    assert made.exit_code == 0, made.output
+    second = Account.objects.get(uid="aubin2")
+    directory_actions.do_set_password(second, PASSWORD, acting_user=None)
+    assert "set by someone else" in _error_line(cli(
+        "decision", "vote", str(proposal.pk), "for", "--as", "aubin2", input=PASSWORD + "\n"))
+    # Even with a password of the account's own, it came to aubin after the vote opened.
+    directory_actions.do_set_password(second, PASSWORD, acting_user=second)
+    assert "linked to its member after" in _error_line(cli(
+        "decision", "vote", str(proposal.pk), "for", "--as", "aubin2", input=PASSWORD + "\n"))
+    _nothing_voted()

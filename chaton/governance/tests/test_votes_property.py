@@ -37,11 +37,12 @@ pytestmark = pytest.mark.django_db
 VOTERS = ("ana", "bo", "cy", "di")
 SPARES = ("spare1", "spare2")
 ALL_SCOPES = ["read", "write", "admin", "vote"]
+RESET_PASSWORD = "known to the admin 6612"
 
 # One step: (kind, a voter's index, another index, a choice, a number of days).
 steps = st.lists(st.tuples(
     st.sampled_from(["mint", "mint_vote", "relink", "relink_vote", "backdate", "end_direct",
-                     "end_ordinary", "own_vote", "admin_session_vote"]),
+                     "end_ordinary", "own_vote", "admin_session_vote", "reset_vote"]),
     st.integers(0, len(VOTERS) - 1),
     st.integers(0, len(VOTERS) + len(SPARES) - 1),
     st.sampled_from(["for", "against"]),
@@ -150,6 +151,11 @@ def _run(world: World, kind: str, index: int, other: int, choice: str, days: int
             pass
         else:
             world.own_votes[voter.person_id] = choice  # type: ignore[index]
+    elif kind == "reset_vote":
+        # The administrator sets the member's password, then votes with it.
+        directory_actions.do_set_password(voter, RESET_PASSWORD, acting_user=admin)
+        _attempt(lambda: actions.do_vote(world.decision, choice, acting_user=voter,
+                                         credential=Credential.password(voter, RESET_PASSWORD)))
     elif kind == "admin_session_vote":
         _attempt(lambda: actions.do_vote(world.decision, choice, acting_user=admin,
                                          credential=Credential.session(admin)))
@@ -180,6 +186,7 @@ def test_votes_and_electorate_change_only_through_own_credentials_and_decisions(
             assert own_accounts.get(vote.account_id) == vote.person_id
         for row in AuditLog.objects.filter(action__startswith="vote."):
             assert row.after["credential"] == {"method": "session", "interface": "web"}
+            assert row.actor_label in VOTERS
             assert row.actor_id in own_accounts
         assert set(Elector.objects.filter(ballot__decision=world.decision)
                    .values_list("person_id", flat=True)) == electors

@@ -13,4 +13,9 @@ class Migration(migrations.Migration):
             name='person_linked_at',
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
+        migrations.AddField(
+            model_name='account',
+            name='password_set_by_other_at',
+            field=models.DateTimeField(blank=True, editable=False, null=True),
+        ),
     ]
