@@ -427,3 +427,19 @@ def test_an_account_created_for_a_member_after_the_vote_opened_does_not_vote(
     assert "linked to its member after" in _error_line(cli(
         "decision", "vote", str(proposal.pk), "for", "--as", "aubin2", input=PASSWORD + "\n"))
     _nothing_voted()
+
+
+def test_forged_posts_of_a_member_to_the_administrators_pages_change_nothing(client,
+                                                                            collective,
+                                                                            proposal):
+    client.force_login(collective["aubin"])
+    membership = Membership.objects.get(person=collective["brune"].person)
+    ended = client.post(reverse("membership-end", args=[membership.pk]),
+                        {f"end-{membership.pk}-ends_on": clock.today().isoformat()})
+    relinked = client.post(reverse("account-edit", args=["kim"]), {
+        "display_name": "Kim", "email": "kim@example.org",
+        "person": collective["aubin"].person_id})
+    assert ended.status_code == relinked.status_code == 403
+    assert Membership.objects.get(pk=membership.pk).ends_on is None
+    assert Account.objects.get(uid="kim").person_id is None
+    assert not Decision.objects.exclude(pk=proposal.pk).exists()
