@@ -272,7 +272,7 @@ def bench_backups(report: Report, workspace: Path) -> None:
         source = run.plan.sources.get(name="shop")
         drill, drill_seconds = timed(lambda: actions.run_drill(source, check=False))
         if not drill.passed:
-            raise RuntimeError(f"the drill failed: {drill.drills[0].details}")
+            raise RuntimeError(f"the drill failed: {drill.drills[0].findings_text}")
         report.figure("drill_pg_1gb_s", drill_seconds, "s", digits=1)
         report.target("backup_overhead_ratio", ratio, TARGET_RATIO, "x")
     finally:

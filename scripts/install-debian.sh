@@ -26,7 +26,9 @@ test_packages=(
     busybox-static                    # the rootfs of the small test images (docker import)
 )
 # The packages whose system services must not run: Chaton starts its own servers.
-# (Docker's own service stays: the local engine is the embedded default host.)
+# Docker's own service is wanted where systemd runs (the local engine is the embedded
+# default host): the policy above kept it from starting, so it is started at the end.
+# Without systemd, `chaton serve` runs a dockerd of its own ([services] docker_managed).
 declare -A system_services=([slapd]=slapd [postgresql]=postgresql [caddy]=caddy)
 # Package lists older than this are refreshed before installing.
 maximum_list_age_seconds=$((24 * 60 * 60))
@@ -138,3 +140,9 @@ for package in "${missing[@]}"; do
     fi
     echo "Disabled Debian's $service service: Chaton runs its own."
 done
+
+# The local Docker engine answers after `make run`: through systemd where it runs.
+if [[ -d /run/systemd/system ]] && is_installed docker.io; then
+    systemctl enable --now --quiet docker.service \
+        || echo "$0: warning: Docker's service did not start (systemctl status docker)" >&2
+fi

@@ -6,8 +6,10 @@ must exist (a domain proxied to ``host:port``) and the :class:`ProxySettings`
 (ports, ACME issuer, storage) into Caddy's complete JSON configuration: one HTTP
 server on the HTTPS port with one host-matched ``reverse_proxy`` route per
 domain, automatic HTTPS (certificates from the ACME server, obtained with the
-HTTP-01 challenge on the HTTP port, which also redirects to HTTPS), and the
-certificates kept in a storage folder. :func:`plan` compares that with the
+HTTP-01 challenge on the HTTP port, which also redirects to HTTPS — or, with
+``tls = "internal"``, from Caddy's own certificate authority, whose root
+:meth:`CaddyAdmin.root_certificate` returns), and the certificates kept in a
+storage folder. :func:`plan` compares that with the
 configuration Caddy holds and says what changes (routes added, removed,
 changed; settings changed); :func:`sync` loads the new configuration only when
 it differs, through ``POST /load``, which Caddy applies atomically: a refused
@@ -47,6 +49,8 @@ import json
 import logging
 import os
 import re
+import socket
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -69,6 +73,10 @@ ROUTE_ID_PREFIX = "chaton-route-"
 #: How long Caddy lets requests in flight finish when a new configuration replaces the old
 #: one: without a bound, one long poll would hold ``POST /load`` open.
 GRACE_PERIOD = "5s"
+#: Where certificates come from: an ACME server, or Caddy's own authority.
+TLS_MODES = ("acme", "internal")
+#: The id of Caddy's own certificate authority in its ``pki`` app.
+INTERNAL_CA = "local"
 #: Seconds to wait for the admin API's answer to a read; a load may take longer (it starts
 #: and stops listeners).
 READ_TIMEOUT = 10.0
@@ -128,6 +136,8 @@ class ProxySettings:
     acme_email: str = ""
     storage_root: str = ""
     listen_host: str = "127.0.0.1"
+    #: "acme": certificates from ``acme_ca``; "internal": from Caddy's own authority.
+    tls: str = "acme"
 
 
 def domain_problem(domain: str) -> str | None:
@@ -218,20 +228,27 @@ def build_config(routes: Iterable[Route], settings: ProxySettings) -> dict[str, 
             raise ProxyInvalid(f"{name} {port}: not a port between 1 and 65535")
     if settings.http_port == settings.https_port:
         raise ProxyInvalid(f"http_port and https_port are both {settings.http_port}")
-    if not settings.acme_ca.startswith("https://"):
-        raise ProxyInvalid(f"acme_ca {settings.acme_ca!r}: not an https:// URL")
-    issuer: dict[str, Any] = {
-        "module": "acme",
-        "ca": settings.acme_ca,
-        # Only HTTP-01, answered on http_port: deterministic, and TLS-ALPN-01 would need the
-        # ACME server to reach https_port under the name it validates, which a test CA
-        # (pebble validates on its own tlsPort) or a firewall may not allow.
-        "challenges": {"tls-alpn": {"disabled": True}},
-    }
-    if settings.acme_email:
-        issuer["email"] = settings.acme_email
-    if settings.acme_ca_root:
-        issuer["trusted_roots_pem_files"] = [settings.acme_ca_root]
+    if settings.tls not in TLS_MODES:
+        raise ProxyInvalid(f"tls {settings.tls!r}: expected one of {', '.join(TLS_MODES)}")
+    issuer: dict[str, Any]
+    if settings.tls == "internal":
+        # Caddy's own authority (its root and intermediate live in the storage folder).
+        issuer = {"module": "internal", "ca": INTERNAL_CA}
+    else:
+        if not settings.acme_ca.startswith("https://"):
+            raise ProxyInvalid(f"acme_ca {settings.acme_ca!r}: not an https:// URL")
+        issuer = {
+            "module": "acme",
+            "ca": settings.acme_ca,
+            # Only HTTP-01, answered on http_port: deterministic, and TLS-ALPN-01 would need
+            # the ACME server to reach https_port under the name it validates, which a test
+            # CA (pebble validates on its own tlsPort) or a firewall may not allow.
+            "challenges": {"tls-alpn": {"disabled": True}},
+        }
+        if settings.acme_email:
+            issuer["email"] = settings.acme_email
+        if settings.acme_ca_root:
+            issuer["trusted_roots_pem_files"] = [settings.acme_ca_root]
     routes_config = [route_config(route) for route in checked_routes(routes)]
     # A request whose Host no route claims gets a 404, not Caddy's empty 200.
     routes_config.append({"handle": [{"handler": "static_response", "status_code": 404}]})
@@ -255,6 +272,11 @@ def build_config(routes: Iterable[Route], settings: ProxySettings) -> dict[str, 
             "tls": {"automation": {"policies": [{"issuers": [issuer]}]}},
         },
     }
+    if settings.tls == "internal":
+        # Never into this machine's trust store: Caddy is not root, and people install the
+        # root themselves (the services page offers it).
+        config["apps"]["pki"] = {"certificate_authorities": {
+            INTERNAL_CA: {"name": "Chaton", "install_trust": False}}}
     if settings.storage_root:
         config["storage"] = {"module": "file_system", "root": settings.storage_root}
     return config
@@ -347,7 +369,8 @@ def _settings_view(config: Mapping[str, Any]) -> dict[str, object]:
     return {
         "admin": rest.pop("admin", None),
         "ports": ports,
-        "tls": apps.pop("tls", None) if isinstance(apps, dict) else None,
+        "tls": [apps.pop("tls", None), apps.pop("pki", None)] if isinstance(apps, dict)
+        else None,
         "storage": rest.pop("storage", None),
         "other": rest,
     }
@@ -384,11 +407,54 @@ def plan(current: Mapping[str, Any], routes: Iterable[Route],
 
 
 class ProxyAdmin(Protocol):
-    """What :func:`sync` needs of Caddy: read its configuration and load a new one."""
+    """What :func:`sync` needs of Caddy: read its configuration and load a new one; and what
+    the pages need: its own authority's root, and why a certificate is missing."""
 
     def read_config(self) -> dict[str, Any]: ...
 
     def load(self, config: Mapping[str, Any]) -> None: ...
+
+    def root_certificate(self) -> str: ...
+
+    def certificate_failure(self, domain: str) -> str | None: ...
+
+    def certificate_served(self, domain: str) -> bool: ...
+
+
+def certificate_failure_in_log(log_path: Path, domain: str, *,
+                               tail_bytes: int = 2_000_000) -> str | None:
+    """Given Caddy's JSON log and a domain, return the reason of the last failed attempt to
+    obtain its certificate, unless one obtained since succeeded; None when there is none.
+
+    Only the last ``tail_bytes`` of the log are read. A missing log is no failure.
+    """
+    try:
+        with log_path.open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - tail_bytes))
+            text = file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    failure: str | None = None
+    for line in text.splitlines():
+        if domain not in line or not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or not str(record.get("logger", "")).startswith("tls"):
+            continue
+        names = {record.get("identifier"), record.get("domain")}
+        error = record.get("error")
+        message = str(record.get("msg", ""))
+        if domain not in names and not (isinstance(error, str) and f"[{domain}]" in error):
+            continue
+        if "obtained successfully" in message or message == "certificate obtained":
+            failure = None
+        elif record.get("level") == "error" and isinstance(error, str):
+            failure = error
+    return failure
 
 
 def parse_admin_url(admin_url: str) -> tuple[str, int]:
@@ -410,12 +476,14 @@ class CaddyAdmin:
     """A client of one Caddy's admin API (plain HTTP, as Caddy serves it on loopback)."""
 
     def __init__(self, admin_url: str, *, timeout: float = READ_TIMEOUT,
-                 load_timeout: float = LOAD_TIMEOUT) -> None:
-        """Given the admin API's URL, prepare; nothing is sent yet. Raise ProxyInvalid."""
+                 load_timeout: float = LOAD_TIMEOUT, log_path: Path | None = None) -> None:
+        """Given the admin API's URL (and the file Caddy logs to, when known), prepare;
+        nothing is sent yet. Raise ProxyInvalid."""
         self.admin_url = admin_url.rstrip("/")
         self.host, self.port = parse_admin_url(admin_url)
         self.timeout = timeout
         self.load_timeout = load_timeout
+        self.log_path = log_path
 
     @property
     def listen(self) -> str:
@@ -483,6 +551,57 @@ class CaddyAdmin:
         if status != 200:
             raise ProxyRefused(f"Caddy refused the configuration: {self._reason(answer)}")
 
+    def root_certificate(self) -> str:
+        """Return the PEM root certificate of Caddy's own authority (``tls = "internal"``).
+
+        Caddy creates the authority when a configuration first uses it. Raise
+        ProxyUnreachable, or ProxyRefused when Caddy has no such authority.
+        """
+        status, body = self._request("GET", f"/pki/ca/{INTERNAL_CA}", None, self.timeout)
+        if status != 200:
+            raise ProxyRefused(f"Caddy has no certificate authority of its own: "
+                               f"{self._reason(body)}")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        root = answer.get("root_certificate") if isinstance(answer, dict) else None
+        if not isinstance(root, str) or "BEGIN CERTIFICATE" not in root:
+            raise ProxyRefused(f"{self.admin_url}/pki/ca/{INTERNAL_CA} holds no root "
+                               "certificate")
+        return root
+
+    def certificate_failure(self, domain: str) -> str | None:
+        """Return Caddy's reason for the last failed attempt at ``domain``'s certificate
+        (read from its log, when this client knows where it is), or None."""
+        if self.log_path is None:
+            return None
+        return certificate_failure_in_log(self.log_path, domain)
+
+    def certificate_served(self, domain: str) -> bool:
+        """Return whether Caddy completes a TLS handshake for ``domain`` on its HTTPS
+        listener (read from its configuration; 127.0.0.1 when it listens everywhere).
+
+        The certificate is not verified: only whether Caddy has one to present.
+        Raise ProxyUnreachable, ProxyRefused as :meth:`read_config`.
+        """
+        listen = _get(self.read_config(), "apps", "http", "servers", SERVER_NAME, "listen")
+        if not isinstance(listen, list) or not listen or not isinstance(listen[0], str):
+            return False
+        host, _colon, port_text = listen[0].rpartition(":")
+        host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - where to connect, not to listen
+            host = "127.0.0.1"
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((host, int(port_text)), timeout=self.timeout) as raw, \
+                    context.wrap_socket(raw, server_hostname=domain):
+                return True
+        except (OSError, ValueError):
+            return False
+
     def answers(self) -> bool:
         """Return whether the admin API answers right now."""
         try:
@@ -504,6 +623,21 @@ class FakeCaddyAdmin:
         self.down = False
         self.refuse: str | None = None
         self.loads = 0
+        #: The root of its "own authority"; ``failures``: {domain: Caddy's reason}.
+        self.root = "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
+        self.failures: dict[str, str] = {}
+
+    def root_certificate(self) -> str:
+        if self.down:
+            raise ProxyUnreachable("the fake Caddy is down")
+        return self.root
+
+    def certificate_failure(self, domain: str) -> str | None:
+        return self.failures.get(domain)
+
+    def certificate_served(self, domain: str) -> bool:
+        """A domain routed in the loaded configuration has a certificate, unless it failed."""
+        return domain in served_routes(self.read_config()) and domain not in self.failures
 
     def read_config(self) -> dict[str, Any]:
         if self.down:

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 logger = logging.getLogger("chaton.docker")
 
@@ -236,6 +236,21 @@ class EngineInfo:
 
 
 @dataclass(frozen=True)
+class LoadedImage:
+    """An image an archive brought onto an engine: its ``repository:tag`` (empty for an
+    untagged one), its id (``sha256:<64 hex>``, the digest of its configuration: the same
+    on every engine it is loaded on), and its size in bytes."""
+
+    reference: str
+    image_id: str
+    size: int
+
+
+#: An image id as the engine gives it; also how an instance is pinned to a loaded image.
+IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
 class TlsFiles:
     """The PEM files of a TCP endpoint with TLS: its CA, this client's certificate and key."""
 
@@ -260,6 +275,8 @@ class Engine(Protocol):
     def has_image(self, image: str) -> bool: ...
 
     def ensure_image(self, image: str, *, pull: bool, dry_run: bool = False) -> None: ...
+
+    def load_images(self, archive: BinaryIO) -> list[LoadedImage]: ...
 
     def create_network(self, spec: NetworkSpec, *, dry_run: bool = False) -> None: ...
 
@@ -547,6 +564,37 @@ class DockerEngine:
             raise ImageNotFound(f"image {image} cannot be pulled on {self.url}: {error}") from None
         if not self.has_image(image):
             raise ImageNotFound(f"image {image} is still not on {self.url} after a pull")
+
+    def load_images(self, archive: BinaryIO) -> list[LoadedImage]:
+        """Load the images of an archive in ``docker save`` format (``docker load``) and
+        return them, each with its id and size, in the order the engine named them.
+
+        Raise EngineError when the engine refuses the archive (not an image
+        archive, a layer that does not match …), EngineUnreachable.
+        """
+        names: list[str] = []
+        with self._errors(what="image archive"):
+            for message in self.api.load_image(archive):
+                if not isinstance(message, dict):
+                    continue
+                if message.get("error"):
+                    raise EngineError(f"{self.url} refused the image archive: "
+                                      f"{message['error']}")
+                text = str(message.get("stream", "")).strip()
+                for prefix in ("Loaded image ID: ", "Loaded image: "):
+                    if text.startswith(prefix):
+                        names.append(text.removeprefix(prefix).strip())
+        if not names:
+            raise EngineError(f"{self.url} loaded no image from the archive: is it made by "
+                              "docker save?")
+        loaded = []
+        for name in names:
+            with self._errors(image=name, what="image"):
+                details = self.api.inspect_image(name)
+            loaded.append(LoadedImage(reference="" if IMAGE_ID.match(name) else name,
+                                      image_id=str(details["Id"]),
+                                      size=int(details.get("Size") or 0)))
+        return loaded
 
     def logs(self, workload: Workload, *, tail: int = 50) -> str:
         """Return the last ``tail`` lines a workload wrote (stdout and stderr)."""
@@ -873,6 +921,29 @@ class FakeEngine:
     def ensure_image(self, image: str, *, pull: bool, dry_run: bool = False) -> None:
         if not self.has_image(image):
             raise ImageNotFound(f"image {image} is not on the fake engine")
+
+    def load_images(self, archive: BinaryIO) -> list[LoadedImage]:
+        """Read a ``docker save`` archive's ``manifest.json``: each entry's tags (or none)
+        and its configuration's digest as the id; the images become present."""
+        self._call("load_images", write=True)
+        try:
+            with tarfile.open(fileobj=archive, mode="r:*") as tar:
+                member = tar.extractfile("manifest.json")
+                entries = json.loads(member.read()) if member is not None else None
+        except (tarfile.TarError, KeyError, ValueError) as error:
+            raise EngineError(f"the fake engine refused the image archive: {error}") from None
+        if not isinstance(entries, list) or not entries:
+            raise EngineError("the fake engine loaded no image from the archive")
+        loaded = []
+        for entry in entries:
+            image_id = "sha256:" + str(entry["Config"]).removeprefix("blobs/sha256/") \
+                .removesuffix(".json")
+            self.images.add(image_id)
+            for reference in entry.get("RepoTags") or [""]:
+                if reference:
+                    self.images.add(reference)
+                loaded.append(LoadedImage(reference, image_id, 0))
+        return loaded
 
     def create_network(self, spec: NetworkSpec, *, dry_run: bool = False) -> None:
         self._call("create_network", write=not dry_run)

@@ -688,6 +688,10 @@ class FakeRestic:
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     listed: list[Snapshot] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    #: The ``--read-data-subset`` of each check, in order.
+    checked_subsets: list[str | None] = field(default_factory=list)
+    #: Subsets (``"2/4"``) whose check finds damaged data, as a damaged pack would.
+    damaged_subsets: set[str] = field(default_factory=set)
 
     def _open(self) -> None:
         if not self.initialised:
@@ -715,7 +719,11 @@ class FakeRestic:
     def check(self, *, read_data_subset: str | None = None,
               timeout: float | None = None) -> CheckResult:
         self.calls.append("check")
+        self.checked_subsets.append(read_data_subset)
         self._open()
+        if read_data_subset in self.damaged_subsets:
+            error = "Pack 0123abcd: ciphertext verification failed"
+            return CheckResult(ok=False, errors=(error,), output=error)
         return CheckResult(ok=True, errors=(), output="no errors were found")
 
     def _save(self, content: dict[str, bytes], tags: Iterable[str], host: str,

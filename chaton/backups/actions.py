@@ -37,7 +37,7 @@ from django.utils.translation import gettext as _
 
 from chaton.adapters import restic as restic_adapter
 from chaton.adapters.restic import BackupProgress, ForgetGroup
-from chaton.backups import engine, retention
+from chaton.backups import checks, engine, evidence, retention
 from chaton.backups.errors import BackupError, as_chaton_error, describe
 from chaton.backups.models import (
     Drill,
@@ -224,7 +224,11 @@ def do_update_repository(repository: Repository, *, acting_user: Account | None,
             repository.checked_at = None
             repository.check_ok = None
             repository.check_message = ""
-            fields += ["location", "initialised_at", "checked_at", "check_ok", "check_message"]
+            repository.check_cycle_position = 0
+            repository.check_cycle_started_at = None
+            repository.last_full_read_at = None
+            fields += ["location", "initialised_at", "checked_at", "check_ok", "check_message",
+                       "check_cycle_position", "check_cycle_started_at", "last_full_read_at"]
     if password is not None:
         repository.password_encrypted = secrets.encrypt(_clean_password(password))
         fields.append("password_encrypted")
@@ -238,7 +242,13 @@ def do_update_repository(repository: Repository, *, acting_user: Account | None,
                                                       "check_interval_days")
         fields.append("check_interval_days")
     if check_read_data_subset is not None:
-        repository.check_read_data_subset = _clean_subset(check_read_data_subset)
+        subset = _clean_subset(check_read_data_subset)
+        if subset != repository.check_read_data_subset:
+            # Another share per check is another cycle: it starts again from its first part.
+            repository.check_cycle_position = 0
+            repository.check_cycle_started_at = None
+            fields += ["check_cycle_position", "check_cycle_started_at"]
+        repository.check_read_data_subset = subset
         fields.append("check_read_data_subset")
     if not fields:
         return repository
@@ -255,6 +265,29 @@ def do_update_repository(repository: Repository, *, acting_user: Account | None,
         audit.record("backups.repository.update", repository, acting_user=acting_user,
                      before=before, after=after)
     return repository
+
+
+def do_delete_repository(repository: Repository, *, acting_user: Account | None) -> None:
+    """Forget a repository: its record, its checks and the runs made into it. The restic
+    repository itself, its data and its snapshots, stay where they are.
+
+    Raise Conflict while a plan uses it (move or delete the plan first), or
+    while a check, prune or backup holds it (``wait_seconds`` 0: never waits).
+    """
+    with engine.repository_lock(repository, exclusive=True, wait_seconds=0), \
+            transaction.atomic():
+        plans = sorted(repository.plans.values_list("name", flat=True))
+        if plans:
+            raise Conflict(_("Repository %(name)s is used by the plans %(plans)s: give them "
+                             "another repository or delete them first.")
+                           % {"name": repository.name, "plans": ", ".join(plans)})
+        if repository.runs.filter(outcome=Outcome.RUNNING).exists():
+            raise Conflict(_("A run of repository %(name)s is in progress; try again once it "
+                             "has ended.") % {"name": repository.name})
+        audit.record("backups.repository.delete", repository, acting_user=acting_user,
+                     before={**audit.snapshot(repository, REPOSITORY_FIELDS),
+                             "runs": repository.runs.count()})
+        repository.delete()
 
 
 def do_init_repository(repository: Repository, *, acting_user: Account | None) -> Repository:
@@ -295,19 +328,30 @@ def _mark_interrupted_checks(repository: Repository) -> None:
 def do_check_repository(repository: Repository, *, acting_user: Account | None,
                         read_data_subset: str | None = None, plan: Plan | None = None,
                         triggered_by: str | None = None) -> Run:
-    """Run ``restic check`` (reading ``read_data_subset`` of the data, the repository's
-    setting when None) and record it as a check run; return the run.
+    """Run ``restic check`` and record it as a check run; return the run.
 
-    Damaged data makes a failed run, with restic's findings in ``details``.
-    Raise Conflict when the repository stays busy past ``lock_wait_seconds``.
+    Without ``read_data_subset`` the check reads the next part of the
+    repository's rotation (:mod:`chaton.backups.checks`: ``n/t``, so that t
+    checks read every pack) and moves on only when it passes; with it, that
+    subset, and the rotation does not move. A check that read every pack and
+    passed is the repository's last full read. Damaged data makes a failed
+    run, with restic's findings in ``details``. Raise Conflict when the
+    repository stays busy past ``lock_wait_seconds``.
     """
-    subset = _clean_subset(read_data_subset) if read_data_subset is not None else (
-        repository.check_read_data_subset)
+    fixed = _clean_subset(read_data_subset) if read_data_subset is not None else None
     with engine.repository_lock(repository, exclusive=True):
+        # Read under the lock: another check may have moved the rotation meanwhile.
+        repository.refresh_from_db()
+        part = (checks.Part(fixed) if fixed is not None else
+                checks.next_part(repository.check_read_data_subset,
+                                 repository.check_cycle_position))
+        subset = part.subset
         if plan is None:
             _mark_interrupted_checks(repository)
         run = _start_run(repository, plan, RunKind.CHECK, acting_user, triggered_by)
         run.details = {"read_data_subset": subset}
+        if part.rotating:
+            run.details["cycle"] = {"part": part.number, "parts": part.parts}
         try:
             client = engine.restic_for(repository)
             result = _unlocking(client, lambda: client.check(read_data_subset=subset))
@@ -322,14 +366,23 @@ def do_check_repository(repository: Repository, *, acting_user: Account | None,
                        % {"errors": "; ".join(result.errors[:5])})
             _finish_run(run, error="" if result.ok else message)
             ok = result.ok
-    with transaction.atomic():
-        repository.checked_at = run.finished_at
-        repository.check_ok = ok
-        repository.check_message = message[:2000]
-        repository.save(update_fields=["checked_at", "check_ok", "check_message"])
-        audit.record("backups.repository.check", repository, acting_user=acting_user,
-                     actor_label=_actor(acting_user, triggered_by),
-                     after={"ok": ok, "read_data_subset": subset, "run": run.pk})
+        with transaction.atomic():
+            repository.checked_at = run.finished_at
+            repository.check_ok = ok
+            repository.check_message = message[:2000]
+            fields = ["checked_at", "check_ok", "check_message"]
+            if ok and part.rotating:
+                if part.number == 1 or repository.check_cycle_started_at is None:
+                    repository.check_cycle_started_at = run.started_at
+                repository.check_cycle_position = part.number % part.parts
+                fields += ["check_cycle_position", "check_cycle_started_at"]
+            if ok and (part.last or checks.reads_everything(subset)):
+                repository.last_full_read_at = run.finished_at
+                fields.append("last_full_read_at")
+            repository.save(update_fields=fields)
+            audit.record("backups.repository.check", repository, acting_user=acting_user,
+                         actor_label=_actor(acting_user, triggered_by),
+                         after={"ok": ok, "read_data_subset": subset, "run": run.pk})
     return run
 
 
@@ -506,7 +559,7 @@ def mark_interrupted(plan: Plan) -> int:
         SourceResult.objects.filter(run__plan=plan, outcome=Outcome.RUNNING).update(
             outcome=Outcome.FAILED, finished_at=now, error=message)
         count += Drill.objects.filter(plan=plan, outcome=DrillOutcome.RUNNING).update(
-            outcome=DrillOutcome.FAILED, details=message)
+            outcome=DrillOutcome.FAILED, findings=[evidence.item("interrupted")])
     if count:
         logger.warning("backups: %d interrupted run(s) of plan %s marked failed", count, plan)
     return count
@@ -874,6 +927,8 @@ class DrillReport:
 
     @property
     def passed(self) -> bool:
+        """Whether every source's restore matched and the repository check (when it ran,
+        part of each drill's verdict) passed."""
         return bool(self.drills) and all(drill.passed for drill in self.drills) and (
             self.check is None or self.check.succeeded)
 
@@ -887,9 +942,9 @@ def _drill_source(plan: Plan, source: Source, client: restic_adapter.Restic | An
                                  source_kind=source.kind, started_at=started, pid=os.getpid())
     try:
         result = good_result(source)
-    except NotFound as missing:
+    except NotFound:
         drill.outcome = DrillOutcome.FAILED
-        drill.details = str(missing)
+        drill.findings = [evidence.item("no_backup", source=str(source))]
     else:
         drill.result = result
         drill.snapshot_id = result.snapshot_id
@@ -897,18 +952,19 @@ def _drill_source(plan: Plan, source: Source, client: restic_adapter.Restic | An
             with engine.scratch_directory() as scratch:
                 verification = engine.data_source(source).drill(
                     client, result.snapshot_id, result.fingerprint, scratch)
-        except Exception as error:  # the drill failed: that is its finding
-            logger.warning("backups: drill of %s failed: %s", source, error, exc_info=True)
+        except Exception as error:  # the drill failed: that is its finding, in its row
+            logger.info("backups: drill of %s failed: %s", source, runner.mask(str(error)))
+            logger.debug("backups: drill of %s failed", source, exc_info=True)
             drill.outcome = DrillOutcome.FAILED
-            drill.details = runner.mask(describe(error))[:4000]
+            drill.findings = [evidence.of_error(error)]
         else:
             drill.compared = verification.compared
             drill.expected = verification.expected
             drill.found = verification.found
             drill.outcome = (DrillOutcome.PASSED if verification.passed
                              else DrillOutcome.FAILED)
-            drill.details = "\n".join(verification.differences)[:4000] if \
-                verification.differences else _("Everything compared matched.")
+            drill.findings = (verification.differences[:200] if verification.differences
+                              else [evidence.item("all_matched")])
     drill.duration_seconds = round(time.monotonic() - begun, 3)
     with transaction.atomic():
         drill.save()
@@ -940,12 +996,12 @@ def run_drill(target: Plan | Source, *, acting_user: Account | None = None,
             try:
                 client = engine.restic_for(plan.repository)
             except Exception as error:  # a password that no longer decrypts: every drill fails
-                message = runner.mask(describe(error))
+                finding = evidence.of_error(error)
                 for source in sources:
                     report.drills.append(Drill.objects.create(
                         plan=plan, source=source, source_name=source.name,
                         source_kind=source.kind, started_at=clock.now(), duration_seconds=0,
-                        outcome=DrillOutcome.FAILED, details=message))
+                        outcome=DrillOutcome.FAILED, findings=[finding]))
             else:
                 for source in sources:
                     report.drills.append(_drill_source(plan, source, client, acting_user,
@@ -953,11 +1009,33 @@ def run_drill(target: Plan | Source, *, acting_user: Account | None = None,
         if check:
             report.check = do_check_repository(plan.repository, acting_user=acting_user,
                                                plan=plan, triggered_by=triggered_by)
-            Drill.objects.filter(pk__in=[drill.pk for drill in report.drills]).update(
-                check_run=report.check)
-            for drill in report.drills:
-                drill.check_run = report.check
+            _one_verdict(report, acting_user, triggered_by)
     return report
+
+
+def _one_verdict(report: DrillReport, acting_user: Account | None,
+                 triggered_by: str | None) -> None:
+    """Join the drill's repository check to each drill: a restore that matched from a
+    repository whose check failed is a failed drill, the check's error its finding."""
+    check = report.check
+    assert check is not None
+    with transaction.atomic():
+        for drill in report.drills:
+            drill.check_run = check
+            fields = ["check_run"]
+            if not check.succeeded:
+                finding = evidence.item("check_failed", error=runner.mask(check.error)[:2000])
+                drill.findings = [*(drill.findings if not drill.passed else []), finding]
+                fields.append("findings")
+                if drill.passed:
+                    drill.outcome = DrillOutcome.FAILED
+                    fields.append("outcome")
+                    audit.record("backups.drill", drill.source or drill.plan,
+                                 acting_user=acting_user,
+                                 actor_label=_actor(acting_user, triggered_by),
+                                 after={"drill": drill.pk, "outcome": drill.outcome,
+                                        "snapshot": drill.snapshot_id, "check": check.pk})
+            drill.save(update_fields=fields)
 
 
 # -- the embedded default ----------------------------------------------------------------------
@@ -973,8 +1051,8 @@ def do_create_default_plan(*, acting_user: Account | None) -> Plan:
     The repository is ``backups.default_repository`` (``data_dir/backups/
     repository``), with a generated password (encrypted in the database; keep
     the secrets key apart from the backups, see :mod:`chaton.core.secrets`),
-    initialised at once. The plan ``chaton`` backs up Chaton's database and
-    its directory daily. What exists already is returned as it is. Raise
+    initialised at once. The plan ``chaton`` backs up Chaton's database, its
+    directory and its secrets key daily. What exists already is returned as it is. Raise
     BackupError when the repository cannot be initialised.
     """
     plan = Plan.objects.filter(name=DEFAULT_PLAN).first()
@@ -992,4 +1070,6 @@ def do_create_default_plan(*, acting_user: Account | None) -> Plan:
     do_add_source(plan, SourceKind.CHATON, "database", {}, acting_user=acting_user)
     do_add_source(plan, SourceKind.LDAP, "directory", {"chaton_directory": True},
                   acting_user=acting_user)
+    # Inside the encrypted repository: the kit's repository password alone gives it back.
+    do_add_source(plan, SourceKind.SECRETS_KEY, "secrets-key", {}, acting_user=acting_user)
     return plan

@@ -5,10 +5,15 @@ Administrators only (the API's default authentication). Writes go through
 No answer ever carries a password or a secret parameter: a repository shows
 the *names* of its extra variables, a source its secret parameters as ``***``.
 
-Backups, drills, retention passes, checks and restores run inside the request
-and answer once done, with the run (or the drill report) recorded; a run that
-failed is still a 200 whose ``outcome`` says ``failed`` and whose ``error``
-says why. Besides the shared errors (see ``/api/v1``):
+Initialising a repository, backups, retention passes, drills and restores are
+long: their endpoints check the request (404, 400), then answer ``202
+Accepted`` with a job to poll at ``GET /api/v1/jobs/{id}`` (see
+:mod:`chaton.core.jobs`). The job's ``result`` is what the work answers (the
+repository, the run, the drill report); a run that failed is still a job that
+succeeded, whose result's ``outcome`` says ``failed`` and whose ``error`` says
+why. An error of the work (the codes below) is the job's ``error``. Checks run
+inside the request and answer their run. Besides the shared errors (see
+``/api/v1``):
 
 - 409 ``conflict``: the plan is already running (one run per plan at a time),
   the repository stays busy, or is not initialised yet;
@@ -29,7 +34,7 @@ from ninja import Field, Router, Schema
 from ninja.pagination import paginate
 from pydantic import StrictBool, StrictInt
 
-from chaton.backups import actions, engine, queries
+from chaton.backups import actions, checks, engine, queries
 from chaton.backups.errors import BackupError
 from chaton.backups.models import (
     Drill,
@@ -42,9 +47,19 @@ from chaton.backups.models import (
 )
 from chaton.backups.queries import PlanStatus
 from chaton.backups.views import NAME, SUMMARY_DAYS
-from chaton.core import clock
-from chaton.core.api import ERRORS, DateTimeIn, ErrorOut, InputSchema, Page, acting_account
+from chaton.core import clock, jobs
+from chaton.core.api import (
+    ERRORS,
+    DateTimeIn,
+    ErrorOut,
+    InputSchema,
+    JobOut,
+    Page,
+    acting_account,
+    as_json,
+)
 from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.models import Job
 from chaton.core.secrets import SecretError
 
 router = Router(tags=["backups"])
@@ -106,8 +121,30 @@ class RepositoryOut(Schema):
     checked_at: dt.datetime | None
     check_ok: bool | None
     check_message: str
+    check_cycle: str | None = Field(..., description="What the next rotating check reads "
+                                    "(n/t: t checks read every pack); null when it cannot "
+                                    "rotate (a size).")
+    last_full_read_at: dt.datetime | None = Field(..., description="When a check last "
+                                                  "finished having read every pack.")
+    last_drill_outcome: str | None
+    healthy: bool = Field(..., description="False while the last check or the last drill of "
+                          "its plans failed, and before the first check.")
     plan_count: int
     created_at: dt.datetime
+
+    @staticmethod
+    def resolve_check_cycle(repository: Repository) -> str | None:
+        part = checks.next_part(repository.check_read_data_subset,
+                                repository.check_cycle_position)
+        return part.subset if part.rotating else None
+
+    @staticmethod
+    def resolve_last_drill_outcome(repository: Repository) -> str | None:
+        return getattr(repository, "last_drill_outcome", None)
+
+    @staticmethod
+    def resolve_healthy(repository: Repository) -> bool:
+        return queries.repository_health(repository).ok
 
     @staticmethod
     def resolve_environment(repository: Repository) -> list[str]:
@@ -241,11 +278,28 @@ class DrillOut(Schema):
     started_at: dt.datetime
     duration_seconds: float | None
     outcome: str = Field(..., description="running, passed or failed")
-    compared: list[Any]
+    compared: list[str] = Field(..., description="What was compared, in the request's "
+                                                 "language.")
     expected: dict[str, Any]
     found: dict[str, Any]
-    details: str
-    check_outcome: str | None = Field(..., description="The repository check run with it.")
+    details: str = Field(..., description="What it found, one line each, in the request's "
+                                          "language.")
+    evidence: dict[str, Any] = Field(..., description="The same, language-neutral: "
+                                     "``compared`` and ``findings`` as items ``{code, params}``.")
+    check_outcome: str | None = Field(..., description="The repository check run with it "
+                                      "(its failure fails the drill).")
+
+    @staticmethod
+    def resolve_compared(drill: Drill) -> list[str]:
+        return drill.compared_labels
+
+    @staticmethod
+    def resolve_details(drill: Drill) -> str:
+        return drill.findings_text
+
+    @staticmethod
+    def resolve_evidence(drill: Drill) -> dict[str, Any]:
+        return {"compared": drill.compared, "findings": drill.findings}
 
     @staticmethod
     def resolve_plan(drill: Drill) -> str:
@@ -455,18 +509,20 @@ def list_repositories(request: HttpRequest) -> Any:
     return list(queries.repositories())
 
 
-@router.post("/repositories", response={201: RepositoryOut, **BACKUP_ERRORS},
-             summary="Record a repository (and initialise it, with initialise: true)")
-def create_repository(request: HttpRequest, payload: RepositoryIn) -> tuple[int, Repository]:
-    """The password is stored encrypted and never shown again. With ``initialise``, a
-    failure to initialise answers its error, the repository staying recorded."""
+@router.post("/repositories", response={201: RepositoryOut, 202: JobOut, **BACKUP_ERRORS},
+             summary="Record a repository (and initialise it, with initialise: true: a job)")
+def create_repository(request: HttpRequest,
+                      payload: RepositoryIn) -> tuple[int, Repository | Job]:
+    """The password is stored encrypted and never shown again. 201 with the repository;
+    with ``initialise``, 202 with the job that initialises it (as ``POST
+    /repositories/{name}/init``): when that fails, the repository stays recorded."""
     repository = actions.do_create_repository(
         payload.name, kind=payload.kind, location=payload.location, password=payload.password,
         environment=payload.environment, check_interval_days=payload.check_interval_days,
         check_read_data_subset=payload.check_read_data_subset,
         acting_user=acting_account(request))
     if payload.initialise:
-        actions.do_init_repository(repository, acting_user=acting_account(request))
+        return _init_job(request, repository)
     return 201, queries.repositories().get(pk=repository.pk)
 
 
@@ -488,15 +544,34 @@ def update_repository(request: HttpRequest, name: str, payload: RepositoryPatch)
     return queries.repositories().get(pk=repository.pk)
 
 
-@router.post("/repositories/{name}/init", response={200: RepositoryOut, **BACKUP_ERRORS},
-             summary="Initialise the repository at its location (or adopt the one there)")
-def init_repository(request: HttpRequest, name: str) -> Repository:
-    """400 ``invalid`` (field ``password``) when a repository is there that the password
-    does not open; 502 when restic cannot reach or write the location."""
-    repository = repository_or_404(name)
+@router.delete("/repositories/{name}", response={204: None, **ERRORS},
+               summary="Delete a repository record (its restic data stays where it is)")
+def delete_repository(request: HttpRequest, name: str) -> tuple[int, None]:
+    """409 ``conflict`` while a plan uses it or a run of it is in progress."""
+    actions.do_delete_repository(repository_or_404(name), acting_user=acting_account(request))
+    return 204, None
+
+
+@router.post("/repositories/{name}/init", response={202: JobOut, **BACKUP_ERRORS},
+             summary="Initialise the repository at its location (or adopt the one there): a job")
+def init_repository(request: HttpRequest, name: str) -> tuple[int, Job]:
+    """The job's result is the repository. Its error is ``invalid`` (field ``password``)
+    when a repository is there that the password does not open, ``backup_error`` when
+    restic cannot reach or write the location."""
+    return _init_job(request, repository_or_404(name))
+
+
+def _init_job(request: HttpRequest, repository: Repository) -> tuple[int, Job]:
+    return 202, jobs.do_start_job(
+        "backups.init", params={"repository": repository.pk}, target=repository.name,
+        lock_key=f"backups.repository:{repository.pk}", acting_user=acting_account(request))
+
+
+def _init_work(job: Job) -> dict[str, Any]:
+    repository = Repository.objects.get(pk=job.params["repository"])
     with readable_secrets():
-        actions.do_init_repository(repository, acting_user=acting_account(request))
-    return queries.repositories().get(pk=repository.pk)
+        actions.do_init_repository(repository, acting_user=job.created_by)
+    return as_json(RepositoryOut, queries.repositories().get(pk=repository.pk))
 
 
 @router.post("/repositories/{name}/check", response={200: RunOut, **BACKUP_ERRORS},
@@ -597,13 +672,30 @@ def list_runs(request: HttpRequest, name: str, kind: str = "") -> Any:
     return queries.run_history(plan=plan_or_404(name), kind=kind or None)
 
 
-@router.post("/plans/{name}/run", response={200: RunOut, **BACKUP_ERRORS},
-             summary="Back the plan up now")
-def run_plan(request: HttpRequest, name: str) -> Run:
-    """Answers once the backup is done, with its run: ``outcome`` failed (and ``error``)
-    when a source or the repository failed. 409 when the plan is already running."""
-    run = actions.run_backup(plan_or_404(name), acting_user=acting_account(request))
-    return _run(run)
+def _plan_job(request: HttpRequest, kind: str, plan: Plan, **params: Any) -> tuple[int, Job]:
+    """Start the job ``kind`` on ``plan``; answer 202 with it. One plan's jobs run in turn."""
+    return 202, jobs.do_start_job(kind, params={"plan": plan.pk, **params}, target=plan.name,
+                                  lock_key=f"backups.plan:{plan.pk}",
+                                  acting_user=acting_account(request))
+
+
+@router.post("/plans/{name}/run", response={202: JobOut, **BACKUP_ERRORS},
+             summary="Back the plan up now: a job")
+def run_plan(request: HttpRequest, name: str) -> tuple[int, Job]:
+    """The job's result is the run: ``outcome`` failed (and ``error``) when a source or the
+    repository failed. Its error is ``conflict`` when the plan is already running."""
+    return _plan_job(request, "backups.run", plan_or_404(name))
+
+
+def _run_work(job: Job) -> dict[str, Any]:
+    plan = Plan.objects.get(pk=job.params["plan"])
+    report = jobs.progress_reporter(job)
+
+    def progress(where: actions.RunProgress) -> None:
+        report((where.position - 1 + where.fraction) / max(where.count, 1))
+
+    return as_json(RunOut, _run(actions.run_backup(plan, acting_user=job.created_by,
+                                                   progress=progress)))
 
 
 @router.get("/plans/{name}/retention", response={200: RetentionOut, **BACKUP_ERRORS},
@@ -615,11 +707,17 @@ def preview_retention(request: HttpRequest, name: str) -> dict[str, Any]:
         return _retention_out(queries.retention_preview(plan))
 
 
-@router.post("/plans/{name}/retention", response={200: RetentionOut, **BACKUP_ERRORS},
-             summary="Apply the plan's retention now (restic forget --prune)")
-def apply_retention(request: HttpRequest, name: str) -> dict[str, Any]:
-    outcome = actions.apply_retention(plan_or_404(name), acting_user=acting_account(request))
-    return _retention_out(outcome)
+@router.post("/plans/{name}/retention", response={202: JobOut, **BACKUP_ERRORS},
+             summary="Apply the plan's retention now (restic forget --prune): a job")
+def apply_retention(request: HttpRequest, name: str) -> tuple[int, Job]:
+    """The job's result is what was kept and removed, as ``GET`` shows it beforehand."""
+    return _plan_job(request, "backups.retention", plan_or_404(name))
+
+
+def _retention_work(job: Job) -> dict[str, Any]:
+    plan = Plan.objects.get(pk=job.params["plan"])
+    outcome = actions.apply_retention(plan, acting_user=job.created_by)
+    return as_json(RetentionOut, _retention_out(outcome))
 
 
 # --- drills ---------------------------------------------------------------------------------
@@ -656,35 +754,47 @@ def list_plan_drills(request: HttpRequest, name: str) -> Any:
     return queries.drill_history(plan=plan_or_404(name))
 
 
-@router.post("/plans/{name}/drill", response={200: DrillReportOut, **BACKUP_ERRORS},
-             summary="Drill a restore of the plan now (every source, or one)")
+@router.post("/plans/{name}/drill", response={202: JobOut, **BACKUP_ERRORS},
+             summary="Drill a restore of the plan now (every source, or one): a job")
 def drill_plan(request: HttpRequest, name: str, payload: DrillIn | None = None
-               ) -> dict[str, Any]:
+               ) -> tuple[int, Job]:
     """Each source's newest good snapshot is restored into a scratch place and compared
-    with what was backed up; ``passed`` is false when one failed (the evidence is in each
-    drill's ``details``). 409 when the plan is already running."""
+    with what was backed up. The job's result is the drill report: ``passed`` is false
+    when one failed (the evidence is in each drill's ``details``). Its error is
+    ``conflict`` when the plan is already running."""
     options = payload or DrillIn(source=None, check=True)
     plan = plan_or_404(name)
-    target: Plan | Source = source_or_404(plan, options.source) if options.source else plan
-    report = actions.run_drill(target, acting_user=acting_account(request),
-                               check=options.check)
+    source = source_or_404(plan, options.source) if options.source else None
+    return _plan_job(request, "backups.drill", plan,
+                     source=source.name if source is not None else None, check=options.check)
+
+
+def _drill_work(job: Job) -> dict[str, Any]:
+    plan = Plan.objects.get(pk=job.params["plan"])
+    target: Plan | Source = (queries.source_by_name(plan, job.params["source"])
+                             if job.params.get("source") is not None else plan)
+    report = actions.run_drill(target, acting_user=job.created_by,
+                               check=bool(job.params.get("check", True)))
     drills = list(queries.drill_history(plan=plan).filter(
         pk__in=[drill.pk for drill in report.drills]))
-    return {"passed": report.passed, "drills": drills,
-            "check": _run(report.check) if report.check is not None else None}
+    return as_json(DrillReportOut, {
+        "passed": report.passed, "drills": drills,
+        "check": _run(report.check) if report.check is not None else None})
 
 
 # --- restore --------------------------------------------------------------------------------
 
 
-@router.post("/plans/{name}/sources/{source}/restore", response={200: RunOut, **BACKUP_ERRORS},
-             summary="Restore one source: to a target, or in place after a safety snapshot")
-def restore_source(request: HttpRequest, name: str, source: str, payload: RestoreIn) -> Run:
+@router.post("/plans/{name}/sources/{source}/restore", response={202: JobOut, **BACKUP_ERRORS},
+             summary="Restore one source: to a target, or in place after a safety snapshot; "
+                     "a job")
+def restore_source(request: HttpRequest, name: str, source: str,
+                   payload: RestoreIn) -> tuple[int, Job]:
     """Send either ``target`` or ``in_place: true`` with ``confirm: true``. In place, a
     safety snapshot of the data as it is now is taken first (its id is in the run's
     ``details.safety_snapshot``): if it fails, nothing is overwritten. A source that
     cannot be restored in place (Chaton's own database, a directory server) answers 400
-    with the reason."""
+    with the reason. The job's result is the restore's run."""
     found = source_or_404(plan_or_404(name), source)
     if payload.in_place and payload.target is not None:
         raise InvalidInput(_("Restore either to a target or in place."), field="target")
@@ -693,7 +803,22 @@ def restore_source(request: HttpRequest, name: str, source: str, payload: Restor
     if payload.in_place and not payload.confirm:
         raise InvalidInput(_("An in-place restore overwrites the data (after a safety "
                              "snapshot): send confirm: true."), field="confirm")
-    run = actions.do_restore(found, payload.snapshot or None,
-                             acting_user=acting_account(request), target=payload.target,
-                             in_place=payload.in_place)
-    return _run(run)
+    return _plan_job(request, "backups.restore", found.plan, source=found.name,
+                     snapshot=payload.snapshot or None, target=payload.target,
+                     in_place=payload.in_place)
+
+
+def _restore_work(job: Job) -> dict[str, Any]:
+    found = queries.source_by_name(Plan.objects.get(pk=job.params["plan"]),
+                                   job.params["source"])
+    run = actions.do_restore(found, job.params.get("snapshot"), acting_user=job.created_by,
+                             target=job.params.get("target"),
+                             in_place=bool(job.params.get("in_place")))
+    return as_json(RunOut, _run(run))
+
+
+jobs.register("backups.init", _init_work)
+jobs.register("backups.run", _run_work)
+jobs.register("backups.retention", _retention_work)
+jobs.register("backups.drill", _drill_work)
+jobs.register("backups.restore", _restore_work)

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -50,6 +51,14 @@ class Repository(models.Model):
     #: None until checked; the outcome of the last check.
     check_ok = models.BooleanField(_("last check passed"), null=True, blank=True)
     check_message = models.TextField(_("last check"), blank=True, default="")
+    #: The part the next rotating check reads, from 0 (see :mod:`chaton.backups.checks`):
+    #: ``--read-data-subset n/t`` with n = this + 1, so that t checks read every pack.
+    check_cycle_position = models.PositiveIntegerField(default=0)
+    #: When the first part of the cycle under way was read; None before it.
+    check_cycle_started_at = models.DateTimeField(null=True, blank=True)
+    #: When a check last finished having read every pack: a check of all the data, or the
+    #: last part of a cycle whose every part passed.
+    last_full_read_at = models.DateTimeField(_("last full read"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"))
 
     class Meta:
@@ -130,6 +139,7 @@ class SourceKind(models.TextChoices):
     CHATON = "chaton", _("Chaton's own database")
     PATHS = "paths", _("directories")
     DOCKER_VOLUME = "docker_volume", _("Docker volume")
+    SECRETS_KEY = "secrets_key", _("Chaton's secrets key")
 
 
 class Source(models.Model):
@@ -279,9 +289,14 @@ class Drill(models.Model):
     duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=10, choices=DrillOutcome.choices,
                                default=DrillOutcome.RUNNING)
+    #: What was compared: evidence items (``{"code": …, "params": {…}}``, see
+    #: :mod:`chaton.backups.evidence`), shown in the reader's language.
     compared = models.JSONField(default=list, blank=True)
     expected = models.JSONField(default=dict, blank=True)
     found = models.JSONField(default=dict, blank=True)
+    #: What the drill found — each difference, or why it failed — as evidence items.
+    findings = models.JSONField(default=list, blank=True)
+    #: Drills recorded before ``findings``: their findings as text, in the language of then.
     details = models.TextField(blank=True, default="")
     #: The ``restic check`` that ran with the drill, if any.
     check_run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True,
@@ -300,9 +315,57 @@ class Drill(models.Model):
     def passed(self) -> bool:
         return self.outcome == DrillOutcome.PASSED
 
+    @property
+    def compared_labels(self) -> list[str]:
+        """What was compared, in the active language."""
+        from chaton.backups import evidence
+
+        return [evidence.text(item) for item in self.compared]
+
+    @property
+    def findings_text(self) -> str:
+        """What the drill found, one line each, in the active language."""
+        from chaton.backups import evidence
+
+        if self.findings:
+            return "\n".join(evidence.text(item) for item in self.findings)
+        return self.details
+
     def summary(self) -> dict[str, Any]:
-        """Return the evidence as a JSON-able mapping (for a report)."""
+        """Return the evidence as a JSON-able mapping (for a report), in the active language."""
         return {"plan": self.plan.name, "source": self.source_name,
                 "snapshot": self.snapshot_id, "started_at": self.started_at.isoformat(),
                 "duration_seconds": self.duration_seconds, "outcome": self.outcome,
-                "compared": self.compared, "details": self.details}
+                "compared": self.compared_labels, "details": self.findings_text}
+
+
+
+class RecoveryKitEventKind(models.TextChoices):
+    SHOWN = "shown", _("shown")
+    STORED = "stored", _("confirmed stored")
+
+
+class RecoveryKitEvent(models.Model):
+    """The recovery kit was shown to someone, or someone said they stored it off the server.
+
+    ``kit_digest`` identifies the kit's content (:func:`chaton.backups.recovery.kit_digest`),
+    not the content itself: a new repository, password or key makes a new
+    kit, and the warning on ``/backups/`` comes back until that one is stored.
+    """
+
+    kind = models.CharField(_("event"), max_length=10, choices=RecoveryKitEventKind.choices)
+    at = models.DateTimeField(_("when"))
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                blank=True, related_name="+")
+    #: Who: a uid, or "cli" when the command ran without --as.
+    actor_label = models.CharField(max_length=150, blank=True, default="")
+    #: "web" or "cli".
+    via = models.CharField(max_length=10, blank=True, default="")
+    kit_digest = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("recovery kit event")
+
+    def __str__(self) -> str:
+        return f"recovery kit {self.kind} {self.kit_digest[:8]}"

@@ -139,8 +139,42 @@ def source_by_name(plan: Plan, name: str) -> Source:
 
 
 def repositories() -> QuerySet[Repository]:
-    """Return the repositories with the number of plans using each (``plan_count``)."""
-    return Repository.objects.annotate(plan_count=Count("plans"))
+    """Return the repositories with the number of plans using each (``plan_count``) and the
+    outcome and start of the last finished drill of any of them (``last_drill_outcome``,
+    ``last_drill_at``; None when none was drilled)."""
+    drills = Drill.objects.filter(plan__repository=OuterRef("pk")).exclude(
+        outcome=DrillOutcome.RUNNING).order_by("-started_at", "-id")
+    return Repository.objects.annotate(
+        plan_count=Count("plans"),
+        last_drill_outcome=Subquery(drills.values("outcome")[:1]),
+        last_drill_at=Subquery(drills.values("started_at")[:1]))
+
+
+@dataclass(frozen=True)
+class RepositoryHealth:
+    """Whether a repository shows green: never while its last check or its plans' last
+    drill failed, nor before it was checked."""
+
+    #: "ok", "check_failed", "drill_failed" or "unchecked".
+    state: str
+    #: Why, for people (empty when ok).
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+def repository_health(repository: Repository) -> RepositoryHealth:
+    """Given a repository from :func:`repositories` (annotated), return its health."""
+    if repository.checked_at is not None and repository.check_ok is False:
+        return RepositoryHealth("check_failed", _("The last check found errors: %(message)s")
+                                % {"message": repository.check_message})
+    if getattr(repository, "last_drill_outcome", None) == DrillOutcome.FAILED:
+        return RepositoryHealth("drill_failed", _("The last restore drill failed."))
+    if repository.checked_at is None:
+        return RepositoryHealth("unchecked", _("Never checked yet."))
+    return RepositoryHealth("ok", "")
 
 
 def run_history(*, plan: Plan | None = None, repository: Repository | None = None,

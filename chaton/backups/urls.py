@@ -2,10 +2,13 @@
 
 from django.urls import path
 
-from chaton.backups import views
+from chaton.backups import views, views_recovery
 
 urlpatterns = [
     path("backups/", views.overview, name="backup-overview"),
+    path("backups/recovery-kit/", views_recovery.recovery_kit, name="backup-recovery-kit"),
+    path("backups/recovery-kit/stored/", views_recovery.recovery_kit_stored,
+         name="backup-recovery-kit-stored"),
     path("backups/new-repository/", views.repository_create, name="backup-repository-create"),
     path("backups/new-plan/", views.plan_create, name="backup-plan-create"),
     path("backups/repositories/<str:name>/", views.repository_detail, name="backup-repository"),
@@ -15,6 +18,8 @@ urlpatterns = [
          name="backup-repository-init"),
     path("backups/repositories/<str:name>/check/", views.repository_check,
          name="backup-repository-check"),
+    path("backups/repositories/<str:name>/delete/", views.repository_delete,
+         name="backup-repository-delete"),
     path("backups/plans/<str:name>/", views.plan_detail, name="backup-plan"),
     path("backups/plans/<str:name>/edit/", views.plan_edit, name="backup-plan-edit"),
     path("backups/plans/<str:name>/delete/", views.plan_delete, name="backup-plan-delete"),

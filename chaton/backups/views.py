@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib import messages
@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from chaton.backups import actions, engine, queries
+from chaton.backups import actions, checks, engine, queries, recovery
 from chaton.backups.forms import (
     PlanForm,
     PlanSettingsForm,
@@ -224,8 +224,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "stale_count": sum(1 for status in statuses if status.stale and status.plan.enabled),
         "summary": queries.drill_summary(since=_summary_since()),
-        "repositories": queries.repositories(),
+        "repositories": with_health(queries.repositories()),
         "now": now,
+        "recovery_kit_pending": recovery.needs_confirmation(),
     })
 
 
@@ -268,10 +269,22 @@ def _initialise(request: HttpRequest, repository: Repository) -> None:
                          % {"name": repository.name})
 
 
+def with_health(repositories: Iterable[Repository]) -> list[Repository]:
+    """Given repositories from queries.repositories(), return them with ``health`` set (what
+    ``backups/_check.html`` shows) and, when it rotates, ``cycle`` (the next part, of how many)."""
+    chosen = list(repositories)
+    for repository in chosen:
+        repository.health = queries.repository_health(repository)  # type: ignore[attr-defined]
+        part = checks.next_part(repository.check_read_data_subset,
+                                repository.check_cycle_position)
+        repository.cycle = part if part.rotating else None  # type: ignore[attr-defined]
+    return chosen
+
+
 @admin_required
 def repository_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """Show a repository: where it is, the plans using it, its checks."""
-    repository = _repository_or_404(name)
+    """Show a repository: where it is, the plans using it, its health, its checks."""
+    (repository,) = with_health(queries.repositories().filter(pk=_repository_or_404(name).pk))
     checks = list(queries.run_history(repository=repository, kind=RunKind.CHECK)[:CHECKS_SHOWN])
     _decorate_runs(checks)
     return render(request, "backups/repository_detail.html", {
@@ -313,6 +326,26 @@ def repository_edit(request: HttpRequest, name: str) -> HttpResponse:
 def repository_init(request: HttpRequest, name: str) -> HttpResponse:
     _initialise(request, _repository_or_404(name))
     return redirect("backup-repository", name)
+
+
+@admin_required
+def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Ask for confirmation (GET), then forget the repository (POST): refused while a plan
+    uses it; the restic repository itself stays where it is."""
+    repository = _repository_or_404(name)
+    if request.method == "POST":
+        try:
+            actions.do_delete_repository(repository, acting_user=signed_in(request))
+        except ChatonError as error:
+            messages.error(request, str(error))
+            return redirect("backup-repository", repository.name)
+        messages.success(request, _("The repository %(name)s was deleted from Chaton; its data "
+                                    "stays at %(location)s.")
+                         % {"name": name, "location": repository.location})
+        return redirect("backup-overview")
+    return render(request, "backups/repository_confirm_delete.html", {
+        "repository": repository, "plans": repository.plans.order_by("name"),
+        "run_count": repository.runs.count()})
 
 
 @admin_required
@@ -531,7 +564,7 @@ def plan_drill(request: HttpRequest, name: str) -> HttpResponse:
         elif failed:
             messages.error(request, _("Drill failed for %(sources)s: %(details)s") % {
                 "sources": ", ".join(drill.source_name for drill in failed),
-                "details": failed[0].details})
+                "details": failed[0].findings_text})
         else:
             assert report.check is not None
             messages.error(request, _("The restores passed but the repository check failed: "

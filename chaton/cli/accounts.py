@@ -192,6 +192,22 @@ def set_password(
     console().print(_("Password of %(uid)s changed.") % {"uid": account.uid}, markup=False)
 
 
+@account_app.command("reset-second-factor")
+def reset_second_factor(uid: Annotated[str, typer.Argument(metavar="UID")]) -> None:
+    """Remove an account's authenticator and recovery codes (a lost phone and a lost sheet).
+
+    Run on the server by whoever holds it: the person then logs in with their
+    password and, an administrator, must enrol again before administering.
+    """
+    setup_django()
+    from chaton.security import actions
+
+    account = find_account(uid)
+    actions.do_remove_second_factor(account, acting_user=acting_user())
+    console().print(_("Second factor of %(uid)s removed: they enrol again at their next "
+                      "login.") % {"uid": account.uid}, markup=False)
+
+
 @account_app.command("expire")
 def expire_account(
     uid: Annotated[str, typer.Argument(metavar="UID")],

@@ -34,7 +34,9 @@ from chaton.cli import (
     backups,
     directory,
     governance,
+    jobs,
     members,
+    recovery,
     runtime,
     server,
     services,
@@ -143,8 +145,11 @@ app.add_typer(accounts.ssh_key_app, name="ssh-key", help="SSH public keys of acc
 app.add_typer(accounts.token_app, name="token", help="API tokens.")
 app.add_typer(governance.app, name="decision", help="Proposals, votes and decisions.")
 app.add_typer(backups.app, name="backup", help="Backups: repositories, plans, runs, drills.")
+app.add_typer(jobs.app, name="job", help="Long work asked through the API, and its outcome.")
 app.add_typer(services.app, name="service",
               help="Services: hosts, the catalogue, instances and their proxy.")
+app.command(name="restore", help="Rebuild Chaton in a new data directory from a backup "
+            "repository and the recovery kit.")(recovery.restore)
 app.command(help="Serve the web interface and the API (with the worker and the managed "
                  "slapd).")(server.serve)
 
@@ -271,9 +276,14 @@ def _create_default_backup_plan() -> None:
                           "“chaton init” tries again, or see “chaton backup --help”.")
                         % {"error": one_line(message)}, style="yellow", markup=False)
         return
-    console().print(_("Backups: plan %(plan)s backs up Chaton's database and directory into "
-                      "%(location)s, daily.")
+    console().print(_("Backups: plan %(plan)s backs up Chaton's database, directory and secrets "
+                      "key into %(location)s, daily.")
                     % {"plan": plan.name, "location": plan.repository.location}, markup=False)
+    # Said once, when the plan is made: without the kit, the backups cannot be opened.
+    console().print(_("Recovery kit: “chaton backup recovery-kit” (or the page /backups/"
+                      "recovery-kit/) gives the repository's password and Chaton's secrets key, "
+                      "without which these backups cannot be opened once this server is lost. "
+                      "Print it and keep it off this server."), style="bold", markup=False)
 
 
 @app.command()

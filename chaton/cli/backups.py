@@ -5,7 +5,8 @@ Thin over :mod:`chaton.backups.actions` and :mod:`chaton.backups.queries`.
 status lines); ``restore --in-place`` asks before overwriting and says that a
 safety snapshot is taken first. Errors people can act on (an unknown plan, a
 refused value, a plan already running) are one line on stderr and exit 2, as
-everywhere in ``chaton``; a backup, drill or check that ran and failed exits 1.
+everywhere in ``chaton``; a backup, check or restore that ran and failed exits 1,
+a drill that failed says why on one line on stderr and exits 2.
 
 The worker does not come through here: it starts ``python -m chaton.backups``
 (:mod:`chaton.backups.__main__`) in a child process for each due job.
@@ -46,7 +47,7 @@ app.add_typer(repository_app, name="repo", help="restic repositories.")
 app.add_typer(plan_app, name="plan", help="Backup plans: schedule, retention, drills.")
 app.add_typer(source_app, name="source", help="What a plan backs up.")
 
-#: Exit status of a backup, drill, check or restore that ran and failed (recorded).
+#: Exit status of a backup, check or restore that ran and failed (recorded).
 EXIT_FAILED = 1
 #: Parameters that take several values: given once or more (``--param paths=/srv/a``).
 LIST_PARAMS = frozenset({"paths", "exclude"})
@@ -166,14 +167,23 @@ def _read_secret(password_file: Path | None, prompt: str) -> str:
 
 
 def _check_text(repository: Repository) -> Any:
+    """The last check, red while it or the plans' last drill failed (an annotated
+    repository, from queries.repositories()), and when every pack was last read."""
+    from chaton.backups import queries
+
+    health = queries.repository_health(repository)
+    full_read = (_("every pack read: %(when)s") % {"when": _moment(repository.last_full_read_at)}
+                 if repository.last_full_read_at else _("every pack read: not yet"))
+    if health.state == "check_failed":
+        return cell(_("%(when)s, errors: %(message)s")
+                    % {"when": _moment(repository.checked_at),
+                       "message": repository.check_message}, "red")
+    if health.state == "drill_failed":
+        return cell(f"{health.reason} ({full_read})", "red")
     if repository.checked_at is None:
         return cell(_("never"), "dim")
-    if repository.check_ok:
-        return cell(_("%(when)s, no errors") % {"when": _moment(repository.checked_at)},
-                    "green")
-    return cell(_("%(when)s, errors: %(message)s")
-                % {"when": _moment(repository.checked_at),
-                   "message": repository.check_message}, "red")
+    return cell(_("%(when)s, no errors") % {"when": _moment(repository.checked_at)}
+                + f" ({full_read})", "green")
 
 
 @repository_app.command("list")
@@ -270,6 +280,28 @@ def set_repository(
                                  check_interval_days=check_every,
                                  check_read_data_subset=check_subset)
     console().print(_("Repository %(name)s saved.") % {"name": repository.name}, markup=False)
+
+
+@repository_app.command("delete")
+def delete_repository(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Forget a repository that no plan uses; the restic repository itself stays."""
+    setup_django()
+    from chaton.backups import actions
+
+    repository = find_repository(name)
+    if not yes and not typer.confirm(_("Delete repository %(name)s from Chaton (its data stays "
+                                       "at %(location)s)?")
+                                     % {"name": repository.name,
+                                        "location": repository.location}, default=False):
+        console().print(_("Nothing was deleted."), markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    actions.do_delete_repository(repository, acting_user=acting_user())
+    console().print(_("Repository %(name)s deleted from Chaton; its data stays at "
+                      "%(location)s.") % {"name": name, "location": repository.location},
+                    markup=False)
 
 
 @repository_app.command("init")
@@ -487,7 +519,7 @@ def add_source(
     plan_name: Annotated[str, typer.Argument(metavar="PLAN")],
     name: Annotated[str, typer.Argument(metavar="NAME")],
     kind: Annotated[str, typer.Option(
-        "--kind", help="postgres, mariadb, ldap, chaton, paths or docker_volume.")],
+        "--kind", help="postgres, mariadb, ldap, chaton, paths, docker_volume or secrets_key.")],
     param: Annotated[list[str] | None, typer.Option(
         "--param", metavar="KEY=VALUE", help="A parameter of the kind (paths=/srv/files, "
         "database=shop …); repeat it.")] = None,
@@ -752,8 +784,8 @@ def restore(
 # -- drills ------------------------------------------------------------------------------
 
 
-def _print_drills(drills: list[Drill], title: str) -> None:
-    """Print drills as a table, what failed and why below it."""
+def _print_drills(drills: list[Drill], title: str, *, errors: bool = True) -> None:
+    """Print drills as a table, and with ``errors`` what failed and why below it."""
     table = table_of(title, (_("When"), False), (_("Source"), True), (_("Snapshot"), False),
                      (_("Duration"), False), (_("Compared"), True), (_("Outcome"), False))
     for drill in drills:
@@ -761,11 +793,12 @@ def _print_drills(drills: list[Drill], title: str) -> None:
                       cell(f"{drill.plan.name}/{drill.source_name}"),
                       cell(drill.snapshot_id[:8] or "—"),
                       cell(_duration(drill.duration_seconds)),
-                      cell(", ".join(str(item) for item in drill.compared) or "—"),
+                      cell(", ".join(drill.compared_labels) or "—"),
                       cell(drill.get_outcome_display(), "green" if drill.passed else "red"))
     console().print(table)
-    _print_errors([(f"{_moment(drill.started_at)} {drill.plan.name}/{drill.source_name}",
-                    drill.details) for drill in drills if not drill.passed])
+    if errors:
+        _print_errors([(f"{_moment(drill.started_at)} {drill.plan.name}/{drill.source_name}",
+                        drill.findings_text) for drill in drills if not drill.passed])
 
 
 @app.command("drill")
@@ -777,9 +810,10 @@ def drill(
         "--check/--no-check", help="Then run restic check on the repository.")] = True,
 ) -> None:
     """Restore each source's newest snapshot into a scratch place and compare it with what
-    was backed up; then check the repository. Exit 1 when something failed."""
+    was backed up; then check the repository. Exit 2 when something failed."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.errors import BackupError
 
     plan = find_plan(plan_name)
     target: Plan | Source = find_source(plan_name, source_name) if source_name else plan
@@ -787,14 +821,18 @@ def drill(
     with console().status(_("Drilling %(plan)s…") % {"plan": plan.name}):
         report = actions.run_drill(target, acting_user=account, check=check,
                                    triggered_by=triggered_by)
-    _print_drills(report.drills, _("Drill of %(plan)s") % {"plan": plan.name})
+    _print_drills(report.drills, _("Drill of %(plan)s") % {"plan": plan.name}, errors=False)
     if report.check is not None:
         console().print(_("Repository check: %(outcome)s %(error)s")
                         % {"outcome": report.check.get_outcome_display(),
                            "error": report.check.error}, markup=False)
     if not report.passed:
-        console().print(_("The drill failed."), style="red", markup=False)
-        raise typer.Exit(EXIT_FAILED)
+        # One line on stderr, exit 2 (the group turns the error into them).
+        failed = [f"{drill.source_name}: {drill.findings_text}" for drill in report.drills
+                  if not drill.passed]
+        raise BackupError(_("The drill of %(plan)s failed: %(findings)s")
+                          % {"plan": plan.name, "findings": "; ".join(failed)
+                             or _("nothing to drill (the plan has no data source)")})
     console().print(_("The drill passed."), style="green", markup=False)
 
 

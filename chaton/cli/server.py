@@ -1,12 +1,14 @@
-"""``chaton serve``: the web interface and the API under waitress, with the worker, slapd
-and Caddy.
+"""``chaton serve``: the web interface and the API under waitress, with the worker, slapd,
+a Docker engine where none runs, and Caddy.
 
-Start-up order: the managed slapd (when ``ldap.managed``), the managed Caddy
-(when ``proxy.managed``), static files, the worker thread, then the HTTP
-server. On Ctrl-C or SIGTERM everything stops in the reverse order: the
-server, the worker (it finishes its current job), Caddy, slapd. A Caddy that
-does not start is reported on stderr and the pages are served without it:
-the services' proxy routes wait for it, the rest of Chaton does not.
+Start-up order: the managed slapd (when ``ldap.managed``), a managed dockerd
+(when ``services.docker_managed`` says so: see :mod:`chaton.services.engine`),
+the managed Caddy (when ``proxy.managed``), static files, the worker thread,
+then the HTTP server. On Ctrl-C or SIGTERM everything stops in the reverse
+order: the server, the worker (it finishes its current job), Caddy, dockerd,
+slapd. A Caddy or a dockerd that does not start is reported on stderr and the
+pages are served without it: the services wait for it, the rest of Chaton
+does not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chaton.cli.runtime import console, setup_django
 
 if TYPE_CHECKING:
     from chaton.adapters.caddy import ManagedCaddy
+    from chaton.adapters.dockerd import ManagedDockerd
     from chaton.adapters.slapd import ManagedSlapd
 
 #: Seconds to wait for the worker to finish its current job on shutdown.
@@ -84,6 +87,33 @@ def start_managed_caddy() -> ManagedCaddy | None:
     return caddy
 
 
+def start_managed_dockerd() -> ManagedDockerd | None:
+    """Start the dockerd Chaton runs itself when ``services.docker_managed`` says so, and
+    return it; return None when it is not wanted, or report why it did not start.
+
+    A dockerd left behind by a killed run is stopped first (never a stranger's).
+    Its failure never stops the web pages: it is printed on stderr, one line.
+    """
+    from chaton.adapters.dockerd import DockerdError
+    from chaton.core.runner import CommandError
+    from chaton.project.config import ConfigError
+    from chaton.services import engine
+
+    try:
+        if not engine.should_manage():
+            return None
+        dockerd = engine.managed_dockerd()
+        dockerd.start()
+    except (DockerdError, CommandError, ConfigError, OSError) as error:
+        message = " | ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        typer.echo(_("chaton: warning: the Docker engine did not start, the services wait for "
+                     "it: %(error)s") % {"error": message}, err=True)
+        return None
+    console().print(_("Docker engine: dockerd (pid %(pid)s) on %(url)s.")
+                    % {"pid": dockerd.pid, "url": dockerd.url}, markup=False)
+    return dockerd
+
+
 def serve(
     listen: Annotated[str | None, typer.Option(
         "--listen", metavar="HOST:PORT", help="Address to serve on (default: the "
@@ -105,6 +135,7 @@ def serve(
     call_command("collectstatic", interactive=False, verbosity=0)
     slapd: ManagedSlapd | None = None
     caddy: ManagedCaddy | None = None
+    dockerd: ManagedDockerd | None = None
     stop = threading.Event()
     worker_thread: threading.Thread | None = None
     previous_handlers = {number: signal.getsignal(number)
@@ -117,6 +148,7 @@ def serve(
             slapd.stop_stale()
             slapd.start()
             console().print(_("Directory: slapd on %(url)s.") % {"url": slapd.url}, markup=False)
+        dockerd = start_managed_dockerd()
         if settings.CHATON.proxy.managed:
             caddy = start_managed_caddy()
         from waitress.server import create_server
@@ -154,8 +186,12 @@ def serve(
             if caddy is not None:
                 caddy.stop()
         finally:
-            if slapd is not None:
-                slapd.stop()
+            try:
+                if dockerd is not None:
+                    dockerd.stop()
+            finally:
+                if slapd is not None:
+                    slapd.stop()
         for number, handler in previous_handlers.items():
             signal.signal(number, handler)
         console().print(_("Stopped."), markup=False)

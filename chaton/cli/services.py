@@ -30,6 +30,9 @@ host_app = typer.Typer(no_args_is_help=True, add_completion=False)
 instance_app = typer.Typer(no_args_is_help=True, add_completion=False)
 app.add_typer(host_app, name="host", help="The machines that run the services.")
 app.add_typer(instance_app, name="instance", help="Instances of the catalogue's applications.")
+image_app = typer.Typer(no_args_is_help=True, add_completion=False)
+app.add_typer(image_app, name="image", help="Images loaded onto hosts from archives, without "
+              "a registry.")
 
 #: The colour of a plan line, by its first character (see reconcile.Plan.lines).
 STYLES = {"+": "green", "~": "yellow", "^": "cyan", "*": "blue", "-": "red", "!": "magenta",
@@ -105,7 +108,7 @@ def host_list() -> None:
     for status in diagram.host_statuses():
         host = status.host
         engine = (cell(_("answers, Docker %(version)s") % {"version": status.version}, "green")
-                  if status.reachable else cell(status.error, "red"))
+                  if status.reachable else cell(f"{status.error}\n{status.advice}", "red"))
         table.add_row(cell(host.name + (" *" if host.is_default else "")),
                       cell(host.docker_url), cell(", ".join(host.roles)),
                       cell(_("manager") if host.swarm else _("no")), engine)
@@ -204,6 +207,71 @@ def catalog_command(
     out.print(table)
 
 
+# -- images loaded from archives ----------------------------------------------------------------
+
+
+@image_app.command("import")
+def image_import(
+    archive: Annotated[Path, typer.Argument(
+        metavar="FILE", help="An archive made by docker save (a .tar, compressed or not).")],
+    host: Annotated[str, typer.Option("--host", help="The host (default: the default host).")
+                    ] = "",
+) -> None:
+    """Load the images of an archive onto a host, pinned by their ids; no registry needed.
+
+    An instance then names one by repository:tag or by id (--image).
+    """
+    setup_django()
+    from chaton.core.errors import InvalidInput
+    from chaton.services import actions
+
+    chosen = find_host(host) if host else _default_host()
+    try:
+        file = archive.open("rb")
+    except OSError as error:
+        raise InvalidInput(_("Cannot read %(path)s: %(error)s")
+                           % {"path": archive, "error": error.strerror or error},
+                           field="archive") from None
+    with file:
+        records = actions.do_import_image(chosen, file, acting_user=acting_user())
+    for record in records:
+        console().print(_("Loaded on %(host)s: %(name)s, pinned as %(id)s.") % {
+            "host": chosen.name, "name": record.reference or _("(untagged)"),
+            "id": record.image_id}, style="green", markup=False, soft_wrap=True)
+
+
+@image_app.command("list")
+def image_list(
+    host: Annotated[str, typer.Option("--host", help="Only this host's.")] = "",
+) -> None:
+    """List the images loaded onto the hosts from archives."""
+    setup_django()
+    from django.utils import timezone
+
+    from chaton.services import queries
+
+    table = Table(title=_("Images loaded from archives"))
+    for header in (_("Host"), _("Name"), _("Image id"), _("Loaded")):
+        # An id is typed back whole (--image): folded, never cut.
+        table.add_column(header, overflow="fold")
+    for record in queries.loaded_images(host=find_host(host) if host else None):
+        table.add_row(cell(record.host.name), cell(record.reference or "—"),
+                      cell(record.image_id),
+                      cell(timezone.localtime(record.loaded_at).strftime("%Y-%m-%d %H:%M")))
+    console().print(table)
+
+
+def _default_host() -> Host:
+    """Return the default host. Raise InvalidInput when there is none."""
+    from chaton.core.errors import InvalidInput
+    from chaton.services import queries
+
+    default = queries.default_host()
+    if default is None:
+        raise InvalidInput(_("There is no default host: name one with --host."), field="host")
+    return default
+
+
 # -- instances -----------------------------------------------------------------------------------
 
 
@@ -251,7 +319,8 @@ def instance_add(
     port: Annotated[int | None, typer.Option("--port", help="The port published on the host.")
                     ] = None,
     image: Annotated[str, typer.Option("--image", help="Another image pin than the "
-                                       "catalogue's.")] = "",
+                                       "catalogue's, or an image loaded onto the host "
+                                       "(repository:tag or its sha256 id).")] = "",
 ) -> None:
     """Open an instance of an application and deploy it."""
     setup_django()
@@ -276,10 +345,36 @@ def instance_add(
         owner=find_owner(organization or None, person or None), settings=values,
         login_group=find_group(login_group) if login_group else None, slug=slug, port=port,
         image=image)
-    console().print(_("Instance %(slug)s deployed at https://%(domain)s (host %(host)s, port "
-                      "%(port)d).") % {"slug": instance.slug, "domain": instance.domain,
-                                       "host": instance.host.name, "port": instance.port},
-                    style="green", markup=False)
+    report_certificate(instance)
+
+
+def report_certificate(instance: Instance) -> None:
+    """Say where a new instance answers: at https://domain once the proxy presents its
+    certificate; otherwise that it runs without one and Caddy's reason (exit 1), or that
+    the certificate is still being obtained."""
+    from django.conf import settings
+
+    from chaton.services import proxy
+
+    values = {"slug": instance.slug, "domain": instance.domain, "host": instance.host.name,
+              "port": instance.port}
+    served, failure = proxy.wait_for_certificate(
+        instance.domain, settings.CHATON.proxy.certificate_wait_seconds)
+    if served:
+        console().print(_("Instance %(slug)s deployed at https://%(domain)s (host %(host)s, "
+                          "port %(port)d).") % values, style="green", markup=False)
+        return
+    if failure is None:
+        console().print(_("Instance %(slug)s deployed on the host %(host)s, port %(port)d; the "
+                          "certificate for %(domain)s is still being obtained: see chaton "
+                          "service instance show %(slug)s.") % values, style="yellow",
+                        markup=False)
+        return
+    console().print(_("Instance %(slug)s deployed on the host %(host)s, port %(port)d, but "
+                      "https://%(domain)s does not work yet: the proxy has no certificate for "
+                      "it. Its reason: %(reason)s") % {**values, "reason": failure},
+                    style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 @instance_app.command("show")
@@ -287,8 +382,11 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
                   ) -> None:
     """Show an instance: live state, settings, history, plan."""
     setup_django()
-    from chaton.services import diagram, queries, reconcile
+    from django.utils import timezone
+
+    from chaton.services import diagram, proxy, queries, reconcile
     from chaton.services.forms import shown_value
+    from chaton.services.models import DesiredState
 
     instance = find_instance(slug)
     item = queries.instance_with_state(instance)
@@ -299,10 +397,9 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
         "state": diagram.state_label(state),
         "detail": f" ({item.live.detail})" if item.live.detail else ""},
         STATE_STYLES[diagram.state_tone(state)]))
-    try:
-        image = instance.image
-    except KeyError:
-        image = instance.image_override
+    from chaton.services.actions import image_label
+
+    image = image_label(instance)
     for label, value in (
             (_("Application"), instance.application), (_("Host"), instance.host.name),
             (_("Port"), str(instance.port)), (_("Image"), image),
@@ -312,11 +409,17 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
         out.print(cell(f"{label}: {value}"))
     for name, value in instance.settings.items():
         out.print(cell(f"  {name} = {shown_value(value)}"))
+    failure = (proxy.certificate_failure(instance.domain)
+               if instance.state == DesiredState.RUNNING else None)
+    if failure is not None:
+        out.print(cell(_("No certificate for %(domain)s; the proxy's reason: %(reason)s")
+                       % {"domain": instance.domain, "reason": failure}, "red"),
+                  soft_wrap=True)
     table = Table(title=_("History"))
     for header in (_("When"), _("What"), _("Outcome"), _("Message")):
         table.add_column(header)
     for event in queries.events(instance, limit=20):
-        table.add_row(cell(event.created_at.strftime("%Y-%m-%d %H:%M")),
+        table.add_row(cell(timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M")),
                       cell(f"{event.get_kind_display()} {event.to_image}".strip()),
                       cell(event.get_outcome_display()), cell(event.message))
     out.print(table)
@@ -420,13 +523,19 @@ def instance_remove(
 
 @app.command("plan")
 def plan_command() -> None:
-    """Show what a reconcile would change on every host, changing nothing."""
+    """Show what a reconcile would change on every host and in the proxy, changing nothing."""
     setup_django()
     from chaton.services import queries
 
     plan = queries.preview()
     print_plan(plan)
-    if plan.is_noop and not plan.errors:
+    routes = queries.proxy_preview()
+    for line in routes.lines:
+        console().print(cell(line, "yellow"), soft_wrap=True)
+    if routes.error:
+        console().print(cell(_("x proxy: %(error)s") % {"error": routes.error}, "red"),
+                        soft_wrap=True)
+    if plan.is_noop and not plan.errors and routes.is_noop:
         console().print(_("Every host is up to date."), style="bold", markup=False)
 
 

@@ -12,6 +12,8 @@
   shapes; :data:`ERRORS` documents them on every operation.
 - Input types: :data:`DateTimeIn` (a naive date and time is read in the
   collective's time zone) and :class:`Page` (bounded limit/offset pagination).
+- Long work: :class:`JobOut`, what an endpoint that starts a job answers with
+  ``202 Accepted``, and ``GET /jobs/{id}`` to poll it (:data:`jobs_router`).
 """
 
 
@@ -27,9 +29,9 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
-from chaton.core import actions
+from chaton.core import actions, queries
 from chaton.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from chaton.core.models import ApiToken, Scope
+from chaton.core.models import ApiToken, Job, JobState, Scope
 
 if TYPE_CHECKING:
     from chaton.directory.models import Account
@@ -71,6 +73,12 @@ class ValidationErrorOut(ErrorOut):
 #: The error answers any operation may give, for the OpenAPI schema.
 ERRORS: dict[int, Any] = {400: ValidationErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut,
                           409: ErrorOut}
+
+
+class SecondFactorRequired(Forbidden):
+    """An administrator without a second factor asked for something that needs one."""
+
+    code = "second_factor_required"
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -295,6 +303,9 @@ def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]
     # Imported here: the directory's API module imports this one.
     from chaton.directory.api import account_or_404
 
+    if not queries.has_second_factor(acting_account(request)):
+        raise SecondFactorRequired(_("Set up a second factor (My account → Two-step login) "
+                                     "before creating API tokens."))
     account = account_or_404(payload.account)
     token, key = actions.do_create_api_token(account, payload.name,
                                              acting_user=acting_account(request),
@@ -349,3 +360,81 @@ def revoke_my_token(request: HttpRequest, token_id: int) -> tuple[int, None]:
         raise NotFound(_("You have no API token with this id."))
     actions.do_revoke_api_token(token, acting_user=account)
     return 204, None
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+jobs_router = Router(tags=["jobs"])
+
+
+def as_json(schema: type[Schema], value: Any) -> dict[str, Any]:
+    """Given an answer schema and a value (a model, a dict), return the JSON the API would send.
+
+    For a job's result: the work's endpoint would have answered this.
+    """
+    return schema.model_validate(value, from_attributes=True).model_dump(mode="json")
+
+
+class JobErrorOut(Schema):
+    """Why a job failed: an error as the API answers them, with the status it would have had."""
+
+    code: str = Field(..., examples=["backup_error"])
+    message: str
+    field: str | None = None
+    status: int = Field(..., examples=[502])
+
+
+class JobOut(Schema):
+    """Long work to poll at ``url`` until ``state`` is succeeded or failed."""
+
+    id: int
+    kind: str = Field(..., examples=["backups.run"])
+    target: str = Field(..., description="What it works on.", examples=["nightly"])
+    state: str = Field(..., description="queued, running, succeeded or failed")
+    progress: int | None = Field(None, description="Percent done, when known.")
+    result: dict[str, Any] | None = Field(
+        None, description="Once succeeded: what the work answers (a run, a repository …).")
+    error: JobErrorOut | None = Field(None, description="Once failed: why.")
+    created_by: str | None = Field(None, description="The uid of who asked for it.")
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    url: str = Field(..., examples=["/api/v1/jobs/42"])
+
+    @staticmethod
+    def resolve_target(job: Job) -> str:
+        return job.target_label
+
+    @staticmethod
+    def resolve_created_by(job: Job) -> str | None:
+        return job.created_by.get_username() if job.created_by is not None else None
+
+    @staticmethod
+    def resolve_url(job: Job) -> str:
+        return f"/api/v1/jobs/{job.pk}"
+
+
+@jobs_router.get("/jobs", response={200: list[JobOut], **ERRORS},
+                 summary="List the jobs, newest first (administrators)")
+@paginate(Page)
+def list_jobs(request: HttpRequest, state: str = "", kind: str = "") -> Any:
+    """``?state=`` keeps one state (queued, running, succeeded, failed); ``?kind=`` one kind."""
+    found = Job.objects.select_related("created_by")
+    if state:
+        if state not in JobState.values:
+            raise InvalidInput(_("Unknown state: choose among %(choices)s.")
+                               % {"choices": ", ".join(JobState.values)}, field="state")
+        found = found.filter(state=state)
+    if kind:
+        found = found.filter(kind=clean_search(kind, field="kind"))
+    return found.order_by("-created_at", "-id")
+
+
+@jobs_router.get("/jobs/{job_id}", response={200: JobOut, **ERRORS}, url_name="job",
+                 summary="A job: its state, progress, result or error (administrators)")
+def get_job(request: HttpRequest, job_id: int) -> Job:
+    job = Job.objects.select_related("created_by").filter(pk=check_id(job_id)).first()
+    if job is None:
+        raise NotFound(_("No job has this id."))
+    return job

@@ -111,3 +111,50 @@ class ThrottleEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+
+
+class Job(models.Model):
+    """Long work asked for by someone (a repository's initialisation, a backup, an upgrade …).
+
+    Created queued by :func:`chaton.core.jobs.do_start_job`, claimed by exactly one
+    thread of one process (``runner``), and finished with its ``result`` (what the
+    work's own endpoint would have answered) or its ``error`` (``code``, ``message``,
+    ``field``, as the API's errors). Polled at ``GET /api/v1/jobs/{id}``.
+    """
+
+    kind = models.CharField(_("kind"), max_length=80)
+    params = models.JSONField(default=dict)
+    target_label = models.CharField(_("on"), max_length=255)
+    #: The object it works on: two jobs with the same key never run at once.
+    lock_key = models.CharField(max_length=200)
+    state = models.CharField(_("state"), max_length=20, choices=JobState.choices,
+                             default=JobState.QUEUED, db_index=True)
+    #: Percent done, when the work can tell.
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("asked at"))
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    #: ``host:pid`` of the process running it.
+    runner = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("job")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_label} #{self.pk}"
+
+    @property
+    def done(self) -> bool:
+        return self.state in (JobState.SUCCEEDED, JobState.FAILED)

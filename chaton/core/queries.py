@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django_otp import devices_for_user
 
 from chaton.core.models import AuditLog
 
@@ -29,3 +30,17 @@ def audit_entries(action: str = "") -> QuerySet[AuditLog]:
     if action:
         entries = entries.filter(action=action)
     return entries
+
+
+def passed_second_factor(user: Any) -> bool:
+    """Given ``request.user``, return whether this session passed a second factor.
+
+    django-otp's middleware gives the user ``is_verified()``; without it, no.
+    """
+    is_verified = getattr(user, "is_verified", None)
+    return bool(callable(is_verified) and is_verified())
+
+
+def has_second_factor(account: Any) -> bool:
+    """Given an account, return whether it has any confirmed second-factor device."""
+    return any(True for _device in devices_for_user(account, confirmed=True))

@@ -8,6 +8,7 @@ error next to the right form field, its link clickable: :func:`error_html`) and
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -19,6 +20,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -37,7 +39,9 @@ ViewFunction = TypeVar("ViewFunction", bound=Callable[..., HttpResponse])
 def admin_required(view: ViewFunction) -> ViewFunction:
     """Wrap a view so that it sends anonymous visitors to the login page and others to 403.
 
-    Only an account with ``is_admin`` gets through.
+    Only an account with ``is_admin`` whose session passed a second factor gets
+    through: an administrator without one is sent to set it up (a password
+    alone does not open administration).
     """
 
     @login_required
@@ -45,6 +49,10 @@ def admin_required(view: ViewFunction) -> ViewFunction:
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not queries.is_administrator(request.user):
             raise PermissionDenied(_("This page is for administrators."))
+        if not queries.passed_second_factor(request.user):
+            target = reverse("two-factor")
+            return HttpResponseRedirect(
+                f"{target}?{urllib.parse.urlencode({'next': request.get_full_path()})}")
         return view(request, *args, **kwargs)
 
     return guarded  # type: ignore[return-value]

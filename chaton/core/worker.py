@@ -18,10 +18,21 @@ Other apps add their jobs through :data:`JOB_MODULES`: each module has a
 that returns the jobs due at this tick (and marks them in the schedule); a job
 that found nothing to do returns None and is not reported.
 
+Two lanes. The quick jobs (directory sync and expiries, ballots, decisions,
+starting backups' child processes) run one after the other in the loop's own
+thread, and so never wait behind a long one. A job whose name a module lists in
+its ``LONG_JOBS`` (a deploy or an upgrade that waits for health, say), and every
+queued :class:`~chaton.core.models.Job` (long work asked through the API, see
+:mod:`chaton.core.jobs`), runs in the :class:`LongLane`: a thread of its own,
+under a file lock on the object it works on, so that two long jobs on the same
+object never run at once, in this process or another. A periodic long job that
+is still running at its next turn is not started twice.
+
 :func:`run_forever` runs them in a loop (``chaton worker``, or a thread of
-``chaton serve``); :func:`run_once` runs what is due once (``chaton worker --once``,
-from cron or a test). A job that fails is logged and reported; it never stops
-the loop nor the jobs after it.
+``chaton serve``); on stop it lets the long jobs finish, for a bounded time.
+:func:`run_once` runs what is due once, long jobs included, and waits for them
+(``chaton worker --once``, from cron or a test). A job that fails is logged and
+reported; it never stops the loop nor the jobs after it.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.translation import gettext as _
 
-from chaton.core import clock
+from chaton.core import clock, locks
 
 logger = logging.getLogger("chaton.worker")
 
@@ -131,16 +142,121 @@ def _run_job(name: str, job: Callable[[], JobResult | None]) -> JobResult | None
         return JobResult(name, _("failed: %(error)s") % {"error": error}, ok=False)
 
 
-def run_jobs(schedule: Schedule | None = None) -> list[JobResult]:
+class LongLane:
+    """The lane of long jobs: each one in a thread of its own, one at a time per object.
+
+    A job is started under a name (``services.reconcile``, ``job:42``): a name
+    still running in this lane is not started again. Its ``lock_key`` names the
+    object it works on; the thread holds that file lock (:mod:`chaton.core.locks`)
+    while the job runs. Without ``wait_for_lock`` a job whose object is busy is
+    skipped (a periodic job: its next turn will come); with it, the thread waits
+    for the lock (a job someone asked for).
+    """
+
+    #: Seconds between two tries of a busy lock.
+    LOCK_POLL_SECONDS = 0.2
+
+    def __init__(self) -> None:
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def start(self, name: str, job: Callable[[], JobResult | None], *, lock_key: str = "",
+              wait_for_lock: bool = False) -> bool:
+        """Run ``job`` in a new thread; return False when ``name`` is still running here."""
+        with self._lock:
+            running = self._threads.get(name)
+            if running is not None and running.is_alive():
+                return False
+            thread = threading.Thread(target=self._run, name=f"chaton-long-{name}",
+                                      args=(name, job, lock_key or name, wait_for_lock),
+                                      daemon=True)
+            self._threads[name] = thread
+            thread.start()
+        return True
+
+    def _run(self, name: str, job: Callable[[], JobResult | None], lock_key: str,
+             wait_for_lock: bool) -> None:
+        try:
+            while True:
+                with locks.held(lock_key) as taken:
+                    if taken:
+                        result = _run_job(name, job)
+                        if result is not None:
+                            (logger.info if result.ok else logger.warning)("worker: %s", result)
+                        return
+                if not wait_for_lock or self._stopping.is_set():
+                    logger.info("worker: %s skipped, %s is busy", name, lock_key)
+                    return
+                self._stopping.wait(self.LOCK_POLL_SECONDS)
+        except Exception:  # the lock file itself failed: log, never kill the process
+            logger.exception("worker: long job %s failed", name)
+        finally:
+            # Connections are per thread: this one's die with it.
+            connections.close_all()
+            with self._lock:
+                if self._threads.get(name) is threading.current_thread():
+                    del self._threads[name]
+
+    def running(self) -> list[str]:
+        """Return the names of the long jobs running (or waiting for their lock) now."""
+        with self._lock:
+            return sorted(name for name, thread in self._threads.items() if thread.is_alive())
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every long job to end; return whether they did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = [thread for thread in self._threads.values() if thread.is_alive()]
+            if not threads:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            threads[0].join(timeout=remaining)
+
+    def stop(self, timeout: float) -> bool:
+        """Start no more waiting jobs and wait up to ``timeout`` s for the running ones."""
+        self._stopping.set()
+        try:
+            return self.wait(timeout)
+        finally:
+            self._stopping.clear()
+
+
+_long_lane = LongLane()
+
+
+def long_lane() -> LongLane:
+    """Return this process's lane of long jobs (shared by the worker and the API)."""
+    return _long_lane
+
+
+def _queued_jobs() -> list[tuple[str, Callable[[], JobResult | None]]]:
+    """Return the queued API jobs that no thread of this process has yet, after failing
+    the ones a dead process left running."""
+    from chaton.core import jobs
+
+    jobs.fail_orphans()
+    running = set(long_lane().running())
+    return [(f"job:{job_id}", lambda job_id=job_id: jobs.run_job(job_id))  # type: ignore[misc]
+            for job_id in jobs.waiting_job_ids() if f"job:{job_id}" not in running]
+
+
+def run_jobs(schedule: Schedule | None = None, lane: LongLane | None = None) -> list[JobResult]:
     """Given a schedule (a new one when None), run the jobs that are due and return their results.
 
     The pending directory sync is checked at every call; the periodic jobs run
-    when their interval has passed since ``schedule`` last ran them. Never raise
-    for a job's failure: it comes back as a result with ``ok`` false.
+    when their interval has passed since ``schedule`` last ran them. With a
+    ``lane``, the long jobs start in it and their results are logged when they
+    end; without, they run here, after the quick ones. Never raise for a job's
+    failure: it comes back as a result with ``ok`` false.
     """
     from chaton.directory.models import SyncState
 
     schedule = schedule if schedule is not None else Schedule()
+    long_jobs: list[tuple[str, Callable[[], JobResult | None]]] = []
     interval = settings.CHATON.directory.reconcile_interval_seconds
     results: list[JobResult | None] = []
     # Reading the flag is a query too: a database that went away must not kill the loop.
@@ -167,16 +283,49 @@ def run_jobs(schedule: Schedule | None = None) -> list[JobResult]:
         results.append(_run_job("directory.expiry", _process_expiries))
     for module_name in JOB_MODULES:
         try:
-            due = import_module(module_name).due_jobs(schedule)
+            module = import_module(module_name)
+            due = module.due_jobs(schedule)
         except Exception:  # one app that cannot plan its jobs must not stop the others
             logger.exception("worker: cannot list the jobs of %s", module_name)
             results.append(JobResult(module_name, _("cannot list its jobs"), ok=False))
             continue
-        results.extend(_run_job(name, job) for name, job in due)
+        long_names: frozenset[str] = getattr(module, "LONG_JOBS", frozenset())
+        for name, job in due:
+            if name in long_names:
+                long_jobs.append((name, job))
+            else:
+                results.append(_run_job(name, job))
+    try:
+        queued = _queued_jobs()
+    except Exception:
+        logger.exception("worker: cannot list the queued jobs")
+        results.append(JobResult("jobs", _("cannot list the queued jobs"), ok=False))
+        queued = []
+    if lane is not None:
+        for name, job in long_jobs:
+            lane.start(name, job)
+        for name, job in queued:
+            lane.start(name, job, lock_key=_job_lock_key(name), wait_for_lock=True)
+    else:
+        for name, job in long_jobs:
+            with locks.held(name) as taken:
+                if taken:
+                    results.append(_run_job(name, job))
+        for name, job in queued:
+            with locks.held(_job_lock_key(name)) as taken:
+                if taken:
+                    results.append(_run_job(name, job))
     reported = [result for result in results if result is not None]
     for result in reported:
         (logger.info if result.ok else logger.warning)("worker: %s", result)
     return reported
+
+
+def _job_lock_key(name: str) -> str:
+    """Given a lane name ``job:<id>``, return the lock key of that job."""
+    from chaton.core import jobs
+
+    return jobs._lock_key(int(name.split(":", 1)[1]))
 
 
 def run_once(schedule: Schedule | None = None) -> list[str]:
@@ -184,25 +333,39 @@ def run_once(schedule: Schedule | None = None) -> list[str]:
     return [str(result) for result in run_jobs(schedule)]
 
 
-def run_forever(stop: threading.Event, tick_seconds: float = 5) -> None:
+#: Seconds the worker lets its long jobs finish when it stops.
+LONG_JOBS_STOP_SECONDS = 20.0
+
+
+def run_forever(stop: threading.Event, tick_seconds: float = 5,
+                lane: LongLane | None = None) -> None:
     """Run the due jobs every ``tick_seconds`` until ``stop`` is set.
 
-    Database connections are closed between ticks, so that a server restart or
-    a long pause never leaves the worker holding a dead connection.
+    Long jobs go to ``lane`` (this process's :func:`long_lane` by default); on
+    stop, the loop ends after its current quick job and waits up to
+    :data:`LONG_JOBS_STOP_SECONDS` for the long ones (a job cut short is
+    finished by the next run: reconcilers are idempotent, and an API job left
+    running is failed as interrupted). Database connections are closed between
+    ticks, so that a server restart or a long pause never leaves the worker
+    holding a dead connection.
     """
     schedule = Schedule()
+    lane = lane if lane is not None else long_lane()
     logger.info("worker: started (tick %g s)", tick_seconds)
     try:
         while not stop.is_set():
             close_old_connections()
             try:
-                run_jobs(schedule)
+                run_jobs(schedule, lane)
             except Exception:  # the loop itself must outlive anything a tick does
                 logger.exception("worker: tick failed")
             finally:
                 close_old_connections()
             stop.wait(tick_seconds)
     finally:
+        if not lane.stop(LONG_JOBS_STOP_SECONDS):
+            logger.warning("worker: long jobs still running at stop: %s",
+                           ", ".join(lane.running()))
         # Connections are per thread: the worker's own die with it, closed cleanly.
         connections.close_all()
         logger.info("worker: stopped")

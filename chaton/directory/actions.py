@@ -53,6 +53,10 @@ def _last_day(moment: dt.datetime | None) -> str | None:
     return None if day is None else str(day)
 
 
+#: Tries to give a new account a free uid number when others are created at the same time.
+UID_NUMBER_ATTEMPTS = 5
+
+
 def _next_uid_number() -> int:
     from django.conf import settings
 
@@ -118,17 +122,25 @@ def do_create_account(
             raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
                            field="uid")
         _check_email_free(email)
-        account = Account(uid=uid, uid_number=_next_uid_number(), display_name=display_name,
+        account = Account(uid=uid, uid_number=0, display_name=display_name,
                           email=email, person=person, organization=organization,
                           expires_at=expires_at, is_admin=is_admin,
                           person_linked_at=clock.now() if person is not None else None)
         account.set_password(password or None)
-        try:
-            with transaction.atomic():
-                account.save()
-        except IntegrityError:
-            raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
-                           field="uid") from None
+        for attempt in range(UID_NUMBER_ATTEMPTS):
+            account.uid_number = _next_uid_number()
+            try:
+                with transaction.atomic():
+                    account.save()
+                break
+            except IntegrityError:
+                # Accounts created at once (PostgreSQL does not serialise them) may pick
+                # the same uid number: pick again, unless the name or the email was taken.
+                if (Account.objects.filter(uid=uid).exists()
+                        or attempt == UID_NUMBER_ATTEMPTS - 1):
+                    raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
+                                   field="uid") from None
+                _check_email_free(email)
         audit.record("account.create", account, acting_user=acting_user,
                      after=audit.snapshot(account, ACCOUNT_FIELDS))
         sync_after_commit(account_uids=[account.uid], group_names=groups_of(account))

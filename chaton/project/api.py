@@ -1,10 +1,22 @@
 """The ``/api/v1`` instance: its routers, its authentication and its one error shape.
 
-Every error answers JSON ``{"code": …, "message": …, "field": …}``:
+Every error answers JSON ``{"code": …, "message": …, "field": …}``; long work
+answers 202 with a job to poll:
 
 ==========  ===================================================================
 status      code
 ==========  ===================================================================
+202         not an error: long work (opening an instance, an upgrade,
+            initialising a repository, a backup, a retention pass, a drill, a
+            restore) is checked at once (the errors below), then answers a
+            job, ``{"id", "state", "progress", "result", "error", "url", …}``,
+            to poll at ``GET /api/v1/jobs/{id}`` until ``state`` is
+            ``succeeded`` (``result`` holds what the work answers) or
+            ``failed`` (``error`` holds the code, message and field, and the
+            ``status`` the work's error would have had: 409 ``conflict`` for
+            a plan already running, 502 ``backup_error``, 503
+            ``engine_unreachable`` …; ``interrupted`` when the process
+            running it stopped)
 400         ``invalid``: a value an action refused, a body that is not JSON, or
             a request that does not fit the schema (wrong type, missing field,
             bad date). Schema errors also list every problem in ``errors``.
@@ -215,6 +227,7 @@ api.add_router("/", directory_api.me_router)
 api.add_router("/", directory_api.groups_router)
 api.add_router("/", directory_api.directory_router)
 api.add_router("/", core_api.router)
+api.add_router("/", core_api.jobs_router)
 api.add_router("/governance", governance_api.router)
 api.add_router("/backups", backups_api.router)
 api.add_router("/services", services_api.router)

@@ -142,8 +142,28 @@ class BackupsConfig(Section):
 class ServicesConfig(Section):
     #: The embedded default host's Docker endpoint.
     docker_url: str = "unix:///var/run/docker.sock"
+    #: Whether ``chaton serve`` runs a dockerd of its own on ``docker_url``'s socket:
+    #: "auto" when no engine answers there and no systemd runs (which would run Docker's
+    #: own service), "yes" always, "no" never.
+    docker_managed: str = "auto"
+    #: A managed dockerd's images, containers and volumes; empty: ``data_dir/docker/data``
+    #: ("/var/lib/docker" shares the system's).
+    docker_data_root: str = ""
+    #: A managed dockerd's runtime state (short: sockets go under it); empty:
+    #: ``data_dir/docker/exec`` ("/var/run/docker" is the system's).
+    docker_exec_root: str = ""
+    #: More arguments for a managed dockerd (``--iptables=false`` where the machine's
+    #: firewall is not Docker's to change …).
+    docker_arguments: list[str] = []  # copied per instance by Section
     #: The worker reconciles every instance at this period, in seconds.
     reconcile_interval_seconds: int = 300
+    #: Closing an instance opened less than this many days ago (it holds no one's data yet)
+    #: is an ordinary action, unless a partner organization owns it; 0: always a decision.
+    new_instance_days: int = 7
+    #: Seconds an upgrade's new version must stay healthy (Docker's own health check when
+    #: its image declares one, and the manifest's HTTP check) before it takes the traffic
+    #: and the old version is removed.
+    upgrade_stability_seconds: float = 30.0
 
 
 class ProxyConfig(Section):
@@ -160,6 +180,16 @@ class ProxyConfig(Section):
     #: A PEM file of the root that signs the ACME server's own HTTPS (a test CA such as pebble).
     acme_ca_root: str = ""
     acme_email: str = ""
+    #: Where certificates come from: "acme" (the ACME server above) or "internal" (Caddy's
+    #: own certificate authority, for a LAN or an intranet; its root is offered on
+    #: /services/ for people to install).
+    tls: str = "acme"
+    #: Caddy's log (JSON lines), read for the reason a certificate failed; empty: the
+    #: managed Caddy's ``data_dir/caddy/caddy.log``.
+    log_file: str = ""
+    #: ``chaton service instance add`` waits this many seconds for a new domain's
+    #: certificate before it says whether https:// works.
+    certificate_wait_seconds: int = 30
 
 
 class Config(Section):

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "chaton.governance",
     "chaton.backups",
     "chaton.services",
+    "django_otp",
+    "chaton.security",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +54,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): this session passed its second factor.
+    "django_otp.middleware.OTPMiddleware",
+    # An account with an authenticator is sent to the second step until it passes.
+    "chaton.security.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -83,6 +89,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # The tests' database is a file too, as the server's is: concurrent threads (requests,
+    # the worker's lanes) then wait for each other's writes, where a shared in-memory
+    # database would answer "database table is locked" at once.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-database.sqlite3")}
 
 AUTH_USER_MODEL = "directory.Account"
 LOGIN_URL = "login"

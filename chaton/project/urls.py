@@ -8,6 +8,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     path("", include("chaton.core.urls")),
+    path("", include("chaton.security.urls")),
     path("", include("chaton.members.urls")),
     path("", include("chaton.directory.urls")),
     path("", include("chaton.governance.urls")),

@@ -20,7 +20,7 @@ import re
 import secrets as random
 import socket
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pydantic
 from django.db import IntegrityError, transaction
@@ -28,6 +28,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from chaton.adapters.docker import (
+    IMAGE_ID,
     DockerError,
     Engine,
     EngineUnreachable,
@@ -45,6 +46,7 @@ from chaton.services.models import (
     DeploymentKind,
     DesiredState,
     Host,
+    HostImage,
     HostRole,
     Instance,
     Outcome,
@@ -192,8 +194,51 @@ def clean_image(manifest: Manifest, image: str) -> str:
 
 
 def _may_pull(image: str) -> bool:
-    """Only an image pinned by digest is pulled: a local test image never is."""
+    """Only an image pinned by digest is pulled: a local test image, or one loaded from an
+    archive (pinned by its id), never is."""
     return catalog.is_pinned(image)
+
+
+def resolve_image(host: Host, manifest: Manifest, image: str) -> str:
+    """Return the pin an instance of ``manifest`` on ``host`` runs for ``image`` as typed.
+
+    A registry pin (``repository:tag@sha256:<digest>``) stays as it is; an
+    image loaded onto the host from an archive — named by its id
+    (``sha256:<64 hex>``) or by the ``repository:tag`` it was loaded as (the
+    last one loaded) — becomes its id. Raise InvalidInput for anything else.
+    """
+    image = image.strip()
+    if IMAGE_ID.match(image):
+        if not HostImage.objects.filter(host=host, image_id=image).exists():
+            raise InvalidInput(_("No image with the id %(image)s was loaded onto the host "
+                                 "%(host)s (chaton service image import).")
+                               % {"image": image, "host": host.name}, field="image")
+        return image
+    loaded = (HostImage.objects.filter(host=host, reference=image).order_by("-loaded_at")
+              .first() if image else None)
+    if loaded is not None:
+        return loaded.image_id
+    try:
+        return clean_image(manifest, image)
+    except InvalidInput:
+        raise InvalidInput(_("The image must be pinned by digest (repository:tag@sha256:"
+                             "<digest>), or loaded onto the host %(host)s from an archive "
+                             "(chaton service image import).") % {"host": host.name},
+                           field="image") from None
+
+
+def image_label(instance: Instance) -> str:
+    """Return the image an instance runs, for people: a loaded image's name and id."""
+    try:
+        image = instance.image
+    except KeyError:
+        image = instance.image_override
+    if IMAGE_ID.match(image):
+        loaded = (HostImage.objects.filter(host_id=instance.host_id, image_id=image)
+                  .exclude(reference="").order_by("-loaded_at").first())
+        if loaded is not None:
+            return f"{loaded.reference} ({image[:19]}…)"
+    return image
 
 
 def _is_loopback(address: str) -> bool:
@@ -427,6 +472,37 @@ def do_ensure_default_host(*, acting_user: Account | None) -> Host:
                           swarm=False)
 
 
+def do_import_image(host: Host, archive: BinaryIO, *,
+                    acting_user: Account | None) -> list[HostImage]:
+    """Load the images of an archive in ``docker save`` format onto a host, without a
+    registry, and record each pinned by its id; return the records.
+
+    Instances then name them by ``repository:tag`` or by id
+    (:func:`resolve_image`). Loading the same image again changes nothing.
+    Raise EngineUnavailable, EngineRefused (not an image archive …).
+    """
+    engine = reconcile.engine_for(host)
+    try:
+        loaded = engine.load_images(archive)
+    except DockerError as error:
+        raise _engine_error(error, host) from None
+    label = acting_user.get_username() if acting_user else "system"
+    records = []
+    with transaction.atomic():
+        for image in loaded:
+            record, created = HostImage.objects.get_or_create(
+                host=host, reference=image.reference, image_id=image.image_id,
+                defaults={"size": image.size, "loaded_at": clock.now(), "loaded_by": label})
+            if not created:
+                record.loaded_at, record.loaded_by = clock.now(), label
+                record.save(update_fields=["loaded_at", "loaded_by"])
+            records.append(record)
+            audit.record("host.image_import", host, acting_user=acting_user,
+                         after={"reference": image.reference, "image_id": image.image_id,
+                                "size": image.size})
+    return records
+
+
 # -- instances -----------------------------------------------------------------------------------
 
 
@@ -480,8 +556,12 @@ def do_create_instance(
     port: int | None = None,
     image: str = "",
     authorised_by: Operation | None = None,
+    deploy: bool = True,
 ) -> Instance:
     """Create an instance of a catalogue application at ``domain`` on ``host``, and deploy it.
+
+    With ``deploy`` false, the deployment is left to the caller (a job that
+    calls :func:`deploy_created`) or to the worker's next reconcile.
 
     ``settings`` are checked against the manifest's schema and completed with
     defaults; ``slug`` (the short name in container names) is made from the
@@ -500,7 +580,7 @@ def do_create_instance(
     values = clean_settings(manifest, settings or {})
     _check_login_group(manifest, login_group)
     owner_fields = _owner_fields(owner)
-    chosen_image = clean_image(manifest, image) if image.strip() else manifest.image
+    chosen_image = resolve_image(host, manifest, image) if image.strip() else manifest.image
     if HostRole.APPS not in host.roles:
         raise InvalidInput(_("The host %(host)s does not run instances.") % {"host": host.name},
                            field="host")
@@ -554,7 +634,8 @@ def do_create_instance(
         audit.record("instance.create", instance, acting_user=acting_user,
                      after=audit.snapshot(instance, INSTANCE_FIELDS))
         primary_key = instance.pk
-        transaction.on_commit(lambda: _deploy_created(primary_key, acting_user))
+        if deploy:
+            transaction.on_commit(lambda: _deploy_created(primary_key, acting_user))
     instance.refresh_from_db()
     return instance
 
@@ -577,6 +658,12 @@ def _first_error(instance: Instance, plan: reconcile.Plan,
                 and isinstance(failure.error, DockerError)):
             return _engine_error(failure.error, host)
     return None
+
+
+def deploy_created(primary_key: int, *, acting_user: Account | None) -> None:
+    """Deploy the instance created with ``deploy=False``; on failure remove it, then raise
+    the error that kept it from being deployed (see :func:`do_create_instance`)."""
+    _deploy_created(primary_key, acting_user)
 
 
 def _deploy_created(primary_key: int, acting_user: Account | None) -> None:
@@ -666,7 +753,7 @@ def do_upgrade_instance(instance: Instance, image: str, *, acting_user: Account 
     not running), EngineUnavailable.
     """
     manifest = _manifest(instance.application)
-    image = clean_image(manifest, image)
+    image = resolve_image(instance.host, manifest, image)
     if instance.state != DesiredState.RUNNING:
         raise Conflict(_("Only a running instance can be upgraded."), field="state")
     previous = instance.image
@@ -715,8 +802,9 @@ def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account
     The removal runs after the commit; an engine that does not answer leaves
     the instance "being removed" until the worker finishes. Raise InvalidInput
     when ``confirm`` differs, DecisionRequired when the operation
-    ``service.close`` is extraordinary (by default it is) and ``authorised_by``
-    is not the operation of an adopted decision.
+    ``service.close`` is extraordinary (by default it is, once the instance is
+    ``services.new_instance_days`` old) and ``authorised_by`` is not the
+    operation of an adopted decision.
     """
     if confirm.strip() != instance.slug:
         raise InvalidInput(_("Type the instance's short name, %(slug)s, to confirm.")

@@ -10,6 +10,13 @@ an instance, opening one for a partner organization), ``engine_unreachable``
 ``engine_error`` (502), ``proxy_unavailable`` (503). No answer ever carries
 an instance's secrets.
 
+Opening an instance (its deployment) and an upgrade (blue/green, waiting for
+health) are long: their endpoints check the request and record it, then answer
+``202 Accepted`` with a job to poll at ``GET /api/v1/jobs/{id}`` (see
+:mod:`chaton.core.jobs`), whose result is the instance, or the attempt
+(``outcome`` healthy or rolled_back). They run in turn with the worker's
+reconcile.
+
 The instances' live state comes from one snapshot per host: the lists are
 not paginated (a collective runs a handful of services, not thousands).
 """
@@ -19,25 +26,32 @@ import datetime as dt
 import re
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 from pydantic import StrictBool, model_validator
 
-from chaton.core.api import ERRORS, ErrorOut, InputSchema, acting_account
+from chaton.core import jobs
+from chaton.core.api import ERRORS, ErrorOut, InputSchema, JobOut, acting_account, as_json
 from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.models import Job
 from chaton.directory.api import group_or_404
 from chaton.directory.models import Group
 from chaton.members.models import Organization, Person
 from chaton.services import actions, catalog, diagram, queries, reconcile
+from chaton.services import jobs as services_jobs
 from chaton.services.catalog import Manifest
-from chaton.services.models import Deployment, Host, HostRole, Instance
+from chaton.services.models import Deployment, Host, HostRole, Instance, Outcome
 from chaton.services.queries import InstanceWithState
 
 router = Router(tags=["services"])
 
 #: The errors of an endpoint that talks to a host's engine or the proxy.
 ENGINE_ERRORS: dict[int, Any] = {**ERRORS, 502: ErrorOut, 503: ErrorOut}
+#: The lock of the services' long work: deploys, upgrades and the worker's reconcile run in
+#: turn.
+SERVICES_LOCK = services_jobs.JOB
 
 
 # --- lookups --------------------------------------------------------------------------------
@@ -294,8 +308,8 @@ class InstancePatch(ServicesInput):
 
 class UpgradeIn(ServicesInput):
     image: str = Field(..., max_length=300)
-    wait: StrictBool = Field(True, description="Answer once the new version is healthy or "
-                                               "rolled back; false: the worker does it.")
+    wait: StrictBool = Field(True, description="Kept for older clients: the answer is a job "
+                                               "to poll either way.")
 
 
 class PlanOut(Schema):
@@ -420,11 +434,12 @@ def list_instances(request: HttpRequest, host: str = "") -> list[dict[str, Any]]
     return [_instance(item) for item in queries.instances_with_state(chosen)]
 
 
-@router.post("/instances", response={201: InstanceDetailOut, **ENGINE_ERRORS},
-             summary="Open an instance and deploy it")
-def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, dict[str, Any]]:
-    """Check everything first (domain, settings, image on the host, port); refused, nothing is
-    left behind. Answer once it is deployed."""
+@router.post("/instances", response={202: JobOut, **ENGINE_ERRORS},
+             summary="Open an instance and deploy it: a job")
+def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, Job]:
+    """Check everything first (domain, settings, image on the host, port): refused, nothing is
+    left behind. Then 202 with a job that deploys it, whose result is the instance; when the
+    deployment fails, the instance is removed again and the job's error says why."""
     if payload.host:
         host = host_or_404(payload.host)
     else:
@@ -432,12 +447,23 @@ def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, dic
         if default is None:
             raise InvalidInput(_("There is no default host: name one."), field="host")
         host = default
-    instance = actions.do_create_instance(
-        payload.application, payload.domain, host, acting_user=acting_account(request),
-        owner=find_owner(payload.organization, payload.person),
-        settings=payload.settings, login_group=_group(payload.login_group),
-        slug=payload.slug, port=payload.port, image=payload.image)
-    return 201, _instance_detail(instance_or_404(instance.slug))
+    with transaction.atomic():
+        instance = actions.do_create_instance(
+            payload.application, payload.domain, host, acting_user=acting_account(request),
+            owner=find_owner(payload.organization, payload.person),
+            settings=payload.settings, login_group=_group(payload.login_group),
+            slug=payload.slug, port=payload.port, image=payload.image, deploy=False)
+        job = jobs.do_start_job("services.deploy", params={"instance": instance.pk},
+                                target=instance.slug, lock_key=SERVICES_LOCK,
+                                acting_user=acting_account(request))
+    return 202, job
+
+
+def _deploy_work(job: Job) -> dict[str, Any]:
+    """Deploy the new instance (removed again if that fails); return it as ``GET`` shows it."""
+    actions.deploy_created(job.params["instance"], acting_user=job.created_by)
+    instance = Instance.objects.get(pk=job.params["instance"])
+    return as_json(InstanceDetailOut, _instance_detail(instance_or_404(instance.slug)))
 
 
 @router.get("/instances/{slug}", response={200: InstanceDetailOut, **ERRORS},
@@ -459,18 +485,41 @@ def update_instance(request: HttpRequest, slug: str,
     return _instance_detail(instance_or_404(slug))
 
 
-@router.post("/instances/{slug}/upgrade",
-             response={200: DeploymentOut, 202: DeploymentOut, **ENGINE_ERRORS},
+@router.post("/instances/{slug}/upgrade", response={202: JobOut, **ENGINE_ERRORS},
              summary="Move an instance to another image pin (blue/green, rolled back if "
-                     "unhealthy)")
-def upgrade_instance(request: HttpRequest, slug: str,
-                     payload: UpgradeIn) -> tuple[int, Deployment]:
-    """With ``wait`` (the default), answer 200 once the new version is healthy — or rolled
-    back: read ``outcome``. Without, answer 202 at once: the worker carries it out."""
-    deployment = actions.do_upgrade_instance(instance_or_404(slug), payload.image,
-                                             acting_user=acting_account(request),
-                                             wait=payload.wait)
-    return (200 if payload.wait else 202), deployment
+                     "unhealthy): a job")
+def upgrade_instance(request: HttpRequest, slug: str, payload: UpgradeIn) -> tuple[int, Job]:
+    """The image, the instance's state and its engine are checked at once (400, 409, 503);
+    then 202 with a job whose result is the attempt: ``outcome`` healthy once the new
+    version took the traffic, rolled_back (and ``message``) when it failed its health
+    check. Upgrades run in turn with the worker's reconcile, never two at once."""
+    instance = instance_or_404(slug)
+    with transaction.atomic():
+        deployment = actions.do_upgrade_instance(instance, payload.image,
+                                                 acting_user=acting_account(request), wait=False)
+        job = jobs.do_start_job("services.upgrade", params={"deployment": deployment.pk},
+                                target=instance.slug, lock_key=SERVICES_LOCK,
+                                acting_user=acting_account(request))
+    return 202, job
+
+
+def _upgrade_work(job: Job) -> dict[str, Any]:
+    """Carry out the pending upgrade (unless the worker already did); return the attempt."""
+    deployment = Deployment.objects.select_related("instance").get(pk=job.params["deployment"])
+    if deployment.outcome == Outcome.PENDING:
+        plan, _result = reconcile.reconcile(
+            instances=Instance.objects.filter(pk=deployment.instance_id))
+        deployment.refresh_from_db()
+        if deployment.outcome == Outcome.PENDING:
+            reasons = "; ".join(sorted(plan.errors.values())) or _("no answer yet")
+            raise actions.EngineUnavailable(
+                _("The upgrade could not be carried out now (%(reasons)s); the worker carries "
+                  "it out once the engine answers.") % {"reasons": reasons})
+    return as_json(DeploymentOut, deployment)
+
+
+jobs.register("services.deploy", _deploy_work)
+jobs.register("services.upgrade", _upgrade_work)
 
 
 @router.delete("/instances/{slug}", response={204: None, **ENGINE_ERRORS},

@@ -39,15 +39,22 @@ class HostStatus:
     version: str = ""
     engine_name: str = ""
     swarm_manager: bool = False
+    #: The engine's own message (English), and what to do about it, for people.
     error: str = ""
+    advice: str = ""
 
 
 def host_status(host: Host) -> HostStatus:
-    """Given a host, ask its engine who it is; return the answer, or the error (never raise)."""
+    """Given a host, ask its engine who it is; return the answer, or the error and what to
+    do about it (never raise)."""
+    from chaton.services.engine import unreachable_advice
+
     try:
         info = reconcile.engine_for(host).info()
     except DockerError as error:
-        return HostStatus(host, reachable=False, error=str(error))
+        return HostStatus(host, reachable=False, error=str(error),
+                          advice=unreachable_advice(host.docker_url,
+                                                    is_default=host.is_default))
     return HostStatus(host, reachable=True, version=info.version, engine_name=info.name,
                       swarm_manager=info.swarm_manager)
 
@@ -165,8 +172,8 @@ def _host_lines(status: HostStatus) -> tuple[str, str]:
                                                          "version": status.version}
     else:
         first = _("%(name)s — %(kind)s, unreachable") % {"name": host.name, "kind": kind}
-    second = host.docker_url if status.reachable else status.error or host.docker_url
-    return first, second
+    # The engine's message is in the hosts' table, with what to do: not in the drawing too.
+    return first, host.docker_url
 
 
 def draw(view: Landscape, *, standalone: bool = False) -> SafeString:

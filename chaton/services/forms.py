@@ -153,6 +153,11 @@ class InstanceForm(forms.Form):
     slug = forms.CharField(label=gettext_lazy("Short name"), max_length=31, required=False,
                            help_text=gettext_lazy("In the names of its containers and "
                                                   "volumes; empty: made from the domain."))
+    image = forms.CharField(label=gettext_lazy("Image"), max_length=300, required=False,
+                            help_text=gettext_lazy("Empty: the catalogue's pin. Or an image "
+                                                   "loaded onto the host from an archive "
+                                                   "(repository:tag or its sha256 id), or "
+                                                   "another pin by digest."))
 
     def __init__(self, manifest: Manifest, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -179,9 +184,28 @@ class LoginGroupForm(forms.Form):
 class UpgradeForm(forms.Form):
     image = forms.CharField(label=gettext_lazy("New image"), max_length=300,
                             help_text=gettext_lazy("Pinned by digest: "
-                                                   "repository:tag@sha256:… The new "
+                                                   "repository:tag@sha256:…, or an image "
+                                                   "loaded onto the host (repository:tag or "
+                                                   "its sha256 id). The new "
                                                    "version takes the traffic only once it "
                                                    "is healthy; otherwise it is rolled back."))
+
+
+class ImageImportForm(forms.Form):
+    """An image archive (``docker save``) to load onto a host."""
+
+    host = forms.ModelChoiceField(label=gettext_lazy("Host"), queryset=Host.objects.none(),
+                                  to_field_name="name", empty_label=None)
+    archive = forms.FileField(label=gettext_lazy("Image archive"),
+                              help_text=gettext_lazy("A .tar file made by docker save "
+                                                     "(docker image save), compressed or "
+                                                     "not."))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        host = self.fields["host"]
+        assert isinstance(host, forms.ModelChoiceField)
+        host.queryset = Host.objects.order_by("-is_default", "name")
 
 
 class RemoveForm(forms.Form):

@@ -4,6 +4,7 @@
   every host in line (drift repaired, routes handed to the proxy); and at the
   next tick whenever work is waiting: an upgrade under way (an action that did
   not wait for it, or a process that died during one), an instance being removed.
+  A long job (an upgrade waits for health): it runs in the worker's long lane.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from django.utils.translation import gettext as _
 from chaton.core.worker import JobResult, Schedule
 
 JOB = "services.reconcile"
+#: Run in the worker's long lane (:class:`chaton.core.worker.LongLane`), never in the quick one.
+LONG_JOBS = frozenset({JOB})
 
 
 def work_waiting() -> bool:

@@ -66,6 +66,32 @@ class Host(models.Model):
         return self.name
 
 
+class HostImage(models.Model):
+    """An image loaded onto a host from an archive (``docker save`` format), without a
+    registry. An instance runs it pinned by ``image_id``, the digest of the image's
+    configuration, which Docker never tries to pull."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="images",
+                             verbose_name=_("host"))
+    #: ``repository:tag`` as the archive named it; empty for an untagged image.
+    reference = models.CharField(_("name"), max_length=300, blank=True)
+    image_id = models.CharField(_("image id"), max_length=71)
+    size = models.PositiveBigIntegerField(_("size"), default=0)
+    loaded_at = models.DateTimeField(_("loaded"))
+    loaded_by = models.CharField(_("loaded by"), max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["host__name", "reference", "-loaded_at"]
+        verbose_name = _("loaded image")
+        constraints = [
+            models.UniqueConstraint(fields=["host", "reference", "image_id"],
+                                    name="services_host_image_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference or self.image_id} on {self.host_id}"
+
+
 class DesiredState(models.TextChoices):
     RUNNING = "running", _("running")
     #: Nothing runs; the network and the data stay.

@@ -1,4 +1,5 @@
-"""The reverse proxy: Caddy serves every instance's domain over HTTPS, certificates by ACME.
+"""The reverse proxy: Caddy serves every instance's domain over HTTPS, certificates by ACME
+or, with ``proxy.tls = "internal"``, by Caddy's own certificate authority.
 
 The services reconciler calls :func:`sync_proxy` with every :class:`Route`
 (domain → ``host:port``) that must exist; the configured Caddy
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,8 +31,9 @@ from chaton.adapters.caddy import ManagedCaddy, ProxyAdmin, ProxyPlan, Route, Ro
 from chaton.core.errors import ChatonError, Conflict, InvalidInput
 from chaton.project.config import ConfigError
 
-__all__ = ["ProxyRejected", "ProxyUnavailable", "Route", "describe", "managed_caddy",
-           "plan_proxy", "sync_proxy", "use_proxy"]
+__all__ = ["ProxyRejected", "ProxyUnavailable", "Route", "certificate_failure", "describe",
+           "managed_caddy", "plan_proxy", "root_certificate", "sync_proxy", "use_proxy",
+           "uses_internal_ca"]
 
 logger = logging.getLogger("chaton.proxy")
 
@@ -76,19 +79,83 @@ def proxy_settings() -> caddy.ProxySettings:
         raise InvalidInput(_("The proxy's admin URL “%(url)s” is not http://HOST:PORT.")
                            % {"url": config.admin_url}, field="admin_url") from None
     admin_listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if config.tls not in caddy.TLS_MODES:
+        raise InvalidInput(_("The proxy's tls setting “%(value)s” is neither “acme” nor "
+                             "“internal”.") % {"value": config.tls}, field="tls")
     return caddy.ProxySettings(
         admin_listen=admin_listen, http_port=config.http_port, https_port=config.https_port,
         acme_ca=config.acme_ca, acme_ca_root=config.acme_ca_root,
         acme_email=config.acme_email, storage_root=str(storage_directory().absolute()),
-        listen_host=config.listen_host,
+        listen_host=config.listen_host, tls=config.tls,
     )
+
+
+def uses_internal_ca() -> bool:
+    """Return whether certificates come from Caddy's own authority (``proxy.tls``)."""
+    return bool(settings.CHATON.proxy.tls == "internal")
+
+
+def log_path() -> Path | None:
+    """Return the file Caddy logs to: ``proxy.log_file``, else the managed Caddy's log."""
+    config = settings.CHATON.proxy
+    if config.log_file:
+        return Path(config.log_file)
+    if config.managed:
+        return caddy_directory() / "caddy.log"
+    return None
 
 
 def proxy_admin() -> ProxyAdmin:
     """Return the admin API every call goes to: :func:`use_proxy`'s, else the configured one."""
     if _override is not None:
         return _override
-    return caddy.CaddyAdmin(settings.CHATON.proxy.admin_url)
+    return caddy.CaddyAdmin(settings.CHATON.proxy.admin_url, log_path=log_path())
+
+
+def root_certificate() -> str:
+    """Return the PEM root of the proxy's own certificate authority (``tls = "internal"``).
+
+    Raise ProxyUnavailable when Caddy does not answer, ProxyRejected when it has
+    no authority of its own yet (no configuration has used it).
+    """
+    try:
+        return proxy_admin().root_certificate()
+    except caddy.ProxyUnreachable as error:
+        raise ProxyUnavailable(_("The reverse proxy (Caddy) cannot be reached: %(error)s.")
+                               % {"error": error}) from None
+    except caddy.ProxyRefused as error:
+        raise ProxyRejected(_("The reverse proxy has no certificate authority yet: %(error)s")
+                            % {"error": error}) from None
+
+
+def wait_for_certificate(domain: str, timeout: float) -> tuple[bool, str | None]:
+    """Given a domain just routed, wait until Caddy presents a certificate for it, Caddy
+    says why it could not get one, or ``timeout`` seconds pass.
+
+    Return (served, failure): (True, None) once a certificate is served; (False,
+    reason) when it failed (or the proxy cannot be asked); (False, None) when it
+    is still being obtained at the deadline.
+    """
+    admin = proxy_admin()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if admin.certificate_served(domain):
+                return True, None
+        except caddy.CaddyError as error:
+            return False, str(error)
+        failure = admin.certificate_failure(domain)
+        if failure is not None:
+            return False, failure
+        if time.monotonic() >= deadline:
+            return False, None
+        time.sleep(0.5)
+
+
+def certificate_failure(domain: str) -> str | None:
+    """Return Caddy's reason why ``domain`` has no certificate (its last failed attempt), or
+    None when none failed since the last success, or when Caddy's log is out of reach."""
+    return proxy_admin().certificate_failure(domain)
 
 
 @contextmanager
@@ -162,7 +229,7 @@ def sync_proxy(routes: Sequence[Route], *, dry_run: bool = False) -> list[str]:
 _SETTING_NAMES = {
     "admin": lambda: _("the admin API's address"),
     "ports": lambda: _("the HTTP and HTTPS ports"),
-    "tls": lambda: _("the certificate authority (ACME)"),
+    "tls": lambda: _("the certificate authority"),
     "storage": lambda: _("the certificate storage"),
     "other": lambda: _("the rest of the configuration"),
 }

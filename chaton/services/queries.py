@@ -20,6 +20,7 @@ from chaton.services.models import (
     DeploymentKind,
     DesiredState,
     Host,
+    HostImage,
     Instance,
     Outcome,
 )
@@ -91,7 +92,9 @@ class InstanceWithState:
 def _live_state(instance: Instance, snapshot: Snapshot | None, error: str,
                 upgrade: Deployment | None) -> LiveState:
     if snapshot is None:
-        return LiveState("unreachable", detail=error)
+        # The engine's own message is on the host's row, once, with what to do.
+        return LiveState("unreachable", detail=_("the Docker engine of %(host)s does not "
+                                                 "answer") % {"host": instance.host.name})
     workloads = tuple(workload for workload in snapshot.workloads
                       if workload.instance == instance.slug)
     if instance.state == DesiredState.REMOVED:
@@ -170,3 +173,90 @@ def preview() -> reconcile.Plan:
     """Return what a reconcile would do now, without doing it."""
     plan, _engines, _instances = reconcile.plan()
     return plan
+
+
+@dataclass(frozen=True)
+class ProxyPreview:
+    """What a reconcile would change in the proxy: one line per change (``~ proxy: …``), or
+    why the proxy could not be read (``error``)."""
+
+    lines: tuple[str, ...]
+    error: str = ""
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.lines and not self.error
+
+
+def proxy_preview() -> ProxyPreview:
+    """Return what syncing every route would change in Caddy now: a route changed or removed
+    by hand shows here before the worker puts it back. Never raises: an unreachable or
+    refusing proxy is the preview's ``error``."""
+    from chaton.core.errors import ChatonError
+    from chaton.services import proxy
+
+    try:
+        changes = proxy.describe(proxy.plan_proxy(reconcile.routes()))
+    except ChatonError as error:
+        return ProxyPreview((), str(error))
+    return ProxyPreview(tuple(_("~ proxy: %(change)s") % {"change": change}
+                              for change in changes))
+
+
+def loaded_images(*, host: Host | None = None) -> QuerySet[HostImage]:
+    """Return the images loaded onto hosts from archives (of one host), by host and name."""
+    queryset = HostImage.objects.select_related("host")
+    if host is not None:
+        queryset = queryset.filter(host=host)
+    return queryset.order_by("host__name", "reference", "-loaded_at")
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether one image is on one host: ``state`` is ``present`` (the pin itself),
+    ``loaded`` (an image loaded from an archive under the pin's name: ``detail`` is its
+    id, for ``--image``), ``missing`` (pulled at the first instance, where a registry is
+    reachable) or ``unknown`` (the engine does not answer)."""
+
+    host: Host
+    image: str
+    state: str
+    detail: str = ""
+
+
+def _repository_and_tag(image: str) -> str:
+    return image.split("@", 1)[0]
+
+
+def image_availability(images: Iterable[str]) -> dict[str, list[Availability]]:
+    """Given images (the catalogue's pins), return for each where it is, host by host.
+
+    Each host's engine is asked about each image once; an engine that does not
+    answer is asked nothing more ("unknown"), never an exception.
+    """
+    wanted = list(dict.fromkeys(images))
+    hosts_list = list(hosts())
+    loaded: dict[tuple[int, str], str] = {}
+    for record in HostImage.objects.exclude(reference="").order_by("loaded_at"):
+        loaded[(record.host_id, record.reference)] = record.image_id
+    found: dict[str, list[Availability]] = {image: [] for image in wanted}
+    for host in hosts_list:
+        engine = reconcile.engine_for(host)
+        reachable = True
+        for image in wanted:
+            name = _repository_and_tag(image)
+            if (host.pk, name) in loaded:
+                found[image].append(Availability(host, image, "loaded",
+                                                 loaded[(host.pk, name)]))
+                continue
+            if not reachable:
+                found[image].append(Availability(host, image, "unknown"))
+                continue
+            try:
+                present = engine.has_image(image)
+            except DockerError:
+                reachable = False
+                found[image].append(Availability(host, image, "unknown"))
+                continue
+            found[image].append(Availability(host, image, "present" if present else "missing"))
+    return found

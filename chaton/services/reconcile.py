@@ -16,11 +16,14 @@ of its spec (``chaton-<slug>-<role>-<hash>``) and labelled with it.
   environment differ from its label's) is reported in the plan and repaired
   by apply; the instance's history records the repair.
 - **Upgrades, blue/green, on containers and Swarm services alike.** The new
-  version starts next to the old one, on its own name and port; once it
-  answers the manifest's health check within its timeout, the route switches
-  and the old one is removed. Otherwise the new one is removed, the old one
-  keeps serving, the instance's pin goes back, and the history and the audit
-  log say "rolled back".
+  version starts next to the old one, on its own name and port. It must
+  become healthy within the manifest's timeout — Docker says ``healthy`` when
+  its image declares a health check (a Swarm task is *running* only then),
+  and the manifest's HTTP check answers — and stay so at every look for
+  ``services.upgrade_stability_seconds`` (:func:`wait_healthy`). Only then
+  does the route switch and the old one go. Otherwise the new one is
+  removed, the old one keeps serving, the instance's pin goes back, and the
+  history and the audit log say "rolled back".
 - **Crash safety.** Every step is idempotent and found again by the next
   plan: a run killed half way is completed by the next one, and an upgrade
   left under way is taken up where it stopped.
@@ -712,40 +715,74 @@ def pending_upgrades(instances: Iterable[Instance]) -> dict[int, Deployment]:
 # -- health --------------------------------------------------------------------------------------
 
 
+def _look(engine: Engine, name: str, address: str, port: int, health: Health,
+          timeout: float) -> tuple[bool | None, str]:
+    """Look once at a new version: return (True, what answered) when it is healthy now,
+    (False, why not) when it is not yet, (None, why) when it never will be (gone, stopped,
+    called unhealthy by Docker). Raise EngineUnreachable."""
+    workload = engine.workload(name)
+    if workload is None:
+        return None, _("the new version is gone")
+    if workload.kind == "container" and workload.state in ("exited", "dead"):
+        return None, _("the new version stopped (%(state)s)") % {"state": workload.state}
+    if workload.health == "unhealthy":
+        return None, _("Docker's health check calls it unhealthy")
+    if not workload.running:
+        return False, _("the new version is %(state)s") % {"state": workload.state}
+    # An image that declares a health check is healthy only once Docker says so.
+    if workload.health == "starting":
+        return False, _("Docker's health check still says starting")
+    try:
+        status = engine.probe(address, port, health.path, timeout=timeout)
+    except OSError as error:
+        return False, f"{health.path}: {error}"
+    if status != health.status:
+        return False, _("%(path)s answered %(status)d instead of %(expected)d") % {
+            "path": health.path, "status": status, "expected": health.status}
+    if workload.health == "healthy":
+        return True, _("Docker says healthy and %(path)s answered %(status)d") % {
+            "path": health.path, "status": status}
+    return True, _("%(path)s answered %(status)d") % {"path": health.path, "status": status}
+
+
 def wait_healthy(engine: Engine, name: str, address: str, port: int, health: Health, *,
+                 stability: float = 0.0,
                  monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> tuple[bool, str]:
-    """Given a new workload's name and where it is published, wait until it answers the
-    manifest's health check, at most ``health.timeout`` seconds.
+    """Given a new workload's name and where it is published, wait until it is healthy and
+    has stayed so for ``stability`` seconds.
 
-    Return (True, what answered), or (False, why not) as soon as it is gone,
-    has exited, or Docker's own health check calls it unhealthy. Raise
-    EngineUnreachable.
+    Healthy means: it runs, the manifest's HTTP check answers, and when its
+    image declares a Docker health check, Docker says ``healthy`` (not
+    ``starting``). It must become so within ``health.timeout`` seconds, then
+    pass every look (one each HEALTH_POLL_SECONDS) for ``stability`` seconds.
+    Return (True, what answered), or (False, why not) as soon as one look
+    fails after it was healthy, it is gone or has exited, Docker calls it
+    unhealthy, or the time is out. Raise EngineUnreachable.
     """
     deadline = monotonic() + health.timeout
-    last = _("no answer yet")
+    healthy_since: float | None = None
     while True:
-        workload = engine.workload(name)
-        if workload is None:
-            return False, _("the new version is gone")
-        if workload.kind == "container" and workload.state in ("exited", "dead"):
-            return False, _("the new version stopped (%(state)s)") % {"state": workload.state}
-        if workload.health == "unhealthy":
-            return False, _("Docker's health check calls it unhealthy")
-        try:
-            status = engine.probe(address, port, health.path,
-                                  timeout=max(0.5, min(2.0, deadline - monotonic())))
-        except OSError as error:
-            last = f"{health.path}: {error}"
-        else:
-            if status == health.status:
-                return True, _("%(path)s answered %(status)d") % {"path": health.path,
-                                                                   "status": status}
-            last = _("%(path)s answered %(status)d instead of %(expected)d") % {
-                "path": health.path, "status": status, "expected": health.status}
-        if monotonic() >= deadline:
+        timeout = 2.0 if healthy_since is not None else max(0.5, min(2.0,
+                                                                     deadline - monotonic()))
+        healthy, detail = _look(engine, name, address, port, health, timeout)
+        now = monotonic()
+        if not healthy and healthy_since is not None:
+            return False, _("healthy at first, then after %(seconds).1f s: %(detail)s") % {
+                "seconds": now - healthy_since, "detail": detail}
+        if healthy is None:
+            return False, detail
+        if healthy:
+            if healthy_since is None:
+                healthy_since = now
+            if now - healthy_since >= stability:
+                if stability <= 0:
+                    return True, detail
+                return True, _("%(detail)s, steadily for %(seconds)g s") % {
+                    "detail": detail, "seconds": stability}
+        elif now >= deadline:
             return False, _("no healthy answer within %(seconds)d s: %(last)s") % {
-                "seconds": health.timeout, "last": last}
+                "seconds": health.timeout, "last": detail}
         sleep(HEALTH_POLL_SECONDS)
 
 
@@ -933,8 +970,9 @@ def _apply_upgrade(run: _Run, step: Step, engine: Engine, host: Host) -> None:
             engine.run(spec)
         elif _stopped(step.existing[0]):
             engine.start(step.existing[0])
-        healthy, detail = wait_healthy(engine, spec.name, host.address, port,
-                                       instance.manifest.health)
+        healthy, detail = wait_healthy(
+            engine, spec.name, host.address, port, instance.manifest.health,
+            stability=float(settings.CHATON.services.upgrade_stability_seconds))
     except EngineUnreachable:
         raise
     except DockerError as error:

@@ -25,11 +25,12 @@ from django.views.decorators.http import require_POST
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, posted, show_error, signed_in
 from chaton.governance.gate import proposal_link
-from chaton.services import actions, catalog, diagram, queries, reconcile
+from chaton.services import actions, catalog, diagram, proxy, queries, reconcile
 from chaton.services.catalog import Manifest
 from chaton.services.forms import (
     ApplicationChoiceForm,
     HostForm,
+    ImageImportForm,
     InstanceForm,
     LoginGroupForm,
     ReconcileForm,
@@ -90,8 +91,25 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "services/overview.html", {
         "hosts": hosts, "rows": _rows(items),
         "diagram": diagram.draw(diagram.landscape(hosts, items)),
-        "roles": dict(HostRole.choices),
+        "roles": dict(HostRole.choices), "internal_ca": proxy.uses_internal_ca(),
     })
+
+
+@admin_required
+def root_certificate(request: HttpRequest) -> HttpResponse:
+    """The root certificate of the proxy's own authority (``proxy.tls = "internal"``), as a
+    file to install in browsers and systems; 404 when certificates come by ACME."""
+    if not proxy.uses_internal_ca():
+        raise Http404(_("The proxy's certificates come from an ACME authority: there is no "
+                        "root to install."))
+    try:
+        pem = proxy.root_certificate()
+    except ChatonError as error:
+        messages.error(request, str(error))
+        return redirect("service-overview")
+    response = HttpResponse(pem, content_type="application/x-x509-ca-cert")
+    response["Content-Disposition"] = 'attachment; filename="chaton-root.crt"'
+    return response
 
 
 @admin_required
@@ -120,14 +138,46 @@ def _setting_rows(manifest: Manifest) -> list[dict[str, Any]]:
 def catalog_list(request: HttpRequest) -> HttpResponse:
     """Every application: what it is, its image pin, LDAP (or why not), its database, what
     is backed up, its settings with their defaults and bounds."""
+    manifests = list(catalog.all_manifests().values())
+    availability = queries.image_availability(
+        [image for manifest in manifests for image in _images_of(manifest)])
     applications = []
-    for manifest in catalog.all_manifests().values():
+    for manifest in manifests:
         volumes = {volume.name: volume.path for volume in manifest.volumes}
         applications.append({
             "manifest": manifest, "settings": _setting_rows(manifest),
             "backed_up": [(name, volumes.get(name, "")) for name in manifest.user_data],
+            "availability": [item for image in _images_of(manifest)
+                             for item in availability[image]],
         })
     return render(request, "services/catalog.html", {"applications": applications})
+
+
+def _images_of(manifest: Manifest) -> list[str]:
+    return [manifest.image] + ([manifest.database.image] if manifest.database else [])
+
+
+@admin_required
+def images(request: HttpRequest) -> HttpResponse:
+    """The images loaded onto each host from archives (GET); load one (POST, a file in
+    ``docker save`` format), without a registry."""
+    form = ImageImportForm(posted(request), request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["archive"]
+        try:
+            records = actions.do_import_image(form.cleaned_data["host"], upload.file,
+                                              acting_user=signed_in(request))
+        except ChatonError as error:
+            show_error(form, error, {"image": "archive"})
+        else:
+            messages.success(request, ngettext(
+                "%(count)d image was loaded: %(names)s.", "%(count)d images were loaded: "
+                "%(names)s.", len(records)) % {
+                "count": len(records),
+                "names": ", ".join(record.reference or record.image_id for record in records)})
+            return redirect("service-images")
+    return render(request, "services/images.html", {
+        "form": form, "images": queries.loaded_images()})
 
 
 # -- instances -----------------------------------------------------------------------------------
@@ -163,7 +213,7 @@ def instance_create(request: HttpRequest) -> HttpResponse:
             instance = actions.do_create_instance(
                 manifest.name, data["domain"], data["host"], acting_user=signed_in(request),
                 owner=data["organization"], login_group=data.get("login_group"),
-                settings=settings_form.values(), slug=data["slug"])
+                settings=settings_form.values(), slug=data["slug"], image=data["image"])
         except ChatonError as error:
             _show_instance_error(error, form, settings_form, {"owner": "organization"})
         else:
@@ -186,13 +236,17 @@ def _instance_page(request: HttpRequest, instance: Instance, *,
         login_form = LoginGroupForm(initial={
             "login_group": instance.login_group.name if instance.login_group else None})
     plan, _engines, _planned = reconcile.plan(instances=[instance])
+    certificate_failure = (proxy.certificate_failure(instance.domain)
+                           if instance.state == DesiredState.RUNNING else None)
     return render(request, "services/instance_detail.html", {
+        "certificate_failure": certificate_failure,
         "instance": instance, "manifest": manifest, "row": _rows([item])[0],
         "settings_form": settings_form, "login_form": login_form,
         "upgrade_form": upgrade_form or UpgradeForm(),
         "current_settings": [(name, shown_value(value))
                              for name, value in instance.settings.items()],
         "events": queries.events(instance), "upgrade": queries.upgrade_under_way(instance),
+        "image_label": actions.image_label(instance),
         "plan_lines": plan_lines(plan.lines()), "plan_is_noop": plan.is_noop and not plan.errors,
         "running": instance.state == DesiredState.RUNNING,
         "removing": instance.state == DesiredState.REMOVED,
@@ -320,6 +374,10 @@ def plan(request: HttpRequest) -> HttpResponse:
                            % {"applied": result.applied, "problems": "; ".join(problems)})
         return redirect("service-plan")
     the_plan = queries.preview()
+    routes = queries.proxy_preview()
+    lines = plan_lines(the_plan.lines()) + plan_lines(list(routes.lines))
+    if routes.error:
+        lines.append(("error", _("x proxy: %(error)s") % {"error": routes.error}))
     return render(request, "services/plan.html", {
-        "form": form, "lines": plan_lines(the_plan.lines()), "is_noop": the_plan.is_noop,
+        "form": form, "lines": lines, "is_noop": the_plan.is_noop and routes.is_noop,
         "errors": the_plan.errors})

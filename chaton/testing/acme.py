@@ -338,6 +338,7 @@ def caddy(pebble: Pebble, monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedCa
     proxy.acme_ca = pebble.directory_url
     proxy.acme_ca_root = str(pebble.https_root)
     proxy.acme_email = "admin@chaton.test"
+    proxy.log_file = str(server.log_path)  # where a failed certificate's reason is read
     monkeypatch.setattr(django_settings.CHATON, "proxy", proxy)
     try:
         server.start()

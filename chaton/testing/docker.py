@@ -9,6 +9,14 @@ images are ``docker import``-ed from a rootfs made here around the static
     chaton-test/web:broken   starts and serves its page, but /health is 404 and its Docker
                              HEALTHCHECK fails: it never becomes healthy
 
+and, for the upgrade's stability window (fixture ``flaky_images``)::
+
+    chaton-test/web:flaky          /health keeps answering 200, but its Docker HEALTHCHECK
+                                   (on /alive, gone after a few seconds) turns unhealthy
+                                   soon after its first success
+    chaton-test/web:flaky-nocheck  no HEALTHCHECK; /health answers 200 for a few seconds,
+                                   then 404
+
 Each container writes what it received (the greeting setting, the length of
 its secret) next to its page, and appends its version to ``/data/history.txt``
 (a volume), which it also serves: a test sees settings, secrets and data
@@ -204,6 +212,19 @@ class TemporaryDockerd:
             images[tag] = name
         return images
 
+    def build_flaky_images(self, healthy_seconds: int = 5) -> dict[str, str]:
+        """Import the images healthy for ``healthy_seconds`` only (see the module's
+        docstring); return them by tag."""
+        images = {}
+        for tag, docker_check in (("flaky", True), ("flaky-nocheck", False)):
+            self.api.import_image_from_data(
+                web_rootfs(f"chaton-test web version {tag}", healthy=True),
+                repository=WEB_REPOSITORY, tag=tag,
+                changes=flaky_image_changes(tag, docker_check=docker_check,
+                                            healthy_seconds=healthy_seconds))
+            images[tag] = f"{WEB_REPOSITORY}:{tag}"
+        return images
+
     # -- a Swarm on the same daemon
 
     def init_swarm(self) -> None:
@@ -373,6 +394,38 @@ def web_image_changes(tag: str) -> list[str]:
     ]
 
 
+def flaky_image_changes(tag: str, *, docker_check: bool, healthy_seconds: int) -> list[str]:
+    """Return the instructions of an image that is healthy for ``healthy_seconds`` only.
+
+    With ``docker_check``, its HEALTHCHECK reads ``/alive``, which goes after
+    ``healthy_seconds`` while ``/health`` stays: only Docker's verdict sees it
+    fail. Without, ``/health`` itself goes: only the HTTP check sees it.
+    """
+    gone = "/www/alive" if docker_check else "/www/health"
+    program = _WEB_PROGRAM.replace("VERSION", tag).replace(
+        "/bin/busybox httpd",
+        "/bin/busybox cp /www/health /www/alive; "
+        f"( /bin/busybox sleep {healthy_seconds}; /bin/busybox rm -f {gone} ) & "
+        "/bin/busybox httpd")
+    changes = [f"CMD {json.dumps(['/bin/busybox', 'sh', '-c', program])}",
+               f"EXPOSE {WEB_PORT}"]
+    if docker_check:
+        alive = ["/bin/busybox", "wget", "-q", "-O", "/dev/null",
+                 f"http://127.0.0.1:{WEB_PORT}/alive"]
+        changes.append(f"HEALTHCHECK --interval=1s --timeout=1s --retries=1 "
+                       f"CMD {json.dumps(alive)}")
+    return changes
+
+
+@dataclass(frozen=True)
+class FlakyImages:
+    """Images healthy for a few seconds only: ``docker_check`` (Docker's HEALTHCHECK turns
+    unhealthy) and ``http_check`` (no HEALTHCHECK; the manifest's path turns 404)."""
+
+    docker_check: str
+    http_check: str
+
+
 @dataclass(frozen=True)
 class WebImages:
     """The test images' names: ``one``, ``two``, ``broken``, and one that does not exist."""
@@ -404,6 +457,13 @@ def web_images(dockerd: TemporaryDockerd) -> WebImages:
     """Import the test images into the session's dockerd once; return their names."""
     images = dockerd.build_web_images()
     return WebImages(one=images["1"], two=images["2"], broken=images["broken"])
+
+
+@pytest.fixture(scope="session")
+def flaky_images(dockerd: TemporaryDockerd) -> FlakyImages:
+    """Import the images that turn unhealthy after a few seconds; return their names."""
+    images = dockerd.build_flaky_images()
+    return FlakyImages(docker_check=images["flaky"], http_check=images["flaky-nocheck"])
 
 
 @pytest.fixture

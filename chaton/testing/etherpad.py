@@ -3,15 +3,17 @@
 No registry of images is reachable from the tests, so the image is made on the
 machine: a root file system holding the machine's own ``node`` (and the shared
 libraries ``ldd`` lists), Etherpad and Chaton's LDAP plugin installed from the
-npm registry by ``npm install``, busybox for the one shell script Etherpad
+npm registry by ``npm ci`` from a committed lockfile, busybox for the one shell script Etherpad
 needs (``npm ls`` at start), then ``docker import``-ed on the session's
 dockerd. The catalogue folder ``chaton/services/catalog/etherpad/image/`` holds
-what goes into it besides packages: the plugin and ``settings.json``.
+what goes into it besides packages: the plugin, ``settings.json``, and the
+``package.json`` and ``package-lock.json`` that pin every package.
 
 The tarball of the root file system is cached under
 ``$CHATON_TEST_CACHE`` (default ``/var/tmp/chaton-test-cache``) in a folder
 named after every version that goes into it (Etherpad, the LDAP library, node,
-a digest of the plugin and settings): a second run does not run npm again.
+a digest of the plugin, settings and lockfile): a second run does not run npm
+again, and a changed lockfile builds anew.
 
 Layout inside the image, as Etherpad 1.8 expects it (it finds its root as the
 parent of the ``src`` folder)::
@@ -26,7 +28,6 @@ parent of the ``src`` folder)::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -113,38 +114,45 @@ def _copy_into(root: Path, source: Path, destination: str | None = None) -> None
     shutil.copy2(source.resolve(), target)
 
 
-def _npm_install(application: Path, npm_cache: Path) -> None:
-    """Install Etherpad, the LDAP library and the plugin in ``application``.
+def _npm_ci(application: Path, npm_cache: Path) -> None:
+    """Install Etherpad, the LDAP library and the plugin in ``application`` from the lockfile.
 
-    Raise ImageBuildError when npm fails.
+    ``package.json`` and ``package-lock.json`` are committed beside the plugin: the
+    same packages at the same versions on every machine, whatever the registry
+    serves today. The lockfile overrides Etherpad's optional ``sqlite3`` (a git
+    dependency on a host the tests do not reach) with its registry release, so
+    that it is resolvable and stays optional. Raise ImageBuildError when npm fails.
     """
-    package = {
-        "name": "chaton-etherpad",
-        "private": True,
-        "dependencies": {
-            "ep_etherpad-lite": ETHERPAD_VERSION,
-            "ldapauth-fork": LDAPAUTH_VERSION,
-            "ep_chaton_ldap": "file:plugins/ep_chaton_ldap",
-        },
-    }
-    (application / "package.json").write_text(json.dumps(package, indent=2), encoding="utf-8")
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy2(IMAGE_FILES / name, application / name)
     environment = {**os.environ, "npm_config_cache": str(npm_cache),
                    "npm_config_update_notifier": "false", "npm_config_fund": "false",
-                   "npm_config_audit": "false",
-                   # One of Etherpad 1.8's optional database drivers (sqlite3) is a git
-                   # dependency on a host the tests do not reach: fail it fast rather than
-                   # after npm's default minute of retries.
-                   "npm_config_fetch_retries": "1", "npm_config_fetch_retry_mintimeout": "2000",
-                   "npm_config_fetch_retry_maxtimeout": "5000"}
+                   "npm_config_audit": "false", "npm_config_fetch_retries": "2"}
     try:
-        # --prefer-offline: a rebuild (new plugin or settings) takes its packages from the
-        # cache without asking the registry again.
-        runner.run(["npm", "install", "--omit=dev", "--omit=optional", "--no-audit", "--no-fund",
-                    "--prefer-offline", "--install-links=false", "--prefix", str(application)],
+        runner.run(["npm", "ci", "--omit=dev", "--omit=optional", "--no-audit", "--no-fund",
+                    "--install-links=false", "--prefix", str(application)],
                    timeout=NPM_TIMEOUT_SECONDS, env=environment)
     except runner.CommandError as error:
-        raise ImageBuildError(f"npm install of Etherpad {ETHERPAD_VERSION} failed: "
-                              f"{error}") from None
+        raise ImageBuildError(f"npm ci of Etherpad {ETHERPAD_VERSION} failed: {error}") from None
+
+
+def _check_plugin_listing(application: Path, node: Path) -> None:
+    """Run the ``npm ls`` Etherpad runs at start, with its own npm, in the built tree.
+
+    Etherpad 1.8 refuses to start when that listing reports a problem (an
+    extraneous package, say): checked here, a bad tree fails the build with
+    npm's words instead of an Etherpad that never answers.
+    Raise ImageBuildError when the listing fails.
+    """
+    npm_cli = application / "node_modules" / "npm" / "bin" / "npm-cli.js"
+    try:
+        runner.run([str(node), str(npm_cli), "ls", "--long", "--json", "--depth=0",
+                    "--no-production", "--prefix", str(application)], timeout=120,
+                   env={**os.environ, "NODE_ENV": "production",
+                        "npm_config_update_notifier": "false"})
+    except runner.CommandError as error:
+        raise ImageBuildError(f"Etherpad's own npm ls fails in the built tree, Etherpad would "
+                              f"not start: {error}") from None
 
 
 def build_rootfs(tarball: Path, node: Path) -> None:
@@ -161,11 +169,12 @@ def build_rootfs(tarball: Path, node: Path) -> None:
         application = root / "opt" / "etherpad"
         shutil.copytree(IMAGE_FILES / "ep_chaton_ldap", application / "plugins" / "ep_chaton_ldap")
         shutil.copy2(IMAGE_FILES / "settings.json", application / "settings.json")
-        _npm_install(application, tarball.parent.parent / "npm-cache")
+        _npm_ci(application, tarball.parent.parent / "npm-cache")
         # Etherpad 1.8 takes the parent of its package's folder, named src, as its root.
         modules = application / "node_modules"
         (modules / "ep_etherpad-lite").rename(application / "src")
         (modules / "ep_etherpad-lite").symlink_to("../src")
+        _check_plugin_listing(application, node)
         (application / "var").mkdir(exist_ok=True)
         _copy_into(root, node, "/usr/local/bin/node")
         for library in shared_libraries(node):

@@ -15,6 +15,7 @@ import datetime
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testin
 
 #: The variables this plugin sets; their previous values come back at the end.
 _MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_PROXY_MANAGED",
-                      "CHATON_CONFIG",
-                      "CHATON_DATABASE_URL")
+                      "CHATON_PROXY_ADMIN_URL", "CHATON_SERVICES_DOCKER_MANAGED",
+                      "CHATON_CONFIG", "CHATON_DATABASE_URL",
+                      "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS")
 
 
 @dataclass
@@ -46,10 +48,14 @@ class _SessionServers:
     previous_environment: dict[str, str | None] = field(default_factory=dict)
     directories: list[Path] = field(default_factory=list)
     postgres: TemporaryPostgres | None = None
+    #: A loopback port bound and never listened on: the proxy admin address of the tests.
+    held_port: socket.socket | None = None
 
     def close(self) -> None:
         """Stop the servers, remove the directories and put the environment back."""
         try:
+            if self.held_port is not None:
+                self.held_port.close()
             if self.postgres is not None:
                 self.postgres.stop()
         finally:
@@ -63,6 +69,17 @@ class _SessionServers:
 
 
 _session_servers_key = pytest.StashKey[_SessionServers]()
+
+
+def hold_closed_port() -> socket.socket:
+    """Return a socket bound to a free loopback port and not listening.
+
+    While it is open no other process can listen on that port, and a connection
+    to it is refused at once.
+    """
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    return held
 
 
 def _short_temporary_directory(prefix: str) -> Path:
@@ -100,10 +117,22 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         os.environ["CHATON_LDAP_MANAGED"] = "false"
         # Nor a Caddy on the default ports: the proxy tests start theirs (chaton.testing.acme).
         os.environ["CHATON_PROXY_MANAGED"] = "false"
+        # Nor a dockerd on the system's socket: the services tests start theirs
+        # (chaton.testing.docker), and the managed one is tested on a socket of its own.
+        os.environ["CHATON_SERVICES_DOCKER_MANAGED"] = "no"
+        # And never a Caddy someone already runs on the default admin address: until a test
+        # starts its own (the ``caddy`` fixture), proxy calls go to a port this session holds
+        # bound without listening, so they are refused and can reach no other server.
+        servers.held_port = hold_closed_port()
+        os.environ["CHATON_PROXY_ADMIN_URL"] = (
+            f"http://127.0.0.1:{servers.held_port.getsockname()[1]}")
         # An empty configuration file: a developer's ./chaton.toml must not leak in.
         empty_configuration = data_directory / "chaton.toml"
         empty_configuration.touch()
         os.environ["CHATON_CONFIG"] = str(empty_configuration)
+        # An upgrade's new version stays healthy for a second, not half a minute; the tests
+        # of the stability window set their own.
+        os.environ["CHATON_SERVICES_UPGRADE_STABILITY_SECONDS"] = "1"
         # Never a database from the developer's shell: SQLite in the data
         # directory, or the throwaway PostgreSQL below.
         os.environ.pop("CHATON_DATABASE_URL", None)

@@ -9,6 +9,7 @@ seconds); the others use the in-memory fake restic.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -206,15 +207,26 @@ def test_retention_shows_kept_with_reasons_then_applies(cli, plan):
     assert Run.objects.get(kind=RunKind.FORGET).outcome == Outcome.SUCCEEDED
 
 
-def test_drill_failure_exits_1_and_drills_sum_up(cli, plan):
+def test_drill_failure_is_one_line_on_stderr_exit_2_and_drills_sum_up(cli, plan, caplog,
+                                                                     fake_restic):
     failed = cli("backup", "drill", "nightly")  # nothing backed up yet
-    assert failed.exit_code == 1
-    assert "no successful backup" in failed.stdout
+    line = one_error_line(failed)
+    assert "The drill of nightly failed: files: " in line and "no successful backup" in line
+    # Nor a traceback in the log the command writes to stderr.
+    assert not [record for record in caplog.records
+                if record.exc_info and record.levelno >= logging.INFO]
     actions.run_backup(plan)
     assert cli("backup", "drill", "nightly").exit_code == 0
+    # A restore that raises (the repository's key changed behind Chaton's back).
+    fake_restic.repository_password = "another password entirely"
+    caplog.clear()
+    line = one_error_line(cli("backup", "drill", "nightly", "--no-check"))
+    assert "files: Wrong repository password" in line
+    assert not [record for record in caplog.records
+                if record.exc_info and record.levelno >= logging.INFO]
     listed = cli("backup", "drills", "--since", "2000-01-01", "--plan", "nightly")
-    assert "restores tested: 2, 1 failed" in listed.stdout
-    assert Drill.objects.count() == 2
+    assert "restores tested: 3, 2 failed" in listed.stdout
+    assert Drill.objects.count() == 3
 
 
 def test_lists_and_settings(cli, plan):
@@ -313,9 +325,14 @@ def test_init_creates_the_default_plan_once(cli, directory, fake_restic, monkeyp
     assert "Backups: plan chaton" in first.stdout
     plan = Plan.objects.get()
     assert plan.repository.initialised_at is not None
-    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap"]
+    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap",
+                                                                   "secrets_key"]
+    # Said once, with the plan: where the recovery kit is, and that it belongs off the server.
+    assert "chaton backup recovery-kit" in first.stdout
+    assert "keep it off this server" in first.stdout
     second = cli("init")
     assert second.exit_code == 0 and "Backups:" not in second.stdout
+    assert "recovery-kit" not in second.stdout
     assert Plan.objects.count() == 1
 
 

@@ -17,7 +17,7 @@ from chaton.cli.app import app
 from chaton.governance.policy import current
 from chaton.services import actions, proxy, reconcile
 from chaton.services.models import Deployment, Host, Instance
-from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
+from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy, saved_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,10 +38,11 @@ def engines(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
 
 
 @pytest.fixture
-def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> RecordedProxy:
+def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedProxy]:
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
-    return recorder
+    with proxy.use_proxy(recorder.admin):
+        yield recorder
 
 
 @pytest.fixture
@@ -189,6 +190,100 @@ def test_plan_and_reconcile_repair_a_change_made_by_hand(cli, host, engine) -> N
     engine.available = False
     result = cli("reconcile")
     assert result.exit_code == 1
+
+
+def test_plan_shows_a_route_changed_by_hand_before_the_reconcile_repairs_it(
+        cli, host, engine, recorded_proxy: RecordedProxy) -> None:
+    ok(cli("instance", "add", "webtest", "pad.example.org"))
+    assert "Every host is up to date." in ok(cli("plan"))
+    # Someone points the pad's route elsewhere through Caddy's admin API.
+    config = recorded_proxy.admin.read_config()
+    route = config["apps"]["http"]["servers"]["chaton"]["routes"][0]
+    route["handle"][0]["upstreams"] = [{"dial": "203.0.113.9:80"}]
+    recorded_proxy.admin.load(config)
+    output = ok(cli("plan"))
+    assert ("~ proxy: Route changed: https://pad.example.org → 192.0.2.10:20000 "
+            "(was 203.0.113.9:80)") in output
+    assert "Every host is up to date." not in output
+    ok(cli("reconcile"))
+    assert "Every host is up to date." in ok(cli("plan"))
+    # A proxy that does not answer is said, never taken for "up to date".
+    recorded_proxy.admin.down = True
+    output = ok(cli("plan"))
+    assert "x proxy: The reverse proxy (Caddy) cannot be reached" in output
+    assert "Every host is up to date." not in output
+
+
+def test_instance_add_never_claims_https_without_a_certificate(
+        cli, host, engine, recorded_proxy: RecordedProxy) -> None:
+    reason = ("[pad.example.org] solving challenges: lookup acme-v02.api.letsencrypt.org: "
+              "no such host")
+    recorded_proxy.admin.failures["pad.example.org"] = reason
+    result = cli("instance", "add", "webtest", "pad.example.org")
+    assert result.exit_code == 1
+    assert "deployed at https://" not in result.stdout
+    assert "does not work yet: the proxy has no certificate" in result.stdout
+    assert "no such host" in result.stdout
+    assert Instance.objects.get().state == "running"  # deployed all the same
+    assert "No certificate for pad.example.org" in ok(cli("instance", "show", "pad"))
+
+
+def test_an_image_loaded_from_an_archive_runs_pinned_by_its_id(
+        cli, host, engines, engine, tmp_path: Path) -> None:
+    data, image_id = saved_archive(["chaton-test/web:offline"])
+    archive = tmp_path / "web.tar"
+    archive.write_bytes(data)
+    output = ok(cli("image", "import", str(archive)))
+    assert f"Loaded on box: chaton-test/web:offline, pinned as {image_id}." in output
+    assert image_id[:20] in ok(cli("image", "list")).replace("\n", "")
+    # By its name: pinned by the id, which Docker never pulls.
+    ok(cli("instance", "add", "webtest", "pad.example.org", "--image",
+           "chaton-test/web:offline"))
+    instance = Instance.objects.get()
+    assert instance.image == image_id
+    assert engine.workloads[next(iter(engine.workloads))].workload.image == image_id
+    assert "Image: chaton-test/web:offline (sha256:" in ok(cli("instance", "show", "pad"))
+    # By its id, too; and the same archive twice changes nothing.
+    ok(cli("image", "import", str(archive)))
+    ok(cli("instance", "add", "webtest", "team.example.org", "--image", image_id))
+    assert Instance.objects.get(slug="team").image == image_id
+
+
+def test_only_images_loaded_onto_that_host_are_accepted(
+        cli, host, engines, engine, tmp_path: Path) -> None:
+    data, image_id = saved_archive(["chaton-test/web:offline"])
+    other = actions.do_create_host("box2", "unix:///run/fake/other.sock", acting_user=None,
+                                   address=ADDRESS)
+    archive = tmp_path / "web.tar"
+    archive.write_bytes(data)
+    ok(cli("image", "import", str(archive), "--host", "box2"))
+    # Loaded on box2, not on box: neither its name nor its id opens an instance on box.
+    for image in ("chaton-test/web:offline", image_id):
+        line = one_error_line(cli("instance", "add", "webtest", "pad.example.org",
+                                  "--image", image))
+        # (The test application is local: its tags are looked for on the engine too.)
+        assert "host box" in line, line
+    # An id made up, a tag nobody loaded: refused before anything is made.
+    assert "No image with the id" in one_error_line(cli(
+        "instance", "add", "webtest", "pad.example.org", "--image", "sha256:" + "0" * 64,
+        "--host", "box2"))
+    assert not Instance.objects.exists() and not engine.workloads
+    assert not engines[other.name].workloads
+    # Not an image archive: one line, nothing recorded.
+    archive.write_bytes(b"not a tar")
+    assert "refused the image archive" in one_error_line(cli("image", "import", str(archive)))
+    assert "Cannot read" in one_error_line(cli("image", "import", str(tmp_path / "none.tar")))
+
+
+def test_instance_show_prints_local_time_as_the_pages_do(cli, host, engine, settings) -> None:
+    import datetime as dt
+
+    ok(cli("instance", "add", "webtest", "pad.example.org"))
+    moment = dt.datetime(2026, 7, 14, 21, 30, tzinfo=dt.UTC)  # 23:30 in Paris (summer)
+    Deployment.objects.update(created_at=moment)
+    settings.TIME_ZONE = "Europe/Paris"
+    output = ok(cli("instance", "show", "pad"))
+    assert "2026-07-14 23:30" in output and "21:30" not in output
 
 
 def test_diagram_to_a_file_and_to_standard_output(cli, host, engine, tmp_path: Path) -> None:

@@ -118,11 +118,11 @@ def test_postgres_backup_change_restore_and_drill(source_postgres: TemporaryPost
     assert safety.fingerprint["tables"]["public.item"]["rows"] == 2000
 
     report = actions.run_drill(plan)
-    assert report.passed, [(drill.details, drill.found) for drill in report.drills]
+    assert report.passed, [(drill.findings_text, drill.found) for drill in report.drills]
     [drill] = report.drills
     assert drill.outcome == DrillOutcome.PASSED
     assert drill.snapshot_id == result.snapshot_id
-    assert "rows of public.item" in drill.compared
+    assert "rows of public.item" in drill.compared_labels
     assert drill.expected["rows"] == drill.found["rows"] == 3200
     assert drill.duration_seconds is not None and drill.duration_seconds > 0
     assert report.check is not None and report.check.outcome == Outcome.SUCCEEDED
@@ -186,7 +186,8 @@ def test_ldap_files_and_chatons_database(slapd: ManagedSlapd, ldap_directory: Ld
         actions.do_restore(paths, acting_user=None, target=str(files))
 
     report = actions.run_drill(plan, check=False)
-    outcomes = {drill.source_name: (drill.outcome, drill.details) for drill in report.drills}
+    outcomes = {drill.source_name: (drill.outcome, drill.findings_text)
+                for drill in report.drills}
     assert all(outcome == DrillOutcome.PASSED for outcome, _ in outcomes.values()), outcomes
     ldap_drill = next(drill for drill in report.drills if drill.source_name == "directory")
     assert ldap_drill.found["entries"] == by_name["directory"].fingerprint["entries"]
@@ -215,7 +216,8 @@ def test_a_damaged_pack_fails_the_drill_and_the_check(backup_repository: Reposit
     report = actions.run_drill(plan)
     [drill] = report.drills
     assert drill.outcome == DrillOutcome.FAILED
-    assert "Damaged data" in drill.details and "ciphertext verification failed" in drill.details
+    assert "Damaged data" in drill.findings_text
+    assert "ciphertext verification failed" in drill.findings_text
     assert report.check is not None and report.check.outcome == Outcome.FAILED
     assert "errors" in report.check.error
     backup_repository.refresh_from_db()

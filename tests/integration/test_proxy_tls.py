@@ -191,6 +191,31 @@ def test_changed_upstream_is_reported_and_served(caddy: ManagedCaddy, pebble: Pe
     _wait(domain, backends[1], roots, timeout=5)
 
 
+def test_a_route_changed_by_hand_shows_in_the_plan_before_the_sync_puts_it_back(
+        caddy: ManagedCaddy, pebble: Pebble, backends: list[Backend]) -> None:
+    from chaton.services.proxy import describe, plan_proxy
+
+    domain, roots = _domain("hand"), pebble.roots_path()
+    routes = [Route(domain, backends[0].upstream)]
+    sync_proxy(routes)
+    _wait(domain, backends[0], roots)
+    # Someone points the route at the other backend through Caddy's own admin API.
+    body = json.dumps([{"dial": backends[1].upstream}]).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", caddy.port, timeout=10)
+    connection.request("PATCH", f"/id/chaton-route-{domain}/handle/0/upstreams", body=body,
+                       headers={"Content-Type": "application/json"})
+    assert connection.getresponse().status == 200
+    connection.close()
+    _wait(domain, backends[1], roots, timeout=5)
+    [line] = describe(plan_proxy(routes))
+    assert domain in line and backends[0].upstream in line and backends[1].upstream in line
+    # The plan changed nothing; the sync does, and then the plan is empty.
+    _wait(domain, backends[1], roots, timeout=5)
+    assert sync_proxy(routes) == [line]
+    _wait(domain, backends[0], roots, timeout=5)
+    assert describe(plan_proxy(routes)) == []
+
+
 def test_an_admin_api_that_is_down_is_a_clear_error_and_the_next_sync_completes(
         caddy: ManagedCaddy, pebble: Pebble, backends: list[Backend]) -> None:
     first, second = _domain("first"), _domain("second")
@@ -412,3 +437,55 @@ def test_serve_without_its_caddy_still_serves_the_pages(tmp_path: Path) -> None:
     assert not caddy_answered
     assert "the reverse proxy (Caddy) did not start" in output
     assert "Stopped." in output
+
+
+# -- certificates without ACME, and a failed ACME issuance --------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_internal_tls_serves_a_certificate_that_verifies_against_the_downloaded_root(
+        caddy: ManagedCaddy, backends: list[Backend], client, directory,
+        tmp_path: Path) -> None:
+    """No ACME server at all: Caddy's own authority issues the certificate, and a client
+    that trusts only the root downloaded from /services/ gets the page."""
+    from django.urls import reverse
+
+    from chaton.directory.actions import do_create_account
+    from chaton.services.proxy import wait_for_certificate
+    from chaton.testing.second_factor import login_with_second_factor
+
+    settings.CHATON.proxy.tls = "internal"
+    settings.CHATON.proxy.acme_ca = "https://127.0.0.1:1/never-asked"
+    domain, backend = _domain("intranet"), backends[0]
+    sync_proxy([Route(domain, backend.upstream)])
+    assert wait_for_certificate(domain, timeout=30) == (True, None)
+    login_with_second_factor(client, do_create_account(
+        "camille", acting_user=None, display_name="Camille", email="camille@example.org",
+        is_admin=True))
+    response = client.get(reverse("service-root-certificate"))
+    assert response.status_code == 200
+    root = tmp_path / "chaton-root.crt"
+    root.write_bytes(response.content)
+    answer = _wait(domain, backend, root)
+    assert answer.status == 200 and answer.body == backend.page
+    names = answer.certificate.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert domain in [name.value for name in names]
+    # A client that does not trust that root refuses the site: nothing is accepted blindly.
+    with pytest.raises(ssl.SSLError):
+        https_get(domain, _https_port(), roots=Path("/etc/ssl/certs/ca-certificates.crt"))
+
+
+def test_a_failed_acme_issuance_says_caddys_reason(caddy: ManagedCaddy,
+                                                  backends: list[Backend]) -> None:
+    """An ACME server nobody answers at: the handshake fails, and the reason Caddy logged is
+    what Chaton shows (instance page, CLI) instead of claiming https:// works."""
+    from chaton.services.proxy import certificate_failure, wait_for_certificate
+
+    settings.CHATON.proxy.acme_ca = f"https://127.0.0.1:{free_port()}/directory"
+    domain = _domain("offline")
+    sync_proxy([Route(domain, backends[0].upstream)])
+    served, reason = wait_for_certificate(domain, timeout=60)
+    assert not served
+    assert reason is not None and "connection refused" in reason.lower(), reason
+    assert certificate_failure(domain) == reason

@@ -32,7 +32,7 @@ from chaton.services import actions, queries, reconcile
 from chaton.services.actions import EngineUnavailable
 from chaton.services.models import DeploymentKind, Host, Instance, Outcome
 from chaton.testing.acme import Pebble, https_get, wait_for_https
-from chaton.testing.docker import TemporaryDockerd, WebImages
+from chaton.testing.docker import FlakyImages, TemporaryDockerd, WebImages
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("english")]
@@ -267,6 +267,51 @@ def test_an_upgrade_to_a_broken_image_rolls_back_while_the_old_version_answers(
     assert_settled()
 
 
+@pytest.mark.parametrize("check", ["docker_check", "http_check"])
+def test_an_upgrade_that_turns_unhealthy_within_the_window_rolls_back(
+        host: Host, pebble: Pebble, flaky_images: FlakyImages, web_images: WebImages,
+        monkeypatch: pytest.MonkeyPatch, check: str) -> None:
+    # The new version passes its first checks, then fails: Docker's HEALTHCHECK turns
+    # unhealthy (its /health still answers 200), or without one, /health turns 404.
+    monkeypatch.setattr(settings.CHATON.services, "upgrade_stability_seconds", 15)
+    roots = pebble.roots_path()
+    instance = create(host)
+    wait_for_https(instance.domain, settings.CHATON.proxy.https_port, roots=roots,
+                   expect=b"version 1")
+    image = getattr(flaky_images, check)
+    started = time.monotonic()
+    with Poller(lambda: https_page(instance.domain, roots)) as poller:
+        deployment = actions.do_upgrade_instance(instance, image, acting_user=None)
+    assert deployment.outcome == Outcome.ROLLED_BACK, deployment.message
+    assert "healthy at first" in deployment.message, deployment.message
+    assert ("unhealthy" if check == "docker_check" else "404") in deployment.message
+    assert time.monotonic() - started < 14  # as soon as it failed, not at the window's end
+    # The old version answered every poll: the new one never took the traffic.
+    assert not poller.errors, poller.errors[:3]
+    assert len(poller.answers) > 10
+    assert {body.strip() for body in poller.answers} == {b"chaton-test web version 1"}
+    instance.refresh_from_db()
+    assert instance.image == web_images.one
+    with pytest.raises(OSError):
+        get(deployment.to_port or 0, "/")  # the flaky one was removed
+    assert AuditLog.objects.filter(action="instance.upgrade_rolled_back",
+                                   target_id=str(instance.pk)).exists()
+    assert_settled()
+
+
+def test_an_upgrade_takes_the_traffic_only_after_its_stability_window(
+        host: Host, web_images: WebImages, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.CHATON.services, "upgrade_stability_seconds", 3)
+    instance = create(host)
+    wait_for(instance.port, b"version 1")
+    started = time.monotonic()
+    deployment = actions.do_upgrade_instance(instance, web_images.two, acting_user=None)
+    assert deployment.outcome == Outcome.HEALTHY, deployment.message
+    assert time.monotonic() - started >= 3
+    assert "Docker says healthy" in deployment.message
+    assert "steadily for 3 s" in deployment.message
+
+
 def test_bad_input_and_faults_leave_nothing_half_made(
         host: Host, docker_engine: TemporaryDockerd, web_images: WebImages,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -436,6 +481,23 @@ def test_on_a_swarm_services_deploy_drift_is_repaired_and_a_broken_upgrade_rolls
     plan, result = reconcile.reconcile()
     assert [step.action for step in plan.steps] == ["setup"] and result.ok, result.failures
     assert get(instance.port, "/setup.txt")[1] == f"set up for {instance.domain}\n".encode()
+    assert_settled()
+
+
+def test_on_a_swarm_an_upgrade_that_turns_unhealthy_rolls_back(
+        swarm_host: Host, flaky_images: FlakyImages, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Swarm task is running only once Docker's health check passed; when it turns
+    # unhealthy, the Swarm replaces the task: not running any more, so rolled back.
+    monkeypatch.setattr(settings.CHATON.services, "upgrade_stability_seconds", 15)
+    instance = create(swarm_host)
+    wait_for(instance.port, b"version 1", timeout=30)
+    with Poller(lambda: get(instance.port)[1]) as poller:
+        deployment = actions.do_upgrade_instance(instance, flaky_images.docker_check,
+                                                 acting_user=None)
+    assert deployment.outcome == Outcome.ROLLED_BACK, deployment.message
+    assert "healthy at first" in deployment.message, deployment.message
+    assert not poller.errors, poller.errors[:3]
+    assert {body.strip() for body in poller.answers} == {b"chaton-test web version 1"}
     assert_settled()
 
 

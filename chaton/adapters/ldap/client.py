@@ -1,10 +1,20 @@
-"""The real directory client, on python-ldap (OpenLDAP's libldap)."""
+"""The real directory client, on python-ldap (OpenLDAP's libldap).
+
+One :class:`LdapDirectory` may serve many threads (the web server's, the
+worker's lanes): each thread gets its own bound connection, opened on first
+use, because a python-ldap connection carries one conversation at a time and
+interleaved results would mix. A connection that the server dropped (a restart,
+an idle timeout, ``Can't contact LDAP server: Broken pipe``) is reopened and the
+call retried once; only when that fails too does the directory count as
+unreachable (:class:`LdapUnavailable`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import ldap
 import ldap.filter
@@ -25,6 +35,21 @@ from chaton.adapters.ldap import (
 #: Writes in flight at once on the connection: enough to hide the round trips.
 PIPELINE_WINDOW = 128
 PAGE_SIZE = 2000
+#: The errors that mean "this connection is gone", worth one reconnection. A timeout is
+#: not one of them: the server is there but slow, and a retry would only double the wait.
+_DROPPED = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR)
+
+Result = TypeVar("Result")
+
+
+class _Link:
+    """One thread's bound connection (a holder, so that the directory can list them weakly)."""
+
+    __slots__ = ("__weakref__", "connection", "generation")
+
+    def __init__(self, connection: Any, generation: int) -> None:
+        self.connection = connection
+        self.generation = generation
 
 
 def _translate(error: ldap.LDAPError) -> LdapError:
@@ -54,7 +79,12 @@ class LdapDirectory:
         self.bind_dn = bind_dn
         self._bind_password = bind_password
         self.timeout = timeout
-        self._connection: Any = None
+        self._local = threading.local()
+        #: Every thread's link, to close them all; weak, so a finished thread's goes with it.
+        self._links: weakref.WeakSet[_Link] = weakref.WeakSet()
+        self._links_lock = threading.Lock()
+        #: Raised by close(): a link of an older generation was closed, and is reopened.
+        self._generation = 0
 
     def _new_connection(self) -> Any:
         connection = ldap.initialize(self.url, bytes_mode=False)
@@ -65,7 +95,9 @@ class LdapDirectory:
         return connection
 
     def _connect(self) -> Any:
-        if self._connection is None:
+        """Return this thread's bound connection, opening it if needed. Raise LdapError."""
+        link: _Link | None = getattr(self._local, "link", None)
+        if link is None or link.generation != self._generation:
             connection = self._new_connection()
             try:
                 if self.bind_dn:
@@ -74,33 +106,57 @@ class LdapDirectory:
                     connection.sasl_non_interactive_bind_s("EXTERNAL")
             except ldap.LDAPError as error:
                 raise _translate(error) from None
-            self._connection = connection
-        return self._connection
+            link = _Link(connection, self._generation)
+            self._local.link = link
+            with self._links_lock:
+                self._links.add(link)
+        return link.connection
 
-    @contextmanager
-    def _calls(self) -> Iterator[Any]:
-        """Yield the bound connection; turn python-ldap errors into ours, drop a dead link."""
-        try:
-            yield self._connect()
-        except ldap.LDAPError as error:
-            translated = _translate(error)
-            if isinstance(translated, LdapUnavailable):
-                self.close()
-            raise translated from None
+    def _drop(self) -> None:
+        """Forget this thread's connection (the server dropped it): the next call reopens."""
+        link: _Link | None = getattr(self._local, "link", None)
+        self._local.link = None
+        if link is not None:
+            with self._links_lock:
+                self._links.discard(link)
+            _unbind(link.connection)
+
+    def _call(self, operation: Callable[[Any, bool], Result]) -> Result:
+        """Run ``operation(connection, retrying)`` on this thread's connection; return its result.
+
+        When the connection turns out dropped, reopen it and run the operation once more
+        with ``retrying`` true. Raise LdapUnavailable when that fails too, or the adapter's
+        error for any other failure.
+        """
+        retrying = False
+        while True:
+            connection = self._connect()
+            try:
+                return operation(connection, retrying)
+            except ldap.LDAPError as error:
+                translated = _translate(error)
+                if isinstance(translated, LdapUnavailable):
+                    self._drop()
+                    if isinstance(error, _DROPPED) and not retrying:
+                        retrying = True
+                        continue
+                raise translated from None
 
     def close(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.unbind_s()
-            except ldap.LDAPError:
-                pass
-            self._connection = None
+        """Close every thread's connection (none may be in use); a later call reopens one."""
+        self._local.link = None
+        with self._links_lock:
+            self._generation += 1
+            links, self._links = list(self._links), weakref.WeakSet()
+        for link in links:
+            _unbind(link.connection)
 
     def read_subtree(self, base: str, attributes: Sequence[str]) -> dict[str, Attributes]:
-        entries: dict[str, Attributes] = {}
         normalized_base = normalize_dn(base)
-        page = SimplePagedResultsControl(True, size=PAGE_SIZE, cookie="")
-        with self._calls() as connection:
+
+        def operation(connection: Any, retrying: bool) -> dict[str, Attributes]:
+            entries: dict[str, Attributes] = {}
+            page = SimplePagedResultsControl(True, size=PAGE_SIZE, cookie="")
             while True:
                 try:
                     message_id = connection.search_ext(
@@ -123,17 +179,21 @@ class LdapDirectory:
                     return entries
                 page.cookie = cookie
 
+        return self._call(operation)
+
     def exists(self, dn: str) -> bool:
-        with self._calls() as connection:
+        def operation(connection: Any, retrying: bool) -> bool:
             try:
                 connection.search_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])
             except ldap.NO_SUCH_OBJECT:
                 return False
-        return True
+            return True
+
+        return self._call(operation)
 
     def read(self, dns: Sequence[str], attributes: Sequence[str]) -> dict[str, Attributes]:
-        entries: dict[str, Attributes] = {}
-        with self._calls() as connection:
+        def operation(connection: Any, retrying: bool) -> dict[str, Attributes]:
+            entries: dict[str, Attributes] = {}
             message_ids = [connection.search_ext(dn, ldap.SCOPE_BASE, "(objectClass=*)",
                                                  list(attributes)) for dn in dns]
             for message_id in message_ids:
@@ -145,29 +205,51 @@ class LdapDirectory:
                     if dn is not None:
                         entries[normalize_dn(dn)] = {name.lower(): list(items)
                                                      for name, items in values.items()}
-        return entries
+            return entries
+
+        return self._call(operation)
 
     def search(self, base: str, filter_template: str, values: Sequence[str],
                attributes: Sequence[str]) -> dict[str, Attributes]:
         search_filter = ldap.filter.filter_format(filter_template.replace("{}", "%s"),
                                                   list(values))
-        with self._calls() as connection:
+
+        def operation(connection: Any, retrying: bool) -> list[tuple[str | None, Any]]:
             try:
-                results = connection.search_s(base, ldap.SCOPE_SUBTREE, search_filter,
-                                              list(attributes))
+                found: list[tuple[str | None, Any]] = connection.search_s(
+                    base, ldap.SCOPE_SUBTREE, search_filter, list(attributes))
             except ldap.NO_SUCH_OBJECT:
-                return {}
+                return []
+            return found
+
         return {normalize_dn(dn): {name.lower(): list(items) for name, items in found.items()}
-                for dn, found in results if dn is not None}
+                for dn, found in self._call(operation) if dn is not None}
 
     def apply(self, changes: Sequence[Change]) -> list[LdapError | None]:
+        """Apply ``changes`` in order; return each one's error or None (see the protocol).
+
+        When the connection drops half way, the changes whose answer came back stay
+        counted and the others are sent again on a new connection. A change that was
+        sent but not answered may have been applied: sent again, an add that meets its
+        entry, or a delete that meets none, counts as done.
+        """
         outcomes: list[LdapError | None] = []
-        with self._calls() as connection:
-            for start in range(0, len(changes), PIPELINE_WINDOW):
+        #: Index past the last change sent on a connection that then dropped.
+        sent_before_drop = 0
+        sent = 0
+
+        def operation(connection: Any, retrying: bool) -> list[LdapError | None]:
+            nonlocal sent_before_drop, sent
+            if retrying:
+                sent_before_drop = sent
+            for start in range(len(outcomes), len(changes), PIPELINE_WINDOW):
                 window = changes[start:start + PIPELINE_WINDOW]
                 # Send the whole window, then collect: the server works while we wait.
-                message_ids = [self._send(connection, change) for change in window]
-                for message_id in message_ids:
+                message_ids = []
+                for change in window:
+                    message_ids.append(self._send(connection, change))
+                    sent = max(sent, start + len(message_ids))
+                for index, message_id in enumerate(message_ids, start):
                     try:
                         connection.result3(message_id)
                         outcomes.append(None)
@@ -175,8 +257,11 @@ class LdapDirectory:
                         translated = _translate(error)
                         if isinstance(translated, LdapUnavailable):
                             raise
-                        outcomes.append(translated)
-        return outcomes
+                        outcomes.append(None if index < sent_before_drop and _already_done(
+                            changes[index], translated) else translated)
+            return outcomes
+
+        return self._call(operation)
 
     @staticmethod
     def _send(connection: Any, change: Change) -> int:
@@ -200,8 +285,19 @@ class LdapDirectory:
         except ldap.LDAPError as error:
             raise _translate(error) from None
         finally:
-            try:
-                connection.unbind_s()
-            except ldap.LDAPError:
-                pass
+            _unbind(connection)
         return True
+
+
+def _unbind(connection: Any) -> None:
+    """Close ``connection``, whatever state it is in."""
+    try:
+        connection.unbind_s()
+    except ldap.LDAPError:
+        pass
+
+
+def _already_done(change: Change, error: LdapError) -> bool:
+    """Return whether ``error``, met by ``change`` sent again after a drop, means it was applied."""
+    return ((change.kind == "add" and isinstance(error, LdapAlreadyExists))
+            or (change.kind == "delete" and isinstance(error, LdapNoSuchEntry)))

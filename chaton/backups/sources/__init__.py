@@ -25,12 +25,13 @@ from chaton.backups.sources.ldap import LdapSource
 from chaton.backups.sources.mariadb import MariadbSource
 from chaton.backups.sources.paths import PathsSource
 from chaton.backups.sources.postgres import PostgresSource
+from chaton.backups.sources.secrets_key import SecretsKeySource
 from chaton.core.errors import InvalidInput
 
 #: Every kind, by the value of ``Source.kind``.
 KINDS: dict[str, type[DataSource]] = {
     kind.kind: kind for kind in (PostgresSource, MariadbSource, LdapSource, ChatonSource,
-                                 PathsSource, DockerVolumeSource)
+                                 PathsSource, DockerVolumeSource, SecretsKeySource)
 }
 
 __all__ = ["KINDS", "BackupContext", "BackupResult", "DataSource", "ResticClient",

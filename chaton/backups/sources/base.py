@@ -39,6 +39,7 @@ from chaton.adapters.restic import (
     KeepPolicy,
     Snapshot,
 )
+from chaton.backups import evidence
 from chaton.core import runner
 from chaton.core.errors import InvalidInput
 
@@ -124,24 +125,40 @@ class BackupResult:
 
 @dataclass
 class Verification:
-    """A restored copy compared with its fingerprint: what was compared, and whether it matched."""
+    """A restored copy compared with its fingerprint: what was compared, and whether it matched.
 
-    compared: list[str] = field(default_factory=list)
+    ``compared`` and ``differences`` are evidence items (codes and parameters,
+    see :mod:`chaton.backups.evidence`): a drill is read in the reader's language.
+    """
+
+    compared: list[evidence.Item] = field(default_factory=list)
     expected: dict[str, Any] = field(default_factory=dict)
     found: dict[str, Any] = field(default_factory=dict)
-    #: One line per difference; empty when everything matched.
-    differences: list[str] = field(default_factory=list)
+    #: One item per difference; empty when everything matched.
+    differences: list[evidence.Item] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return not self.differences
 
-    def compare(self, label: str, expected: Any, found: Any) -> None:
-        """Record that ``label`` was compared; note a difference when the values differ."""
-        self.compared.append(label)
+    def compare(self, code: str, expected: Any, found: Any, **params: Any) -> None:
+        """Record that what ``code`` (with ``params``) names was compared; note a difference
+        when the values differ. Raise KeyError for an unknown code."""
+        what = evidence.item(code, **params)
+        self.compared.append(what)
         if expected != found:
-            self.differences.append(_("%(what)s: expected %(expected)s, found %(found)s") % {
-                "what": label, "expected": _short(expected), "found": _short(found)})
+            self.differences.append(evidence.item(
+                "difference", what=what, expected=_short(expected), found=_short(found)))
+
+    @property
+    def lines(self) -> list[str]:
+        """The differences as text, in the active language."""
+        return [evidence.text(difference) for difference in self.differences]
+
+    @property
+    def labels(self) -> list[str]:
+        """What was compared as text, in the active language."""
+        return [evidence.text(compared) for compared in self.compared]
 
 
 def _short(value: Any, limit: int = 120) -> str:

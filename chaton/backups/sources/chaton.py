@@ -186,7 +186,7 @@ class ChatonSource(DataSource):
             copy.close()
         expected = dict(fingerprint.get("tables", {}))
         verification = Verification()
-        verification.compare(_("SQLite integrity check"), ["ok"], integrity)
+        verification.compare("sqlite_integrity", ["ok"], integrity)
         compare_tables(verification, expected, found)
         summarise(verification, expected, found)
         return verification

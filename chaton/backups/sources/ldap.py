@@ -232,9 +232,9 @@ class LdapSource(DataSource):
             server.stop()
         found = fingerprint_entries(entries.items())
         verification = Verification()
-        verification.compare(_("entry count"), fingerprint.get("entries"), found["entries"])
-        verification.compare(_("DNs"), fingerprint.get("dns_sha256"), found["dns_sha256"])
-        verification.compare(_("entries' content"), fingerprint.get("content_sha256"),
+        verification.compare("entries", fingerprint.get("entries"), found["entries"])
+        verification.compare("dns", fingerprint.get("dns_sha256"), found["dns_sha256"])
+        verification.compare("entries_content", fingerprint.get("content_sha256"),
                              found["content_sha256"])
         verification.expected = dict(fingerprint)
         verification.found = found

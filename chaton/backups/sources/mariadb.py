@@ -136,8 +136,8 @@ class MariadbSource(DataSource):
                         for name in _CREATE_TABLE.findall(data))
         tail = data[-200:].decode("utf-8", errors="replace")
         verification = Verification()
-        verification.compare(_("dump complete"), True, "-- Dump completed" in tail)
-        verification.compare(_("tables"), sorted(fingerprint.get("tables", {})), tables)
+        verification.compare("dump_complete", True, "-- Dump completed" in tail)
+        verification.compare("tables", sorted(fingerprint.get("tables", {})), tables)
         verification.expected = {"tables": dict(fingerprint.get("tables", {}))}
         verification.found = {"tables": tables, "bytes": len(data)}
         return verification

@@ -26,6 +26,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from chaton.backups import evidence
 from chaton.backups.sources.base import (
     BackupContext,
     BackupResult,
@@ -124,10 +125,9 @@ class PathsSource(DataSource):
         paths = list(fingerprint.get("paths") or self.paths)
         found = tree_summary([target / path.lstrip("/") for path in paths])
         verification = Verification()
-        verification.compared.append(_("content of every file against its SHA-256 (restic "
-                                       "restore --verify)"))
-        verification.compare(_("file count"), fingerprint.get("files"), found["files"])
-        verification.compare(_("bytes"), fingerprint.get("bytes"), found["bytes"])
+        verification.compared.append(evidence.item("file_contents"))
+        verification.compare("files", fingerprint.get("files"), found["files"])
+        verification.compare("bytes", fingerprint.get("bytes"), found["bytes"])
         verification.expected = {key: fingerprint.get(key) for key in ("paths", "files", "bytes")}
         verification.found = found
         return verification

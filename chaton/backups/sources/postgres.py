@@ -54,12 +54,12 @@ DRILL_DATABASE = "drill"
 def compare_tables(verification: Verification, expected: Mapping[str, Any],
                    found: Mapping[str, Any]) -> None:
     """Record in ``verification`` the comparison of two ``{table: {rows, checksum}}`` maps."""
-    verification.compare(_("tables"), sorted(expected), sorted(found))
+    verification.compare("tables", sorted(expected), sorted(found))
     for table in sorted(set(expected) & set(found)):
-        verification.compare(_("rows of %(table)s") % {"table": table},
-                             expected[table]["rows"], found[table]["rows"])
-        verification.compare(_("checksum of %(table)s") % {"table": table},
-                             expected[table]["checksum"], found[table]["checksum"])
+        verification.compare("table_rows", expected[table]["rows"], found[table]["rows"],
+                             table=table)
+        verification.compare("table_checksum", expected[table]["checksum"],
+                             found[table]["checksum"], table=table)
 
 
 def summarise(verification: Verification, expected: Mapping[str, Any],

@@ -212,7 +212,7 @@ def test_restore_and_drill_through_the_actions(plan: Plan, tmp_path: Path) -> No
 def test_a_source_without_backup_fails_its_drill(plan: Plan) -> None:
     report = actions.run_drill(plan, check=False)
     [drill] = report.drills
-    assert drill.outcome == DrillOutcome.FAILED and "no successful backup" in drill.details
+    assert drill.outcome == DrillOutcome.FAILED and "no successful backup" in drill.findings_text
 
 
 def test_the_worker_starts_due_backups_as_children_and_records_a_failed_start(
@@ -256,12 +256,14 @@ def test_the_worker_starts_due_backups_as_children_and_records_a_failed_start(
     assert jobs.due_action(plan.pk, now + dt.timedelta(hours=25)) == "backup"
 
 
-def test_the_default_plan_backs_up_chaton_and_its_directory(fake_restic: FakeRestic) -> None:
+def test_the_default_plan_backs_up_chaton_its_directory_and_its_key(fake_restic: FakeRestic
+                                                                    ) -> None:
     fake_restic.initialised = False
     plan = actions.do_create_default_plan(acting_user=None)
     assert plan.repository.initialised_at is not None and "init" in fake_restic.calls
     assert plan.repository.location.endswith("backups/repository")
-    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap"]
+    assert sorted(plan.sources.values_list("kind", flat=True)) == ["chaton", "ldap",
+                                                                   "secrets_key"]
     assert actions.do_create_default_plan(acting_user=None) == plan
 
 

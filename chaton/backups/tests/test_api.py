@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from chaton.backups import actions, engine
 from chaton.backups.models import Drill, DrillOutcome, Plan, Repository, Run, RunKind, Source
 from chaton.core import clock
 from chaton.core.actions import do_create_api_token
-from chaton.core.models import AuditLog
+from chaton.core.models import AuditLog, Job
 from chaton.directory import actions as directory_actions
+from chaton.testing import jobs as accepted
 
 API = "/api/v1/backups"
 PASSWORD = "correct horse battery staple"
@@ -48,6 +50,16 @@ class Api:
 
     def delete(self, path: str):
         return self.client.delete(API + path, headers=self.headers)
+
+    def result(self, path: str, body=None) -> dict:
+        """POST to an endpoint that answers a job; run it; return its result."""
+        return accepted.result_of(self.client, self.post(path, body), self.headers)
+
+    def job_error(self, path: str, body, status: int, code: str,
+                  field: str | None = None) -> dict:
+        """POST to an endpoint that answers a job; run it; return its error."""
+        return accepted.error_of(self.client, self.post(path, body), self.headers, status,
+                                 code, field)
 
 
 @pytest.fixture
@@ -121,13 +133,16 @@ def test_repositories_are_created_initialised_and_never_show_secrets(api, fake_r
         "name": "s3", "kind": "s3", "location": "s3:https://objects.example.org/chaton",
         "password": "a secret that stays", "environment": {"AWS_SECRET_ACCESS_KEY": "aws-key"},
         "initialise": True})
-    assert response.status_code == 201, response.content
-    body = response.json()
+    assert response.status_code == 202, response.content
+    job = accepted.run_accepted(api.client, response, api.headers)
+    body = job["result"]
     assert body["initialised_at"] and body["environment"] == ["AWS_SECRET_ACCESS_KEY"]
     assert body["plan_count"] == 0
+    assert "a secret" not in json.dumps(job) and "aws-key" not in json.dumps(job)
+    assert "a secret" not in json.dumps(list(Job.objects.values()), default=str)
     for answer in (response, api.get("/repositories"), api.get("/repositories/s3")):
         text = answer.content.decode()
-        assert answer.status_code == 200 or answer.status_code == 201
+        assert answer.status_code in (200, 202)
         assert "a secret that stays" not in text and "aws-key" not in text
     assert [item["name"] for item in api.get("/repositories").json()] == ["s3"]
 
@@ -154,7 +169,7 @@ def test_bad_repository_input_is_a_coded_400(api, fake_restic, body, field):
 
 def test_a_wrong_password_at_init_is_400_and_a_duplicate_409(api, repository, fake_restic):
     fake_restic.repository_password = "the password it was made with"
-    assert_error(api.post("/repositories/offsite/init"), 400, "invalid", "password")
+    api.job_error("/repositories/offsite/init", None, 400, "invalid", "password")
     assert Repository.objects.get().initialised_at is None
     assert_error(api.post("/repositories", {"name": "offsite", "kind": "local",
                                             "location": "/srv/other", "password": PASSWORD}),
@@ -257,9 +272,7 @@ def test_the_plan_list_flags_stale_plans_with_a_constant_number_of_queries(
 
 
 def test_a_run_answers_its_snapshots_and_a_second_run_is_409(api, plan):
-    response = api.post("/plans/nightly/run")
-    assert response.status_code == 200, response.content
-    run = response.json()
+    run = api.result("/plans/nightly/run")
     assert run["outcome"] == "succeeded" and run["kind"] == "backup"
     [result] = run["results"]
     assert result["source"] == "files" and len(result["snapshot_id"]) >= 8
@@ -270,7 +283,7 @@ def test_a_run_answers_its_snapshots_and_a_second_run_is_409(api, plan):
         for path in ("/plans/nightly/run", "/plans/nightly/drill", "/plans/nightly/retention",
                      "/plans/nightly/sources/files/restore"):
             body = {"target": "/tmp/never-used"} if path.endswith("restore") else None
-            assert_error(api.post(path, body), 409, "conflict")
+            api.job_error(path, body, 409, "conflict")
         assert api.get("/plans/nightly").json()["running"] is True
     assert Run.objects.count() == 1
 
@@ -281,9 +294,28 @@ def test_a_run_answers_its_snapshots_and_a_second_run_is_409(api, plan):
     assert_error(api.post("/plans/nowhere/run"), 404, "not_found")
 
 
-def test_a_failed_run_is_a_200_that_says_why(api, plan, fake_restic):
+@pytest.mark.django_db(transaction=True)
+def test_a_backup_asked_through_the_api_is_a_job_polled_until_done(api, plan):
+    """The request answers at once; the worker's lane in this process does the work."""
+    response = api.post("/plans/nightly/run")
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert job["kind"] == "backups.run" and job["target"] == "nightly"
+    deadline = time.monotonic() + 30
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        polled = api.client.get(job["url"], headers=api.headers)
+        assert polled.status_code == 200, polled.content
+        job = polled.json()
+    assert job["state"] == "succeeded" and job["progress"] == 100, job
+    assert job["result"]["kind"] == "backup" and job["result"]["outcome"] == "succeeded"
+    assert Run.objects.get().pk == job["result"]["id"]
+
+
+def test_a_failed_run_is_a_done_job_that_says_why(api, plan, fake_restic):
     fake_restic.repository_password = "not the stored one"
-    run = api.post("/plans/nightly/run").json()
+    run = api.result("/plans/nightly/run")
     assert run["outcome"] == "failed" and "Wrong repository password" in run["error"]
     assert_error(api.get("/plans/nightly/retention"), 400, "invalid", "password")
 
@@ -291,9 +323,9 @@ def test_a_failed_run_is_a_200_that_says_why(api, plan, fake_restic):
 def test_undecryptable_stored_secrets_are_a_coded_502(api, plan):
     Repository.objects.update(password_encrypted="not a token", environment_encrypted="nope")
     assert_error(api.get("/plans/nightly/retention"), 502, "backup_error")
-    assert_error(api.post("/repositories/offsite/init"), 502, "backup_error")
+    api.job_error("/repositories/offsite/init", None, 502, "backup_error")
     assert api.get("/repositories/offsite").json()["environment"] == []
-    assert api.post("/plans/nightly/run").json()["outcome"] == "failed"
+    assert api.result("/plans/nightly/run")["outcome"] == "failed"
 
 
 def test_retention_preview_gives_reasons_and_apply_records_a_run(api, plan):
@@ -309,24 +341,20 @@ def test_retention_preview_gives_reasons_and_apply_records_a_run(api, plan):
     assert "daily" in group["kept"][0]["reasons"]
     assert group["removed"][0]["reasons"] == []
 
-    applied = api.post("/plans/nightly/retention")
-    assert applied.status_code == 200, applied.content
-    body = applied.json()
+    body = api.result("/plans/nightly/retention")
     assert body["dry_run"] is False and body["run"]["kind"] == "forget"
     assert body["run"]["outcome"] == "succeeded"
 
 
 def test_drills_are_run_listed_and_summarised(api, plan):
-    api.post("/plans/nightly/run")
-    response = api.post("/plans/nightly/drill")
-    assert response.status_code == 200, response.content
-    report = response.json()
+    api.result("/plans/nightly/run")
+    report = api.result("/plans/nightly/drill")
     assert report["passed"] is True and report["check"]["kind"] == "check"
     [drill] = report["drills"]
     assert drill["outcome"] == "passed" and drill["compared"]
     assert drill["check_outcome"] == "succeeded"
 
-    one = api.post("/plans/nightly/drill", {"source": "files", "check": False}).json()
+    one = api.result("/plans/nightly/drill", {"source": "files", "check": False})
     assert one["check"] is None and len(one["drills"]) == 1
     assert_error(api.post("/plans/nightly/drill", {"source": "nothing"}), 404, "not_found")
 
@@ -348,7 +376,7 @@ def test_drills_are_run_listed_and_summarised(api, plan):
 
 
 def test_restore_needs_a_target_or_a_confirmed_in_place(api, plan, tmp_path):
-    api.post("/plans/nightly/run")
+    api.result("/plans/nightly/run")
     assert_error(api.post("/plans/nightly/sources/files/restore", {}), 400, "invalid",
                  "target")
     assert_error(api.post("/plans/nightly/sources/files/restore",
@@ -356,19 +384,16 @@ def test_restore_needs_a_target_or_a_confirmed_in_place(api, plan, tmp_path):
                  "target")
     assert_error(api.post("/plans/nightly/sources/files/restore", {"in_place": True}), 400,
                  "invalid", "confirm")
-    assert_error(api.post("/plans/nightly/sources/files/restore",
-                          {"target": "relative"}), 400, "invalid", "target")
-    assert_error(api.post("/plans/nightly/sources/files/restore",
-                          {"target": str(tmp_path / "y"), "snapshot": "zz"}), 400,
-                 "invalid", "snapshot")
-    assert_error(api.post("/plans/nightly/sources/files/restore",
-                          {"target": str(tmp_path / "y"), "snapshot": "abcdef0123"}), 404,
-                 "not_found", "snapshot")
+    api.job_error("/plans/nightly/sources/files/restore", {"target": "relative"}, 400,
+                  "invalid", "target")
+    api.job_error("/plans/nightly/sources/files/restore",
+                  {"target": str(tmp_path / "y"), "snapshot": "zz"}, 400, "invalid", "snapshot")
+    api.job_error("/plans/nightly/sources/files/restore",
+                  {"target": str(tmp_path / "y"), "snapshot": "abcdef0123"}, 404, "not_found",
+                  "snapshot")
 
-    response = api.post("/plans/nightly/sources/files/restore",
-                        {"target": str(tmp_path / "restored")})
-    assert response.status_code == 200, response.content
-    run = response.json()
+    run = api.result("/plans/nightly/sources/files/restore",
+                     {"target": str(tmp_path / "restored")})
     assert run["kind"] == "restore" and run["outcome"] == "succeeded"
     restored = list((tmp_path / "restored").rglob("bylaws.txt"))
     assert restored and "hosts services" in restored[0].read_text()
@@ -376,8 +401,8 @@ def test_restore_needs_a_target_or_a_confirmed_in_place(api, plan, tmp_path):
     snapshots = api.get("/plans/nightly/sources/files/snapshots").json()
     assert snapshots["count"] == 1 and snapshots["items"][0]["safety"] is False
 
-    in_place = api.post("/plans/nightly/sources/files/restore",
-                        {"in_place": True, "confirm": True}).json()
+    in_place = api.result("/plans/nightly/sources/files/restore",
+                          {"in_place": True, "confirm": True})
     assert in_place["outcome"] == "succeeded", in_place
     assert in_place["details"]["safety_snapshot"]
     assert any(result["safety"] for result in in_place["results"])
@@ -386,9 +411,8 @@ def test_restore_needs_a_target_or_a_confirmed_in_place(api, plan, tmp_path):
 def test_refused_in_place_restore_gives_the_reason(api, repository):
     plan = actions.do_create_plan("itself", repository, acting_user=None)
     actions.do_add_source(plan, "chaton", "database", {}, acting_user=None)
-    body = assert_error(api.post("/plans/itself/sources/database/restore",
-                                 {"in_place": True, "confirm": True}), 400, "invalid",
-                        "in_place")
+    body = api.job_error("/plans/itself/sources/database/restore",
+                         {"in_place": True, "confirm": True}, 400, "invalid", "in_place")
     assert "restore" in body["message"].lower()
 
 
@@ -421,21 +445,20 @@ def test_on_a_real_repository(client, admin, template_repository, files, tmp_pat
     api = Api(client, key)
     location = tmp_path / "repository"
     shutil.copytree(template_repository, location)
-    assert_error(api.post("/repositories", {"name": "real", "kind": "local",
-                                            "location": str(location),
-                                            "password": "not the password",
-                                            "initialise": True}),
-                 400, "invalid", "password")
+    api.job_error("/repositories", {"name": "real", "kind": "local",
+                                    "location": str(location), "password": "not the password",
+                                    "initialise": True}, 400, "invalid", "password")
+    assert api.get("/repositories/real").json()["initialised_at"] is None
     api.patch("/repositories/real", {"password": PASSWORD})
-    adopted = api.post("/repositories/real/init")
-    assert adopted.status_code == 200 and adopted.json()["initialised_at"]
+    adopted = api.result("/repositories/real/init")
+    assert adopted["initialised_at"]
     api.post("/plans", {"name": "real", "repository": "real"})
     api.post("/plans/real/sources", {"kind": "paths", "name": "files",
                                      "params": {"paths": [str(files)]}})
-    run = api.post("/plans/real/run").json()
+    run = api.result("/plans/real/run")
     assert run["outcome"] == "succeeded", run
-    restore = api.post("/plans/real/sources/files/restore",
-                       {"target": str(tmp_path / "out")}).json()
+    restore = api.result("/plans/real/sources/files/restore",
+                         {"target": str(tmp_path / "out")})
     assert restore["outcome"] == "succeeded", restore
     assert list((tmp_path / "out").rglob("bylaws.txt"))
     assert RunKind.RESTORE in set(Run.objects.values_list("kind", flat=True))
@@ -455,3 +478,7 @@ def test_openapi_schema_documents_the_backups_endpoints(client):
         assert operation["security"] == [{"AdminToken": []}], path
         assert "409" in operation["responses"], path
     assert "502" in paths[f"{API}/plans/{{name}}/run"]["post"]["responses"]
+    for path in ("/repositories/{name}/init", "/plans/{name}/run", "/plans/{name}/retention",
+                 "/plans/{name}/drill", "/plans/{name}/sources/{source}/restore"):
+        assert "202" in paths[f"{API}{path}"]["post"]["responses"], path
+    assert "/api/v1/jobs/{job_id}" in paths

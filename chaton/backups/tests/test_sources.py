@@ -42,7 +42,8 @@ def test_each_kind_refuses_bad_parameters_naming_the_field(kind: str, params: di
 
 
 def test_every_kind_is_registered_and_cleans_good_parameters() -> None:
-    assert set(KINDS) == {"postgres", "mariadb", "ldap", "chaton", "paths", "docker_volume"}
+    assert set(KINDS) == {"postgres", "mariadb", "ldap", "chaton", "paths", "docker_volume",
+                          "secrets_key"}
     assert kind_class("postgres").clean_params({"database": "shop", "port": "5433"}) == {
         "database": "shop", "host": "127.0.0.1", "port": 5433, "user": "postgres",
         "password": ""}
@@ -73,7 +74,7 @@ def test_paths_back_up_restore_and_drill_through_the_contract(tmp_path: Path) ->
     tampered = source.drill(fake, result.snapshot_id, {**result.fingerprint, "bytes": 6},
                             tmp_path / "scratch-2")
     assert not tampered.passed
-    assert tampered.differences == ["bytes: expected 6, found 5"]
+    assert tampered.lines == ["bytes: expected 6, found 5"]
 
     (files / "a.txt").write_text("changed")
     source.restore_in_place(fake, result.snapshot_id)
@@ -97,7 +98,7 @@ def test_chatons_sqlite_database_is_copied_in_memory_and_drilled(tmp_path: Path)
     assert stored.startswith(b"SQLite format 3\x00")
     verification = source.drill(fake, result.snapshot_id, result.fingerprint, tmp_path)
     assert verification.passed, verification.differences
-    assert "SQLite integrity check" in verification.compared
+    assert "SQLite integrity check" in verification.labels
     assert source.in_place_refusal()
     with pytest.raises(RestoreRefused):
         source.restore_in_place(fake, result.snapshot_id)

@@ -15,6 +15,7 @@ from chaton.core.models import AuditLog
 from chaton.directory import actions, reconcile
 from chaton.directory.models import Account, AccountState, Group, GroupMembership, SSHKey
 from chaton.members import actions as member_actions
+from chaton.testing.second_factor import login_with_second_factor
 
 BASE = "dc=chaton,dc=test"
 PASSWORD = "purple kettle 1984"
@@ -60,7 +61,7 @@ def admin():
 
 @pytest.fixture
 def admin_client(client, admin):
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     return client
 
 

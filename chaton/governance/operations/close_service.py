@@ -2,7 +2,12 @@
 ``delete_data`` its volumes.
 
 **Extraordinary** by default: it takes away a service people use, and with
-its data, what they put in it. The policy can make it ordinary.
+its data, what they put in it. The policy can make it ordinary. **Ordinary**
+while the instance is new — opened less than ``services.new_instance_days``
+(7) days ago, so it holds no one's data yet — unless it belongs to a partner
+organization, whose opening the members decided: closing a mistake needs no
+vote when opening it took none. The age comes from the instance's row
+(``created_at``, set by the database), never from the request.
 
 **Not revertible.** Once closed, the instance's row and its secrets (the
 passwords its application and database were set up with) are gone, and with
@@ -49,6 +54,24 @@ def _instance(slug: str) -> Any:
     return instance
 
 
+def _is_new(slug: str) -> bool:
+    """Given an instance's short name, return whether it was opened less than
+    ``services.new_instance_days`` ago and not for a partner organization."""
+    import datetime as dt
+
+    from django.conf import settings
+
+    from chaton.core import clock
+    from chaton.services.models import Instance
+
+    days = settings.CHATON.services.new_instance_days
+    if days <= 0:
+        return False
+    since = clock.now() - dt.timedelta(days=days)
+    return Instance.objects.filter(slug=slug, created_at__gt=since,
+                                   organization__isnull=True).exists()
+
+
 @register
 class CloseService(OperationType):
     type = "service.close"
@@ -57,7 +80,7 @@ class CloseService(OperationType):
     revertible = False
 
     def default_kind(self, params: Any) -> Kind:
-        return Kind.EXTRAORDINARY
+        return Kind.ORDINARY if _is_new(params.instance) else Kind.EXTRAORDINARY
 
     def describe(self, params: Any) -> str:
         if params.delete_data:

@@ -34,6 +34,7 @@ from chaton.governance.models import (
 )
 from chaton.governance.operations import OperationType, StrictParams
 from chaton.governance.policy import current
+from chaton.testing.second_factor import login_with_second_factor
 from chaton.testing.voters import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +48,10 @@ def client(client):
 
 
 def as_user(client, account):
-    client.force_login(account)
+    if account.is_admin:
+        login_with_second_factor(client, account)
+    else:
+        client.force_login(account)
     return client
 
 

@@ -14,6 +14,7 @@ from chaton.directory import actions as directory_actions
 from chaton.members import actions
 from chaton.members.models import DuesPayment, Membership, MembershipKind, Person
 from chaton.members.views import counts_sentence
+from chaton.testing.second_factor import login_with_second_factor
 
 BASE = "dc=chaton,dc=test"
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +37,7 @@ def admin_client(client):
     account = directory_actions.do_create_account(
         "camille", acting_user=None, display_name="Camille Admin",
         email="camille@example.org", is_admin=True)
-    client.force_login(account)
+    login_with_second_factor(client, account)
     client.account = account
     return client
 

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
+from chaton.adapters import caddy
+from chaton.adapters.caddy import FakeCaddyAdmin
 from chaton.adapters.docker import FakeEngine
 from chaton.services import actions, proxy, reconcile
 from chaton.services.models import Host
@@ -48,6 +51,9 @@ class RecordedProxy:
     def last(self) -> dict[str, str]:
         return {route.domain: route.upstream for route in self.calls[-1]}
 
+    #: An in-memory Caddy that serves what was handed over last: plans read it.
+    admin: FakeCaddyAdmin = field(default_factory=FakeCaddyAdmin)
+
     def __call__(self, routes: Sequence[proxy.Route], *, dry_run: bool = False) -> list[str]:
         if self.watch is not None:
             self.seen.append(self.watch())
@@ -55,6 +61,7 @@ class RecordedProxy:
             raise proxy.ProxyUnavailable("the recorded proxy is down")
         if not dry_run:
             self.calls.append(list(routes))
+            self.admin.load(caddy.build_config(routes, proxy.proxy_settings()))
         return []
 
 
@@ -62,6 +69,13 @@ class RecordedProxy:
 def no_draining(monkeypatch: pytest.MonkeyPatch) -> None:
     """No real requests are in flight in the fast tier: the old version goes at once."""
     monkeypatch.setattr(reconcile, "DRAIN_SECONDS", 0)
+
+
+@pytest.fixture(autouse=True)
+def no_stability_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake engine's versions are healthy or not from the start: one look is enough
+    (the window itself is tested with a scripted engine and clock)."""
+    monkeypatch.setattr(settings.CHATON.services, "upgrade_stability_seconds", 0)
 
 
 @pytest.fixture
@@ -73,10 +87,11 @@ def engines(test_catalog: Path) -> Iterator[FakeEngines]:
 
 
 @pytest.fixture
-def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> RecordedProxy:
+def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedProxy]:
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
-    return recorder
+    with proxy.use_proxy(recorder.admin):
+        yield recorder
 
 
 @pytest.fixture
@@ -99,6 +114,17 @@ def make_closing_ordinary() -> None:
     policy.save()
 
 
+def age_instances(days: int = 8) -> None:
+    """Make every instance opened ``days`` ago: past ``services.new_instance_days``, closing
+    one takes a decision again."""
+    import datetime as dt
+
+    from chaton.core import clock
+    from chaton.services.models import Instance
+
+    Instance.objects.update(created_at=clock.now() - dt.timedelta(days=days))
+
+
 @pytest.fixture
 def closing_is_ordinary() -> None:
     make_closing_ordinary()
@@ -107,3 +133,24 @@ def closing_is_ordinary() -> None:
 @pytest.fixture(autouse=True)
 def _in_english(english: None) -> None:
     """These tests read the engine's and the proxy's messages in English."""
+
+
+def saved_archive(tags: Sequence[str], *, seed: str = "web") -> tuple[bytes, str]:
+    """Return a small archive laid out as ``docker save`` makes it (``manifest.json`` naming
+    each image's configuration blob and tags) and the id an engine gives the image."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    digest = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": f"blobs/sha256/{digest}", "RepoTags": list(tags),
+                            "Layers": []}]).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in ((f"blobs/sha256/{digest}", config), ("manifest.json", manifest)):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue(), f"sha256:{digest}"

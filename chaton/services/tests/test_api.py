@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chaton.adapters.docker import FakeEngine
+from chaton.core import jobs
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
 from chaton.governance.policy import current
@@ -18,7 +19,8 @@ from chaton.governance.tests.test_api import Api, api_for, assert_error
 from chaton.members import actions as member_actions
 from chaton.services import actions
 from chaton.services.models import Host, Instance
-from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
+from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy, age_instances
+from chaton.testing import jobs as accepted
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("directory")]
 SERVICES = "/services"
@@ -41,9 +43,21 @@ def api(admin_api) -> Json:
     return Json(admin_api.client, admin_api.headers["Authorization"].removeprefix("Bearer "))
 
 
+@pytest.fixture(autouse=True)
+def jobs_run_by_the_tests(monkeypatch):
+    """The tests run the jobs the API starts themselves, in turn, not in the lane's threads."""
+    monkeypatch.setattr(jobs, "submit", lambda job_id: False)
+
+
 def new_instance(api: Json, domain: str = "pad.example.org", **values):
     return api.post(f"{SERVICES}/instances",
                     {"application": "webtest", "domain": domain, "host": "box", **values})
+
+
+def opened(api: Json, domain: str = "pad.example.org", **values) -> dict:
+    """Open an instance through the API, run its deployment job; return the instance."""
+    return accepted.result_of(api.client, new_instance(api, domain, **values),
+                              {"Authorization": api.headers["Authorization"]})
 
 
 def nothing_made(engine: FakeEngine, count: int = 0) -> None:
@@ -117,14 +131,16 @@ def test_catalogue_lists_applications_and_shows_the_settings_schema(api) -> None
 def test_instance_create_show_list_patch(api, host: Host, engine: FakeEngine,
                                          recorded_proxy: RecordedProxy) -> None:
     response = new_instance(api, settings={"greeting": "salut"})
-    assert response.status_code == 201, response.content
-    body = response.json()
+    assert response.status_code == 202, response.content
+    assert (response.json()["kind"], response.json()["target"]) == ("services.deploy", "pad")
+    body = accepted.result_of(api.client, response,
+                              {"Authorization": api.headers["Authorization"]})
     assert (body["slug"], body["host"], body["port"], body["image"]) == (
         "pad", "box", 20000, "chaton-test/web:1")
     assert body["settings"] == {"greeting": "salut", "max_size_mb": 10}
     assert body["live"]["state"] == "running" and body["plan"] == []
     assert [event["kind"] for event in body["events"]] == ["create"]
-    assert "secrets" not in body and "token" not in response.content.decode()
+    assert "secrets" not in body and "token" not in str(body)
     assert recorded_proxy.last == {"pad.example.org": f"{ADDRESS}:20000"}
     engine.stop_by_hand("pad")
     listed = api.get(f"{SERVICES}/instances").json()
@@ -176,7 +192,7 @@ def test_bad_input_is_a_coded_error_and_nothing_is_made(api, host, engine, value
 
 
 def test_taken_domain_port_clash_and_unreachable_engine(api, host, engine) -> None:
-    assert new_instance(api).status_code == 201
+    opened(api)
     assert_error(new_instance(api, slug="other"), 409, "conflict", "domain")
     assert_error(new_instance(api, "team.example.org", port=20000), 409, "conflict", "port")
     engine.taken_ports.add(20001)
@@ -185,6 +201,21 @@ def test_taken_domain_port_clash_and_unreachable_engine(api, host, engine) -> No
     assert_error(new_instance(api, "team.example.org"), 503, "engine_unreachable", "host")
     engine.available = True
     nothing_made(engine, 1)
+
+
+def test_a_deployment_that_fails_is_the_jobs_error_and_leaves_nothing(api, host,
+                                                                      engine) -> None:
+    response = new_instance(api)
+    assert response.status_code == 202, response.content
+    assert Instance.objects.filter(slug="pad").exists()  # recorded, to be deployed
+    engine.available = False  # the engine goes away before the deployment
+    error = accepted.error_of(api.client, response,
+                              {"Authorization": api.headers["Authorization"]}, 503,
+                              "engine_unreachable", "host")
+    assert "box" in error["message"]
+    assert not Instance.objects.exists()
+    engine.available = True
+    nothing_made(engine)
 
 
 def test_the_instance_list_costs_the_same_queries_for_2_and_20(api, host) -> None:
@@ -202,28 +233,31 @@ def test_the_instance_list_costs_the_same_queries_for_2_and_20(api, host) -> Non
     assert len(few.captured_queries) == len(many.captured_queries)
 
 
-def test_upgrade_healthy_rolled_back_and_left_to_the_worker(api, host, engine) -> None:
-    assert new_instance(api).status_code == 201
+def test_upgrade_answers_a_job_whose_result_is_the_attempt(api, host, engine) -> None:
+    opened(api)
     response = api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "chaton-test/web:2"})
-    assert response.status_code == 200, response.content
-    assert response.json()["outcome"] == "healthy"
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert (job["kind"], job["target"], job["state"]) == ("services.upgrade", "pad", "queued")
+    # Recorded at once: the instance shows it upgrading, a second upgrade is refused.
+    assert api.get(f"{SERVICES}/instances/pad").json()["live"]["state"] == "upgrading"
+    assert_error(api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "chaton-test/web:1"}),
+                 409, "conflict", "image")  # one upgrade at a time
+    headers = {"Authorization": api.headers["Authorization"]}
+    deployment = accepted.result_of(api.client, response, headers)
+    assert deployment["outcome"] == "healthy" and deployment["to_image"] == "chaton-test/web:2"
     response = api.post(f"{SERVICES}/instances/pad/upgrade",
                         {"image": "chaton-test/web:broken"})
-    body = response.json()
+    body = accepted.result_of(api.client, response, headers)
     assert body["outcome"] == "rolled_back" and "did not pass its health check" in body["message"]
     assert api.get(f"{SERVICES}/instances/pad").json()["image"] == "chaton-test/web:2"
-    response = api.post(f"{SERVICES}/instances/pad/upgrade",
-                        {"image": "chaton-test/web:1", "wait": False})
-    assert response.status_code == 202 and response.json()["outcome"] == "pending"
-    assert api.get(f"{SERVICES}/instances/pad").json()["live"]["state"] == "upgrading"
-    assert_error(api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "chaton-test/web:2"}),
-                 409, "conflict", "image")  # one upgrade at a time
     assert_error(api.post(f"{SERVICES}/instances/pad/upgrade", {"image": "nothing"}),
                  400, "invalid", "image")
 
 
 def test_removal_needs_the_short_name_and_a_decision(api, host, engine) -> None:
-    assert new_instance(api).status_code == 201
+    opened(api)
+    age_instances()
     assert_error(api.delete(f"{SERVICES}/instances/pad"), 400, "invalid", "confirm")
     body = assert_error(api.delete(f"{SERVICES}/instances/pad?confirm=pad"), 403,
                         "decision_required")
@@ -248,7 +282,7 @@ def test_a_service_for_a_partner_organization_needs_a_decision(api, host, engine
 
 
 def test_plan_reconcile_and_diagram(api, host, engine) -> None:
-    assert new_instance(api).status_code == 201
+    opened(api)
     engine.remove_by_hand("pad")
     plan = api.get(f"{SERVICES}/plan").json()
     assert not plan["is_noop"] and plan["counts"] == {"run": 1}

@@ -64,9 +64,10 @@ def test_names_are_escaped(host: Host, engine: FakeEngine) -> None:
         acting_user=None)
     instance = create(host, "pad.example.org")
     Instance.objects.filter(pk=instance.pk).update(organization=hostile)
-    engine.available = False  # the host's error message is drawn too
+    engine.available = False
     landscape = diagram.landscape()
-    error = diagram.HostStatus(host, reachable=False, error="<script>boom()</script>")
+    host.docker_url = "unix:///<script>boom()</script>"  # the host's endpoint is drawn too
+    error = diagram.HostStatus(host, reachable=False, error="engine down")
     svg = diagram.draw(diagram.Landscape([error], landscape.instances, https_port=443,
                                          by_host=landscape.by_host), standalone=True)
     assert "<script" not in svg

@@ -24,6 +24,7 @@ from chaton.members import actions as member_actions
 from chaton.members.models import Organization
 from chaton.services import actions
 from chaton.services.models import DesiredState, Host, Instance
+from chaton.services.tests.conftest import age_instances
 from chaton.testing.voters import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,6 +121,7 @@ def test_an_opening_for_a_partner_organization_runs_only_from_a_decision(
 
 def test_closing_runs_only_from_a_decision(collective, engine: FakeEngine) -> None:
     governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    age_instances()
     with pytest.raises(DecisionRequired):
         governance.do_act("Close the pad", [CLOSE_PAD], acting_user=collective["wren"])
     with pytest.raises(DecisionRequired):
@@ -206,6 +208,7 @@ def test_settings_typed_as_text_as_a_form_or_a_proposal_link_carries_them(
 def test_the_api_refuses_closing_and_opening_for_a_partner_directly(
         client, collective, engine: FakeEngine) -> None:
     governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    age_instances()
     api = api_for(client, collective["wren"])
     body = assert_error(api.delete("/services/instances/pad?confirm=pad"), 403,
                         "decision_required")
@@ -221,6 +224,7 @@ def test_the_api_refuses_closing_and_opening_for_a_partner_directly(
 def test_the_cli_refuses_closing_and_opening_for_a_partner_directly(
         collective, engine: FakeEngine) -> None:
     governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    age_instances()
     runner = CliRunner()
     for arguments in (["service", "instance", "remove", "pad", "--yes"],
                       ["--as", "wren", "service", "instance", "add", "webtest",
@@ -233,6 +237,48 @@ def test_the_cli_refuses_closing_and_opening_for_a_partner_directly(
         assert "/decisions/new/?operation=service." in lines[0]
     assert list(Instance.objects.values_list("slug", "state")) == [("pad", "running")]
     assert len(engine.workloads) == 1
+
+
+def test_closing_a_new_instance_is_ordinary_until_it_is_a_week_old(
+        collective, engine: FakeEngine, settings) -> None:
+    """A pad opened a minute ago holds no one's data: closing it is an ordinary action.
+    Once ``new_instance_days`` have passed it takes a decision, and an instance a partner
+    organization got by decision is never closed without one."""
+    wren = collective["wren"]
+    closing = operations.get("service.close")
+    governance.do_act("A pad", [OPEN_PAD], acting_user=wren)
+    assert closing.default_kind(closing.Params.model_validate({"instance": "pad"})) \
+        == Kind.ORDINARY
+    age_instances(days=6)
+    decision = governance.do_act("Close the pad", [{
+        "type": "service.close", "params": {"instance": "pad", "delete_data": True}}],
+        acting_user=wren)
+    assert decision.kind == Kind.ORDINARY
+    assert not Instance.objects.exists() and not engine.workloads and not engine.volumes
+    # Seven days and more: a vote again, by every way in.
+    governance.do_act("A pad", [OPEN_PAD], acting_user=wren)
+    age_instances(days=7)
+    with pytest.raises(DecisionRequired):
+        governance.do_act("Close the pad", [CLOSE_PAD], acting_user=wren)
+    with pytest.raises(DecisionRequired):
+        actions.do_remove_instance(Instance.objects.get(), confirm="pad", acting_user=wren)
+    # The setting moves the bound; 0 means always a decision.
+    settings.CHATON.services.new_instance_days = 30
+    assert closing.default_kind(closing.Params.model_validate({"instance": "pad"})) \
+        == Kind.ORDINARY
+    settings.CHATON.services.new_instance_days = 0
+    with pytest.raises(DecisionRequired):
+        actions.do_remove_instance(Instance.objects.get(), confirm="pad", acting_user=wren)
+    settings.CHATON.services.new_instance_days = 7
+    # A partner's instance, opened by decision a minute ago: closing it is a decision too.
+    adopt(collective, [{"type": "service.open", "params": {
+        **OPEN_PAD["params"], "domain": "radio.example.org", "slug": "radio",
+        "organization": "radio-ourse"}}])
+    with pytest.raises(DecisionRequired):
+        actions.do_remove_instance(Instance.objects.get(slug="radio"), confirm="radio",
+                                   acting_user=wren)
+    assert set(Instance.objects.values_list("slug", "state")) == {
+        ("pad", "running"), ("radio", "running")}
 
 
 def test_a_login_group_travels_with_the_opening(collective, engines) -> None:

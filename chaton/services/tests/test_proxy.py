@@ -340,3 +340,86 @@ def test_admin_api_that_is_not_caddy_is_refused(not_caddy: str) -> None:
 def test_admin_url_must_be_plain_http_with_a_port(url: str) -> None:
     with pytest.raises(ProxyInvalid):
         CaddyAdmin(url)
+
+
+def test_the_tests_never_reach_a_caddy_on_the_default_admin_address() -> None:
+    # A test that deploys without starting its own Caddy must not change the routes of a
+    # Chaton that runs on this machine: the session's proxy address refuses every call.
+    assert settings.CHATON.proxy.admin_url != ProxyConfig().admin_url
+    with pytest.raises(ProxyUnavailable):
+        sync_proxy([PAD])
+
+
+# -- certificates without ACME, and why one is missing ------------------------------------------
+
+
+def test_internal_tls_uses_caddys_own_authority_and_never_the_system_trust_store() -> None:
+    internal = ProxySettings(**{**SETTINGS.__dict__, "tls": "internal", "acme_ca": ""})
+    config = build_config([PAD], internal)
+    issuers = config["apps"]["tls"]["automation"]["policies"][0]["issuers"]
+    assert issuers == [{"module": "internal", "ca": "local"}]
+    assert config["apps"]["pki"] == {"certificate_authorities": {
+        "local": {"name": "Chaton", "install_trust": False}}}
+    # Switching between ACME and the internal authority is a settings change in the plan.
+    switched = plan(build_config([PAD], SETTINGS), [PAD], internal)
+    assert switched.settings_changed == ("tls",) and not switched.changes
+    with pytest.raises(ProxyInvalid, match="tls 'selfsigned'"):
+        build_config([PAD], ProxySettings(**{**SETTINGS.__dict__, "tls": "selfsigned"}))
+
+
+def test_an_unknown_tls_setting_is_an_input_error(fake_proxy: FakeCaddyAdmin,
+                                                  proxy_config: ProxyConfig) -> None:
+    proxy_config.tls = "self-signed"
+    with pytest.raises(InvalidInput) as raised:
+        sync_proxy([PAD])
+    assert raised.value.field == "tls"
+    proxy_config.tls = "internal"
+    sync_proxy([PAD])
+    issuer = fake_proxy.config["apps"]["tls"]["automation"]["policies"][0]["issuers"][0]
+    assert issuer["module"] == "internal"
+
+
+def _log(path: Path, *records: dict) -> None:
+    import json
+
+    with path.open("a", encoding="utf-8") as file:
+        for record in records:
+            file.write(json.dumps(record) + "\n")
+
+
+def test_the_reason_of_a_failed_certificate_is_read_from_caddys_log(tmp_path: Path) -> None:
+    log = tmp_path / "caddy.log"
+    assert caddy.certificate_failure_in_log(log, "pad.chaton.test") is None  # no log yet
+    reason = ("[pad.chaton.test] solving challenges: dial tcp: lookup acme-v02.api."
+              "letsencrypt.org: no such host")
+    _log(log,
+         {"level": "info", "logger": "tls.obtain", "msg": "acquiring lock",
+          "identifier": "pad.chaton.test"},
+         {"level": "error", "logger": "tls.obtain", "msg": "could not get certificate from "
+          "issuer", "identifier": "pad.chaton.test", "error": reason},
+         {"level": "error", "logger": "tls.obtain", "msg": "will retry",
+          "error": f"[pad.chaton.test] Obtain: {reason}", "attempt": 1},
+         {"level": "error", "logger": "tls.obtain", "msg": "could not get certificate from "
+          "issuer", "identifier": "team.chaton.test", "error": "another domain's reason"},
+         {"level": "error", "logger": "http.log.error", "msg": "not about certificates",
+          "error": "[pad.chaton.test] upstream down"})
+    failure = caddy.certificate_failure_in_log(log, "pad.chaton.test")
+    assert failure is not None and "no such host" in failure
+    assert caddy.certificate_failure_in_log(log, "other.chaton.test") is None
+    # Obtained at a later attempt: no failure any more.
+    _log(log, {"level": "info", "logger": "tls.obtain", "msg": "certificate obtained "
+               "successfully", "identifier": "pad.chaton.test"})
+    assert caddy.certificate_failure_in_log(log, "pad.chaton.test") is None
+    client = CaddyAdmin("http://127.0.0.1:2019", log_path=log)
+    assert client.certificate_failure("team.chaton.test") == "another domain's reason"
+    assert CaddyAdmin("http://127.0.0.1:2019").certificate_failure("team.chaton.test") is None
+
+
+def test_the_log_of_a_managed_caddy_is_read_unless_another_is_configured(
+        proxy_config: ProxyConfig) -> None:
+    proxy_config.managed = True
+    assert proxy.log_path() == Path(settings.DATA_DIR) / "caddy" / "caddy.log"
+    proxy_config.log_file = "/var/log/caddy/caddy.log"
+    assert proxy.log_path() == Path("/var/log/caddy/caddy.log")
+    proxy_config.managed, proxy_config.log_file = False, ""
+    assert proxy.log_path() is None

@@ -19,7 +19,8 @@ from chaton.governance.policy import current
 from chaton.members import actions as member_actions
 from chaton.services import actions, catalog, jobs
 from chaton.services.models import Deployment, DesiredState, Host, Instance
-from chaton.services.tests.conftest import FakeEngines, RecordedProxy
+from chaton.services.tests.conftest import FakeEngines, RecordedProxy, age_instances
+from chaton.testing.second_factor import login_with_second_factor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +48,7 @@ def admin() -> Account:
 
 @pytest.fixture
 def admin_client(client, admin):
-    client.force_login(admin)
+    login_with_second_factor(client, admin)
     return client
 
 
@@ -99,6 +100,24 @@ def test_an_engine_that_does_not_answer_is_shown_not_raised(
     content = text(admin_client.get(reverse("service-overview")))
     assert "unreachable" in content and "the fake engine is down" in content
     assert "engine unreachable" in content
+    # Docker's own message once, beside what to do, in the reader's language.
+    assert content.count("the fake engine is down") == 1
+    assert "Start a Docker engine on /run/fake/docker.sock" in content
+    assert "the Docker engine of box does not answer" in content
+
+
+def test_an_unreachable_engine_is_explained_in_french(
+        client, admin, host: Host, engine: FakeEngine) -> None:
+    engine.available = False
+    host.is_default = True
+    host.save(update_fields=["is_default"])
+    login_with_second_factor(client, admin)
+    client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "fr"})
+    content = text(client.get(reverse("service-overview")))
+    assert content.count("the fake engine is down") == 1
+    assert '<html lang="fr">' in content
+    # Its advice names the setting to use, whatever the language.
+    assert "docker_managed" in content
 
 
 def test_the_overview_costs_the_same_queries_for_2_and_20_instances(
@@ -123,13 +142,53 @@ def test_the_pages_are_for_administrators(client, host: Host) -> None:
                                               email="noa@example.org")
     urls = [reverse("service-overview"), reverse("service-catalog"),
             reverse("service-diagram"), reverse("service-instance", args=["pad"]),
-            reverse("service-instance-create"), reverse("service-plan")]
+            reverse("service-instance-create"), reverse("service-plan"),
+            reverse("service-root-certificate")]
     for url in urls:
         assert client.get(url).status_code == 302  # to the login page
     client.force_login(noa)
     for url in urls:
         assert client.get(url).status_code == 403
     assert "Services" not in client.get(reverse("profile")).content.decode()
+
+
+# -- certificates ---------------------------------------------------------------------------------
+
+
+def test_with_the_internal_authority_the_root_is_offered_with_instructions(
+        admin_client, host: Host, recorded_proxy: RecordedProxy) -> None:
+    settings.CHATON.proxy.tls = "internal"
+    try:
+        content = text(admin_client.get(reverse("service-overview")))
+        assert "own certificate authority" in content
+        assert reverse("service-root-certificate") in content
+        assert "update-ca-certificates" in content
+        response = admin_client.get(reverse("service-root-certificate"))
+        assert response.status_code == 200
+        assert response["Content-Disposition"] == 'attachment; filename="chaton-root.crt"'
+        assert response.content.decode() == recorded_proxy.admin.root
+        # A proxy that does not answer: back to the page, saying why.
+        recorded_proxy.admin.down = True
+        response = admin_client.get(reverse("service-root-certificate"), follow=True)
+        assert "cannot be reached" in text(response)
+    finally:
+        settings.CHATON.proxy.tls = "acme"
+    content = text(admin_client.get(reverse("service-overview")))
+    assert reverse("service-root-certificate") not in content
+    assert admin_client.get(reverse("service-root-certificate")).status_code == 404
+
+
+def test_a_certificate_that_failed_shows_on_the_instance_page_with_caddys_reason(
+        admin_client, host: Host, engine, recorded_proxy: RecordedProxy) -> None:
+    create(host)
+    page = reverse("service-instance", args=["pad"])
+    assert "No certificate for this domain" not in text(admin_client.get(page))
+    recorded_proxy.admin.failures["pad.example.org"] = (
+        "[pad.example.org] solving challenges: lookup acme-v02.api.letsencrypt.org: "
+        "no such host")
+    content = text(admin_client.get(page))
+    assert "No certificate for this domain" in content
+    assert "lookup acme-v02.api.letsencrypt.org: no such host" in content
 
 
 # -- the catalogue --------------------------------------------------------------------------------
@@ -290,6 +349,7 @@ def test_upgrade_under_way_then_rolled_back_on_the_page(admin_client, host, engi
 def test_removal_asks_the_short_name_and_goes_through_the_gate(admin_client, host,
                                                                 engine) -> None:
     create(host)
+    age_instances()
     url = reverse("service-instance-remove", args=["pad"])
     content = text(admin_client.get(url))
     assert 'name="confirm"' in content and "service.close" in content
@@ -335,6 +395,19 @@ def test_the_plan_page_shows_drift_and_repairs_it(admin_client, host, engine) ->
     content = text(admin_client.get(reverse("service-plan")))
     assert "1 change was applied." in content and "Every host is up to date" in content
     assert Deployment.objects.filter(kind="repair").count() == 1
+
+
+def test_the_plan_page_shows_a_route_removed_by_hand(admin_client, host, engine,
+                                                      recorded_proxy: RecordedProxy) -> None:
+    create(host)
+    config = recorded_proxy.admin.read_config()
+    del config["apps"]["http"]["servers"]["chaton"]["routes"][0]
+    recorded_proxy.admin.load(config)
+    content = text(admin_client.get(reverse("service-plan")))
+    assert "~ proxy: Route added: https://pad.example.org" in content
+    assert "Every host is up to date" not in content
+    admin_client.post(reverse("service-plan"), {})
+    assert "Every host is up to date" in text(admin_client.get(reverse("service-plan")))
 
 
 def test_adding_a_host(admin_client, engines: FakeEngines, recorded_proxy) -> None:

@@ -12,7 +12,7 @@ def existing_tokens_keep_their_rights(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0002_throttle_event'),
+        ('core', '0003_lanes_jobs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
