@@ -343,6 +343,10 @@ def create_my_token(request: HttpRequest, payload: MyTokenIn) -> tuple[int, ApiT
     token an administrator made for someone never leads to one that votes).
     """
     account = acting_account(request)
+    if (Scope.ADMIN in (payload.scopes or []) and account.is_admin
+            and not queries.has_second_factor(account)):
+        raise SecondFactorRequired(_("Set up a second factor (My account → Two-step login) "
+                                     "before creating API tokens."))
     token, key = actions.do_create_api_token(account, payload.name, acting_user=account,
                                              scopes=payload.scopes,
                                              via_token=request_token(request))

@@ -144,12 +144,20 @@ def my_tokens(request: HttpRequest) -> HttpResponse:
 
     from chaton.core.actions import do_create_api_token
     from chaton.core.forms import MyTokenForm
-    from chaton.core.models import ApiToken
+    from chaton.core.models import ApiToken, Scope
 
     account = signed_in(request)
     form = MyTokenForm(posted(request), is_admin=account.is_admin)
     key = None
     if request.method == "POST" and form.is_valid():
+        if Scope.ADMIN in form.cleaned_data["scopes"] and not queries.passed_second_factor(
+                request.user):
+            # Administrative rights need the second factor, here as on the API.
+            form.add_error("scopes", _("Set up a second factor (My account → Two-step login) "
+                                       "before creating API tokens."))
+            return render(request, "core/my_tokens.html",
+                          {"form": form, "tokens": ApiToken.objects.filter(account=account),
+                           "key": None})
         try:
             _token, key = do_create_api_token(account, form.cleaned_data["name"],
                                               acting_user=account, owner_proved=True,

@@ -27,6 +27,7 @@ from chaton.governance.tests.test_api import Api, assert_error
 from chaton.members import actions as members_actions
 from chaton.members.models import Membership
 from chaton.testing.pytest_plugin import BASE_DN
+from chaton.testing.second_factor import enroll
 from chaton.testing.voters import own_session, recorded_at_start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -67,6 +68,7 @@ def collective(slapd: ManagedSlapd, ldap_directory: LdapDirectory):
     people["regis"] = directory_actions.do_create_account(
         "regis", acting_user=None, display_name="Régis", email="regis@example.org",
         is_admin=True)
+    enroll(people["regis"])  # administrators hold a second factor
     directory_actions.do_create_group("passwords", acting_user=None, requires_decision=True)
     directory_actions.do_create_group("membres", acting_user=None, kind=GroupKind.MEMBERS)
     reconcile.sync_all()

@@ -34,6 +34,7 @@ from chaton.governance.tests.test_api import (
 )
 from chaton.members.models import Membership, Person
 from chaton.members.queries import voting_members
+from chaton.testing.second_factor import enroll, login_with_second_factor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,6 +55,7 @@ def collective(directory):
         people[uid] = make_member(uid)
     for account in people.values():
         directory_actions.do_set_password(account, PASSWORD, acting_user=None)
+    enroll(people["wren"])  # administrators hold a second factor
     directory_actions.do_create_group("passwords", acting_user=None, requires_decision=True)
     return people
 
@@ -190,7 +192,7 @@ def test_the_account_page_refuses_a_relink_after_a_vote(client, collective, prop
     aubin, brune = collective["aubin"], collective["brune"]
     actions.do_vote(proposal, "for", acting_user=aubin, credential=Credential.session(aubin))
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
-    client.force_login(collective["wren"])
+    login_with_second_factor(client, collective["wren"])
     response = client.post(reverse("account-edit", args=["aubin"]), {
         "display_name": "Aubin", "email": "aubin@example.org", "person": brune.person_id,
         "organization": "", "expires_on": "", "is_admin": ""})
@@ -205,7 +207,7 @@ def test_the_account_page_refuses_a_relink_after_a_vote(client, collective, prop
 def test_a_forged_vote_form_counts_only_for_the_signed_in_account(client, collective,
                                                                   proposal):
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
-    client.force_login(collective["wren"])
+    login_with_second_factor(client, collective["wren"])
     forged = {"choice": "against", "account": "brune", "person": collective["brune"].person_id,
               "uid": "brune", "as": "brune"}
     response = client.post(reverse("decision-vote", args=[proposal.pk]), forged, follow=True)
@@ -341,7 +343,7 @@ def test_ending_a_membership_directly_is_an_announced_ordinary_action_a_counter_
 def test_the_membership_page_and_the_cli_end_through_an_ordinary_action(client, cli,
                                                                         collective):
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
-    client.force_login(collective["wren"])
+    login_with_second_factor(client, collective["wren"])
     first = Membership.objects.get(person=collective["cyan"].person)
     response = client.post(reverse("membership-end", args=[first.pk]),
                            {f"end-{first.pk}-ends_on": clock.today().isoformat()}, follow=True)
@@ -361,7 +363,7 @@ def test_the_membership_page_and_the_cli_end_through_an_ordinary_action(client, 
 def test_my_tokens_page_makes_a_token_that_votes_only_for_the_signed_in_account(
         client, collective, proposal):
     client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
-    client.force_login(collective["wren"])
+    login_with_second_factor(client, collective["wren"])
     # A forged field naming someone else is ignored: the token is the signed-in account's.
     forged = client.post(reverse("my-tokens"), {"name": "for brune", "scopes": ["read", "vote"],
                                                 "account": "brune", "uid": "brune"})
