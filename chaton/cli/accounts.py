@@ -53,11 +53,13 @@ def read_password(password_file: Path | None, prompt: str) -> str:
         password: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
         return password
     try:
-        lines = password_file.read_text(encoding="utf-8").splitlines()
+        text = password_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(_("Cannot read the password file: %(error)s") % {"error": error},
                            field="password") from None
-    return lines[0] if lines else ""
+    # Up to the first newline only: str.splitlines() would also cut at \x85 or U+2028 and
+    # keep a shorter password than the one written; those are refused as control characters.
+    return text.split("\n", 1)[0].removesuffix("\r")
 
 
 def _format_moment(moment: dt.datetime | None) -> str:
@@ -289,6 +291,34 @@ def add_group(
                     markup=False)
 
 
+@group_app.command("rename")
+def rename_group(
+    name: Annotated[str, typer.Argument(metavar="GROUP")],
+    new_name: Annotated[str, typer.Argument(metavar="NEW_NAME")],
+) -> None:
+    """Give a group another name (a group whose members are added by decision only: by
+    decision)."""
+    setup_django()
+    from chaton.directory import actions
+
+    group = actions.do_rename_group(find_group(name), new_name, acting_user=acting_user())
+    console().print(_("Group %(name)s renamed to %(new)s.") % {"name": name.strip(),
+                                                               "new": group.name},
+                    style="green", markup=False)
+
+
+@group_app.command("delete")
+def delete_group(name: Annotated[str, typer.Argument(metavar="GROUP")]) -> None:
+    """Delete a group and the accesses it gives (a group whose members are added by decision
+    only: by decision)."""
+    setup_django()
+    from chaton.directory import actions
+
+    group = find_group(name)
+    actions.do_delete_group(group, acting_user=acting_user())
+    console().print(_("Group %(name)s deleted.") % {"name": group.name}, markup=False)
+
+
 @group_app.command("add-member")
 def add_group_member(
     name: Annotated[str, typer.Argument(metavar="GROUP")],
@@ -367,6 +397,45 @@ def add_ssh_key(
         console().print(_("Key %(fingerprint)s added to %(uid)s.")
                         % {"fingerprint": key.fingerprint, "uid": account.uid}, style="green",
                         markup=False)
+
+
+@ssh_key_app.command("list")
+def list_ssh_keys(uid: Annotated[str, typer.Argument(metavar="USER")]) -> None:
+    """List an account's SSH public keys, one per line: id, fingerprint, type, comment, added."""
+    setup_django()
+    account = find_account(uid)
+    keys = list(account.ssh_keys.order_by("added_at", "id"))
+    for key in keys:
+        # One line each, never cut: the fingerprint is what `remove` takes.
+        key_type, _blob, comment = [*key.key.split(None, 2), "", ""][:3]
+        console().print(cell(f"{key.pk}  {key.fingerprint}  {key_type}  {comment}  "
+                             f"({_format_moment(key.added_at)})"), soft_wrap=True)
+    console().print(_("%(count)d key(s).") % {"count": len(keys)}, markup=False)
+
+
+@ssh_key_app.command("remove")
+def remove_ssh_key(
+    uid: Annotated[str, typer.Argument(metavar="USER")],
+    key: Annotated[str, typer.Argument(
+        metavar="KEY", help="The key's id or its fingerprint (SHA256:…), as `list` shows.")],
+) -> None:
+    """Remove one SSH public key from an account; the directory drops it at once."""
+    setup_django()
+    from chaton.core.errors import NotFound
+    from chaton.directory import actions
+
+    account = find_account(uid)
+    keys = account.ssh_keys.all()
+    by_id = key.isascii() and key.isdigit() and int(key) < 2**63
+    found = keys.filter(pk=int(key)).first() if by_id else keys.filter(fingerprint=key).first()
+    if found is None:
+        raise NotFound(_("%(uid)s has no SSH key %(key)s (see `chaton ssh-key list %(uid)s`).")
+                       % {"uid": account.uid, "key": key}, field="key")
+    found.account = account
+    fingerprint = found.fingerprint
+    actions.do_remove_ssh_key(found, acting_user=acting_user())
+    console().print(_("Key %(fingerprint)s removed from %(uid)s.")
+                    % {"fingerprint": fingerprint, "uid": account.uid}, markup=False)
 
 
 @token_app.command("create")

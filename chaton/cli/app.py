@@ -117,7 +117,9 @@ def _make_app(**options: Any) -> typer.Typer:
                        pretty_exceptions_enable=False, **options)
 
 
-app = _make_app(cls=ChatonGroup, help="Run a hosting collective: members, directory, worker.")
+app = _make_app(cls=ChatonGroup, help="Run a hosting collective: members, directory, worker.",
+                epilog="Also: chaton ssh-keys [--config PATH] USER, sshd's AuthorizedKeysCommand "
+                       "(see chaton ssh-keys --help).")
 
 
 @app.callback()

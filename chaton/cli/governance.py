@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from django.utils.translation import gettext as _
 from rich.table import Table
+from typer.core import TyperCommand
 
 from chaton.cli.runtime import cell, console, find_account, invocation, parse_date, setup_django
 
@@ -45,6 +46,31 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 #: What lets ``--op TYPE key=value …`` through to the command, in the order typed: click
 #: would otherwise refuse ``--op`` and take the parameters as stray arguments.
 _OPERATION_WORDS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+class OperationWordsCommand(TyperCommand):
+    """A command whose ``--op TYPE key=value …`` words are read in order from its extra
+    arguments, yet listed with the options in ``--help``.
+
+    Its ``--op`` option is documentation only: it is kept out of the parser, so
+    that each ``--op`` stays with the parameters that follow it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name == "operation_words":
+                param.add_to_parser = _not_parsed  # type: ignore[method-assign]
+
+
+def _not_parsed(parser: Any, ctx: Any) -> None:
+    """Register nothing: the words stay in the command's extra arguments."""
+
+
+#: The ``--op`` of ``propose`` and ``act``, as ``--help`` lists it (see OperationWordsCommand).
+OperationWords = Annotated[list[str] | None, typer.Option(
+    "--op", metavar="TYPE key=value …",
+    help="An operation and its parameters, e.g. --op group.grant group=passwords account=kim; "
+         "repeat --op for several. `chaton decision operations` lists the types.")]
 
 AsOption = Annotated[str | None, typer.Option(
     "--as", metavar="UID", help="The account acting (default: the global --as).")]
@@ -308,6 +334,10 @@ def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
         "who": decision.proposed_by_label, "date": _moment(decision.created_at)})
     if decision.description:
         _say(decision.description)
+    if row.execution == queries.Execution.PARTLY:
+        _say(_("Execution: partly executed (an operation failed)."), style="red")
+    elif row.execution == queries.Execution.FAILED:
+        _say(_("Execution: failed."), style="red")
     if (decision.counter_vote_until and decision.status == Status.ADOPTED
             and row.counter is None):
         _say(_("A counter-vote may be opened until %(moment)s.")
@@ -394,10 +424,11 @@ OperationsFile = Annotated[Path | None, typer.Option(
 Description = Annotated[str, typer.Option("--description", help="Why, for the members.")]
 
 
-@app.command("propose", context_settings=_OPERATION_WORDS)
+@app.command("propose", cls=OperationWordsCommand, context_settings=_OPERATION_WORDS)
 def propose(
     context: typer.Context,
     title: Annotated[str, typer.Argument(metavar="TITLE", help="The object of the decision.")],
+    operation_words: OperationWords = None,
     description: Description = "",
     operations_file: OperationsFile = None,
     acting_uid: AsOption = None,
@@ -418,10 +449,11 @@ def propose(
     _print_ballots(_row(decision))
 
 
-@app.command("act", context_settings=_OPERATION_WORDS)
+@app.command("act", cls=OperationWordsCommand, context_settings=_OPERATION_WORDS)
 def act(
     context: typer.Context,
     title: Annotated[str, typer.Argument(metavar="TITLE", help="The object of the action.")],
+    operation_words: OperationWords = None,
     description: Description = "",
     operations_file: OperationsFile = None,
     acting_uid: AsOption = None,
@@ -557,6 +589,37 @@ def contest(
     _say(_("Counter-vote opened on #%(number)d.") % {"number": decision.pk}, style="green")
     decision.refresh_from_db()
     _print_ballots(_row(decision))
+
+
+@app.command("retry")
+def retry(
+    number: Annotated[int, typer.Argument(metavar="ID")],
+    position: Annotated[int | None, typer.Option(
+        "--operation", metavar="N", help="The operation's number, as `decision show` "
+        "lists it; none: the first failed one.")] = None,
+    acting_uid: AsOption = None,
+) -> None:
+    """Run a failed operation of an adopted decision again, then those not run because of
+    it (administrators). Exit 1 when it fails again."""
+    setup_django()
+    from chaton.cli.runtime import directory_running
+    from chaton.governance import actions
+    from chaton.governance.models import OperationStatus
+
+    decision = _decision(number)
+    account = _actor(acting_uid, _("Say which administrator retries: --as UID."))
+    row = actions.failed_operation(decision, None if position is None else position - 1)
+    with directory_running():
+        row = actions.do_retry_operation(row, acting_user=account)
+    line = _("#%(number)d, operation %(position)d (%(summary)s): %(status)s.") % {
+        "number": decision.pk, "position": row.position + 1, "summary": row.summary,
+        "status": row.get_status_display()}
+    if row.message:
+        line += " " + row.message
+    failed = row.status == OperationStatus.FAILED
+    _say(line, style="red" if failed else "green")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("settle")

@@ -40,6 +40,26 @@ from chaton.project import config as config_module
 
 USAGE = "usage: chaton ssh-keys [--config PATH] USER"
 
+#: What ``chaton ssh-keys --help`` prints (help texts are in English, as for every command).
+HELP = f"""{USAGE}
+
+Print USER's SSH public keys, one per line, if USER is an account in the
+directory, a member of the SSH group (directory.ssh_group) and not expired;
+print nothing otherwise. sshd runs it as its AuthorizedKeysCommand:
+
+    AuthorizedKeysCommand /usr/local/bin/chaton ssh-keys --config /etc/chaton/ssh-keys.toml %u
+    AuthorizedKeysCommandUser root
+
+Options:
+  --config PATH  The configuration file (default: $CHATON_CONFIG, then ./chaton.toml).
+                 sshd starts the command in / with an empty environment: give it.
+                 A relative data_dir in it is read from the file's folder.
+  -h, --help     Show this message and exit.
+
+Exit status: 0 keys printed or none granted; 1 the configuration is unusable
+or the directory cannot be reached (one line on stderr); 2 bad usage.
+"""
+
 _SECONDS_PER_DAY = 86400
 
 
@@ -133,6 +153,13 @@ def connection_target(ldap_config: config_module.LdapConfig,
         socket_path = os.path.join(os.fspath(data_dir), "slapd", "ldapi")
         return "ldapi://" + urllib.parse.quote(socket_path, safe=""), "external"
     return ldap_config.url, "anonymous"
+
+
+def reads_managed_socket(ldap_config: config_module.LdapConfig) -> bool:
+    """Return whether the directory is reached on the managed slapd's socket in the data
+    directory (the case where :func:`connection_target` needs ``data_dir``)."""
+    return (not ldap_config.bind_dn and not ldap_config.url.startswith("ldapi://")
+            and ldap_config.managed)
 
 
 class DirectoryUnreachable(Exception):
@@ -256,6 +283,10 @@ def main(argv: list[str]) -> int:
     or directory unusable: one line on stderr), 2 (bad usage: one line on stderr).
     """
     global _language
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    if "--help" in options or "-h" in options:
+        sys.stdout.write(HELP)
+        return 0
     try:
         config_path, user = parse_arguments(argv)
     except ValueError as error:
@@ -269,6 +300,13 @@ def main(argv: list[str]) -> int:
         print(f"chaton ssh-keys: {error}", file=sys.stderr)
         return 1
     _language = settings.language
+    if settings.data_dir_from_working_directory and reads_managed_socket(settings.ldap):
+        # sshd runs this in /: the data directory would be /var, and every login refused
+        # with a misleading "cannot reach the directory".
+        print(_("chaton ssh-keys: the data directory would be taken from the working "
+                "directory (%(path)s): give --config FILE, whose data_dir is absolute or "
+                "relative to the file") % {"path": settings.data_dir}, file=sys.stderr)
+        return 1
     try:
         keys, shadow_expire, in_group = fetch(settings, user)
     except DirectoryUnreachable as error:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, clock
+from chaton.core import audit, clock, limits
 from chaton.core.errors import Forbidden, InvalidInput
 from chaton.core.models import ApiToken, Scope
 
@@ -67,7 +67,7 @@ def do_create_api_token(account: Account, name: str, *,
     from chaton.core import runner
     from chaton.directory.validation import clean_text
 
-    name = clean_text(name, field="name", max_length=100)
+    name = clean_text(name, field="name", max_length=limits.TOKEN_NAME_MAX_LENGTH)
     if not account.is_active:
         raise InvalidInput(_("A disabled or expired account cannot get an API token."),
                            field="account")

@@ -29,7 +29,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer
 from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
-from chaton.core import actions, queries
+from chaton.core import actions, limits, queries
 from chaton.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from chaton.core.models import ApiToken, Job, JobState, Scope
 
@@ -270,13 +270,14 @@ _SCOPES_HELP = ("read, write, admin (administrators), vote. Default: read and wr
 
 
 class TokenIn(InputSchema):
-    account: str = Field(..., max_length=64, description="The uid of the account to act as.")
-    name: str = Field(..., max_length=200)
+    account: str = Field(..., max_length=limits.UID_MAX_LENGTH,
+                         description="The uid of the account to act as.")
+    name: str = Field(..., max_length=limits.TOKEN_NAME_MAX_LENGTH)
     scopes: list[str] | None = Field(None, max_length=4, description=_SCOPES_HELP)
 
 
 class MyTokenIn(InputSchema):
-    name: str = Field(..., max_length=200)
+    name: str = Field(..., max_length=limits.TOKEN_NAME_MAX_LENGTH)
     scopes: list[str] | None = Field(
         None, max_length=4, description=_SCOPES_HELP + " Never more than the calling token's.")
 

@@ -19,7 +19,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from chaton.core import throttle
+from chaton.core import limits, throttle
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 class MyTokenForm(forms.Form):
     """A token of one's own: its label and its scopes (``admin`` only for an administrator)."""
 
-    name = forms.CharField(label=_("What it is for"), max_length=100)
+    name = forms.CharField(label=_("What it is for"), max_length=limits.TOKEN_NAME_MAX_LENGTH,
+                           strip=False)
     scopes = forms.MultipleChoiceField(label=_("It may"), widget=forms.CheckboxSelectMultiple,
                                        initial=["read"])
 

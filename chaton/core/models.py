@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from chaton.core import limits
+
 
 class AuditLog(models.Model):
     """One row per change: who did what to which object, when, and the values before and after.
@@ -63,7 +65,7 @@ class ApiToken(models.Model):
 
     account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                                 related_name="api_tokens")
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name"), max_length=limits.TOKEN_NAME_MAX_LENGTH)
     key_hash = models.CharField(max_length=64, unique=True)
     #: The :class:`Scope` values this token carries.
     scopes = models.JSONField(default=list)

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, clock
+from chaton.core import audit, clock, limits
 from chaton.core.errors import Conflict, Forbidden, InvalidInput
 from chaton.directory import validation
 from chaton.directory.models import (
@@ -39,22 +39,33 @@ ACCOUNT_FIELDS = ["uid", "display_name", "email", "person", "organization", "exp
                   "state", "is_admin"]
 
 
-def _require_decision(type_name: str, params: dict[str, object],
-                      authorised_by: Operation | None) -> None:
-    """Refuse an extraordinary operation that no adopted decision authorises (the gate)."""
+def _require_partner_account(organization: Organization, uid: str, display_name: str,
+                             email: str, expires_at: dt.datetime | None,
+                             authorised_by: Operation | None) -> None:
+    """Refuse an account for an organization that no adopted decision authorises, when the
+    policy makes it extraordinary (the gate)."""
     from chaton.governance.gate import require
+    from chaton.governance.operations.create_partner_account import (
+        CreatePartnerAccountParams,
+    )
 
-    require(type_name, params, authorised_by)
-
-
-def _last_day(moment: dt.datetime | None) -> str | None:
-    """The last day of an access ending at ``moment``, as an operation's params name it."""
-    day = clock.last_day(moment)
-    return None if day is None else str(day)
+    require(CreatePartnerAccountParams.of(organization, uid, display_name, email, expires_at),
+            authorised_by)
 
 
 #: Tries to give a new account a free uid number when others are created at the same time.
 UID_NUMBER_ATTEMPTS = 5
+
+
+def _refuse_past_expiry(expires_at: dt.datetime | None) -> None:
+    """Raise InvalidInput (field ``expires_at``) for an expiry that is already past.
+
+    The same rule for accounts and group memberships, through every interface:
+    ending an access now is disabling the account or removing the membership,
+    never a date in the past.
+    """
+    if expires_at is not None and expires_at <= clock.now():
+        raise InvalidInput(_("The expiry date is already past."), field="expires_at")
 
 
 def _next_uid_number() -> int:
@@ -65,6 +76,9 @@ def _next_uid_number() -> int:
 
 
 def _check_password(password: str, account: Account | None = None) -> None:
+    """Raise InvalidInput (field ``password``) for a password that could not be typed again
+    (control characters), an overlong one, or one the strength rules refuse."""
+    validation.clean_password(password)
     try:
         validate_password(password, account)
     except ValidationError as error:
@@ -78,6 +92,30 @@ def _check_email_free(email: str, account: Account | None = None) -> None:
     if taken.exists():
         raise Conflict(_("The email address %(email)s is already used by another account.")
                        % {"email": email}, field="email")
+
+
+def validate_create_account(uid: str, *, display_name: str, email: str,
+                            password: str | None = None, person: Person | None = None,
+                            organization: Organization | None = None,
+                            reserved_uid_allowed: bool = False) -> tuple[str, str, str]:
+    """The rules of a new account, shared by the action and the operation that creates
+    accounts for organizations. Return the uid, display name and email as they will be
+    kept. Raise InvalidInput for a bad value, Conflict for a uid or email in use."""
+    if not (reserved_uid_allowed and uid in RESERVED_UIDS):
+        uid = validation.clean_uid(uid)
+    display_name = validation.clean_text(display_name, field="display_name",
+                                         max_length=limits.DISPLAY_NAME_MAX_LENGTH)
+    email = validation.clean_email(email)
+    if person is not None and organization is not None:
+        raise InvalidInput(_("An account has one owner: a person or an organization."),
+                           field="organization")
+    if password:
+        _check_password(password)
+    if Account.objects.filter(uid=uid).exists():
+        raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
+                       field="uid")
+    _check_email_free(email)
+    return uid, display_name, email
 
 
 def do_create_account(
@@ -102,21 +140,13 @@ def do_create_account(
     DecisionRequired when the policy makes accounts for organizations
     extraordinary and no decision authorises this one (``authorised_by``).
     """
-    if reserved_uid_allowed and uid.strip() in RESERVED_UIDS:
-        uid = uid.strip()
-    else:
-        uid = validation.clean_uid(uid)
-    display_name = validation.clean_text(display_name, field="display_name")
-    email = validation.clean_email(email)
-    if person is not None and organization is not None:
-        raise InvalidInput(_("An account has one owner: a person or an organization."),
-                           field="organization")
-    if password:
-        _check_password(password)
+    uid, display_name, email = validate_create_account(
+        uid, display_name=display_name, email=email, password=password, person=person,
+        organization=organization, reserved_uid_allowed=reserved_uid_allowed)
+    _refuse_past_expiry(expires_at)
     if organization is not None:
-        _require_decision("account.create_for_organization", {
-            "organization": organization.slug, "uid": uid, "display_name": display_name,
-            "email": email, "expires_on": _last_day(expires_at)}, authorised_by)
+        _require_partner_account(organization, uid, display_name, email, expires_at,
+                                 authorised_by)
     with transaction.atomic():
         if Account.objects.filter(uid=uid).exists():
             raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
@@ -160,8 +190,10 @@ def do_update_account(
 ) -> Account:
     """Change an account's details; fields left out stay as they are (``...`` for expiry).
 
-    Raise Forbidden when an administrator would lock themselves out (their own
-    expiry in the past, or their own administrator right removed), and
+    Raise InvalidInput for a bad value, a new expiry already past included (an
+    unchanged one is kept as it is), Forbidden when an administrator would lock
+    themselves out (their own expiry in the past, or their own administrator
+    right removed), and
     DecisionRequired when the account is given to an organization while the
     policy makes accounts for organizations extraordinary.
     """
@@ -170,10 +202,8 @@ def do_update_account(
     if relinked:
         _refuse_relink_while_voting(account, owner if isinstance(owner, Person) else None)
     if isinstance(owner, Organization) and owner.pk != account.organization_id:
-        _require_decision("account.create_for_organization", {
-            "organization": owner.slug, "uid": account.uid,
-            "display_name": display_name or account.display_name,
-            "email": email or account.email}, authorised_by)
+        _require_partner_account(owner, account.uid, display_name or account.display_name,
+                                 email or account.email, None, authorised_by)
     if acting_user is not None and acting_user.pk == account.pk:
         if (not isinstance(expires_at, EllipsisType) and expires_at is not None
                 and expires_at <= clock.now()):
@@ -185,10 +215,17 @@ def do_update_account(
     before = audit.snapshot(account, ACCOUNT_FIELDS)
     fields = []
     if display_name is not None:
-        account.display_name = validation.clean_text(display_name, field="display_name")
+        display_name = validation.clean_text(display_name, field="display_name",
+                                             max_length=limits.DISPLAY_NAME_MAX_LENGTH)
+    if email is not None:
+        email = validation.clean_email(email)
+    if not isinstance(expires_at, EllipsisType) and expires_at != account.expires_at:
+        _refuse_past_expiry(expires_at)
+    if display_name is not None:
+        account.display_name = display_name
         fields.append("display_name")
     if email is not None:
-        account.email = validation.clean_email(email)
+        account.email = email
         fields.append("email")
     if not isinstance(expires_at, EllipsisType):
         account.expires_at = expires_at
@@ -302,19 +339,41 @@ def do_remove_ssh_key(ssh_key: SSHKey, *, acting_user: Account | None) -> None:
         sync_after_commit(account_uids=[account.uid])
 
 
-def do_create_group(name: str, *, acting_user: Account | None, description: str = "",
-                    kind: str = GroupKind.TEAM, requires_decision: bool = False) -> Group:
+def validate_create_group(name: str, *, description: str = "",
+                          kind: str = GroupKind.TEAM) -> tuple[str, str]:
+    """Given a new group's name, description and kind, return the name and description as
+    they will be kept. Raise InvalidInput for a bad value, Conflict for a name in use."""
     name = validation.clean_group_name(name)
     description = validation.clean_text(description, field="description", required=False,
-                                        max_length=255)
+                                        max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH)
     if kind not in GroupKind.values:
         raise InvalidInput(_("Unknown group kind."), field="kind")
+    if Group.objects.filter(name=name).exists():
+        raise Conflict(_("The group %(name)s already exists.") % {"name": name}, field="name")
+    return name, description
+
+
+def do_create_group(name: str, *, acting_user: Account | None, description: str = "",
+                    kind: str = GroupKind.TEAM, requires_decision: bool = False,
+                    authorised_by: Operation | None = None) -> Group:
+    """Create a group. Raise InvalidInput, Conflict (:func:`validate_create_group`), and
+    DecisionRequired when a group whose members were added by decision only bore that name
+    (``group.create`` is then extraordinary) and ``authorised_by`` is not the operation of
+    an adopted decision."""
+    from chaton.governance.gate import require
+    from chaton.governance.operations.group_lifecycle import CreateGroupParams
+
+    name, description = validate_create_group(name, description=description, kind=kind)
+    require(CreateGroupParams(name=name, description=description, kind=kind,
+                              requires_decision=requires_decision), authorised_by)
     with transaction.atomic():
-        if Group.objects.filter(name=name).exists():
+        try:
+            with transaction.atomic():
+                group = Group.objects.create(name=name, description=description, kind=kind,
+                                             requires_decision=requires_decision)
+        except IntegrityError:
             raise Conflict(_("The group %(name)s already exists.") % {"name": name},
-                           field="name")
-        group = Group.objects.create(name=name, description=description, kind=kind,
-                                     requires_decision=requires_decision)
+                           field="name") from None
         audit.record("group.create", group, acting_user=acting_user,
                      after=audit.snapshot(group, GROUP_FIELDS))
         sync_after_commit(group_names=[name])
@@ -331,12 +390,16 @@ def do_update_group(group: Group, *, acting_user: Account | None,
     """
     fields = []
     if description is not None:
-        description = validation.clean_text(description, field="description",
-                                            required=False, max_length=255)
+        description = validation.clean_text(
+            description, field="description", required=False,
+            max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH)
         fields.append("description")
     if requires_decision is not None and requires_decision != group.requires_decision:
         if not requires_decision:
-            _require_decision("group.unprotect", {"group": group.name}, authorised_by)
+            from chaton.governance.gate import require
+            from chaton.governance.operations.unprotect_group import UnprotectGroupParams
+
+            require(UnprotectGroupParams(group=group.name), authorised_by)
         fields.append("requires_decision")
     if not fields:
         return group
@@ -353,7 +416,61 @@ def do_update_group(group: Group, *, acting_user: Account | None,
     return group
 
 
-def do_delete_group(group: Group, *, acting_user: Account | None) -> None:
+def validate_rename_group(group: Group, name: str) -> str:
+    """Given a group and its new name, return the name as it will be kept. Raise
+    InvalidInput for a bad or unchanged name, Conflict for a name in use."""
+    name = validation.clean_group_name(name)
+    if name == group.name:
+        raise InvalidInput(_("The group is already named %(name)s.") % {"name": name},
+                           field="name")
+    if Group.objects.filter(name=name).exists():
+        raise Conflict(_("The group %(name)s already exists.") % {"name": name}, field="name")
+    return name
+
+
+def do_rename_group(group: Group, name: str, *, acting_user: Account | None,
+                    authorised_by: Operation | None = None) -> Group:
+    """Give a group another name (its LDAP entry moves to the new ``cn``).
+
+    Raise InvalidInput, Conflict (:func:`validate_rename_group`), and
+    DecisionRequired when the group's members are added by decision only, or a
+    group that was bore the new name (``group.rename`` is then extraordinary),
+    and ``authorised_by`` is not the operation of an adopted decision.
+    """
+    from chaton.governance.gate import require
+    from chaton.governance.operations.group_lifecycle import RenameGroupParams
+
+    name = validate_rename_group(group, name)
+    require(RenameGroupParams(group=group.name, name=name), authorised_by)
+    previous = group.name
+    with transaction.atomic():
+        group.name = name
+        try:
+            with transaction.atomic():
+                group.save(update_fields=["name"])
+        except IntegrityError:
+            group.name = previous
+            raise Conflict(_("The group %(name)s already exists.") % {"name": name},
+                           field="name") from None
+        audit.record("group.rename", group, acting_user=acting_user, after={
+            "from": previous, "to": name, "requires_decision": group.requires_decision})
+        sync_after_commit(group_names=[previous, name])
+    return group
+
+
+def do_delete_group(group: Group, *, acting_user: Account | None,
+                    authorised_by: Operation | None = None) -> None:
+    """Delete a group and the accesses it gives.
+
+    Raise DecisionRequired when its members are added by decision only, or it
+    holds accesses that an adopted decision granted (``group.delete`` is then
+    extraordinary), and ``authorised_by`` is not the operation of an adopted
+    decision: nothing a decision made is undone without one.
+    """
+    from chaton.governance.gate import require
+    from chaton.governance.operations.group_lifecycle import DeleteGroupParams
+
+    require(DeleteGroupParams(group=group.name), authorised_by)
     with transaction.atomic():
         audit.record("group.delete", group, acting_user=acting_user,
                      before=audit.snapshot(group, GROUP_FIELDS))
@@ -366,6 +483,13 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def validate_add_to_group(group: Group, account: Account,
+                          expires_at: dt.datetime | None) -> None:
+    """The rules of putting ``account`` in ``group`` until ``expires_at``, shared by the
+    action and the ``group.grant`` operation. Raise InvalidInput for a past date."""
+    _refuse_past_expiry(expires_at)
+
+
 def do_add_to_group(group: Group, account: Account, *, acting_user: Account | None,
                     expires_at: dt.datetime | None = None,
                     authorised_by: Operation | None = None) -> GroupMembership:
@@ -375,10 +499,11 @@ def do_add_to_group(group: Group, account: Account, *, acting_user: Account | No
     members are added by decision only, unless ``authorised_by`` is the
     operation of the decision that adopted it.
     """
-    if expires_at is not None and expires_at <= clock.now():
-        raise InvalidInput(_("The expiry date is already past."), field="expires_at")
-    _require_decision("group.grant", {"group": group.name, "account": account.uid,
-                                      "expires_on": _last_day(expires_at)}, authorised_by)
+    from chaton.governance.gate import require
+    from chaton.governance.operations.grant_group import GrantGroupParams
+
+    validate_add_to_group(group, account, expires_at)
+    require(GrantGroupParams.of(group, account, expires_at), authorised_by)
     with transaction.atomic():
         membership, created = GroupMembership.objects.get_or_create(
             group=group, account=account, defaults={"expires_at": expires_at})
@@ -394,10 +519,14 @@ def do_add_to_group(group: Group, account: Account, *, acting_user: Account | No
 
 def do_remove_from_group(group: Group, account: Account, *, acting_user: Account | None,
                          authorised_by: Operation | None = None) -> None:
-    """Take ``account`` out of ``group``. Raise DecisionRequired when the policy makes it
-    extraordinary and ``authorised_by`` is not the operation of an adopted decision."""
-    _require_decision("group.revoke", {"group": group.name, "account": account.uid},
-                      authorised_by)
+    """Take ``account`` out of ``group``. Raise DecisionRequired when that is extraordinary
+    (a group whose members are added by decision only, an access an adopted decision
+    granted, or the policy says so) and ``authorised_by`` is not the operation of an
+    adopted decision."""
+    from chaton.governance.gate import require
+    from chaton.governance.operations.revoke_group import RevokeGroupParams
+
+    require(RevokeGroupParams(group=group.name, account=account.uid), authorised_by)
     with transaction.atomic():
         deleted, _count = GroupMembership.objects.filter(group=group, account=account).delete()
         if deleted:

@@ -10,13 +10,14 @@ No response ever carries a password or its hash.
 import datetime as dt
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 from ninja.pagination import paginate
 from pydantic import StrictBool
 
-from chaton.core import clock
+from chaton.core import clock, limits
 from chaton.core.api import (
     ERRORS,
     DateTimeIn,
@@ -50,7 +51,6 @@ def account_or_404(uid: str) -> Account:
     Raise NotFound for an unknown uid, and for a string that cannot be a uid at
     all (LDAP special characters, NUL …) without asking the database.
     """
-    uid = uid.strip()
     account = queries.account_by_uid(uid).first() if UID_PATTERN.fullmatch(uid) else None
     if account is None:
         raise NotFound(_("No account has the user name “%(uid)s”.") % {"uid": uid[:64]},
@@ -123,11 +123,18 @@ class AccountDetailOut(AccountOut):
                 for membership in queries.group_memberships_of(account)]
 
 
+#: Said once in the schema for every text field: what the server refuses besides the length.
+_KEPT_AS_SENT = "Kept as sent: spaces at the start or the end are refused, never trimmed."
+
+
 class AccountIn(InputSchema):
-    uid: str = Field(..., max_length=64)
-    display_name: str = Field(..., max_length=300)
-    email: str = Field(..., max_length=254)
-    password: str | None = Field(None, max_length=1024)
+    uid: str = Field(..., min_length=limits.UID_MIN_LENGTH, max_length=limits.UID_MAX_LENGTH,
+                     description="Lower-case letters, digits, '.', '_' or '-', a letter first.")
+    display_name: str = Field(..., max_length=limits.DISPLAY_NAME_MAX_LENGTH,
+                              description=_KEPT_AS_SENT)
+    email: str = Field(..., max_length=limits.EMAIL_MAX_LENGTH, description=_KEPT_AS_SENT)
+    password: str | None = Field(None, max_length=limits.PASSWORD_MAX_LENGTH,
+                                 description="No control characters.")
     person_id: int | None = None
     organization_id: int | None = None
     expires_at: DateTimeIn | None = None
@@ -137,9 +144,11 @@ class AccountIn(InputSchema):
 class AccountPatch(InputSchema):
     """Only the fields sent change; ``"expires_at": null`` removes the expiry."""
 
-    display_name: str | None = Field(None, max_length=300)
-    email: str | None = Field(None, max_length=254)
-    expires_at: DateTimeIn | None = None
+    display_name: str | None = Field(None, max_length=limits.DISPLAY_NAME_MAX_LENGTH,
+                                     description=_KEPT_AS_SENT)
+    email: str | None = Field(None, max_length=limits.EMAIL_MAX_LENGTH,
+                              description=_KEPT_AS_SENT)
+    expires_at: DateTimeIn | None = Field(None, description="A new expiry must be in the future.")
     is_admin: bool | None = None
     #: Send one of them to change the owner; both null: the collective's own account.
     person_id: int | None = None
@@ -147,17 +156,21 @@ class AccountPatch(InputSchema):
 
 
 class MePatch(InputSchema):
-    display_name: str | None = Field(None, max_length=300)
-    email: str | None = Field(None, max_length=254)
+    display_name: str | None = Field(None, max_length=limits.DISPLAY_NAME_MAX_LENGTH,
+                                     description=_KEPT_AS_SENT)
+    email: str | None = Field(None, max_length=limits.EMAIL_MAX_LENGTH,
+                              description=_KEPT_AS_SENT)
 
 
 class PasswordIn(InputSchema):
-    password: str = Field(..., max_length=1024)
+    password: str = Field(..., max_length=limits.PASSWORD_MAX_LENGTH,
+                          description="No control characters.")
 
 
 class MyPasswordIn(InputSchema):
-    current_password: str = Field(..., max_length=1024)
-    password: str = Field(..., max_length=1024)
+    current_password: str = Field(..., max_length=limits.PASSWORD_MAX_LENGTH)
+    password: str = Field(..., max_length=limits.PASSWORD_MAX_LENGTH,
+                          description="No control characters.")
 
 
 class SSHKeyOut(Schema):
@@ -168,7 +181,7 @@ class SSHKeyOut(Schema):
 
 
 class SSHKeyIn(InputSchema):
-    key: str = Field(..., max_length=16384,
+    key: str = Field(..., max_length=limits.SSH_KEY_MAX_LENGTH,
                      description="One authorized_keys line: “ssh-ed25519 AAAA… name@host”.")
 
 
@@ -182,13 +195,23 @@ class GroupOut(Schema):
 
 
 class GroupIn(InputSchema):
-    name: str = Field(..., max_length=128)
-    description: str = Field("", max_length=1000)
+    name: str = Field(..., min_length=limits.GROUP_NAME_MIN_LENGTH,
+                      max_length=limits.GROUP_NAME_MAX_LENGTH,
+                      description="Lower-case letters, digits, '_' or '-', a letter first.")
+    description: str = Field("", max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH,
+                             description=_KEPT_AS_SENT)
     kind: str = Field(GroupKind.TEAM, max_length=20)
 
 
 class GroupPatch(InputSchema):
-    description: str | None = Field(None, max_length=1000)
+    name: str | None = Field(None, max_length=limits.GROUP_NAME_MAX_LENGTH, description=(
+        "A new name. Renaming a group whose members are added by decision only, or into "
+        "the name of one that was, needs a decision (``decision_required``)."))
+    description: str | None = Field(None, max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH,
+                                    description=_KEPT_AS_SENT)
+    requires_decision: StrictBool | None = Field(None, description=(
+        "Members added by decision only. Setting it is always allowed; clearing it needs a "
+        "decision (``decision_required``)."))
 
 
 class GroupMemberOut(Schema):
@@ -207,7 +230,7 @@ class GroupMemberOut(Schema):
 
 
 class GroupMemberIn(InputSchema):
-    uid: str = Field(..., max_length=64)
+    uid: str = Field(..., max_length=limits.UID_MAX_LENGTH)
     expires_at: DateTimeIn | None = Field(None, description="Leave out for good.")
 
 
@@ -396,15 +419,23 @@ def get_group(request: HttpRequest, name: str) -> Group:
 
 
 @groups_router.patch("/groups/{name}", response={200: GroupOut, **ERRORS},
-                     summary="Change a group's description")
+                     summary="Rename a group, change its description or its protection")
 def update_group(request: HttpRequest, name: str, payload: GroupPatch) -> Group:
-    group = actions.do_update_group(group_or_404(name), acting_user=acting_account(request),
-                                    description=payload.description)
+    """All the changes, or none: a refused one (a rename or unprotection that needs a
+    decision) leaves the group as it was."""
+    group = group_or_404(name)
+    account = acting_account(request)
+    with transaction.atomic():
+        if payload.name is not None and payload.name != group.name:
+            group = actions.do_rename_group(group, payload.name, acting_user=account)
+        group = actions.do_update_group(group, acting_user=account,
+                                        description=payload.description,
+                                        requires_decision=payload.requires_decision)
     return _group_out(group)
 
 
 @groups_router.delete("/groups/{name}", response={204: None, **ERRORS},
-                      summary="Delete a group")
+                      summary="Delete a group (a protected one: by decision only)")
 def delete_group(request: HttpRequest, name: str) -> tuple[int, None]:
     actions.do_delete_group(group_or_404(name), acting_user=acting_account(request))
     return 204, None

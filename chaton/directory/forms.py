@@ -15,6 +15,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from chaton.core import limits
 from chaton.directory.models import Account, AccountState, GroupKind
 from chaton.members.forms import DateInput
 from chaton.members.models import Organization, Person
@@ -42,6 +43,7 @@ def _password_field(label: StrOrPromise, *, required: bool = True,
                     new: bool = True) -> forms.CharField:
     autocomplete = "new-password" if new else "current-password"
     return forms.CharField(label=label, required=required, strip=False,
+                           max_length=limits.PASSWORD_MAX_LENGTH,
                            widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}))
 
 
@@ -82,7 +84,7 @@ class SetPasswordForm(NewPasswordMixin):
 
 class SSHKeyForm(forms.Form):
     key = forms.CharField(
-        label=_("Public key"), max_length=16384,
+        label=_("Public key"), max_length=limits.SSH_KEY_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
                                      "placeholder": "ssh-ed25519 AAAA… name@host"}),
         help_text=_("One line from your ~/.ssh/id_ed25519.pub (or another .pub file)."))
@@ -103,8 +105,12 @@ class PersonChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
 class AccountDetailsForm(forms.Form):
     """What an administrator may change on an account."""
 
-    display_name = forms.CharField(label=_("Display name"), max_length=150)
-    email = forms.CharField(label=_("Email"), max_length=254, widget=forms.EmailInput)
+    # strip=False here and below: the action refuses spaces around a value, by name, rather
+    # than the form dropping them unseen.
+    display_name = forms.CharField(label=_("Display name"),
+                                   max_length=limits.DISPLAY_NAME_MAX_LENGTH, strip=False)
+    email = forms.CharField(label=_("Email"), max_length=limits.EMAIL_MAX_LENGTH, strip=False,
+                            widget=forms.EmailInput)
     expires_on = forms.DateField(
         label=_("Expires on"), required=False, widget=DateInput,
         help_text=_("The account stops working at the start of this day. Empty: no expiry."))
@@ -127,7 +133,7 @@ class AccountCreateForm(AccountDetailsForm):
     field_order = ["uid", "display_name", "email", "person", "organization", "expires_on",
                    "is_admin", "new_password1", "new_password2"]
     uid = forms.CharField(
-        label=_("User name"), max_length=32,
+        label=_("User name"), max_length=limits.UID_MAX_LENGTH, strip=False,
         help_text=_("Lower-case letters, digits, '.', '_' or '-'; it cannot be changed later."))
     new_password1 = _password_field(_("Password"), required=False)
     new_password2 = _password_field(_("Password again"), required=False)
@@ -149,23 +155,31 @@ def _requires_decision_field() -> forms.BooleanField:
 
 class GroupForm(forms.Form):
     name = forms.CharField(
-        label=_("Name"), max_length=64,
-        help_text=_("Lower-case letters, digits, '_' or '-'; it cannot be changed later."))
+        label=_("Name"), max_length=limits.GROUP_NAME_MAX_LENGTH, strip=False,
+        help_text=_("Lower-case letters, digits, '_' or '-'."))
     kind = forms.ChoiceField(label=_("Kind"), choices=GroupKind.choices,
                              initial=GroupKind.TEAM)
-    description = forms.CharField(label=_("Description"), max_length=255, required=False)
+    description = forms.CharField(label=_("Description"),
+                                  max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH, required=False,
+                                  strip=False)
     requires_decision = _requires_decision_field()
 
 
 class GroupEditForm(forms.Form):
-    description = forms.CharField(label=_("Description"), max_length=255, required=False)
+    name = forms.CharField(
+        label=_("Name"), max_length=limits.GROUP_NAME_MAX_LENGTH, required=False, strip=False,
+        help_text=_("Renaming a group whose members are added by decision only takes a "
+                    "decision."))
+    description = forms.CharField(label=_("Description"),
+                                  max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH, required=False,
+                                  strip=False)
     requires_decision = _requires_decision_field()
 
 
 class GroupMemberForm(forms.Form):
     """Add an account to a group, or change the expiry of its membership."""
 
-    uid = forms.CharField(label=_("User name"), max_length=32,
+    uid = forms.CharField(label=_("User name"), max_length=limits.UID_MAX_LENGTH,
                           widget=forms.TextInput(attrs={"list": "account-uids",
                                                         "autocomplete": "off"}))
     expires_on = forms.DateField(

@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from chaton.core import clock
+from chaton.core import clock, limits
 from chaton.members.models import Organization, Person
 
 
@@ -41,10 +41,11 @@ class Account(AbstractBaseUser):
     enforced by the reconciler and by login, not remembered by someone.
     """
 
-    uid = models.CharField(_("user name"), max_length=32, unique=True)
+    uid = models.CharField(_("user name"), max_length=limits.UID_MAX_LENGTH, unique=True)
     uid_number = models.PositiveIntegerField(unique=True)
-    display_name = models.CharField(_("display name"), max_length=150)
-    email = models.EmailField(_("email"), unique=True)
+    display_name = models.CharField(_("display name"),
+                                    max_length=limits.DISPLAY_NAME_MAX_LENGTH)
+    email = models.EmailField(_("email"), max_length=limits.EMAIL_MAX_LENGTH, unique=True)
     person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT,
                                related_name="accounts", verbose_name=_("owner (person)"))
     organization = models.ForeignKey(Organization, null=True, blank=True,
@@ -111,8 +112,9 @@ class GroupKind(models.TextChoices):
 class Group(models.Model):
     """A group of accounts: the tech team, the core team, those who may use a service …"""
 
-    name = models.CharField(_("name"), max_length=64, unique=True)
-    description = models.CharField(_("description"), max_length=255, blank=True)
+    name = models.CharField(_("name"), max_length=limits.GROUP_NAME_MAX_LENGTH, unique=True)
+    description = models.CharField(_("description"),
+                                   max_length=limits.GROUP_DESCRIPTION_MAX_LENGTH, blank=True)
     kind = models.CharField(_("kind"), max_length=20, choices=GroupKind.choices,
                             default=GroupKind.TEAM)
     #: Adding a member takes a decision of the members (an extraordinary operation).

@@ -80,3 +80,19 @@ def accounts_outside(group: Group) -> QuerySet[Account]:
     """Return the uids and names of accounts not in ``group`` (to suggest when adding one)."""
     return Account.objects.exclude(group_memberships__group=group).only(
         "uid", "display_name").order_by("uid")
+
+
+def was_protected(name: str) -> bool:
+    """Return whether the last group that bore ``name`` before it was deleted or renamed had
+    its members added by decision only (the audit log keeps it): a group created or renamed
+    under that name again needs a decision too, or deleting and re-creating would clear the
+    mark without one."""
+    from chaton.core.models import AuditLog
+
+    last = (AuditLog.objects.filter(Q(action="group.delete", before__name=name)
+                                    | Q(action="group.rename", after__from=name))
+            .order_by("-created_at", "-id").values_list("before", "after").first())
+    if last is None:
+        return False
+    before, after = last
+    return bool((before or {}).get("requires_decision") or (after or {}).get("requires_decision"))

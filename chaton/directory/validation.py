@@ -4,6 +4,11 @@ uids and group names are restricted to a safe alphabet, so they never carry
 LDAP special characters (``*()\\,=+<>#;"`` or NUL) into a DN or a filter.
 Free text (display names) may hold most characters: it is always escaped by
 the adapter, and control characters are refused.
+
+Nothing is trimmed silently: a value with spaces at its start or end is
+refused, naming the field, rather than stored as something else than what
+was sent (`` trailing `` never becomes the uid ``trailing``). Lengths come from
+:mod:`chaton.core.limits`, which the models, forms and API schemas share.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
+from chaton.core import limits
 from chaton.core.errors import InvalidInput
 from chaton.directory.names import (
     GROUP_PATTERN,
@@ -28,12 +34,23 @@ from chaton.directory.names import (
 )
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: The C1 controls (U+0080 to U+009F): no keyboard types them either.
+_C1_CONTROL = re.compile(r"[\x80-\x9f]")
+
+
+def refuse_surrounding_space(value: str, *, field: str) -> None:
+    """Raise InvalidInput naming ``field`` when ``value`` starts or ends with white space."""
+    if value != value.strip():
+        raise InvalidInput(_("Spaces at the start or the end are not kept: remove them."),
+                           field=field)
 
 
 def clean_uid(value: str) -> str:
     """Return the uid, or raise InvalidInput saying what a uid may hold."""
-    uid = value.strip()
+    refuse_surrounding_space(value, field="uid")
+    uid = value
     if not UID_PATTERN.fullmatch(uid):
+        # The numbers are limits.UID_MIN_LENGTH and UID_MAX_LENGTH (a test checks they agree).
         raise InvalidInput(
             _("A user name is 2 to 32 characters: lower-case letters, digits, '.', '_' or '-', "
               "starting with a letter."), field="uid")
@@ -43,8 +60,11 @@ def clean_uid(value: str) -> str:
 
 
 def clean_group_name(value: str) -> str:
-    name = value.strip()
+    """Return the group name, or raise InvalidInput saying what a group name may hold."""
+    refuse_surrounding_space(value, field="name")
+    name = value
     if not GROUP_PATTERN.fullmatch(name):
+        # The numbers are limits.GROUP_NAME_MIN_LENGTH and GROUP_NAME_MAX_LENGTH (tested).
         raise InvalidInput(
             _("A group name is 2 to 64 characters: lower-case letters, digits, '_' or '-', "
               "starting with a letter."), field="name")
@@ -54,27 +74,53 @@ def clean_group_name(value: str) -> str:
     return name
 
 
-def clean_text(value: str, *, field: str, required: bool = True, max_length: int = 150,
+def clean_text(value: str, *, field: str,
+               max_length: int = limits.DISPLAY_NAME_MAX_LENGTH, required: bool = True,
                multiline: bool = False) -> str:
-    """Return trimmed free text; refuse control characters (NUL included) and overlong text.
+    """Return free text as it will be kept, or raise InvalidInput naming ``field``.
 
-    ``multiline`` lets line breaks through (a description), as ``\n`` only.
+    Refused: nothing at all when ``required``, spaces at the start or the end,
+    control characters (NUL included), more than ``max_length`` characters.
+    ``multiline`` lets line breaks through (a description), stored as ``\n``.
     """
-    text = value.strip()
+    text = value
     if multiline:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if required and not text.strip():
+        raise InvalidInput(_("This field is required."), field=field)
+    refuse_surrounding_space(text, field=field)
     if _CONTROL.search(text.replace("\n", "") if multiline else text):
         raise InvalidInput(_("This text contains control characters."), field=field)
-    if required and not text:
-        raise InvalidInput(_("This field is required."), field=field)
-    if len(text) > max_length:
-        raise InvalidInput(_("At most %(count)d characters.") % {"count": max_length},
-                           field=field)
+    check_length(text, field=field, max_length=max_length)
     return text
 
 
+def check_length(value: str, *, field: str, max_length: int) -> None:
+    """Raise InvalidInput naming ``field`` when ``value`` is longer than ``max_length``."""
+    if len(value) > max_length:
+        raise InvalidInput(_("At most %(count)d characters.") % {"count": max_length},
+                           field=field)
+
+
+def clean_password(value: str, *, field: str = "password") -> str:
+    """Return the password unchanged, or raise InvalidInput for what could never be typed again.
+
+    Control characters (NUL, tab, escape …) are refused: a login form or a
+    service's client would not send them back. Spaces are kept, even at the
+    ends: a password is never trimmed. The strength rules are Django's
+    validators, checked by the actions.
+    """
+    if _CONTROL.search(value) or _C1_CONTROL.search(value):
+        raise InvalidInput(_("A password cannot contain control characters."), field=field)
+    check_length(value, field=field, max_length=limits.PASSWORD_MAX_LENGTH)
+    return value
+
+
 def clean_email(value: str, *, field: str = "email") -> str:
-    email = value.strip()
+    """Return the address in lower case, or raise InvalidInput naming ``field``."""
+    refuse_surrounding_space(value, field=field)
+    email = value
+    check_length(email, field=field, max_length=limits.EMAIL_MAX_LENGTH)
     try:
         validate_email(email)
     except ValidationError:
@@ -91,6 +137,8 @@ def parse_ssh_key(value: str) -> tuple[str, str]:
     Options before the key type (``command="…"``, ``from=…``) are refused: a
     key in the directory grants a plain login, nothing else.
     """
+    check_length(value, field="key", max_length=limits.SSH_KEY_MAX_LENGTH)
+    # Around the key, white space (a final newline of a .pub file) is no part of it.
     text = value.strip()
     if _CONTROL.search(text):
         raise InvalidInput(_("An SSH key is one line, without control characters."), field="key")

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -196,10 +197,13 @@ def account_edit(request: HttpRequest, uid: str) -> HttpResponse:
         "person": account.person_id, "organization": account.organization_id})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        # An unchanged day keeps the expiry as it is (to the minute, and even when past).
+        expiry = (... if data["expires_on"] == day_of(account.expires_at)
+                  else start_of_day(data["expires_on"]))
         try:
             actions.do_update_account(
                 account, acting_user=signed_in(request), display_name=data["display_name"],
-                email=data["email"], expires_at=start_of_day(data["expires_on"]),
+                email=data["email"], expires_at=expiry,
                 is_admin=data["is_admin"], owner=_one_owner(form))
         except ChatonError as error:
             show_error(form, error, FIELD_NAMES)
@@ -302,15 +306,23 @@ def group_detail(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 def group_edit(request: HttpRequest, name: str) -> HttpResponse:
     group = get_object_or_404(Group, name=name)
-    form = GroupEditForm(posted(request), initial={"description": group.description,
+    form = GroupEditForm(posted(request), initial={"name": group.name,
+                                                   "description": group.description,
                                                    "requires_decision": group.requires_decision})
     if request.method == "POST" and form.is_valid():
         try:
-            # Clearing "by decision only" raises DecisionRequired: the form shows its link.
-            actions.do_update_group(group, acting_user=signed_in(request),
-                                    description=form.cleaned_data["description"],
-                                    requires_decision=form.cleaned_data["requires_decision"])
+            # Renaming a protected group or clearing "by decision only" raises
+            # DecisionRequired: the form shows its link, and nothing is saved.
+            with transaction.atomic():
+                new_name = form.cleaned_data["name"].strip() or group.name
+                if new_name != group.name:
+                    actions.do_rename_group(group, new_name, acting_user=signed_in(request))
+                actions.do_update_group(
+                    group, acting_user=signed_in(request),
+                    description=form.cleaned_data["description"],
+                    requires_decision=form.cleaned_data["requires_decision"])
         except ChatonError as error:
+            group.refresh_from_db()
             show_error(form, error)
         else:
             messages.success(request, _("The changes were saved."))
@@ -322,12 +334,19 @@ def group_edit(request: HttpRequest, name: str) -> HttpResponse:
 def group_delete(request: HttpRequest, name: str) -> HttpResponse:
     """Ask for confirmation (GET), then delete the group (POST)."""
     group = get_object_or_404(Group, name=name)
+    status = 200
     if request.method == "POST":
-        actions.do_delete_group(group, acting_user=signed_in(request))
-        messages.success(request, _("The group %(name)s was deleted.") % {"name": name})
-        return redirect("group-list")
+        try:
+            actions.do_delete_group(group, acting_user=signed_in(request))
+        except ChatonError as error:
+            # A protected group: the message links to a proposal to delete it.
+            messages.error(request, error_html(error))
+            status = 403
+        else:
+            messages.success(request, _("The group %(name)s was deleted.") % {"name": name})
+            return redirect("group-list")
     return render(request, "directory/group_confirm_delete.html",
-                  {"group": group, "member_count": group.memberships.count()})
+                  {"group": group, "member_count": group.memberships.count()}, status=status)
 
 
 @admin_required

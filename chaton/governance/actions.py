@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
-from chaton.core.errors import ChatonError, Conflict, Forbidden, InvalidInput
+from chaton.core.errors import ChatonError, Conflict, Forbidden, InvalidInput, NotFound
 from chaton.directory.models import Account
 from chaton.directory.validation import clean_text
 from chaton.governance import notify, operations
@@ -79,7 +79,7 @@ def _label(account: Account | None) -> str:
 
 def _parse_operations(
     specs: Sequence[Mapping[str, Any]],
-) -> list[tuple[operations.OperationType, pydantic.BaseModel]]:
+) -> list[tuple[operations.OperationType[Any], pydantic.BaseModel]]:
     """Given ``[{"type": …, "params": {…}}, …]``, return each operation with its validated params.
 
     Raise InvalidInput (``field`` names the operation: ``operations.2.group``) or NotFound.
@@ -104,7 +104,8 @@ def _parse_operations(
 
 
 def _create_operations(decision: Decision,
-                       parsed: list[tuple[operations.OperationType, pydantic.BaseModel]],
+                       parsed: list[tuple[operations.OperationType[Any],
+                                          pydantic.BaseModel]],
                        ) -> list[Operation]:
     return Operation.objects.bulk_create([
         Operation(decision=decision, position=index, type=operation.type,
@@ -453,17 +454,21 @@ def _run_pending(row_id: int) -> Operation | None:
             with transaction.atomic():
                 _apply(row, acting_user=None)
         except ChatonError as error:
-            row.status, row.message, row.executed_at = (OperationStatus.FAILED, str(error),
-                                                        clock.now())
-            row.save(update_fields=["attempts", "status", "message", "executed_at"])
-            row.decision.operations.filter(status=OperationStatus.PENDING).update(
-                status=OperationStatus.SKIPPED,
-                message=_("Not run: an earlier operation failed."))
-            audit.record("operation.fail", row, acting_user=None,
-                         actor_label=f"decision #{row.decision_id}",
-                         after=_operation_record(row))
-            notify.schedule("failed", row.decision)
+            _fail(row, str(error))
         return row
+
+
+def _fail(row: Operation, reason: str) -> None:
+    """Inside a transaction, with ``row`` locked: mark it failed with ``reason``, skip the
+    later operations of its decision, record it and announce it."""
+    row.status, row.message, row.executed_at = (OperationStatus.FAILED, reason[:2000],
+                                                clock.now())
+    row.save(update_fields=["attempts", "status", "message", "executed_at"])
+    row.decision.operations.filter(status=OperationStatus.PENDING).update(
+        status=OperationStatus.SKIPPED, message=_("Not run: an earlier operation failed."))
+    audit.record("operation.fail", row, acting_user=None,
+                 actor_label=f"decision #{row.decision_id}", after=_operation_record(row))
+    notify.schedule("failed", row.decision)
 
 
 def _revert(row_id: int) -> Operation | None:
@@ -489,13 +494,75 @@ def _revert(row_id: int) -> Operation | None:
         return row
 
 
-def execute_decisions() -> list[Operation]:
-    """Run the pending operations of adopted decisions, in order, and undo those of
-    cancelled ones, last first. Return the operations handled."""
+def mark_failed(row_id: int, reason: str) -> Operation | None:
+    """Record that the effect of an operation, run after its commit, failed (a deployment
+    the engine refused …): the operation becomes ``failed`` with ``reason``, the later
+    operations of its decision are not run, an audit row and a "failed" notice follow.
+
+    Return the operation, or None when there is none (or it was not done).
+    """
+    with transaction.atomic():
+        row = (Operation.objects.select_for_update().select_related("decision")
+               .filter(pk=row_id, status__in=[OperationStatus.DONE, OperationStatus.PENDING])
+               .first())
+        if row is None:
+            return None
+        _fail(row, reason)
+    return row
+
+
+def failed_operation(decision: Decision, position: int | None = None) -> Operation:
+    """Return the operation of ``decision`` at ``position`` (from 0), or its first failed
+    one. Raise NotFound when there is none."""
+    rows = decision.operations.order_by("position")
+    row = (rows.filter(position=position).first() if position is not None
+           else rows.filter(status=OperationStatus.FAILED).first())
+    if row is None:
+        raise NotFound(_("Decision #%(number)d has no such failed operation.")
+                       % {"number": decision.pk}, field="position")
+    return row
+
+
+def do_retry_operation(row: Operation, *, acting_user: Account) -> Operation:
+    """Run a failed operation of an adopted decision again, then the operations of that
+    decision that were not run because of it. Return the operation, as it ended.
+
+    Administrators only. Raise Forbidden for anyone else, Conflict when the
+    operation did not fail or its decision is no longer adopted.
+    """
+    if not may_act_ordinarily(acting_user):
+        raise Forbidden(_("Only administrators may retry an operation."))
+    with transaction.atomic():
+        locked = (Operation.objects.select_for_update().select_related("decision")
+                  .filter(pk=row.pk).first())
+        if (locked is None or locked.status != OperationStatus.FAILED
+                or locked.decision.status != Status.ADOPTED):
+            raise Conflict(_("Only a failed operation of an adopted decision can be retried."),
+                           field="operation")
+        before = {"status": locked.status, "message": locked.message}
+        locked.status, locked.message = OperationStatus.PENDING, ""
+        locked.save(update_fields=["status", "message"])
+        locked.decision.operations.filter(status=OperationStatus.SKIPPED,
+                                          position__gt=locked.position).update(
+            status=OperationStatus.PENDING, message="")
+        Decision.objects.filter(pk=locked.decision_id).update(executed_at=None)
+        audit.record("operation.retry", locked, acting_user=acting_user, before=before,
+                     after={"decision": locked.decision_id, "type": locked.type})
+    execute_decisions(decision_id=locked.decision_id)
+    locked.refresh_from_db()
+    return locked
+
+
+def execute_decisions(decision_id: int | None = None) -> list[Operation]:
+    """Run the pending operations of adopted decisions (or of one), in order, and undo those
+    of cancelled ones, last first. Return the operations handled, as they ended: an effect
+    that failed after the commit has already marked its operation failed."""
     handled: list[Operation] = []
     pending = (Operation.objects.filter(status=OperationStatus.PENDING,
                                         decision__status=Status.ADOPTED)
                .order_by("decision_id", "position").values_list("pk", flat=True))
+    if decision_id is not None:
+        pending = pending.filter(decision_id=decision_id)
     for row_id in list(pending):
         row = _run_pending(row_id)
         if row is not None:
@@ -503,10 +570,14 @@ def execute_decisions() -> list[Operation]:
     to_revert = (Operation.objects.filter(status=OperationStatus.DONE,
                                           decision__status=Status.CANCELLED)
                  .order_by("decision_id", "-position").values_list("pk", flat=True))
+    if decision_id is not None:
+        to_revert = to_revert.filter(decision_id=decision_id)
     for row_id in list(to_revert):
         row = _revert(row_id)
         if row is not None:
             handled.append(row)
+    for row in handled:
+        row.refresh_from_db(fields=["status", "message", "executed_at"])
     finished = {row.decision_id for row in handled}
     for decision in Decision.objects.filter(pk__in=finished, executed_at__isnull=True):
         if not decision.operations.filter(status=OperationStatus.PENDING).exists():
@@ -548,7 +619,9 @@ def do_set_policy(changes: Mapping[str, Any], *, acting_user: Account | None,
     if unknown:
         raise InvalidInput(_("Unknown rule: %(names)s.") % {"names": ", ".join(sorted(unknown))},
                            field="policy")
-    require("policy.change", dict(changes), authorised_by)
+    from chaton.governance.operations.change_policy import ChangePolicyParams
+
+    require(ChangePolicyParams.of(changes), authorised_by)
     with transaction.atomic():
         policy = current()
         before = audit.snapshot(policy, POLICY_FIELDS)

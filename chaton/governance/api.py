@@ -139,6 +139,9 @@ class DecisionOut(Schema):
     counter_vote_until: dt.datetime | None = Field(
         ..., description="An ordinary action: until when a counter-vote may be opened.")
     executed_at: dt.datetime | None
+    execution: str = Field(..., description=(
+        "executed (every operation done), partly executed (some done, one failed), failed "
+        "(one failed, none done), or empty (not run yet, or reverted)"))
     operations: list[OperationOut]
     ballots: list[BallotOut]
 
@@ -195,7 +198,7 @@ class _NoParams:
         raise _ParamsNeeded(name)
 
 
-def operation_classes(operation: operations.OperationType,
+def operation_classes(operation: operations.OperationType[Any],
                       policy: Policy) -> tuple[str | None, str | None]:
     """Given an operation type and the policy, return (its default class, its class now).
 
@@ -241,7 +244,8 @@ def _decision_out(row: queries.DecisionRow) -> dict[str, Any]:
             "proposed_by_uid": proposer.uid if proposer is not None else None,
             "created_at": decision.created_at, "decided_at": decision.decided_at,
             "counter_vote_until": decision.counter_vote_until,
-            "executed_at": decision.executed_at, "operations": _operations_out(row),
+            "executed_at": decision.executed_at, "execution": row.execution,
+            "operations": _operations_out(row),
             "ballots": [_ballot_out(ballot, tally) for ballot, tally in _ballots(row)]}
 
 
@@ -386,6 +390,23 @@ def counter_vote(request: HttpRequest, decision_id: int) -> dict[str, Any]:
     return _decision_detail(decision, account)
 
 
+class RetryIn(InputSchema):
+    position: int | None = Field(None, ge=0, le=1000, description=(
+        "The operation's position (from 0); left out: the first failed one."))
+
+
+@router.post("/decisions/{decision_id}/retry", response={200: DecisionDetailOut, **ERRORS},
+             summary="Run a failed operation of an adopted decision again (administrators)")
+def retry(request: HttpRequest, decision_id: int, payload: RetryIn) -> dict[str, Any]:
+    """The operation runs again at once, then those that were not run because it failed.
+    403 ``forbidden`` for a member, 409 ``conflict`` for an operation that did not fail."""
+    account = acting_account(request)
+    decision = decision_or_404(decision_id)
+    actions.do_retry_operation(actions.failed_operation(decision, payload.position),
+                               acting_user=account)
+    return _decision_detail(decision, account)
+
+
 # --- the inventory --------------------------------------------------------------------------
 
 _MEDIA_TYPES = {"md": "text/markdown", "csv": "text/csv", "html": "text/html"}
@@ -410,4 +431,5 @@ def inventory(request: HttpRequest, start: DateIn, end: DateIn,
     content, media_type = export.render(export.inventory(start, end), format)
     response = HttpResponse(content, content_type=media_type)
     response["Content-Disposition"] = f'inline; filename="decisions-{start}-{end}.{format}"'
+    response["Content-Security-Policy"] = export.CONTENT_SECURITY_POLICY
     return response

@@ -8,6 +8,10 @@ Ordinary and extraordinary actions are listed in two tables. "For" and
 "Against" are the votes over the electorate counted when the vote opened; an
 ordinary action without a counter-vote shows "—". Rendered as Markdown, CSV or
 HTML (a fragment the report embeds, or a whole page).
+
+What members wrote (titles, names) is shown as text in every format: escaped
+for HTML, written as literal Markdown (:func:`markdown_text`), and kept from
+being read as a formula in CSV.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from chaton.governance import queries
 from chaton.governance.queries import DecisionRow
 
 FORMATS = ("md", "csv", "html")
+#: Sent with every inventory: an HTML one opened in the browser runs nothing and loads
+#: nothing, whatever a title holds (the values are escaped besides).
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,40 @@ def _sections(inventory: Inventory) -> list[tuple[str, list[Line]]]:
             (_("Extraordinary actions"), inventory.extraordinary)]
 
 
-def _markdown_cell(text: str) -> str:
-    # A pipe would end the cell, a newline the row.
-    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
+#: Characters that start Markdown syntax inside a table cell: escapes, code, emphasis, links
+#: and images (``[``, ``]``; a ``(`` or ``!`` means nothing without them), strikethrough, the
+#: cell's end. Each is written backslash-escaped. (Block syntax, ``#`` or ``-``, only counts
+#: at the start of a line, where a cell never is.)
+_MARKDOWN_PUNCTUATION = frozenset("\\`*_[]~|")
+#: Raw HTML, autolinks and character references: written as entities, which every renderer
+#: shows as the character itself (a backslash before ``<`` is not understood everywhere).
+_MARKDOWN_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def markdown_text(text: str) -> str:
+    """Given what a member wrote, return Markdown that shows exactly that text, as text.
+
+    Nothing in it can become markup: no raw HTML (``<script>``), no link or
+    image (``[x](javascript:…)``), no emphasis; white space, newlines
+    included, becomes single spaces, so that it stays inside one table row;
+    a pipe is escaped so that it stays inside one cell.
+    """
+    escaped = []
+    for character in " ".join(text.split()):
+        if character in _MARKDOWN_ENTITIES:
+            escaped.append(_MARKDOWN_ENTITIES[character])
+        elif character in _MARKDOWN_PUNCTUATION:
+            escaped.append("\\" + character)
+        else:
+            escaped.append(character)
+    return "".join(escaped)
+
+
+def _markdown_link(label: str, url: str) -> str:
+    """Return a Markdown link to ``url`` (an address Chaton built), its label escaped."""
+    # <…> keeps parentheses and spaces of the address inside the destination.
+    destination = url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
+    return f"[{markdown_text(label)}](<{destination}>)"
 
 
 def to_markdown(inventory: Inventory) -> str:
@@ -108,8 +146,8 @@ def to_markdown(inventory: Inventory) -> str:
         out.append("| " + " | ".join(headers) + " |")
         out.append("|" + "---|" * len(headers))
         for line in lines:
-            cells = [_markdown_cell(cell) for cell in _cells(line)]
-            cells[-1] = f"[{line.id}]({cells[-1]})"
+            cells = [markdown_text(cell) for cell in _cells(line)[:-1]]
+            cells.append(_markdown_link(line.id, line.link).replace("|", "%7C"))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)

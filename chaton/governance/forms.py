@@ -100,7 +100,7 @@ def operation_choices() -> list[tuple[str, str]]:
     return [(operation.type, str(operation.label)) for operation in operations.all_types()]
 
 
-def operation_fields(operation: operations.OperationType) -> dict[str, forms.Field]:
+def operation_fields(operation: operations.OperationType[Any]) -> dict[str, forms.Field]:
     """Given an operation type, return a form field per property of its params' JSON schema,
     in the schema's order (:func:`chaton.core.forms.schema_fields`). A field is required
     when the schema requires it and it cannot be null."""
@@ -123,7 +123,8 @@ def initial_value(field: forms.Field, raw: str) -> Any:
 class OperationForm(forms.Form):
     """The fields of one operation, built from its params schema (see :func:`operation_fields`)."""
 
-    def __init__(self, operation: operations.OperationType, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, operation: operations.OperationType[Any], *args: Any,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.operation = operation
         self.required_names = set(operations.params_schema(operation).get("required", []))

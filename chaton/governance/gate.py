@@ -6,13 +6,24 @@ the API and the CLI never pass one, so an extraordinary change made through
 them is refused with :class:`DecisionRequired`, whose message links to a new
 proposal carrying that very operation. Only the executor of adopted (or, to
 revert, cancelled) decisions passes the Operation row it is running.
+
+The params are the operation's own typed ``Params`` (their ``of`` constructor
+turns an action's arguments into them where the two differ): the gate finds
+the operation from their class, so an action never spells a type name or a
+dictionary of its own.
+
+An effect that runs after the commit (a deployment) reports its failure with
+:func:`effect_failed`: the operation becomes ``failed``, with the reason, and
+a notice goes out. It never raises: it runs in ``on_commit`` callbacks.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
+import pydantic
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -21,6 +32,10 @@ from chaton.governance.models import Kind, Operation, OperationStatus, Status
 
 if TYPE_CHECKING:
     from chaton.governance.operations import OperationType
+
+logger = logging.getLogger("chaton.governance")
+
+P = TypeVar("P", bound=pydantic.BaseModel)
 
 
 class DecisionRequired(Forbidden):
@@ -36,7 +51,7 @@ def proposal_link(type_name: str, params: dict[str, Any]) -> str:
     return f"{reverse('decision-new')}?{urlencode(query)}"
 
 
-def classify(operation: OperationType, params: Any) -> Kind:
+def classify(operation: OperationType[P], params: P) -> Kind:
     """Given an operation and its validated params, return its class under the policy."""
     from chaton.governance.policy import kind_of
 
@@ -63,19 +78,42 @@ def is_authorised(type_name: str, authorised_by: Operation | None) -> bool:
     return False
 
 
-def require(type_name: str, params: dict[str, Any], authorised_by: Operation | None) -> None:
-    """Raise DecisionRequired unless the operation is ordinary, or authorised by a decision.
-
-    ``params`` are the operation's serialised params; they also fill the link.
-    """
+def require(params: pydantic.BaseModel, authorised_by: Operation | None) -> None:
+    """Given an operation's typed params, raise DecisionRequired unless the operation is
+    ordinary, or authorised by a decision (``authorised_by``). The link of the error opens
+    a proposal carrying that very operation."""
     from chaton.governance import operations
 
-    operation = operations.get(type_name)
-    parsed = operation.Params.model_validate(params)
-    if classify(operation, parsed) == Kind.ORDINARY or is_authorised(type_name, authorised_by):
+    operation = operations.of_params(params)
+    if classify(operation, params) == Kind.ORDINARY or is_authorised(operation.type,
+                                                                     authorised_by):
         return
-    link = proposal_link(type_name, params)
-    raise DecisionRequired(
+    raise refusal(operation, params)
+
+
+def refusal(operation: OperationType[P], params: P) -> DecisionRequired:
+    """Return the error that sends an extraordinary operation to a proposal."""
+    link = proposal_link(operation.type, params.model_dump(mode="json", exclude_none=True))
+    return DecisionRequired(
         _("“%(operation)s” is an extraordinary action: it needs a decision of the members. "
           "Open a proposal instead: %(link)s")
-        % {"operation": operation.describe(parsed), "link": link}, link=link)
+        % {"operation": operation.describe(params), "link": link}, link=link)
+
+
+def effect_failed(authorised_by: Operation | None, reason: str) -> None:
+    """Record that the effect of an operation, run after its commit, failed: the operation
+    is ``failed`` with ``reason``, the later ones of its decision are not run, an audit row
+    and a "failed" notice follow. Without an operation (a direct action), only log.
+
+    Never raises: it is called from ``on_commit`` callbacks.
+    """
+    if authorised_by is None or authorised_by.pk is None:
+        return
+    try:
+        from chaton.governance.actions import mark_failed
+
+        mark_failed(authorised_by.pk, reason)
+    except Exception:  # the failure is logged; the operation stays as it was
+        logger.exception("governance: could not record the failure of operation %s",
+                         authorised_by.pk)
+

@@ -41,9 +41,34 @@ class DecisionRow:
         return None
 
     @property
+    def execution(self) -> str:
+        """How far its operations went: ``executed`` (all done), ``partly executed`` (some
+        done, one failed), ``failed`` (one failed, none done), or "" (not run yet, or
+        reverted)."""
+        return execution_of([operation.status for operation in self.operations])
+
+    @property
     def tally(self) -> Tally | None:
         """The tally the report shows: the proposal's, else the counter-vote's, if any."""
         return self.proposal_tally or self.counter_tally
+
+
+class Execution:
+    EXECUTED = "executed"
+    PARTLY = "partly executed"
+    FAILED = "failed"
+
+
+def execution_of(statuses: list[str]) -> str:
+    """Given the statuses of a decision's operations, return how far they went (see
+    :attr:`DecisionRow.execution`)."""
+    from chaton.governance.models import OperationStatus
+
+    if OperationStatus.FAILED in statuses:
+        return Execution.PARTLY if OperationStatus.DONE in statuses else Execution.FAILED
+    if statuses and all(status == OperationStatus.DONE for status in statuses):
+        return Execution.EXECUTED
+    return ""
 
 
 def decisions() -> QuerySet[Decision]:
@@ -118,3 +143,16 @@ def persons_voting_now(person_ids: Iterable[int | None]) -> list[int]:
         return []
     return sorted(set(Vote.objects.filter(person_id__in=wanted, ballot__closed_at__isnull=True)
                       .values_list("person_id", flat=True)))
+
+
+def decided_accesses(group_name: str) -> set[str]:
+    """Return the uids that adopted extraordinary decisions put in the group ``group_name``
+    (``group.grant`` operations done and not reverted): removing them, or the group, takes a
+    decision too."""
+    from chaton.governance.models import OperationStatus
+
+    granted = (Operation.objects.filter(
+        type="group.grant", status=OperationStatus.DONE, decision__status=Status.ADOPTED,
+        decision__kind=Kind.EXTRAORDINARY, params__group=group_name)
+        .values_list("params__account", flat=True))
+    return {str(uid) for uid in granted}

@@ -13,4 +13,6 @@ urlpatterns = [
     path("decisions/<int:pk>/vote/", views.decision_vote, name="decision-vote"),
     path("decisions/<int:pk>/withdraw/", views.decision_withdraw, name="decision-withdraw"),
     path("decisions/<int:pk>/contest/", views.decision_contest, name="decision-contest"),
+    path("decisions/<int:pk>/operations/<int:position>/retry/", views.decision_retry,
+         name="decision-retry"),
 ]

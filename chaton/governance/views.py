@@ -53,6 +53,7 @@ from chaton.governance.models import (
     Decision,
     Elector,
     Kind,
+    OperationStatus,
     Policy,
     Status,
     Vote,
@@ -194,13 +195,14 @@ def decision_export(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content, content_type=media_type)
     file_name = f"decisions-{start.isoformat()}-{end.isoformat()}.{EXPORT_EXTENSIONS[format_name]}"
     response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    response["Content-Security-Policy"] = export.CONTENT_SECURITY_POLICY
     return response
 
 
 # -- a new proposal or ordinary action ----------------------------------------------------
 
 
-def _class_of(operation: operations.OperationType, values: Mapping[str, Any],
+def _class_of(operation: operations.OperationType[Any], values: Mapping[str, Any],
               policy: Policy | None = None) -> Kind | None:
     """Given an operation and the values typed so far, return its class under the policy
     (default: the current one), or None while it depends on fields not yet valid (a group
@@ -224,12 +226,12 @@ class OperationEntry:
     """One operation of the form: its type, its fields, its class under the policy."""
 
     index: int
-    operation: operations.OperationType
+    operation: operations.OperationType[Any]
     form: OperationForm
     kind: Kind | None
 
 
-def _entries(types: Sequence[operations.OperationType], data: QueryDict | None,
+def _entries(types: Sequence[operations.OperationType[Any]], data: QueryDict | None,
              initials: Sequence[Mapping[str, Any]]) -> list[OperationEntry]:
     entries = []
     for index, operation in enumerate(types):
@@ -260,7 +262,7 @@ def _show_current_rules(form: OperationForm) -> None:
         form_field.help_text = f"{form_field.help_text} {now}" if form_field.help_text else now
 
 
-def _types_of(names: Iterable[str]) -> list[operations.OperationType]:
+def _types_of(names: Iterable[str]) -> list[operations.OperationType[Any]]:
     """Given operation type names, return their operations. Raise InvalidInput (unknown)."""
     return [operations.get(name) for name in names if name]
 
@@ -277,7 +279,7 @@ def _typed_values(fields: Mapping[str, forms.Field], source: Mapping[str, str],
     return values
 
 
-def _suggested_title(operation: operations.OperationType, values: Mapping[str, Any]) -> str:
+def _suggested_title(operation: operations.OperationType[Any], values: Mapping[str, Any]) -> str:
     """Given one prefilled operation, return its description as a title, or "" if incomplete."""
     try:
         _operation, params = operations.parse(operation.type, dict(values))
@@ -300,7 +302,7 @@ def _show_action_error(error: ChatonError, decision_form: DecisionForm,
         show_error(decision_form, error)
 
 
-def _new_page(request: HttpRequest, *, types: Sequence[operations.OperationType],
+def _new_page(request: HttpRequest, *, types: Sequence[operations.OperationType[Any]],
               decision_form: DecisionForm, entries: Sequence[OperationEntry]) -> HttpResponse:
     account = signed_in(request)
     return render(request, "governance/decision_new.html", {
@@ -336,7 +338,7 @@ def decision_new(request: HttpRequest) -> HttpResponse:
     return _new_post(request, types)
 
 
-def _new_get(request: HttpRequest, types: list[operations.OperationType]) -> HttpResponse:
+def _new_get(request: HttpRequest, types: list[operations.OperationType[Any]]) -> HttpResponse:
     initials = [_typed_values(OperationForm(types[0]).fields, request.GET)] if types else []
     title = _suggested_title(types[0], initials[0]) if len(types) == 1 else ""
     return _new_page(request, types=types,
@@ -344,7 +346,7 @@ def _new_get(request: HttpRequest, types: list[operations.OperationType]) -> Htt
                      entries=_entries(types, None, initials))
 
 
-def _new_post(request: HttpRequest, types: list[operations.OperationType]) -> HttpResponse:
+def _new_post(request: HttpRequest, types: list[operations.OperationType[Any]]) -> HttpResponse:
     submit = request.POST.get("submit", "")
     if "remove_index" in request.POST:
         submit = "remove"
@@ -453,6 +455,7 @@ def decision_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may_withdraw": decision.status == Status.OPEN and (
             account.is_admin or decision.proposed_by_id == account.pk),
         "may_contest": _may_contest(decision, row, account),
+        "may_retry": account.is_admin and decision.status == Status.ADOPTED,
         "counter_vote_open": (decision.kind == Kind.ORDINARY and decision.status == Status.ADOPTED
                               and row.counter is None and decision.counter_vote_until is not None
                               and decision.counter_vote_until >= clock.now()),
@@ -519,6 +522,26 @@ def decision_contest(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, _("A counter-vote is open until %(deadline)s.") % {
             "deadline": formats.date_format(timezone.localtime(ballot.closes_at),
                                             "Y-m-d H:i")})
+    return redirect("decision-detail", decision.pk)
+
+
+@login_required
+@require_POST
+def decision_retry(request: HttpRequest, pk: int, position: int) -> HttpResponse:
+    """Run a failed operation again (administrators), then those not run because of it."""
+    decision = _decision_or_404(pk)
+    try:
+        row = actions.do_retry_operation(actions.failed_operation(decision, position),
+                                         acting_user=signed_in(request))
+    except ChatonError as error:
+        messages.error(request, error_html(error))
+    else:
+        if row.status == OperationStatus.FAILED:
+            messages.error(request, _("The operation failed again: %(message)s")
+                           % {"message": row.message})
+        else:
+            messages.success(request, _("The operation ran again: %(status)s.")
+                             % {"status": row.get_status_display()})
     return redirect("decision-detail", decision.pk)
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, clock
+from chaton.core import audit, clock, limits
 from chaton.core.errors import Conflict, Forbidden, InvalidInput
 from chaton.directory.models import Account
 from chaton.directory.tasks import sync_after_commit
@@ -36,9 +36,11 @@ def _sync_members_groups() -> None:
 def do_create_person(full_name: str, email: str, *, acting_user: Account | None,
                      phone: str = "") -> Person:
     """Create a natural person. Raise InvalidInput, or Conflict for an email already known."""
-    full_name = clean_text(full_name, field="full_name")
+    full_name = clean_text(full_name, field="full_name",
+                           max_length=limits.PERSON_NAME_MAX_LENGTH)
     email = clean_email(email)
-    phone = clean_text(phone, field="phone", required=False, max_length=40)
+    phone = clean_text(phone, field="phone", required=False,
+                       max_length=limits.PHONE_MAX_LENGTH)
     with transaction.atomic():
         if Person.objects.filter(email=email).exists():
             raise Conflict(_("A person with the email %(email)s already exists.")
@@ -54,13 +56,15 @@ def do_update_person(person: Person, *, acting_user: Account | None, full_name: 
     before = audit.snapshot(person, PERSON_FIELDS)
     fields = []
     if full_name is not None:
-        person.full_name = clean_text(full_name, field="full_name")
+        person.full_name = clean_text(full_name, field="full_name",
+                                      max_length=limits.PERSON_NAME_MAX_LENGTH)
         fields.append("full_name")
     if email is not None:
         person.email = clean_email(email)
         fields.append("email")
     if phone is not None:
-        person.phone = clean_text(phone, field="phone", required=False, max_length=40)
+        person.phone = clean_text(phone, field="phone", required=False,
+                                  max_length=limits.PHONE_MAX_LENGTH)
         fields.append("phone")
     if not fields:
         return person
@@ -77,9 +81,15 @@ def do_update_person(person: Person, *, acting_user: Account | None, full_name: 
 def do_create_organization(name: str, email: str, *, acting_user: Account | None,
                            slug: str = "") -> Organization:
     """Create a legal person (partner association); its short name is derived if not given."""
-    name = clean_text(name, field="name")
+    name = clean_text(name, field="name",
+                      max_length=limits.ORGANIZATION_NAME_MAX_LENGTH)
     email = clean_email(email)
-    slug = slugify(slug or name)[:64]
+    if slug and (slug != slugify(slug) or len(slug) > limits.ORGANIZATION_SLUG_MAX_LENGTH):
+        # A short name typed by someone is kept as typed, or refused: never changed.
+        raise InvalidInput(_("A short name is at most %(count)d lower-case letters, digits or "
+                             "'-'.") % {"count": limits.ORGANIZATION_SLUG_MAX_LENGTH},
+                           field="slug")
+    slug = slug or slugify(name)[:limits.ORGANIZATION_SLUG_MAX_LENGTH]
     if not slug or not slug[0].isalpha():
         raise InvalidInput(_("The short name must start with a letter."), field="slug")
     with transaction.atomic():
@@ -101,7 +111,8 @@ def do_update_organization(organization: Organization, *, acting_user: Account |
     before = audit.snapshot(organization, ORGANIZATION_FIELDS)
     fields = []
     if name is not None:
-        organization.name = clean_text(name, field="name")
+        organization.name = clean_text(name, field="name",
+                                       max_length=limits.ORGANIZATION_NAME_MAX_LENGTH)
         fields.append("name")
     if email is not None:
         organization.email = clean_email(email)
@@ -153,6 +164,13 @@ def _member_key(membership: Membership) -> str:
     return membership.organization.slug
 
 
+def validate_end_membership(membership: Membership, ends_on: dt.date | None) -> None:
+    """The rule of ending ``membership`` on ``ends_on``, shared by the action and the
+    ``membership.end`` operation. Raise InvalidInput if it is before the first day."""
+    if ends_on is not None and ends_on < membership.starts_on:
+        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+
+
 class OrdinaryActionRequired(Forbidden):
     """A change of the electorate asked for outside a decision (even an ordinary one)."""
 
@@ -174,11 +192,11 @@ def do_end_membership(membership: Membership, ends_on: dt.date | None, *,
     when no decision authorises it at all.
     """
     from chaton.governance.gate import is_authorised, require
+    from chaton.governance.operations.end_membership import EndMembershipParams
 
-    if ends_on is not None and ends_on < membership.starts_on:
-        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    validate_end_membership(membership, ends_on)
     if ends_on is not None:
-        require("membership.end", {"member": _member_key(membership), "ends_on": str(ends_on)},
+        require(EndMembershipParams(member=_member_key(membership), ends_on=ends_on),
                 authorised_by)
     if not is_authorised("membership.end", authorised_by):
         raise OrdinaryActionRequired(
@@ -206,10 +224,9 @@ def do_set_voting_delay_waived(membership: Membership, waived: bool, *,
         raise InvalidInput(_("Only persons vote."), field="person")
     if waived:
         from chaton.governance.gate import require
+        from chaton.governance.operations.waive_voting_delay import WaiveVotingDelayParams
 
-        assert membership.person is not None
-        require("membership.waive_voting_delay", {"person": membership.person.email},
-                authorised_by)
+        require(WaiveVotingDelayParams.of(membership), authorised_by)
     if membership.voting_delay_waived == waived:
         return membership
     before = audit.snapshot(membership, MEMBERSHIP_FIELDS)

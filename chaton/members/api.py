@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 from ninja.pagination import paginate
 
-from chaton.core import clock
+from chaton.core import clock, limits
 from chaton.core.api import (
     ERRORS,
     DateIn,
@@ -77,15 +77,15 @@ class PersonOut(Schema):
 
 
 class PersonIn(InputSchema):
-    full_name: str = Field(..., max_length=300)
-    email: str = Field(..., max_length=254)
-    phone: str = Field("", max_length=100)
+    full_name: str = Field(..., max_length=limits.PERSON_NAME_MAX_LENGTH)
+    email: str = Field(..., max_length=limits.EMAIL_MAX_LENGTH)
+    phone: str = Field("", max_length=limits.PHONE_MAX_LENGTH)
 
 
 class PersonPatch(InputSchema):
-    full_name: str | None = Field(None, max_length=300)
-    email: str | None = Field(None, max_length=254)
-    phone: str | None = Field(None, max_length=100)
+    full_name: str | None = Field(None, max_length=limits.PERSON_NAME_MAX_LENGTH)
+    email: str | None = Field(None, max_length=limits.EMAIL_MAX_LENGTH)
+    phone: str | None = Field(None, max_length=limits.PHONE_MAX_LENGTH)
 
 
 class OrganizationOut(Schema):
@@ -97,14 +97,16 @@ class OrganizationOut(Schema):
 
 
 class OrganizationIn(InputSchema):
-    name: str = Field(..., max_length=300)
-    email: str = Field(..., max_length=254)
-    slug: str = Field("", max_length=128, description="Derived from the name when left out.")
+    name: str = Field(..., max_length=limits.ORGANIZATION_NAME_MAX_LENGTH)
+    email: str = Field(..., max_length=limits.EMAIL_MAX_LENGTH)
+    slug: str = Field("", max_length=limits.ORGANIZATION_SLUG_MAX_LENGTH,
+                      description="Lower-case letters, digits and '-'; derived from the name "
+                                  "when left out.")
 
 
 class OrganizationPatch(InputSchema):
-    name: str | None = Field(None, max_length=300)
-    email: str | None = Field(None, max_length=254)
+    name: str | None = Field(None, max_length=limits.ORGANIZATION_NAME_MAX_LENGTH)
+    email: str | None = Field(None, max_length=limits.EMAIL_MAX_LENGTH)
 
 
 class DuesOut(Schema):

@@ -11,6 +11,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from chaton.core import limits
 from chaton.members.models import MembershipKind
 
 
@@ -28,24 +29,32 @@ class SearchForm(forms.Form):
 
 
 class PersonForm(forms.Form):
-    full_name = forms.CharField(label=_("Full name"), max_length=150)
-    email = forms.CharField(label=_("Email"), max_length=254,
+    # strip=False: the action refuses spaces around a value rather than dropping them.
+    full_name = forms.CharField(label=_("Full name"), max_length=limits.PERSON_NAME_MAX_LENGTH,
+                                strip=False)
+    email = forms.CharField(label=_("Email"), max_length=limits.EMAIL_MAX_LENGTH, strip=False,
                             widget=forms.EmailInput(attrs={"autocomplete": "off"}))
-    phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
+    phone = forms.CharField(label=_("Phone"), max_length=limits.PHONE_MAX_LENGTH,
+                            required=False, strip=False)
 
 
 class OrganizationForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=150)
+    name = forms.CharField(label=_("Name"), max_length=limits.ORGANIZATION_NAME_MAX_LENGTH,
+                           strip=False)
     slug = forms.CharField(
-        label=_("Short name"), max_length=64, required=False,
+        label=_("Short name"), max_length=limits.ORGANIZATION_SLUG_MAX_LENGTH, required=False,
+        strip=False,
         help_text=_("Lower-case, used in the directory. Derived from the name when empty; "
                     "it cannot be changed later."))
-    email = forms.CharField(label=_("Email"), max_length=254, widget=forms.EmailInput)
+    email = forms.CharField(label=_("Email"), max_length=limits.EMAIL_MAX_LENGTH, strip=False,
+                            widget=forms.EmailInput)
 
 
 class OrganizationEditForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=150)
-    email = forms.CharField(label=_("Email"), max_length=254, widget=forms.EmailInput)
+    name = forms.CharField(label=_("Name"), max_length=limits.ORGANIZATION_NAME_MAX_LENGTH,
+                           strip=False)
+    email = forms.CharField(label=_("Email"), max_length=limits.EMAIL_MAX_LENGTH, strip=False,
+                            widget=forms.EmailInput)
 
 
 class StartMembershipForm(forms.Form):

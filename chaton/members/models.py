@@ -8,13 +8,15 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from chaton.core import limits
+
 
 class Person(models.Model):
     """A natural person."""
 
-    full_name = models.CharField(_("full name"), max_length=150)
-    email = models.EmailField(_("email"), unique=True)
-    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    full_name = models.CharField(_("full name"), max_length=limits.PERSON_NAME_MAX_LENGTH)
+    email = models.EmailField(_("email"), max_length=limits.EMAIL_MAX_LENGTH, unique=True)
+    phone = models.CharField(_("phone"), max_length=limits.PHONE_MAX_LENGTH, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -29,10 +31,12 @@ class Person(models.Model):
 class Organization(models.Model):
     """A legal person: a partner association that is a member and may own accounts."""
 
-    name = models.CharField(_("name"), max_length=150, unique=True)
+    name = models.CharField(_("name"), max_length=limits.ORGANIZATION_NAME_MAX_LENGTH,
+                            unique=True)
     #: Lower-case short name, used in the directory: ``o=<slug>,ou=organizations``.
-    slug = models.SlugField(_("short name"), max_length=64, unique=True)
-    email = models.EmailField(_("email"))
+    slug = models.SlugField(_("short name"), max_length=limits.ORGANIZATION_SLUG_MAX_LENGTH,
+                            unique=True)
+    email = models.EmailField(_("email"), max_length=limits.EMAIL_MAX_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

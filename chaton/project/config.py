@@ -210,6 +210,22 @@ class Config(Section):
     backups: BackupsConfig = BackupsConfig()
     services: ServicesConfig = ServicesConfig()
     proxy: ProxyConfig = ProxyConfig()
+    # Not keys (a leading underscore): set by load().
+    _file: Path | None = None
+    _data_dir_from_working_directory: bool = False
+
+    @property
+    def file(self) -> Path | None:
+        """The configuration file that was read (absolute), or None when there was none."""
+        return self._file
+
+    @property
+    def data_dir_from_working_directory(self) -> bool:
+        """Whether ``data_dir`` was resolved against the working directory of this process
+        (no file, or a relative ``CHATON_DATA_DIR``) rather than given absolute or read
+        relative to the configuration file. A process started by sshd runs in ``/``: there,
+        such a data directory is ``/var``, the wrong one."""
+        return self._data_dir_from_working_directory
 
     @property
     def resolved_public_url(self) -> str:
@@ -283,7 +299,10 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     """Given an optional file path, return the configuration.
 
     The file is ``path``, else ``$CHATON_CONFIG``, else ``./chaton.toml`` when it
-    exists. Raise ConfigError for an unreadable file or an invalid value.
+    exists. A relative ``data_dir`` or ``ldap.bind_password_file`` written in the
+    file, and the default ``data_dir`` (``var``) when there is a file, are read
+    from the file's folder. Raise ConfigError for an unreadable file or an
+    invalid value.
     """
     chosen = path or os.environ.get("CHATON_CONFIG") or "chaton.toml"
     values: dict[str, Any] = {}
@@ -297,5 +316,21 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{file}: no such configuration file")
     config = Config()
     _fill(config, values, "CHATON_")
+    # Relative paths in the file are read from the file's folder, not from wherever the
+    # process happens to run (sshd starts ``chaton ssh-keys`` in /); the embedded default
+    # ``var`` too, when there is a file. Only a relative CHATON_DATA_DIR, or no file at all,
+    # leaves the working directory in charge.
+    config._file = file.resolve() if file.is_file() else None
+    base = config._file.parent if config._file is not None else None
+    from_environment = "CHATON_DATA_DIR" in os.environ
+    if not config.data_dir.is_absolute():
+        if base is None or from_environment:
+            config._data_dir_from_working_directory = True
+        else:
+            config.data_dir = base / config.data_dir
     config.data_dir = config.data_dir.resolve()
+    password_file = config.ldap.bind_password_file
+    if (password_file and not Path(password_file).is_absolute() and base is not None
+            and "CHATON_LDAP_BIND_PASSWORD_FILE" not in os.environ):
+        config.ldap.bind_password_file = str(base / password_file)
     return config

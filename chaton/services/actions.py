@@ -97,17 +97,6 @@ def _engine_error(error: DockerError, host: Host) -> ChatonError:
                          % {"host": host.name, "error": error})
 
 
-def _require_decision(type_name: str, params: dict[str, Any],
-                      authorised_by: Operation | None) -> None:
-    """Refuse an extraordinary operation that no adopted decision authorises (the gate).
-
-    Raise DecisionRequired, whose link opens a proposal carrying the operation.
-    """
-    from chaton.governance.gate import require
-
-    require(type_name, params, authorised_by)
-
-
 # -- checks --------------------------------------------------------------------------------------
 
 
@@ -543,6 +532,60 @@ def _images(manifest: Manifest, image: str) -> list[str]:
     return [image] + ([manifest.database.image] if manifest.database is not None else [])
 
 
+class ValidInstance(pydantic.BaseModel):
+    """What :func:`validate_create_instance` returns: the values an instance will be kept
+    with."""
+
+    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    manifest: Manifest
+    domain: str
+    settings: dict[str, Any]
+    image: str
+    slug: str
+
+
+def validate_create_instance(
+    application: str,
+    domain: str,
+    host: Host,
+    *,
+    owner: Person | Organization | None = None,
+    settings: dict[str, Any] | None = None,
+    login_group: Group | None = None,
+    slug: str = "",
+    port: int | None = None,
+    image: str = "",
+) -> ValidInstance:
+    """The rules of a new instance that the database and the catalogue decide (the engine is
+    not asked), shared by :func:`do_create_instance` and the ``service.open`` operation.
+
+    Return the values the instance will be kept with. Raise InvalidInput (a
+    bad value), Conflict (a domain, short name or port taken).
+    """
+    manifest = _manifest(application)
+    domain = clean_domain(domain)
+    values = clean_settings(manifest, settings or {})
+    _check_login_group(manifest, login_group)
+    _owner_fields(owner)
+    chosen_image = resolve_image(host, manifest, image) if image.strip() else manifest.image
+    if HostRole.APPS not in host.roles:
+        raise InvalidInput(_("The host %(host)s does not run instances.") % {"host": host.name},
+                           field="host")
+    if Instance.objects.filter(domain=domain).exists():
+        raise Conflict(_("The domain %(domain)s is already taken.") % {"domain": domain},
+                       field="domain")
+    if slug.strip():
+        slug = clean_slug(slug)
+        if Instance.objects.filter(slug=slug).exists():
+            raise Conflict(_("The short name %(slug)s is already taken.") % {"slug": slug},
+                           field="slug")
+    if port is not None:
+        _check_port_in_database(host, port)
+    return ValidInstance(manifest=manifest, domain=domain, settings=values,
+                         image=chosen_image, slug=slug.strip())
+
+
 def do_create_instance(
     application: str,
     domain: str,
@@ -567,41 +610,31 @@ def do_create_instance(
     defaults; ``slug`` (the short name in container names) is made from the
     domain when not given; ``port`` (published on the host) is chosen from the
     host's range when not given; ``image`` replaces the catalogue's pin.
-    Return the instance, deployed. Raise InvalidInput (a bad value, an image
-    that does not exist), Conflict (a domain, short name or port taken),
-    EngineUnavailable, EngineRefused; then nothing is left, on the engine
-    or in the database. Raise DecisionRequired when the operation
-    ``service.open`` is extraordinary (by default: for a partner
+    Called outside any transaction (a page, the API, the CLI), it returns the
+    instance deployed, or raises InvalidInput (a bad value, an image that does
+    not exist), Conflict (a domain, short name or port taken),
+    EngineUnavailable, EngineRefused; then nothing is left, on the engine or
+    in the database. Called inside one (a decision's operation), the
+    deployment runs once it commits; if it fails, nothing is left either, and
+    the operation ``authorised_by`` is marked failed with the reason (never an
+    exception from after the commit). Raise DecisionRequired when the
+    operation ``service.open`` is extraordinary (by default: for a partner
     organization) and ``authorised_by`` is not the operation of an adopted
     decision; the engine is not contacted then.
     """
-    manifest = _manifest(application)
-    domain = clean_domain(domain)
-    values = clean_settings(manifest, settings or {})
-    _check_login_group(manifest, login_group)
+    from chaton.governance.gate import require
+    from chaton.governance.operations.open_service import OpenServiceParams
+
+    valid = validate_create_instance(application, domain, host, owner=owner, settings=settings,
+                                     login_group=login_group, slug=slug, port=port,
+                                     image=image)
+    manifest, domain, values, chosen_image, slug = (valid.manifest, valid.domain,
+                                                    valid.settings, valid.image, valid.slug)
     owner_fields = _owner_fields(owner)
-    chosen_image = resolve_image(host, manifest, image) if image.strip() else manifest.image
-    if HostRole.APPS not in host.roles:
-        raise InvalidInput(_("The host %(host)s does not run instances.") % {"host": host.name},
-                           field="host")
-    if Instance.objects.filter(domain=domain).exists():
-        raise Conflict(_("The domain %(domain)s is already taken.") % {"domain": domain},
-                       field="domain")
-    if slug.strip():
-        slug = clean_slug(slug)
-        if Instance.objects.filter(slug=slug).exists():
-            raise Conflict(_("The short name %(slug)s is already taken.") % {"slug": slug},
-                           field="slug")
-    if port is not None:
-        _check_port_in_database(host, port)
     # After the checks of the database (a proposal for a taken domain would fail anyway),
     # before the engine is asked anything.
-    _require_decision("service.open", {
-        "application": manifest.name, "domain": domain, "host": host.name,
-        "organization": owner.slug if isinstance(owner, Organization) else None,
-        "person": owner.email if isinstance(owner, Person) else None,
-        "login_group": login_group.name if login_group is not None else None,
-        "settings": values, "slug": slug.strip() or None}, authorised_by)
+    require(OpenServiceParams.of(valid, host, owner=owner, login_group=login_group),
+            authorised_by)
     engine = _check_engine(host, _images(manifest, chosen_image))
     try:
         chosen_port = _choose_port(host, engine, port)
@@ -624,6 +657,7 @@ def do_create_instance(
                         settings=values, login_group=login_group, secrets=encrypted,
                         image_override="" if chosen_image == manifest.image else chosen_image,
                         port=chosen_port, **owner_fields)
+    deploy_now = deploy and not transaction.get_connection().in_atomic_block
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -634,10 +668,32 @@ def do_create_instance(
         audit.record("instance.create", instance, acting_user=acting_user,
                      after=audit.snapshot(instance, INSTANCE_FIELDS))
         primary_key = instance.pk
-        if deploy:
-            transaction.on_commit(lambda: _deploy_created(primary_key, acting_user))
+        if deploy and not deploy_now:
+            transaction.on_commit(lambda: _deploy_reporting(primary_key, acting_user,
+                                                            authorised_by))
+    if deploy_now:
+        failure = _deploy_created(primary_key, acting_user)
+        if failure is not None:
+            raise failure
     instance.refresh_from_db()
     return instance
+
+
+def _deploy_reporting(primary_key: int, acting_user: Account | None,
+                      authorised_by: Operation | None) -> None:
+    """Deploy a new instance after the commit of the transaction that created it; a failure
+    marks the operation ``authorised_by`` failed, with the reason. Never raises."""
+    from chaton.governance.gate import effect_failed
+
+    reason: str | None
+    try:
+        error = _deploy_created(primary_key, acting_user)
+        reason = None if error is None else str(error)
+    except Exception as unexpected:  # an on_commit callback must not raise
+        logger.exception("services: deploying instance %s failed", primary_key)
+        reason = str(unexpected) or unexpected.__class__.__name__
+    if reason is not None:
+        effect_failed(authorised_by, reason)
 
 
 def _first_error(instance: Instance, plan: reconcile.Plan,
@@ -663,11 +719,14 @@ def _first_error(instance: Instance, plan: reconcile.Plan,
 def deploy_created(primary_key: int, *, acting_user: Account | None) -> None:
     """Deploy the instance created with ``deploy=False``; on failure remove it, then raise
     the error that kept it from being deployed (see :func:`do_create_instance`)."""
-    _deploy_created(primary_key, acting_user)
+    failure = _deploy_created(primary_key, acting_user)
+    if failure is not None:
+        raise failure
 
 
-def _deploy_created(primary_key: int, acting_user: Account | None) -> None:
-    """Deploy a new instance; if that fails, remove what was made, and the row, then raise."""
+def _deploy_created(primary_key: int, acting_user: Account | None) -> ChatonError | None:
+    """Deploy a new instance; if that fails, remove what was made, and the row, and return
+    the error (None: deployed)."""
     instance = Instance.objects.select_related("host").get(pk=primary_key)
     plan, result = reconcile.reconcile(instances=[instance])
     error = _first_error(instance, plan, result)
@@ -679,7 +738,7 @@ def _deploy_created(primary_key: int, acting_user: Account | None) -> None:
             message=_("Deployed on %(host)s, port %(port)d.") % {"host": instance.host.name,
                                                                  "port": instance.port},
             created_at=clock.now(), finished_at=clock.now())
-        return
+        return None
     logger.warning("services: %s could not be deployed, undoing: %s", instance.slug, error)
     with transaction.atomic():
         audit.record("instance.create_failed", instance, acting_user=acting_user,
@@ -691,7 +750,7 @@ def _deploy_created(primary_key: int, acting_user: Account | None) -> None:
     # An engine that went away keeps what it made: the next reconcile removes it as
     # belonging to no instance (its empty volumes are kept and reported).
     Instance.objects.filter(pk=primary_key).delete()
-    raise error
+    return error
 
 
 def do_update_instance_settings(
@@ -809,8 +868,10 @@ def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account
     if confirm.strip() != instance.slug:
         raise InvalidInput(_("Type the instance's short name, %(slug)s, to confirm.")
                            % {"slug": instance.slug}, field="confirm")
-    _require_decision("service.close", {"instance": instance.slug, "delete_data": delete_data},
-                      authorised_by)
+    from chaton.governance.gate import require
+    from chaton.governance.operations.close_service import CloseServiceParams
+
+    require(CloseServiceParams(instance=instance.slug, delete_data=delete_data), authorised_by)
     before = audit.snapshot(instance, INSTANCE_FIELDS)
     with transaction.atomic():
         instance.deployments.filter(outcome=Outcome.PENDING).update(

@@ -190,7 +190,10 @@ def test_me_ssh_keys(member_api, member, api):
     assert member_api.get("/me/ssh-keys").json() == []
 
 
-def test_tokens_endpoints(api, member):
+def test_tokens_endpoints(api, admin, member):
+    from chaton.testing.second_factor import enroll
+
+    enroll(admin)  # creating tokens takes an administrator with a second factor
     response = api.post("/tokens", {"account": "moss", "name": "backup script"})
     assert response.status_code == 201, response.content
     created = response.json()

@@ -3,6 +3,7 @@ putting back the previous values."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
@@ -24,21 +25,26 @@ class ChangePolicyParams(StrictParams):
     votes_public: bool | None = None
     classes: dict[str, Literal["ordinary", "extraordinary"]] | None = None
 
+    @classmethod
+    def of(cls, changes: Mapping[str, Any]) -> ChangePolicyParams:
+        """The params of a direct change of ``changes``."""
+        return cls.model_validate(dict(changes))
+
     def changes(self) -> dict[str, Any]:
         return {name: value for name, value in self.model_dump().items() if value is not None}
 
 
 @register
-class ChangePolicy(OperationType):
+class ChangePolicy(OperationType[ChangePolicyParams]):
     type = "policy.change"
     label = gettext_lazy("Change the governance rules")
     Params = ChangePolicyParams
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: ChangePolicyParams) -> str:
         changes = ", ".join(f"{name} = {value}" for name, value in params.changes().items())
         return _("change the governance rules: %(changes)s") % {"changes": changes}
 
-    def check(self, params: Any) -> None:
+    def check(self, params: ChangePolicyParams) -> None:
         from chaton.governance import operations
 
         if not params.changes():
@@ -49,15 +55,15 @@ class ChangePolicy(OperationType):
                 raise InvalidInput(_("Unknown operation “%(type)s”.") % {"type": type_name},
                                    field="classes")
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+    def apply(self, params: ChangePolicyParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.governance.actions import do_set_policy
 
         return do_set_policy(params.changes(), acting_user=acting_user,
                              authorised_by=authorised_by)
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: ChangePolicyParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.governance.actions import do_set_policy
 
         do_set_policy(result, acting_user=acting_user, authorised_by=authorised_by)

@@ -73,25 +73,25 @@ def _is_new(slug: str) -> bool:
 
 
 @register
-class CloseService(OperationType):
+class CloseService(OperationType[CloseServiceParams]):
     type = "service.close"
     label = gettext_lazy("Close a service (remove an instance)")
     Params = CloseServiceParams
     revertible = False
 
-    def default_kind(self, params: Any) -> Kind:
+    def default_kind(self, params: CloseServiceParams) -> Kind:
         return Kind.ORDINARY if _is_new(params.instance) else Kind.EXTRAORDINARY
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: CloseServiceParams) -> str:
         if params.delete_data:
             return _("close the instance %(slug)s and delete its data") % {
                 "slug": params.instance}
         return _("close the instance %(slug)s (its data is kept)") % {"slug": params.instance}
 
-    def check(self, params: Any) -> None:
+    def check(self, params: CloseServiceParams) -> None:
         _instance(params.instance)
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+    def apply(self, params: CloseServiceParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.services.actions import do_remove_instance
 
@@ -102,8 +102,8 @@ class CloseService(OperationType):
                 "domain": instance.domain, "host": instance.host.name,
                 "data_kept": not params.delete_data}
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: CloseServiceParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         values = {"slug": result.get("instance") or params.instance,
                   "host": result.get("host") or "?"}
         if result.get("data_kept"):

@@ -14,10 +14,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
-from chaton.core.errors import Conflict
 from chaton.directory.models import Account, AccountState
 from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.members.models import Organization
 
 
 class CreatePartnerAccountParams(StrictParams):
@@ -27,32 +27,35 @@ class CreatePartnerAccountParams(StrictParams):
     email: str
     expires_on: dt.date | None = None
 
+    @classmethod
+    def of(cls, organization: Organization, uid: str, display_name: str, email: str,
+           expires_at: dt.datetime | None) -> CreatePartnerAccountParams:
+        """The params of an account ``uid`` for ``organization``."""
+        return cls(organization=organization.slug, uid=uid, display_name=display_name,
+                   email=email, expires_on=clock.last_day(expires_at))
+
 
 @register
-class CreatePartnerAccount(OperationType):
+class CreatePartnerAccount(OperationType[CreatePartnerAccountParams]):
     type = "account.create_for_organization"
     label = gettext_lazy("Create an account for a partner organization")
     Params = CreatePartnerAccountParams
 
-    def default_kind(self, params: Any) -> Kind:
+    def default_kind(self, params: CreatePartnerAccountParams) -> Kind:
         return Kind.ORDINARY
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: CreatePartnerAccountParams) -> str:
         return _("create the account %(uid)s for %(organization)s") % {
             "uid": params.uid, "organization": params.organization}
 
-    def check(self, params: Any) -> None:
-        from chaton.directory import validation
+    def check(self, params: CreatePartnerAccountParams) -> None:
+        from chaton.directory.actions import validate_create_account
 
-        _lookups.organization(params.organization)
-        uid = validation.clean_uid(params.uid)
-        validation.clean_email(params.email)
-        validation.clean_text(params.display_name, field="display_name")
-        if Account.objects.filter(uid=uid).exists():
-            raise Conflict(_("The user name %(uid)s is already taken.") % {"uid": uid},
-                           field="uid")
+        validate_create_account(params.uid, display_name=params.display_name,
+                                email=params.email,
+                                organization=_lookups.organization(params.organization))
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+    def apply(self, params: CreatePartnerAccountParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_create_account
 
@@ -62,8 +65,8 @@ class CreatePartnerAccount(OperationType):
             expires_at=clock.end_of_day(params.expires_on), authorised_by=authorised_by)
         return {"account": account.uid}
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: CreatePartnerAccountParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.directory.actions import do_set_state
 
         account = Account.objects.filter(uid=result.get("account")).first()

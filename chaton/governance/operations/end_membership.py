@@ -44,24 +44,24 @@ def _membership(key: str, ends_on: dt.date) -> Membership:
 
 
 @register
-class EndMembership(OperationType):
+class EndMembership(OperationType[EndMembershipParams]):
     type = "membership.end"
     label = gettext_lazy("End a membership")
     Params = EndMembershipParams
 
-    def default_kind(self, params: Any) -> Kind:
+    def default_kind(self, params: EndMembershipParams) -> Kind:
         return Kind.ORDINARY
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: EndMembershipParams) -> str:
         return _("end the membership of %(member)s on %(day)s") % {
             "member": params.member, "day": params.ends_on}
 
-    def check(self, params: Any) -> None:
-        membership = _membership(params.member, params.ends_on)
-        if params.ends_on < membership.starts_on:
-            raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    def check(self, params: EndMembershipParams) -> None:
+        from chaton.members.actions import validate_end_membership
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+        validate_end_membership(_membership(params.member, params.ends_on), params.ends_on)
+
+    def apply(self, params: EndMembershipParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.members.actions import do_end_membership
 
@@ -71,8 +71,8 @@ class EndMembership(OperationType):
                           authorised_by=authorised_by)
         return {"membership": membership.pk, "ends_on": str(previous or "")}
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: EndMembershipParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.members.actions import do_end_membership
 
         membership = Membership.objects.filter(pk=int(result.get("membership") or 0)).first()

@@ -1,7 +1,8 @@
 """``group.grant``: add an account to a group, until a date or for good.
 
 Extraordinary for a group marked "needs a decision" (such as the one that can
-read the technical passwords), ordinary otherwise. Reverted by removing the
+read the technical passwords), and for changing the end of an access that an
+adopted extraordinary decision granted; ordinary otherwise. Reverted by removing the
 access again, or by putting back the expiry date it had.
 """
 
@@ -14,10 +15,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
-from chaton.core.errors import InvalidInput
-from chaton.directory.models import Account, GroupKind, GroupMembership
+from chaton.directory.models import Account, Group, GroupMembership
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import (
+    OperationType,
+    StrictParams,
+    _lookups,
+    fields_as_params,
+    register,
+)
 
 
 class GrantGroupParams(StrictParams):
@@ -26,35 +32,49 @@ class GrantGroupParams(StrictParams):
     #: The last day of the access; none: for good.
     expires_on: dt.date | None = None
 
+    @classmethod
+    def of(cls, group: Group, account: Account,
+           expires_at: dt.datetime | None) -> GrantGroupParams:
+        """The params of putting ``account`` in ``group`` until ``expires_at``."""
+        return cls(group=group.name, account=account.uid,
+                   expires_on=clock.last_day(expires_at))
+
 
 @register
-class GrantGroup(OperationType):
+class GrantGroup(OperationType[GrantGroupParams]):
     type = "group.grant"
     label = gettext_lazy("Add an account to a group")
     reverts_with = ("group.revoke",)
     Params = GrantGroupParams
 
-    def default_kind(self, params: Any) -> Kind:
-        group = _lookups.group(params.group)
-        return Kind.EXTRAORDINARY if group.requires_decision else Kind.ORDINARY
+    def default_kind(self, params: GrantGroupParams) -> Kind:
+        from chaton.governance.queries import decided_accesses
 
-    def describe(self, params: Any) -> str:
+        group = _lookups.group(params.group)
+        if group.requires_decision:
+            return Kind.EXTRAORDINARY
+        # Changing the end of an access that the members granted takes them too.
+        if (params.account in decided_accesses(group.name)
+                and group.memberships.filter(account__uid=params.account).exists()):
+            return Kind.EXTRAORDINARY
+        return Kind.ORDINARY
+
+    def describe(self, params: GrantGroupParams) -> str:
         if params.expires_on:
             return _("add %(account)s to the group %(group)s until %(day)s") % {
                 "account": params.account, "group": params.group, "day": params.expires_on}
         return _("add %(account)s to the group %(group)s") % {
             "account": params.account, "group": params.group}
 
-    def check(self, params: Any) -> None:
-        group = _lookups.group(params.group)
-        _lookups.account(params.account)
-        if group.kind == GroupKind.MEMBERS:
-            raise InvalidInput(_("The group %(name)s follows the memberships: nobody is added "
-                                 "to it by hand.") % {"name": group.name}, field="group")
-        if params.expires_on is not None and params.expires_on < clock.today():
-            raise InvalidInput(_("The expiry date is already past."), field="expires_on")
+    def check(self, params: GrantGroupParams) -> None:
+        from chaton.directory.actions import validate_add_to_group
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+        with fields_as_params({"expires_at": "expires_on"}):
+            validate_add_to_group(_lookups.group(params.group),
+                                  _lookups.account(params.account),
+                                  clock.end_of_day(params.expires_on))
+
+    def apply(self, params: GrantGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_add_to_group
 
@@ -68,8 +88,8 @@ class GrantGroup(OperationType):
                         authorised_by=authorised_by)
         return previous
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: GrantGroupParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.directory.actions import do_add_to_group, do_remove_from_group
 
         group, account = _lookups.group(params.group), _lookups.account(params.account)

@@ -18,16 +18,21 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from chaton.core.errors import Conflict, InvalidInput, NotFound
-from chaton.directory.models import Account
+from chaton.core.errors import InvalidInput, NotFound
+from chaton.directory.models import Account, Group
 from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.members.models import Organization, Person
+
+if TYPE_CHECKING:
+    from chaton.services.actions import ValidInstance
+    from chaton.services.models import Host
 
 
 class OpenServiceParams(StrictParams):
@@ -76,6 +81,16 @@ class OpenServiceParams(StrictParams):
                 raise ValueError(_("the settings are not a valid JSON object")) from None
         return parsed
 
+    @classmethod
+    def of(cls, valid: ValidInstance, host: Host, *, owner: Person | Organization | None,
+           login_group: Group | None) -> OpenServiceParams:
+        """The params of opening the instance that ``validate_create_instance`` returned."""
+        return cls(application=valid.manifest.name, domain=valid.domain, host=host.name,
+                   organization=owner.slug if isinstance(owner, Organization) else None,
+                   person=owner.email if isinstance(owner, Person) else None,
+                   login_group=login_group.name if login_group is not None else None,
+                   settings=valid.settings, slug=valid.slug or None)
+
 
 def _host(name: str | None) -> Any:
     from chaton.services.models import Host
@@ -91,7 +106,7 @@ def _host(name: str | None) -> Any:
     return host
 
 
-def _arguments(params: Any) -> dict[str, Any]:
+def _arguments(params: OpenServiceParams) -> dict[str, Any]:
     """Given the params, return the keyword arguments of ``do_create_instance`` (checked).
 
     Raise InvalidInput, NotFound.
@@ -117,47 +132,28 @@ def _arguments(params: Any) -> dict[str, Any]:
 
 
 @register
-class OpenService(OperationType):
+class OpenService(OperationType[OpenServiceParams]):
     type = "service.open"
     label = gettext_lazy("Open a service (an instance of an application)")
     Params = OpenServiceParams
     reverts_with = ("service.close",)
 
-    def default_kind(self, params: Any) -> Kind:
+    def default_kind(self, params: OpenServiceParams) -> Kind:
         return Kind.EXTRAORDINARY if params.organization else Kind.ORDINARY
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: OpenServiceParams) -> str:
         values = {"application": params.application, "domain": params.domain,
                   "owner": params.organization or params.person or ""}
         if values["owner"]:
             return _("open %(application)s at %(domain)s for %(owner)s") % values
         return _("open %(application)s at %(domain)s") % values
 
-    def check(self, params: Any) -> None:
-        from chaton.services import actions, catalog
-        from chaton.services.models import HostRole, Instance
+    def check(self, params: OpenServiceParams) -> None:
+        from chaton.services.actions import validate_create_instance
 
-        arguments = _arguments(params)
-        domain = actions.clean_domain(params.domain)
-        if Instance.objects.filter(domain=domain).exists():
-            raise Conflict(_("The domain %(domain)s is already taken.") % {"domain": domain},
-                           field="domain")
-        if HostRole.APPS not in arguments["host"].roles:
-            raise InvalidInput(_("The host %(host)s does not run instances.")
-                               % {"host": arguments["host"].name}, field="host")
-        manifest = catalog.get(params.application)
-        actions.clean_settings(manifest, arguments["settings"])
-        if arguments["login_group"] is not None and not manifest.ldap.supported:
-            raise InvalidInput(_("%(label)s cannot use the directory's accounts: %(reason)s")
-                               % {"label": manifest.label, "reason": manifest.ldap.reason},
-                               field="login_group")
-        if params.slug:
-            slug = actions.clean_slug(params.slug)
-            if Instance.objects.filter(slug=slug).exists():
-                raise Conflict(_("The short name %(slug)s is already taken.")
-                               % {"slug": slug}, field="slug")
+        validate_create_instance(params.application, params.domain, **_arguments(params))
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+    def apply(self, params: OpenServiceParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.services.actions import do_create_instance
 
@@ -166,8 +162,8 @@ class OpenService(OperationType):
                                       authorised_by=authorised_by, **arguments)
         return {"instance": instance.slug}
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: OpenServiceParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.services.actions import do_remove_instance
         from chaton.services.models import DesiredState, Instance
 

@@ -1,4 +1,9 @@
-"""``group.revoke``: remove an account from a group. Ordinary; reverted by adding it back."""
+"""``group.revoke``: remove an account from a group. Reverted by adding it back.
+
+Ordinary, except from a group whose members are added by decision only, or an
+access that an adopted extraordinary decision granted: what the members
+decided is undone only by a decision.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
-from chaton.core.errors import InvalidInput
-from chaton.directory.models import Account, GroupKind, GroupMembership
+from chaton.directory.models import Account, GroupMembership
 from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import OperationType, StrictParams, _lookups, register
 
@@ -21,27 +25,30 @@ class RevokeGroupParams(StrictParams):
 
 
 @register
-class RevokeGroup(OperationType):
+class RevokeGroup(OperationType[RevokeGroupParams]):
     type = "group.revoke"
     label = gettext_lazy("Remove an account from a group")
     reverts_with = ("group.grant",)
     Params = RevokeGroupParams
 
-    def default_kind(self, params: Any) -> Kind:
+    def default_kind(self, params: RevokeGroupParams) -> Kind:
+        from chaton.governance.queries import decided_accesses
+
+        group = _lookups.group(params.group)
+        if group.requires_decision or params.account in decided_accesses(group.name):
+            return Kind.EXTRAORDINARY
         return Kind.ORDINARY
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: RevokeGroupParams) -> str:
         return _("remove %(account)s from the group %(group)s") % {
             "account": params.account, "group": params.group}
 
-    def check(self, params: Any) -> None:
-        group = _lookups.group(params.group)
+    def check(self, params: RevokeGroupParams) -> None:
+        # Removing has no rule of its own beyond naming a group and an account.
+        _lookups.group(params.group)
         _lookups.account(params.account)
-        if group.kind == GroupKind.MEMBERS:
-            raise InvalidInput(_("The group %(name)s follows the memberships: nobody is removed "
-                                 "from it by hand.") % {"name": group.name}, field="group")
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+    def apply(self, params: RevokeGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_remove_from_group
 
@@ -54,8 +61,8 @@ class RevokeGroup(OperationType):
                                  authorised_by=authorised_by)
         return result
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: RevokeGroupParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.directory.actions import do_add_to_group
 
         if not result.get("was_member"):

@@ -21,22 +21,22 @@ class UnprotectGroupParams(StrictParams):
 
 
 @register
-class UnprotectGroup(OperationType):
+class UnprotectGroup(OperationType[UnprotectGroupParams]):
     type = "group.unprotect"
     label = gettext_lazy("Let administrators change a protected group")
     Params = UnprotectGroupParams
 
-    def default_kind(self, params: Any) -> Kind:
+    def default_kind(self, params: UnprotectGroupParams) -> Kind:
         return Kind.EXTRAORDINARY
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: UnprotectGroupParams) -> str:
         return _("let administrators change the members of %(group)s without a decision") % {
             "group": params.group}
 
-    def check(self, params: Any) -> None:
+    def check(self, params: UnprotectGroupParams) -> None:
         _lookups.group(params.group)
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+    def apply(self, params: UnprotectGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_update_group
 
@@ -46,10 +46,10 @@ class UnprotectGroup(OperationType):
                         authorised_by=authorised_by)
         return {"was_protected": was_protected}
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: UnprotectGroupParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.directory.actions import do_update_group
 
         if result.get("was_protected"):
             do_update_group(_lookups.group(params.group), acting_user=acting_user,
-                            requires_decision=True)
+                            requires_decision=True, authorised_by=authorised_by)

@@ -22,6 +22,12 @@ class WaiveVotingDelayParams(StrictParams):
     #: The email of the person.
     person: str
 
+    @classmethod
+    def of(cls, membership: Membership) -> WaiveVotingDelayParams:
+        """The params of waiving the delay of ``membership`` (a person's)."""
+        assert membership.person is not None
+        return cls(person=membership.person.email)
+
 
 def _membership(email: str) -> Membership:
     from chaton.members.queries import open_membership_of
@@ -35,19 +41,19 @@ def _membership(email: str) -> Membership:
 
 
 @register
-class WaiveVotingDelay(OperationType):
+class WaiveVotingDelay(OperationType[WaiveVotingDelayParams]):
     type = "membership.waive_voting_delay"
     label = gettext_lazy("Let a new member vote at once")
     Params = WaiveVotingDelayParams
 
-    def describe(self, params: Any) -> str:
+    def describe(self, params: WaiveVotingDelayParams) -> str:
         return _("let %(person)s vote without waiting for the voting delay") % {
             "person": params.person}
 
-    def check(self, params: Any) -> None:
+    def check(self, params: WaiveVotingDelayParams) -> None:
         _membership(params.person)
 
-    def apply(self, params: Any, *, acting_user: Account | None,
+    def apply(self, params: WaiveVotingDelayParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.members.actions import do_set_voting_delay_waived
 
@@ -57,8 +63,8 @@ class WaiveVotingDelay(OperationType):
                                    authorised_by=authorised_by)
         return {"membership": membership.pk, "was_waived": was_waived}
 
-    def revert(self, params: Any, result: dict[str, Any], *, acting_user: Account | None,
-               authorised_by: Operation) -> None:
+    def revert(self, params: WaiveVotingDelayParams, result: dict[str, Any], *,
+               acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.members.actions import do_set_voting_delay_waived
 
         membership = Membership.objects.filter(pk=int(result.get("membership") or 0)).first()

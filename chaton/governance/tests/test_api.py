@@ -374,15 +374,17 @@ def test_every_endpoint_needs_a_token(client, collective):
 def test_the_registry_shows_each_operation_with_its_class_now(apis, collective):
     found = {entry["type"]: entry for entry in apis["kim"].get(
         f"{GOVERNANCE}/operations").json()}
-    assert set(found) == {"group.grant", "group.revoke", "group.unprotect",
+    assert set(found) == {"group.grant", "group.revoke", "group.unprotect", "group.create",
+                          "group.rename", "group.delete",
                           "membership.waive_voting_delay", "membership.end",
                           "account.create_for_organization", "policy.change",
                           "service.open", "service.close"}
     assert found["group.grant"]["default_class"] is None  # it depends on the group
     assert found["group.grant"]["current_class"] is None
     assert found["group.unprotect"]["current_class"] == "extraordinary"
-    assert found["group.revoke"]["default_class"] == "ordinary"
-    assert found["group.revoke"]["current_class"] == "ordinary"
+    # Removing from a protected group, or an access a decision granted, is extraordinary.
+    assert found["group.revoke"]["default_class"] is None
+    assert found["group.revoke"]["current_class"] is None
     grant = found["group.grant"]["params_schema"]
     assert set(grant["required"]) == {"group", "account"}
     assert "expires_on" in grant["properties"]
@@ -390,7 +392,7 @@ def test_the_registry_shows_each_operation_with_its_class_now(apis, collective):
     set_classes({"group.revoke": "extraordinary", "group.grant": "extraordinary"})
     found = {entry["type"]: entry for entry in apis["kim"].get(
         f"{GOVERNANCE}/operations").json()}
-    assert found["group.revoke"]["default_class"] == "ordinary"
+    assert found["group.revoke"]["default_class"] is None
     assert found["group.revoke"]["current_class"] == "extraordinary"
     assert found["group.grant"]["current_class"] == "extraordinary"
 

@@ -5,8 +5,9 @@ and the same operation goes through once a decision adopts it.
 Each gated path is tried where an interface reaches it: adding to a group that needs a
 decision, removing from a group, creating an organization's account and ending a
 membership when the policy makes them extraordinary, and an ordinary action carrying an
-extraordinary operation. (Clearing a group's mark and waiving the voting delay have no
-API or CLI path; the pages are tested with the views.)
+extraordinary operation. (Waiving the voting delay has no API or CLI path; the pages are
+tested with the views. Deleting, renaming and unmarking a protected group are tried in
+``tests/integration/test_governance_integrity.py``, on the real slapd.)
 """
 
 import datetime as dt

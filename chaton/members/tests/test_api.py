@@ -9,7 +9,7 @@ from chaton.core import clock
 from chaton.core.actions import do_create_api_token
 from chaton.directory import actions as directory_actions
 from chaton.members import actions
-from chaton.members.models import DuesPayment, Membership, Person
+from chaton.members.models import DuesPayment, Membership, Organization, Person
 from chaton.testing.voters import recorded_at_start
 
 BASE = "dc=chaton,dc=test"
@@ -128,10 +128,15 @@ def test_organizations(api, directory):
                                              "email": "b@example.org"}), 409, "conflict", "name")
     assert_error(api.post("/organizations", {"name": "Other", "email": "b@example.org",
                                              "slug": "99"}), 400, "invalid", "slug")
-    # LDAP special characters never reach the short name (it names a DN): they are dropped.
+    # LDAP special characters never reach the short name (it names a DN): a short name is
+    # kept as typed or refused, never changed behind the caller's back.
+    for slug in ["*)(o=*\u0000", "Odd", " odd", "o" * 65]:
+        assert_error(api.post("/organizations", {"name": "Odd", "email": "b@example.org",
+                                                 "slug": slug}), 400, "invalid", "slug")
+    assert not Organization.objects.filter(name="Odd").exists()
     odd = api.post("/organizations", {"name": "Odd", "email": "b@example.org",
-                                      "slug": "*)(o=*\u0000"})
-    assert odd.status_code == 201 and odd.json()["slug"] == "o"
+                                      "slug": "o" * 64})
+    assert odd.status_code == 201 and odd.json()["slug"] == "o" * 64
     changed = api.patch(f"/organizations/{organization['id']}", {"email": "new@example.org"})
     assert changed.status_code == 200 and changed.json()["email"] == "new@example.org"
     assert api.get("/organizations", q="vent").json()["count"] == 1

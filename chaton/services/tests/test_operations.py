@@ -8,14 +8,16 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
+from django.utils import translation
 from typer.testing import CliRunner
 
 from chaton.adapters.docker import FakeEngine
 from chaton.cli.app import app
 from chaton.core.errors import Conflict, InvalidInput, NotFound
+from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
 from chaton.governance import actions as governance
-from chaton.governance import operations
+from chaton.governance import operations, queries
 from chaton.governance.gate import DecisionRequired
 from chaton.governance.models import Decision, Kind, OperationStatus, Status
 from chaton.governance.policy import current
@@ -299,3 +301,92 @@ def test_a_login_group_travels_with_the_opening(collective, engines) -> None:
         governance.do_act("Another", [{"type": "service.open", "params": {
             "application": "webtest", "domain": "x.example.org"}}],
             acting_user=collective["wren"])
+
+
+# -- an operation is done when its effect is real ------------------------------------------------
+
+
+def test_an_opening_whose_deploy_fails_is_failed_and_a_retry_opens_it(
+        client, collective, engine: FakeEngine, mailoutbox) -> None:
+    """The engine answers the checks, then is unreachable when the deployment starts, after
+    the commit: the operation is failed with the reason (no exception escapes the commit),
+    the decision shows it, a notice goes out, and an administrator's retry opens the pad."""
+    engine.fail_after = engine.writes
+    decision = governance.do_act("A pad for the members", [OPEN_PAD],
+                                 acting_user=collective["wren"])
+    row = decision.operations.get()
+    assert row.status == OperationStatus.FAILED
+    assert "box" in row.message and "does not answer" in row.message, row.message
+    assert not Instance.objects.exists() and not engine.workloads
+    assert queries.row(decision).execution == "failed"
+    failure = AuditLog.objects.get(action="operation.fail")
+    assert failure.after is not None and failure.after["status"] == "failed"
+    # The "failed" notice goes to who acted (the announcement of the action, to the voters).
+    assert ["wren@example.org"] in [message.to for message in mailoutbox
+                                    if f"#{decision.pk}" in message.subject]
+
+    api = api_for(client, collective["wren"])
+    path = f"/governance/decisions/{decision.pk}"
+    shown = api.get(path).json()
+    assert shown["execution"] == "failed" and shown["operations"][0]["status"] == "failed"
+    # A member may not retry; an administrator may, once the engine is back.
+    assert_error(api_for(client, collective["aubin"]).post(f"{path}/retry", {}), 403,
+                 "forbidden")
+    engine.fail_after = None
+    body = api.post(f"{path}/retry", {}).json()
+    assert body["operations"][0]["status"] == "done", body
+    assert body["execution"] == "executed"
+    assert Instance.objects.get().slug == "pad" and len(engine.workloads) == 1
+    # Only a failed operation is retried.
+    assert_error(api.post(f"{path}/retry", {"position": 0}), 409, "conflict")
+
+
+def test_an_action_whose_second_operation_fails_after_the_commit_is_partly_executed(
+        collective, engine: FakeEngine) -> None:
+    team = directory_actions.do_create_group("team", acting_user=None)
+    engine.fail_after = engine.writes
+    decision = governance.do_act("A team and its pad", [
+        {"type": "group.grant", "params": {"group": "team", "account": "aubin"}}, OPEN_PAD],
+        acting_user=collective["wren"])
+    grant, opening = decision.operations.order_by("position")
+    assert (grant.status, opening.status) == (OperationStatus.DONE, OperationStatus.FAILED)
+    assert team.memberships.filter(account__uid="aubin").exists()
+    assert queries.row(decision).execution == "partly executed"
+
+
+def test_a_decided_opening_whose_deploy_fails_can_be_retried_from_the_cli_and_the_page(
+        client, collective, engine: FakeEngine) -> None:
+    spec = {"type": "service.open", "params": {**OPEN_PAD["params"],
+                                               "organization": "radio-ourse"}}
+    engine.fail_after = engine.writes
+    decision_id = adopt(collective, [spec])  # the executor raises nothing
+    decision = Decision.objects.get(pk=decision_id)
+    row = decision.operations.get()
+    assert row.status == OperationStatus.FAILED and not Instance.objects.exists()
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["--as", "wren", "decision", "retry", str(decision_id)])
+    assert result.exit_code == 1, result.output  # still unreachable: failed again
+    row.refresh_from_db()
+    assert row.status == OperationStatus.FAILED and row.attempts == 2
+    with translation.override("en"):
+        shown = runner.invoke(app, ["decision", "show", str(decision_id)])
+    assert "Execution: failed." in shown.output
+
+    # A member's post to the page is refused and changes nothing.
+    client.force_login(collective["aubin"])
+    client.post(f"/decisions/{decision_id}/operations/0/retry/")
+    row.refresh_from_db()
+    assert row.status == OperationStatus.FAILED and row.attempts == 2
+
+    engine.fail_after = None
+    client.force_login(collective["wren"])
+    page = client.get(f"/decisions/{decision_id}/")
+    assert f"/decisions/{decision_id}/operations/0/retry/" in page.content.decode()
+    response = client.post(f"/decisions/{decision_id}/operations/0/retry/")
+    assert response.status_code == 302
+    row.refresh_from_db()
+    assert row.status == OperationStatus.DONE, row.message
+    assert Instance.objects.get().organization is not None and len(engine.workloads) == 1
+    decision.refresh_from_db()
+    assert decision.executed_at is not None
