@@ -190,7 +190,7 @@ def test_the_cli_cannot_delete_rename_or_empty_a_protected_group(
 
 def test_the_pages_cannot_delete_rename_or_unprotect_a_protected_group(
         client, people, ldap_directory: LdapDirectory) -> None:
-    client.force_login(people["wren"])
+    login_with_second_factor(client, people["wren"])
     before = snapshot(ldap_directory)
     with translation.override("en"):
         response = client.post("/groups/passwords/delete/")
