@@ -24,6 +24,7 @@ test_packages=(
     chromium                          # browser tests (Playwright)
     pebble                            # the ACME server the proxy tests get certificates from
     busybox-static                    # the rootfs of the small test images (docker import)
+    faketime                          # sshd runs chaton ssh-keys at a chosen instant (expiry tests)
 )
 # The packages whose system services must not run: Chaton starts its own servers.
 # Docker's own service is wanted where systemd runs (the local engine is the embedded

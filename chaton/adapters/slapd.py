@@ -52,6 +52,19 @@ MAXIMUM_SOCKET_PATH = 100
 #: sparse: this is a ceiling, not disk space used.
 MDB_MAXIMUM_SIZE = 1024 * 1024 * 1024
 
+#: The organizational units under the base DN (Chaton creates them).
+ORGANIZATIONAL_UNITS = ("people", "groups", "organizations", "services")
+#: Attributes of their own entry that a person may write: Chaton does not manage them.
+SELF_WRITABLE_ATTRIBUTES = ("jpegPhoto", "preferredLanguage", "telephoneNumber", "mobile",
+                            "labeledURI")
+#: What a service may read of a person: enough to log them in and show them, never their SSH
+#: keys nor their password.
+SERVICE_READABLE_ATTRIBUTES = (
+    "entry", "objectClass", "uid", "cn", "sn", "givenName", "displayName", "mail", "o",
+    "uidNumber", "gidNumber", "homeDirectory", "loginShell", "shadowExpire", "memberOf",
+)
+
+
 class SlapdError(RuntimeError):
     """slapd could not be configured, started or stopped."""
 
@@ -131,6 +144,11 @@ class ManagedSlapd(PidFileServer):
     def admin_dn(self) -> str:
         return f"cn=admin,{self.base_dn}"
 
+    @property
+    def services_dn(self) -> str:
+        """Where the services' read-only accounts live (one per instance)."""
+        return f"ou=services,{self.base_dn}"
+
     # -- configuration -------------------------------------------------------
 
     @staticmethod
@@ -185,6 +203,8 @@ include "{self.schema_path}"
 modulepath {MODULE_DIRECTORY}
 moduleload back_mdb
 moduleload argon2
+moduleload memberof
+moduleload refint
 
 pidfile "{self.pid_path}"
 argsfile "{self.directory / 'slapd.args'}"
@@ -203,20 +223,89 @@ index objectClass eq
 index uid eq
 index cn eq
 index member eq
+index memberOf eq
 index mail eq
 
-# Reconcile reads the whole directory: no size limit for the admin and local root.
+# Reconcile reads the whole directory, a service lists its people: no size limit for them.
 limits dn.exact="{self.admin_dn}" size=unlimited time=unlimited
 limits dn.exact="{LOCAL_ROOT_DN}" size=unlimited time=unlimited
+limits dn.onelevel="{self.services_dn}" size=unlimited
 
+{self._render_access()}
+# Each person lists the groups that name them (memberOf, an operational attribute), so that a
+# service filters its logins on (memberOf=<its login group>). refint takes a deleted or renamed
+# account out of the groups that named it, and memberof-refint its memberOf values likewise.
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
+memberof-refint TRUE
+
+overlay refint
+refint_attributes member
+# groupOfNames needs a member: what is left in a group whose last member went away, until the
+# reconciler writes the group's own DN there (an empty group names itself).
+refint_nothing "{self.admin_dn}"
+"""
+
+    def _render_access(self) -> str:
+        """Return the access rules of slapd.conf: who reads and writes what.
+
+        The first rule that matches an entry and attribute decides, and within it the first
+        ``by`` clause that matches the identity; anything unlisted is refused. The admin
+        (rootdn, Chaton's own bind) is not subject to them: it reads and writes everything.
+        """
+        base = self.base_dn
+        local_root = f'dn.exact="{LOCAL_ROOT_DN}"'
+        services = f'dn.onelevel="{self.services_dn}"'
+        people = f'dn.onelevel="ou=people,{base}"'
+        structure = "\n".join(
+            f'access to dn.base="{dn}"\n    by {local_root} read\n    by users read\n'
+            "    by * none\n"
+            for dn in (base, *(f"ou={name},{base}" for name in ORGANIZATIONAL_UNITS)))
+        return f"""\
+# Passwords: checked at bind, never read by anyone, written only by Chaton (through its admin
+# bind), which checks them against its password policy first: not even by their owner, since
+# slapd cannot apply that policy (ldappasswd as oneself is refused).
 access to attrs=userPassword
-    by self write
     by anonymous auth
     by * none
 
+# The tree itself (the base and the organizational units) names nobody.
+{structure}
+# Service accounts (one per instance, read-only): each reads its own entry, nothing more.
+access to dn.subtree="{self.services_dn}"
+    by self read
+    by {local_root} read
+    by * none
+
+# Attributes of a person's entry that Chaton does not manage: the person may change them.
+access to {people} attrs={",".join(SELF_WRITABLE_ATTRIBUTES)}
+    by self write
+    by {local_root} read
+    by {services} read
+    by * none
+
+# What a service needs of a person to log them in; the person reads them too. Changed only
+# through Chaton: the reconciler writes them from its database (uidNumber, loginShell or
+# shadowExpire written by their owner would grant rights).
+access to {people} attrs={",".join(SERVICE_READABLE_ATTRIBUTES)}
+    by self read
+    by {local_root} read
+    by {services} read
+    by * none
+
+# The rest of a person's entry (SSH keys …): the person and local root (chaton ssh-keys).
+access to {people}
+    by self read
+    by {local_root} read
+    by * none
+
+# Groups and organizations: services (the groups' members are their login lists) and local
+# root. A person sees their own groups in their memberOf, not the other members.
 access to *
-    by dn.exact="{LOCAL_ROOT_DN}" read
-    by users read
+    by {local_root} read
+    by {services} read
     by * none
 """
 
@@ -391,12 +480,58 @@ access to *
             # socket lives in our directory, and slapd opens every listener
             # before serving any, so both answering means this slapd is up.
             if self._answers(self.url) and self._answers(self.ldapi_url):
+                try:
+                    self._fill_member_of_once()
+                except SlapdError:
+                    self.stop(timeout=5)
+                    raise
                 return
             time.sleep(0.05)
         self.stop(timeout=5)
         raise SlapdError(
             f"slapd did not answer on {self.url} within {timeout:g} s:\n{self._log_tail()}"
         )
+
+    @property
+    def member_of_marker_path(self) -> Path:
+        """Present once every group was written with the memberof overlay in place."""
+        return self.directory / "memberof-filled"
+
+    def _fill_member_of_once(self) -> None:
+        """Give every group's members their ``memberOf``, once per directory.
+
+        The memberof overlay acts only on writes: a directory filled before it
+        was configured has groups whose members carry no ``memberOf``, and a
+        service filtering on it would let nobody in. Each group's ``member`` is
+        deleted and added back in one modify (the schema is checked at its end),
+        which the overlay turns into ``memberOf`` values. Raise SlapdError when
+        the directory refuses; the next start tries again.
+        """
+        import ldap
+
+        if self.member_of_marker_path.exists():
+            return
+        connection = ldap.initialize(self.url)
+        connection.set_option(ldap.OPT_NETWORK_TIMEOUT, 10.0)
+        try:
+            connection.simple_bind_s(self.admin_dn, self.admin_password)
+            groups = connection.search_s(self.base_dn, ldap.SCOPE_SUBTREE,
+                                         "(objectClass=groupOfNames)", ["member"])
+            for dn, attributes in groups:
+                members = attributes.get("member", []) if dn else []
+                if members:
+                    connection.modify_s(dn, [(ldap.MOD_DELETE, "member", None),
+                                             (ldap.MOD_ADD, "member", members)])
+        except ldap.NO_SUCH_OBJECT:
+            pass  # no base entry yet: no group either
+        except ldap.LDAPError as error:
+            raise SlapdError(f"cannot fill memberOf in {self.base_dn}: {error}") from None
+        finally:
+            try:
+                connection.unbind_s()
+            except ldap.LDAPError:
+                pass  # the connection never opened: nothing to close
+        self.member_of_marker_path.touch()
 
     def _started_here(self, arguments: list[str]) -> bool:
         # An exact argument, and slapd as the program: an editor open on

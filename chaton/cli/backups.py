@@ -847,16 +847,13 @@ def drills(
     """List the restore drills, newest first, and sum them up ("restores tested: 12, all
     passed")."""
     setup_django()
-    from django.utils import timezone
-
     from chaton.backups import queries
     from chaton.backups.views import SUMMARY_DAYS
     from chaton.core import clock
 
     start = clock.now() - dt.timedelta(days=SUMMARY_DAYS)
     if since is not None:
-        start = timezone.make_aware(dt.datetime.combine(parse_date(since, field="since"),
-                                                        dt.time.min))
+        start = clock.start_of_day(parse_date(since, field="since"))
     plan = find_plan(plan_name) if plan_name else None
     history = queries.drill_history(plan=plan, since=start)
     _print_drills(list(history[:limit]), _("Restore drills"))

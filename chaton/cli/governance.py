@@ -219,9 +219,9 @@ def _moment(moment: dt.datetime | None) -> str:
 
 
 def _day(moment: dt.datetime) -> str:
-    from django.utils import timezone
+    from chaton.core import clock
 
-    return timezone.localdate(moment).isoformat()
+    return clock.local_day(moment).isoformat()
 
 
 def _tally_text(tally: Tally | None) -> tuple[str, str]:

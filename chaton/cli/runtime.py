@@ -134,12 +134,13 @@ def parse_until(text: str, *, field: str) -> dt.datetime:
     from django.utils import timezone
     from django.utils.translation import gettext as _
 
+    from chaton.core import clock
     from chaton.core.errors import InvalidInput
 
     value = text.strip()
     if len(value) == 10:
         day = parse_date(value, field=field)
-        return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+        return clock.start_of_day(day + dt.timedelta(days=1))
     try:
         if len(value) < 16 or value[10] not in "T ":
             raise ValueError(value)

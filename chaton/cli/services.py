@@ -575,12 +575,15 @@ def reconcile_command(
     setup_django()
     from chaton.services import reconcile
 
+    # First the instances' directory accounts, as reconcile.reconcile does.
+    account_changes, directory_error = reconcile.sync_accounts(dry_run=dry_run)
     plan, engines, planned = reconcile.plan(delete_orphan_volumes=delete_orphan_volumes)
     if dry_run:
         result = reconcile.apply(plan, engines, planned, dry_run=True)
         print_plan(plan)
         for line in result.proxy_changes:
             console().print(cell(f"~ proxy: {line}", "yellow"), soft_wrap=True)
+        _print_accounts(account_changes, directory_error)
         console().print(_("Dry run: nothing was changed."), markup=False)
         return
     print_plan(plan)
@@ -596,11 +599,21 @@ def reconcile_command(
     if result.proxy_error:
         console().print(cell(_("proxy: %(error)s") % {"error": result.proxy_error}, "red"),
                         soft_wrap=True)
+    _print_accounts(account_changes, directory_error)
     console().print(_("%(applied)d change(s) applied, %(failed)d failed.")
                     % {"applied": result.applied, "failed": len(result.failures)},
                     style="bold", markup=False)
-    if not result.ok or plan.errors:
+    if not result.ok or plan.errors or directory_error:
         raise typer.Exit(1)
+
+
+def _print_accounts(changes: list[str], error: str) -> None:
+    """Print the instances' directory account changes and the error that stopped them."""
+    for line in changes:
+        console().print(cell(f"~ directory: {line}", "yellow"), soft_wrap=True)
+    if error:
+        console().print(cell(_("directory: %(error)s") % {"error": error}, "red"),
+                        soft_wrap=True)
 
 
 @app.command("diagram")

@@ -3,8 +3,9 @@
 sshd runs it at every login attempt with the user name; it prints that user's
 SSH public keys, one per line, if and only if the user is an account in the
 directory, a member of the SSH group (``directory.ssh_group``, ``tech`` by
-default) and not past its ``shadowExpire``. Otherwise it prints nothing and
-exits 0, and sshd refuses the key. In ``sshd_config``::
+default) and not past its ``shadowExpire`` (a day of the collective's time
+zone, ``time_zone``). Otherwise it prints nothing and exits 0, and sshd
+refuses the key. In ``sshd_config``::
 
     AuthorizedKeysCommand /usr/local/bin/chaton ssh-keys %u
     AuthorizedKeysCommandUser root
@@ -28,6 +29,7 @@ a change in python-ldap shows there.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import time
@@ -35,6 +37,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+from chaton.core import clock
 from chaton.directory.names import RESERVED_UIDS, SSH_KEY_TYPES, UID_PATTERN
 from chaton.project import config as config_module
 
@@ -60,7 +63,7 @@ Exit status: 0 keys printed or none granted; 1 the configuration is unusable
 or the directory cannot be reached (one line on stderr); 2 bad usage.
 """
 
-_SECONDS_PER_DAY = 86400
+_EPOCH = dt.date(1970, 1, 1)
 
 
 #: Set from the configuration once it is read; messages before that are in English.
@@ -239,11 +242,16 @@ def fetch(settings: config_module.Config, user: str) -> tuple[list[bytes], list[
     return attributes.get("sshpublickey", []), attributes.get("shadowexpire", []), in_group
 
 
-def is_expired(shadow_expire: list[bytes], now: float | None = None) -> bool:
+def is_expired(shadow_expire: list[bytes], now: float | None = None,
+               zone: dt.tzinfo = dt.UTC) -> bool:
     """Given ``shadowExpire`` values (days since 1970-01-01), return whether the account expired.
 
-    As pam_unix counts it: expired from the first second of that day (UTC);
-    ``-1`` or no value means never. An unreadable value counts as expired.
+    Expired from the first second of that day in ``zone``, the collective's
+    time zone, where Chaton counts it (:func:`chaton.core.clock.first_day_after`).
+    (pam_unix counts UTC days, so it is off by the zone's offset from UTC; the
+    worker removes the entry itself at the collective's midnight.) ``now`` is a Unix time (default:
+    the current one); ``-1`` or no value means never. An unreadable value
+    counts as expired.
     """
     if not shadow_expire:
         return False
@@ -253,8 +261,8 @@ def is_expired(shadow_expire: list[bytes], now: float | None = None) -> bool:
         return True
     if day < 0:
         return False
-    today = int((time.time() if now is None else now) // _SECONDS_PER_DAY)
-    return today >= day
+    moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
+    return (clock.local_day(moment, zone) - _EPOCH).days >= day
 
 
 def authorized_lines(keys: list[bytes]) -> list[str]:
@@ -296,6 +304,7 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         settings = config_module.load(config_path)
+        zone = settings.resolved_time_zone()
     except config_module.ConfigError as error:
         print(f"chaton ssh-keys: {error}", file=sys.stderr)
         return 1
@@ -313,7 +322,7 @@ def main(argv: list[str]) -> int:
         print(_("chaton ssh-keys: cannot read the directory, no key given: %(error)s")
               % {"error": error}, file=sys.stderr)
         return 1
-    if not in_group or is_expired(shadow_expire):
+    if not in_group or is_expired(shadow_expire, zone=zone):
         return 0
     lines = authorized_lines(keys)
     if lines:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.utils import formats, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
@@ -52,7 +52,8 @@ def _already(account: Account, group_id: int | None, expires_at: dt.datetime, ki
 def _notify(account: Account, expires_at: dt.datetime, group_name: str | None) -> bool:
     """Mail ``account`` that it (or its access to ``group_name``) expires; return success."""
     with translation.override(settings.LANGUAGE_CODE):
-        when = formats.date_format(expires_at.astimezone(), "DATETIME_FORMAT")
+        when = formats.date_format(timezone.localtime(expires_at, clock.collective_zone()),
+                                   "DATETIME_FORMAT")
         if group_name:
             subject = _("Your access to %(group)s expires on %(date)s") % {
                 "group": group_name, "date": when}

@@ -12,10 +12,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from chaton.core import limits
+from chaton.core import clock, limits
 from chaton.directory.models import Account, AccountState, GroupKind
 from chaton.members.forms import DateInput
 from chaton.members.models import Organization, Person
@@ -31,12 +30,12 @@ def start_of_day(day: dt.date | None) -> dt.datetime | None:
     """Given a day or None, return the aware datetime at which that local day begins."""
     if day is None:
         return None
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    return clock.start_of_day(day)
 
 
 def day_of(moment: dt.datetime | None) -> dt.date | None:
     """Given an aware datetime or None, return its local day."""
-    return timezone.localdate(moment) if moment is not None else None
+    return clock.local_day(moment) if moment is not None else None
 
 
 def _password_field(label: StrOrPromise, *, required: bool = True,

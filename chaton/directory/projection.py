@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db.models import Q
-from django.utils import timezone
 
 from chaton.adapters.ldap import (
     Attributes,
@@ -27,6 +26,7 @@ from chaton.adapters.ldap import (
     escape_dn_value,
     normalize_dn,
 )
+from chaton.core import clock
 from chaton.directory.models import (
     Account,
     AccountState,
@@ -59,6 +59,16 @@ def userpassword(encoded: str) -> bytes | None:
         return argon2_userpassword(encoded).encode("ascii")
     except ValueError:
         return None
+
+
+def shadow_expire(expires_at: dt.datetime) -> bytes:
+    """Given the instant an account ends, return its ``shadowExpire`` value.
+
+    That is the first day, in the collective's time zone, that the account no
+    longer covers at all, counted in days since 1970-01-01: an account whose
+    last day is the 5th gets the 6th, whatever the hour in UTC.
+    """
+    return str((clock.first_day_after(expires_at) - _EPOCH).days).encode()
 
 
 class Projection:
@@ -115,7 +125,7 @@ class Projection:
         if organization_name is not None:
             entry["o"] = [organization_name.encode()]
         if expires_at is not None:
-            entry["shadowexpire"] = [str((expires_at.date() - _EPOCH).days).encode()]
+            entry["shadowexpire"] = [shadow_expire(expires_at)]
         return entry
 
     def group_entry(self, group: Group, member_dns: Iterable[str]) -> Attributes:
@@ -142,7 +152,7 @@ class Projection:
         A group of kind "members" holds them without anyone adding them: when a
         membership ends, member-only access ends with it.
         """
-        today = timezone.localdate(self.at)
+        today = clock.local_day(self.at)
         current = Membership.objects.current(today)
         accounts = (Account.objects.filter(state=AccountState.ACTIVE)
                     .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=self.at))

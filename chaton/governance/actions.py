@@ -24,7 +24,6 @@ from typing import Any
 
 import pydantic
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
@@ -285,7 +284,7 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account,
             raise NotAVoter(_("Your account belongs to no member, so it cannot vote."))
         if not Elector.objects.filter(ballot=ballot, person_id=acting_user.person_id).exists():
             raise NotAVoter(_("You were not a voting member when this vote opened, on "
-                              "%(day)s.") % {"day": timezone.localdate(ballot.opened_at)})
+                              "%(day)s.") % {"day": clock.local_day(ballot.opened_at)})
         set_by_other_at = acting_user.password_set_by_other_at
         if (credential.method in PASSWORD_METHODS and set_by_other_at is not None
                 and set_by_other_at > ballot.opened_at):

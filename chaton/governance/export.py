@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
+from chaton.core import clock
 from chaton.governance import queries
 from chaton.governance.queries import DecisionRow
 
@@ -68,7 +68,7 @@ def _line(row: DecisionRow, base_url: str) -> Line:
         votes_against = f"{tally.votes_against}/{tally.electorate}"
     return Line(
         id=f"#{decision.pk}", title=decision.title, proposed_by=decision.proposed_by_label,
-        date=timezone.localdate(decision.created_at).isoformat(), votes_for=votes_for,
+        date=clock.local_day(decision.created_at).isoformat(), votes_for=votes_for,
         votes_against=votes_against, status=str(decision.get_status_display()),
         link=base_url + reverse("decision-detail", args=[decision.pk]))
 

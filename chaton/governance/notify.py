@@ -255,7 +255,7 @@ def compose(event: str, decision: Decision, ballot: Ballot | None) -> Notice:
     # A subject is one line: a title never holds a newline, but a header must not either.
     subject = " ".join(subject.split())
 
-    day = formats.date_format(timezone.localtime(decision.created_at), "DATE_FORMAT")
+    day = formats.date_format(clock.local_day(decision.created_at), "DATE_FORMAT")
     if decision.kind == Kind.EXTRAORDINARY:
         origin = _("Extraordinary action, proposed by %(name)s on %(day)s.") % {
             "name": decision.proposed_by_label, "day": day}

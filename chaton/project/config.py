@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -201,6 +202,9 @@ class Config(Section):
     debug: bool = False
     collective_name: str = "Chaton"
     language: str = "fr"
+    #: The collective's time zone (IANA name): its days start at midnight there, accounts and
+    #: accesses end at such a midnight, and ``shadowExpire`` counts such days.
+    time_zone: str = "Europe/Paris"
     #: Reverse proxies (e.g. Caddy on 127.0.0.1) whose X-Forwarded-For names the real client.
     trusted_proxies: list[str] = []  # copied per instance by Section
     ldap: LdapConfig = LdapConfig()
@@ -230,6 +234,15 @@ class Config(Section):
     @property
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.listen}").rstrip("/")
+
+    def resolved_time_zone(self) -> tzinfo:
+        """Return ``time_zone`` as a tzinfo. Raise ConfigError for a zone the system lacks."""
+        import zoneinfo
+
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"time_zone: unknown time zone {self.time_zone!r}") from None
 
     @property
     def resolved_database_url(self) -> str:

@@ -117,7 +117,8 @@ TRUSTED_PROXIES: list[str] = list(CHATON.trusted_proxies)
 LANGUAGE_CODE = CHATON.language
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = "Europe/Paris"
+TIME_ZONE = CHATON.time_zone
+CHATON.resolved_time_zone()  # an unknown zone stops start-up with a clear message
 USE_I18N = True
 USE_TZ = True
 

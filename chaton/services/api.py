@@ -331,6 +331,9 @@ class ReconcileOut(PlanOut):
     upgrades: list[str]
     proxy_changes: list[str]
     proxy_error: str
+    #: The instances' read-only directory accounts added, changed or removed.
+    account_changes: list[str]
+    directory_error: str
 
 
 # --- what the schemas are fed ---------------------------------------------------------------
@@ -553,7 +556,9 @@ def post_reconcile(request: HttpRequest, payload: ReconcileIn | None = None) -> 
     return {**_plan(plan), "applied": result.applied,
             "failures": [str(failure) for failure in result.failures],
             "upgrades": [f"{slug}: {outcome}" for slug, outcome in result.upgrades],
-            "proxy_changes": result.proxy_changes, "proxy_error": result.proxy_error}
+            "proxy_changes": result.proxy_changes, "proxy_error": result.proxy_error,
+            "account_changes": result.account_changes,
+            "directory_error": result.directory_error}
 
 
 @router.get("/diagram.svg", response={200: None, **ERRORS},

@@ -38,7 +38,8 @@ def reconcile_job(reason: str) -> JobResult | None:
         return None
     plan, result = reconcile.reconcile()
     if (plan.is_noop and not plan.errors and not result.proxy_changes
-            and not result.proxy_error):
+            and not result.proxy_error and not result.account_changes
+            and not result.directory_error):
         return None
     parts = [_("%(reason)s: %(applied)d change(s) applied, %(failed)d failed") % {
         "reason": reason, "applied": result.applied, "failed": len(result.failures)}]
@@ -48,7 +49,11 @@ def reconcile_job(reason: str) -> JobResult | None:
     parts += [f"{name}: {error}" for name, error in sorted(plan.errors.items())]
     if result.proxy_error:
         parts.append(_("proxy: %(error)s") % {"error": result.proxy_error})
-    return JobResult(JOB, "; ".join(parts), ok=result.ok and not plan.errors)
+    parts += result.account_changes
+    if result.directory_error:
+        parts.append(_("directory: %(error)s") % {"error": result.directory_error})
+    return JobResult(JOB, "; ".join(parts),
+                     ok=result.ok and not plan.errors and not result.directory_error)
 
 
 def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult | None]]]:

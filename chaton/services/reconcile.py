@@ -65,9 +65,9 @@ from chaton.adapters.docker import (
     Workload,
     WorkloadSpec,
 )
-from chaton.adapters.ldap import escape_dn_value
+from chaton.adapters.ldap import LdapError, escape_dn_value, escape_filter_value
 from chaton.core import audit, clock, runner, secrets
-from chaton.services import catalog, proxy
+from chaton.services import accounts, catalog, proxy
 from chaton.services.catalog import Health, Manifest
 from chaton.services.models import (
     Deployment,
@@ -166,6 +166,8 @@ def secret_lengths(manifest: Manifest) -> dict[str, int]:
     """Given a manifest, return the secrets an instance of it holds: the manifest's, and the
     companion database's passwords."""
     lengths = {secret.name: secret.length for secret in manifest.secrets}
+    if manifest.ldap.supported:
+        lengths.setdefault(accounts.PASSWORD_SECRET, accounts.PASSWORD_LENGTH)
     if manifest.database is not None:
         lengths.setdefault("database_password", 32)
         if manifest.database.kind == "mariadb":
@@ -185,23 +187,32 @@ def database_name(manifest: Manifest) -> str:
     return manifest.name.replace("-", "_")
 
 
-def ldap_context(instance: Instance) -> dict[str, str]:
-    """Return the ``{ldap.*}`` placeholders for an instance.
+def ldap_context(instance: Instance, secret_values: Mapping[str, str]) -> dict[str, str]:
+    """Given an instance and its secrets in clear, return its ``{ldap.*}`` placeholders.
 
-    The directory has no read-only account for services yet: ``bind_dn`` and
-    ``bind_password`` are empty, and applications bind as the person logging in.
+    ``bind_dn`` and ``bind_password`` are the instance's own read-only service
+    account (:mod:`chaton.services.accounts`); empty for an application without
+    LDAP login. ``user_filter`` selects the people who may log in: with a login
+    group, only its members (``memberOf``, kept by slapd's memberof overlay).
     """
     from chaton.directory.backend import base_dn
 
     base = base_dn()
     group = instance.login_group
     group_dn = f"cn={escape_dn_value(group.name)},ou=groups,{base}" if group else ""
+    user_filter = "(objectClass=inetOrgPerson)"
+    if group_dn:
+        user_filter = f"(&{user_filter}(memberOf={escape_filter_value(group_dn)}))"
     url = instance.host.ldap_url or settings.CHATON.ldap.url
+    bind_dn = bind_password = ""
+    if accounts.has_account(instance):
+        bind_dn = accounts.account_dn(instance.slug, base)
+        bind_password = secret_values.get(accounts.PASSWORD_SECRET, "")
     return {
         "ldap.url": url, "ldap.base_dn": base, "ldap.people_dn": f"ou=people,{base}",
         "ldap.groups_dn": f"ou=groups,{base}", "ldap.group": group.name if group else "",
-        "ldap.group_dn": group_dn, "ldap.user_filter": "(objectClass=inetOrgPerson)",
-        "ldap.bind_dn": "", "ldap.bind_password": "",
+        "ldap.group_dn": group_dn, "ldap.user_filter": user_filter,
+        "ldap.bind_dn": bind_dn, "ldap.bind_password": bind_password,
     }
 
 
@@ -214,7 +225,7 @@ def placeholder_context(instance: Instance, manifest: Manifest,
     values = {setting.name: setting.default for setting in manifest.settings}
     values.update(instance.settings)
     context.update({f"setting.{name}": setting_text(value) for name, value in values.items()})
-    context.update(ldap_context(instance))
+    context.update(ldap_context(instance, secret_values))
     if manifest.database is not None:
         context.update({
             "database.kind": manifest.database.kind, "database.host": DATABASE,
@@ -809,6 +820,11 @@ class Result:
     #: What the proxy changed (lines for people), and why it could not, if it could not.
     proxy_changes: list[str] = field(default_factory=list)
     proxy_error: str = ""
+    #: What the services' accounts in the directory changed, and why they could not (the
+    #: applications run all the same; people cannot log in to a new one until the next run
+    #: writes its account).
+    account_changes: list[str] = field(default_factory=list)
+    directory_error: str = ""
 
     @property
     def ok(self) -> bool:
@@ -1177,6 +1193,19 @@ def apply(plan_: Plan, engines: Mapping[str, Engine], instances: Iterable[Instan
     return run.result
 
 
+def sync_accounts(*, dry_run: bool = False) -> tuple[list[str], str]:
+    """Bring the instances' service accounts in the directory up to date (see
+    :mod:`chaton.services.accounts`). Return (one line per change, the error that stopped it
+    or ""); never raise for the directory: the next run completes what this one could not."""
+    try:
+        return accounts.sync(dry_run=dry_run), ""
+    except (LdapError, secrets.SecretError) as error:
+        message = str(error) or type(error).__name__
+        logger.warning("services: the services' directory accounts could not be written: %s",
+                       message)
+        return [], message
+
+
 def reconcile(*, dry_run: bool = False, hosts: Iterable[Host] | None = None,
               instances: Iterable[Instance] | None = None,
               delete_orphan_volumes: bool = False) -> tuple[Plan, Result]:
@@ -1187,9 +1216,12 @@ def reconcile(*, dry_run: bool = False, hosts: Iterable[Host] | None = None,
     an engine or the proxy: their errors are in the plan and the result.
     """
     started = time.monotonic()
+    # First the services' directory accounts: an application never starts without its own.
+    account_changes, directory_error = sync_accounts(dry_run=dry_run)
     the_plan, engines, planned = plan(hosts=hosts, instances=instances,
                                       delete_orphan_volumes=delete_orphan_volumes)
     result = apply(the_plan, engines, planned, dry_run=dry_run)
+    result.account_changes, result.directory_error = account_changes, directory_error
     logger.info("services: reconcile%s: %d step(s), %d applied, %d failed, %.2f s",
                 " (dry run)" if dry_run else "", len(the_plan.steps), result.applied,
                 len(result.failures), time.monotonic() - started)

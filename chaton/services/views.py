@@ -361,7 +361,7 @@ def plan(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         the_plan, result = reconcile.reconcile(
             delete_orphan_volumes=form.cleaned_data["delete_orphan_volumes"])
-        if result.ok and not the_plan.errors:
+        if result.ok and not the_plan.errors and not result.directory_error:
             messages.success(request, ngettext(
                 "%(count)d change was applied.", "%(count)d changes were applied.",
                 result.applied) % {"count": result.applied})
@@ -370,6 +370,8 @@ def plan(request: HttpRequest) -> HttpResponse:
             problems += [f"{name}: {error}" for name, error in sorted(the_plan.errors.items())]
             if result.proxy_error:
                 problems.append(_("proxy: %(error)s") % {"error": result.proxy_error})
+            if result.directory_error:
+                problems.append(_("directory: %(error)s") % {"error": result.directory_error})
             messages.error(request, _("%(applied)d change(s) applied; not done: %(problems)s")
                            % {"applied": result.applied, "problems": "; ".join(problems)})
         return redirect("service-plan")

@@ -124,11 +124,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         # starts its own (the ``caddy`` fixture), proxy calls go to a port this session holds
         # bound without listening, so they are refused and can reach no other server.
         servers.held_port = hold_closed_port()
-        os.environ["CHATON_PROXY_ADMIN_URL"] = (
-            f"http://127.0.0.1:{servers.held_port.getsockname()[1]}")
-        # An empty configuration file: a developer's ./chaton.toml must not leak in.
+        closed_port = servers.held_port.getsockname()[1]
+        os.environ["CHATON_PROXY_ADMIN_URL"] = f"http://127.0.0.1:{closed_port}"
+        # A configuration file of the tests' own: a developer's ./chaton.toml must not leak
+        # in, and a test that reaches the directory without routing it (fixtures
+        # ``directory``, ``ldap_directory``) meets that same closed port, never a default one.
         empty_configuration = data_directory / "chaton.toml"
-        empty_configuration.touch()
+        empty_configuration.write_text(f'[ldap]\nurl = "ldap://127.0.0.1:{closed_port}"\n',
+                                       encoding="utf-8")
         os.environ["CHATON_CONFIG"] = str(empty_configuration)
         # An upgrade's new version stays healthy for a second, not half a minute; the tests
         # of the stability window set their own.

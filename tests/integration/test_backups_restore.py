@@ -135,8 +135,13 @@ def test_ldap_files_and_chatons_database(slapd: ManagedSlapd, ldap_directory: Ld
     from chaton.directory import actions as directory_actions
 
     for uid in ("zephyrin", "ombeline", "anatole"):
-        directory_actions.do_create_account(uid, acting_user=None, display_name=uid.title(),
-                                            email=f"{uid}@example.org")
+        account = directory_actions.do_create_account(uid, acting_user=None,
+                                                      display_name=uid.title(),
+                                                      email=f"{uid}@example.org")
+    # A group gives its member a memberOf (the memberof overlay), which slapcat shows and a
+    # search for "*" does not: the fingerprints leave it out alike.
+    group = directory_actions.do_create_group("drill", acting_user=None)
+    directory_actions.do_add_to_group(group, account, acting_user=None)
     files = scratch_path / "files"
     (files / "sub").mkdir(parents=True)
     (files / "a.txt").write_text("first version\n")

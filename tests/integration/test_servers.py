@@ -108,17 +108,24 @@ def test_django_argon2_hash_lets_the_user_bind(slapd: ManagedSlapd) -> None:
         user = _connect(slapd.url)
         user.simple_bind_s(dn, password)
         assert user.whoami_s() == f"dn:{dn}"
-        # Authenticated users read entries, but nobody else reads a password hash.
-        [(_, attributes)] = user.search_s(slapd.base_dn, ldap.SCOPE_SUBTREE, "(uid=alice)")
-        assert attributes["sshPublicKey"]
+        # Nobody reads a password hash, not even its owner.
+        try:
+            found = user.search_s(dn, ldap.SCOPE_BASE, attrlist=["userPassword"])
+        except ldap.NO_SUCH_OBJECT:
+            found = []  # outside ou=people, not even the entry is shown to its owner
+        assert all("userPassword" not in attributes for _, attributes in found)
         with pytest.raises(ldap.INVALID_CREDENTIALS):
             _connect(slapd.url).simple_bind_s(dn, password + "!")
         with pytest.raises(ldap.INVALID_CREDENTIALS):
             _connect(slapd.url).simple_bind_s(dn, "Correct horse battery staple")
 
-        # A password the user changes in slapd (self write, password-hash {ARGON2})
-        # is stored as an argon2 hash too, never in clear.
-        user.passwd_s(dn, password, "a new password for alice")
+        # Only Chaton (the admin) changes a password in slapd: the owner may not, since
+        # slapd cannot apply Chaton's password policy (tests/integration/test_directory_access).
+        with pytest.raises((ldap.INSUFFICIENT_ACCESS, ldap.UNWILLING_TO_PERFORM)):
+            user.passwd_s(dn, password, "a new password for alice")
+        # A password set with the password-modify operation (password-hash {ARGON2}) is
+        # stored as an argon2 hash too, never in clear.
+        admin.passwd_s(dn, None, "a new password for alice")
         [(_, stored)] = admin.search_s(dn, ldap.SCOPE_BASE, attrlist=["userPassword"])
         assert stored["userPassword"][0].startswith(b"{ARGON2}$argon2")
         _connect(slapd.url).simple_bind_s(dn, "a new password for alice")

@@ -30,6 +30,7 @@ from pathlib import Path
 import ldap.filter
 import pytest
 
+import chaton
 from chaton.adapters.ldap import Change
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.slapd import ManagedSlapd
@@ -38,6 +39,8 @@ from chaton.core import clock, runner
 from chaton.testing.pytest_plugin import free_port
 
 SSHD = "/usr/sbin/sshd"
+#: Runs a program with the clock set to a given instant (Debian package faketime).
+FAKETIME = "/usr/bin/faketime"
 BASE = "dc=chaton,dc=test"
 #: Every wait in this file is bounded by this many seconds.
 TIMEOUT = 20
@@ -145,6 +148,9 @@ def ssh_keys_config(slapd: ManagedSlapd) -> Iterator[Path]:
 class Sshd:
     port: int
     log_path: Path
+    #: When this file holds a UTC time (``YYYY-MM-DD HH:MM:SS``), ``chaton ssh-keys`` runs
+    #: under faketime from that instant: see the ``ssh_clock`` fixture.
+    clock_path: Path
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
@@ -195,9 +201,17 @@ def sshd(ssh_keys_config: Path) -> Iterator[Sshd]:
     process: subprocess.Popen[bytes] | None = None
     try:
         wrapper = command_directory / "chaton-ssh-keys"
+        clock_path = command_directory / "faketime"
+        command = f'"{_console_script()}" ssh-keys --config "{ssh_keys_config}" "$1"'
+        # The code under test, even when the installed package is another checkout's.
+        source = Path(chaton.__file__).resolve().parent.parent
         wrapper.write_text(
             "#!/bin/sh\n"
-            f'exec "{_console_script()}" ssh-keys --config "{ssh_keys_config}" "$1"\n',
+            f'export PYTHONPATH="{source}"\n'
+            f'if [ -s "{clock_path}" ]; then\n'
+            f'    exec env TZ=UTC {FAKETIME} "$(cat "{clock_path}")" {command}\n'
+            "fi\n"
+            f"exec {command}\n",
             encoding="utf-8")
         wrapper.chmod(0o755)
         host_key = workspace / "host_ed25519"
@@ -225,7 +239,7 @@ LogLevel VERBOSE
         log_path = workspace / "sshd.log"
         process = runner.start([SSHD, "-D", "-e", "-f", str(config)], log_path=str(log_path))
         _wait_for_banner(port, process, log_path)
-        yield Sshd(port, log_path)
+        yield Sshd(port, log_path, clock_path)
     finally:
         if process is not None and process.poll() is None:
             process.terminate()
@@ -238,6 +252,26 @@ LogLevel VERBOSE
         shutil.rmtree(command_directory, ignore_errors=True)
         if created_privilege_directory:
             shutil.rmtree(privilege_directory, ignore_errors=True)
+
+
+@pytest.fixture
+def ssh_clock(sshd: Sshd) -> Iterator[Callable[[dt.datetime], None]]:
+    """Return a function that sets "now", for Chaton and for the ssh-keys sshd runs, to an
+    aware instant; both are put back after the test."""
+    from django.utils import timezone
+
+    assert os.path.exists(FAKETIME), f"{FAKETIME} is missing (Debian package faketime)"
+
+    def set_clock(moment: dt.datetime) -> None:
+        clock.travel(moment - timezone.now())
+        sshd.clock_path.write_text(moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                                   encoding="ascii")
+
+    try:
+        yield set_clock
+    finally:
+        sshd.clock_path.unlink(missing_ok=True)
+        clock.travel(dt.timedelta(0))
 
 
 def ssh(server: Sshd, uid: str, key: Keys) -> subprocess.CompletedProcess[str]:
@@ -279,6 +313,48 @@ def test_tech_member_logs_in_until_the_membership_expires(
         assert outcome is not None and outcome.ok
     finally:
         clock.travel(dt.timedelta(0))
+    assert_refused(ssh(sshd, uid, key), sshd)
+
+
+@with_database
+def test_an_account_logs_in_until_midnight_of_its_last_day_in_the_collectives_zone(
+        directory: LdapDirectory, sshd: Sshd, unix_user: Callable[[], str],
+        make_key: Callable[[str], Keys], ssh_clock: Callable[[dt.datetime], None]) -> None:
+    from chaton.directory import actions, reconcile
+    from chaton.directory.models import Account
+
+    zone = clock.collective_zone()
+    assert dt.datetime(2027, 1, 15, 12, tzinfo=zone).utcoffset() != dt.timedelta(0)
+    last_day = dt.date(2027, 1, 15)
+    uid = unix_user()
+    key = make_key("last-day")
+    ssh_clock(dt.datetime(2027, 1, 15, 23, 30, tzinfo=zone))
+    project_tech_member(uid, key.public, membership_days=30)
+    actions.do_update_account(Account.objects.get(uid=uid), acting_user=None,
+                              expires_at=clock.end_of_day(last_day))
+    _plan, outcome = reconcile.sync_all()
+    assert outcome is not None and outcome.ok, outcome
+    dn = f"uid={uid},ou=people,{BASE}"
+    # shadowExpire is the first day the account no longer covers: the 16th, not the 15th
+    # (the UTC date of its end, 2027-01-15 23:00 UTC).
+    first_day_refused = (dt.date(2027, 1, 16) - dt.date(1970, 1, 1)).days
+    assert directory.read([dn], ["shadowExpire"])[dn]["shadowexpire"] == [
+        str(first_day_refused).encode()]
+
+    # 23:30 on its last day, collective's time: still in.
+    result = ssh(sshd, uid, key)
+    assert result.returncode == 0, f"{result}\nsshd log:\n{sshd.log()}"
+
+    # 00:30 the next day (23:30 UTC, still the 15th there), before the worker has removed
+    # the entry: shadowExpire alone refuses it.
+    ssh_clock(dt.datetime(2027, 1, 16, 0, 30, tzinfo=zone))
+    assert directory.exists(dn)
+    assert_refused(ssh(sshd, uid, key), sshd)
+
+    # And once the worker has passed, the entry is gone.
+    _plan, outcome = reconcile.sync_all()
+    assert outcome is not None and outcome.ok, outcome
+    assert not directory.exists(dn)
     assert_refused(ssh(sshd, uid, key), sshd)
 
 
@@ -417,6 +493,21 @@ def test_shadow_expire_counts_days_like_pam_unix() -> None:
     assert not sshkeys.is_expired([str(day + 1).encode()], noon)
     assert sshkeys.is_expired([str(day).encode()], noon)
     assert sshkeys.is_expired([b"garbage"], noon)
+
+
+def test_shadow_expire_counts_days_in_the_collectives_zone() -> None:
+    import zoneinfo
+
+    paris, montreal = zoneinfo.ZoneInfo("Europe/Paris"), zoneinfo.ZoneInfo("America/Montreal")
+    day = 20000  # 2024-10-04
+    # 23:30 UTC on the day before: already ``day`` in Paris, not yet in Montreal.
+    late = day * 86400 - 1800
+    assert sshkeys.is_expired([str(day).encode()], late, paris)
+    assert not sshkeys.is_expired([str(day).encode()], late, dt.UTC)
+    # 02:00 UTC on ``day``: still the day before in Montreal.
+    early = day * 86400 + 7200
+    assert not sshkeys.is_expired([str(day).encode()], early, montreal)
+    assert sshkeys.is_expired([str(day).encode()], early, paris)
 
 
 def test_only_plain_key_lines_are_printed() -> None:

@@ -55,6 +55,8 @@ OPERATIONAL_ATTRIBUTES = frozenset({
     "modifytimestamp", "structuralobjectclass", "contextcsn", "hassubordinates",
     "subschemasubentry", "entrydn", "pwdchangedtime", "pwdfailuretime", "pwdaccountlockedtime",
     "pwdhistory", "pwdgraceusetime", "pwdreset", "pwdpolicysubentry",
+    # Kept by the memberof overlay from the groups (slapcat shows it, a search for "*" not).
+    "memberof",
 })
 SLAPCAT_TIMEOUT = 600
 

@@ -131,6 +131,11 @@ def closing_is_ordinary() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fake_directory(directory: object) -> None:
+    """The services' accounts go to the in-memory directory (chaton.services.accounts)."""
+
+
+@pytest.fixture(autouse=True)
 def _in_english(english: None) -> None:
     """These tests read the engine's and the proxy's messages in English."""
 

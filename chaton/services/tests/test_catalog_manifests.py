@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -251,5 +252,68 @@ def test_settings_that_carry_a_unit_into_the_environment() -> None:
                   placeholder_context(nextcloud)) == "512M"
     bookstack = MANIFESTS["bookstack"]
     # BookStack's own ${user} survives Chaton's placeholders.
-    assert render(bookstack.environment["LDAP_USER_FILTER"], placeholder_context(bookstack)) \
+    context = placeholder_context(bookstack) | {"ldap.user_filter": "(objectClass=inetOrgPerson)"}
+    assert render(bookstack.environment["LDAP_USER_FILTER"], context) \
         == "(&(objectClass=inetOrgPerson)(uid=${user}))"
+
+
+#: The entries whose login a login group restricts, by a filter of the application's own.
+LOGIN_FILTERED = ["bookstack", "kanboard", "nextcloud"]
+
+
+def _wiring(name: str, context: dict[str, str]) -> str:
+    """Return everything an instance of ``name`` is handed: its environment and app.py's
+    commands and files, rendered with ``context``."""
+    manifest = MANIFESTS[name]
+    text = " ".join(render(value, context) for value in manifest.environment.values())
+    module = catalog.app_module(name)
+    values = manifest.validate_settings({})
+    for hook in ("files", "setup_commands"):
+        if module is not None and hasattr(module, hook):
+            text += " " + repr(getattr(module, hook)(values, context))
+    return text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", [name for name in APPLICATIONS
+                                  if MANIFESTS[name].ldap.supported])
+def test_ldap_wired_entries_search_with_their_service_account_and_login_group(
+        name: str, directory: object) -> None:
+    from chaton.directory.models import Group
+    from chaton.services import accounts
+    from chaton.services.models import Host, Instance
+    from chaton.services.reconcile import ldap_context
+
+    host = Host(name="box", docker_url="unix:///run/fake/docker.sock")
+    group = Group(name="staff")
+    instance = Instance(slug="app", application=name, domain="app.example.org", host=host,
+                        login_group=group, port=20000)
+    secret = "b" * 32
+    context = placeholder_context(MANIFESTS[name]) | ldap_context(
+        instance, {accounts.PASSWORD_SECRET: secret})
+    assert context["ldap.bind_dn"] == "cn=app,ou=services,dc=chaton,dc=test"
+    assert context["ldap.user_filter"] == (
+        "(&(objectClass=inetOrgPerson)(memberOf=cn=staff,ou=groups,dc=chaton,dc=test))")
+    wiring = _wiring(name, context)
+    # Never an administrator's bind, always the instance's own read-only account.
+    assert "cn=admin" not in wiring
+    assert "cn=app,ou=services,dc=chaton,dc=test" in wiring, f"{name} binds as nobody"
+    assert secret in wiring or base64.b64encode(secret.encode()).decode() in wiring, (
+        f"{name} is not handed its service account's password")
+    if name in LOGIN_FILTERED:
+        assert "(memberOf=cn=staff,ou=groups,dc=chaton,dc=test)" in wiring, (
+            f"{name} lets in people outside its login group")
+    # Without a login group, every account of the directory, and still the service account.
+    instance.login_group = None
+    open_context = context | ldap_context(instance, {accounts.PASSWORD_SECRET: secret})
+    assert open_context["ldap.user_filter"] == "(objectClass=inetOrgPerson)"
+    assert "memberOf" not in _wiring(name, open_context)
+
+
+def test_an_application_without_ldap_gets_no_service_account() -> None:
+    from chaton.services import accounts
+    from chaton.services.reconcile import secret_lengths
+
+    for name, manifest in MANIFESTS.items():
+        wanted = manifest.ldap.supported
+        assert (accounts.PASSWORD_SECRET in secret_lengths(manifest)) == wanted, name

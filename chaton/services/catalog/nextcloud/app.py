@@ -45,11 +45,13 @@ def ldap_configuration(context: Mapping[str, str]) -> dict[str, str]:
         "ldap_base": context["ldap.base_dn"],
         "ldap_base_users": context["ldap.people_dn"],
         "ldap_base_groups": context["ldap.groups_dn"],
+        # The instance's own read-only account (chaton.services.accounts) searches.
         "ldap_dn": context["ldap.bind_dn"],
         # user_ldap keeps the bind password base64-encoded in its app configuration.
         "ldap_agent_password": base64.b64encode(context["ldap.bind_password"].encode()).decode(),
-        "ldap_userlist_filter": "(objectClass=inetOrgPerson)",
-        "ldap_login_filter": "(&(objectClass=inetOrgPerson)(uid=%uid))",
+        # Only the login group's members (memberOf), when the instance names one.
+        "ldap_userlist_filter": context["ldap.user_filter"],
+        "ldap_login_filter": f"(&{context['ldap.user_filter']}(uid=%uid))",
         "ldap_login_filter_mode": "0",
         "ldap_expert_username_attr": "uid",
         "ldap_email_attr": "mail",
