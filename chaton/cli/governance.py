@@ -7,14 +7,20 @@ Operations are written after the title, each as ``--op TYPE key=value …``::
 
 or read from a JSON file (``--operations-file``) holding
 ``[{"type": "group.grant", "params": {…}}, …]``. A command that acts in
-someone's name (propose, act, vote, withdraw, contest) takes that account with
-its own ``--as UID``, or the global one (``chaton --as UID decision …``).
+someone's name (propose, act, withdraw, contest) takes that account with its
+own ``--as UID``, or the global one (``chaton --as UID decision …``).
+
+A vote is the member's own, so ``vote`` needs their own credentials, not just
+``--as``: their API token in ``$CHATON_TOKEN`` (one they made, with the
+``vote`` scope), or ``--as UID`` and their password, typed at a hidden prompt
+or given on standard input (``printf '%s\n' "$PASSWORD" | chaton decision vote 12 for --as alix``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from chaton.directory.models import Account
+    from chaton.governance.credentials import Credential
     from chaton.governance.models import Ballot, Decision
     from chaton.governance.queries import DecisionRow
     from chaton.governance.tally import Tally
@@ -471,19 +478,80 @@ def act(
              % {"moment": _moment(decision.counter_vote_until)})
 
 
+#: The environment variable that may hold the voter's own API token (``vote`` scope).
+TOKEN_VARIABLE = "CHATON_TOKEN"  # noqa: S105 (a variable name, not a secret)
+
+
+def _read_password(uid: str) -> str:
+    """Return the password typed at a hidden prompt (a terminal), else the first line of
+    standard input. Raise InvalidInput when none is given."""
+    import getpass
+
+    from chaton.core.errors import InvalidInput
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        password = getpass.getpass(_("Password of %(uid)s: ") % {"uid": uid})
+    else:
+        password = (sys.stdin.readline() if sys.stdin is not None else "").rstrip("\r\n")
+    if not password:
+        raise InvalidInput(_("A vote needs the voter's own password (typed, or on standard "
+                             "input) or their own token in $%(variable)s.")
+                           % {"variable": TOKEN_VARIABLE}, field="password")
+    return password
+
+
+def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
+    """Return the voter and the credential that proves it is them.
+
+    With ``$CHATON_TOKEN``, the voter is that token's account (``--as``, if
+    given, must name the same one). Otherwise ``--as UID`` names the voter and
+    their password is read (:func:`_read_password`). Raise Unauthorized for an
+    unknown token or a wrong password, NotOwnCredential when ``--as`` names
+    someone else than the token's owner, InvalidInput when nothing names a voter.
+    """
+    from chaton.core.errors import Unauthorized
+    from chaton.core.models import ApiToken
+    from chaton.governance.credentials import Credential, NotOwnCredential
+
+    chosen = (acting_uid or invocation.acting_uid or "").strip()
+    key = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if key:
+        token = ApiToken.find(key)
+        if token is None or not token.account.is_active:
+            raise Unauthorized(_("The token in $%(variable)s is not valid.")
+                               % {"variable": TOKEN_VARIABLE})
+        if chosen and find_account(chosen).pk != token.account_id:
+            raise NotOwnCredential(_("The token in $%(variable)s belongs to %(owner)s, not to "
+                                     "%(uid)s: a vote is cast only with the voter's own "
+                                     "credentials.") % {"variable": TOKEN_VARIABLE,
+                                                        "owner": token.account.uid,
+                                                        "uid": chosen})
+        return token.account, Credential.api_token(token, "cli")
+    account = _actor(chosen or None, _("Say which account votes: --as UID (its password is "
+                                       "asked), or put its own token in $%(variable)s.")
+                     % {"variable": TOKEN_VARIABLE})
+    return account, Credential.password(account, _read_password(account.uid))
+
+
 @app.command("vote")
 def vote(
     number: Annotated[int, typer.Argument(metavar="ID")],
     choice: Annotated[str, typer.Argument(metavar="for|against")],
     acting_uid: AsOption = None,
 ) -> None:
-    """Vote on a proposal or a counter-vote, or change one's vote, until the close."""
+    """Vote on a proposal or a counter-vote, or change one's vote, until the close.
+
+    A vote is the member's own: give their own token in $CHATON_TOKEN (the
+    ``vote`` scope), or name them with --as UID and type their password at the
+    prompt (or on standard input). --as alone never votes.
+    """
     setup_django()
     from chaton.governance import actions
 
     decision = _decision(number)
-    account = _actor(acting_uid, _("Say which account votes: --as UID."))
-    actions.do_vote(decision, choice.strip().lower(), acting_user=account)
+    account, credential = voter_credential(acting_uid)
+    actions.do_vote(decision, choice.strip().lower(), acting_user=account,
+                    credential=credential)
     _say(_("%(uid)s votes “%(choice)s” on #%(number)d.") % {
         "uid": account.uid, "choice": choice.strip().lower(), "number": decision.pk},
         style="green")

@@ -144,11 +144,12 @@ def end_member(
     on: Annotated[str | None, typer.Option(
         "--on", metavar="DATE", help="The membership's last day (default: today).")] = None,
 ) -> None:
-    """End a member's running membership."""
+    """End a member's running membership: an ordinary action of the administrator named
+    by --as, announced and open to a counter-vote."""
     setup_django()
     from chaton.core import clock
-    from chaton.core.errors import NotFound
-    from chaton.members import actions
+    from chaton.core.errors import InvalidInput, NotFound
+    from chaton.governance.actions import do_end_membership_ordinarily
     from chaton.members.queries import open_membership_of
 
     last_day = parse_date(on, field="on") if on else clock.today()
@@ -157,9 +158,15 @@ def end_member(
     if membership is None:
         raise NotFound(_("%(member)s has no membership running on %(date)s.")
                        % {"member": member, "date": last_day.isoformat()}, field="member")
-    actions.do_end_membership(membership, last_day, acting_user=acting_user())
-    console().print(_("%(member)s: membership ends on %(date)s.")
-                    % {"member": member, "date": last_day.isoformat()}, markup=False)
+    user = acting_user()
+    if user is None:
+        raise InvalidInput(_("Say which administrator acts: chaton --as UID member end …"),
+                           field="as")
+    decision = do_end_membership_ordinarily(membership, last_day, acting_user=user)
+    console().print(_("%(member)s: membership ends on %(date)s (ordinary action #%(number)d, "
+                      "open to a counter-vote).")
+                    % {"member": member, "date": last_day.isoformat(), "number": decision.pk},
+                    markup=False)
 
 
 # -- organizations ---------------------------------------------------------------

@@ -4,6 +4,10 @@
   any active account in; :class:`AdminToken`, the API's default, lets only
   administrators in and answers 403 to the others. So an endpoint is
   admin-only unless it says ``auth=account_token`` (the ``/me`` family).
+  Tokens carry scopes: ``read`` for GET, ``write`` for the other methods,
+  ``admin`` besides for the administrators' endpoints, and ``vote`` — alone —
+  for casting a vote (:data:`vote_token`), which only a token its owner
+  minted may carry. A missing scope answers 403 ``missing_scope``.
 - Errors: :class:`ErrorOut` and :class:`ValidationErrorOut` are the only error
   shapes; :data:`ERRORS` documents them on every operation.
 - Input types: :data:`DateTimeIn` (a naive date and time is read in the
@@ -27,7 +31,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from chaton.core import actions, limits, queries
 from chaton.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from chaton.core.models import ApiToken, Job, JobState
+from chaton.core.models import ApiToken, Job, JobState, Scope
 
 if TYPE_CHECKING:
     from chaton.directory.models import Account
@@ -80,13 +84,29 @@ class SecondFactorRequired(Forbidden):
 # --- authentication -------------------------------------------------------------------------
 
 
+class MissingScope(Forbidden):
+    """The token is valid but does not carry the scope this request needs."""
+
+    code = "missing_scope"
+
+
+_READING = {"GET", "HEAD", "OPTIONS"}
+
+
 class AccountToken(HttpBearer):
-    """A bearer token of any active account; ``request.auth`` becomes that account."""
+    """A bearer token of any active account; ``request.auth`` becomes that account and
+    ``request.api_token`` the token. A GET needs the ``read`` scope, anything else ``write``
+    (or ``scope``, when the class is made for one)."""
+
+    def __init__(self, scope: str | None = None) -> None:
+        super().__init__()
+        self.scope = scope
 
     def authenticate(self, request: HttpRequest, token: str) -> "Account":
         """Given the bearer key, return its active account.
 
-        Raise Unauthorized for an unknown key or an account that is disabled or expired.
+        Raise Unauthorized for an unknown key or an account that is disabled or
+        expired, MissingScope for a token without the scope the request needs.
         """
         api_token = ApiToken.find(token.strip()) if token.strip() else None
         if api_token is None:
@@ -94,7 +114,12 @@ class AccountToken(HttpBearer):
         account = api_token.account
         if not account.is_active:
             raise Unauthorized(_("This account is disabled or expired."))
+        needed = self.scope or (Scope.READ if request.method in _READING else Scope.WRITE)
+        if not api_token.allows(needed):
+            raise MissingScope(_("This API token does not have the “%(scope)s” scope.")
+                               % {"scope": needed})
         actions.note_api_token_use(api_token)
+        request.api_token = api_token  # type: ignore[attr-defined]
         return account
 
     def __call__(self, request: HttpRequest) -> "Account":
@@ -106,19 +131,29 @@ class AccountToken(HttpBearer):
 
 
 class AdminToken(AccountToken):
-    """A bearer token of an active administrator; others get 403."""
+    """A bearer token of an active administrator, with the ``admin`` scope; others get 403."""
 
     def authenticate(self, request: HttpRequest, token: str) -> "Account":
-        """Return the administrator's account. Raise Unauthorized or Forbidden."""
+        """Return the administrator's account. Raise Unauthorized, Forbidden or MissingScope."""
         account = super().authenticate(request, token)
         if not account.is_admin:
             raise Forbidden(_("Only an administrator may use this endpoint; "
                               "your token may use /me only."))
+        if not request_token(request).allows(Scope.ADMIN):
+            raise MissingScope(_("This API token does not have the “%(scope)s” scope.")
+                               % {"scope": Scope.ADMIN})
         return account
 
 
 account_token = AccountToken()
 admin_token = AdminToken()
+#: For casting a vote: the ``vote`` scope, which only a token minted by its owner carries.
+vote_token = AccountToken(scope=Scope.VOTE)
+
+
+def request_token(request: HttpRequest) -> ApiToken:
+    """Return the API token that authenticated ``request`` (set by the auth classes)."""
+    return request.api_token  # type: ignore[attr-defined]
 
 
 def acting_account(request: HttpRequest) -> "Account":
@@ -214,6 +249,10 @@ class TokenOut(Schema):
     id: int
     account: str = Field(..., description="The uid of the account the token acts as.")
     name: str
+    scopes: list[str] = Field(..., description="read, write, admin, vote.")
+    minted_by_owner: bool = Field(
+        ..., description="Made by the account's owner with their own credentials: only such a "
+                         "token may vote.")
     created_at: dt.datetime
     last_used_at: dt.datetime | None
 
@@ -226,11 +265,21 @@ class TokenCreatedOut(TokenOut):
     key: str = Field(..., description="The bearer key: shown this once, never again.")
 
 
+_SCOPES_HELP = ("read, write, admin (administrators), vote. Default: read and write, admin "
+                "for an administrator, vote only on a token its owner makes.")
+
+
 class TokenIn(InputSchema):
     account: str = Field(..., max_length=limits.UID_MAX_LENGTH,
                          description="The uid of the account to act as.")
     name: str = Field(..., max_length=limits.TOKEN_NAME_MAX_LENGTH)
+    scopes: list[str] | None = Field(None, max_length=4, description=_SCOPES_HELP)
 
+
+class MyTokenIn(InputSchema):
+    name: str = Field(..., max_length=limits.TOKEN_NAME_MAX_LENGTH)
+    scopes: list[str] | None = Field(
+        None, max_length=4, description=_SCOPES_HELP + " Never more than the calling token's.")
 
 
 @router.get("/tokens", response={200: list[TokenOut], **ERRORS},
@@ -247,7 +296,11 @@ def list_tokens(request: HttpRequest, account: str = "") -> Any:
 @router.post("/tokens", response={201: TokenCreatedOut, **ERRORS},
              summary="Create a token for any account (administrators)")
 def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]:
-    """Create a token acting as ``account``; the answer holds the key, once."""
+    """Create a token acting as ``account``; the answer holds the key, once.
+
+    A token for another account never has the ``vote`` scope (403
+    ``vote_scope_refused``): a vote is cast only with the member's own credentials.
+    """
     # Imported here: the directory's API module imports this one.
     from chaton.directory.api import account_or_404
 
@@ -256,7 +309,9 @@ def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]
                                      "before creating API tokens."))
     account = account_or_404(payload.account)
     token, key = actions.do_create_api_token(account, payload.name,
-                                             acting_user=acting_account(request))
+                                             acting_user=acting_account(request),
+                                             scopes=payload.scopes,
+                                             via_token=request_token(request))
     # Only on this answer's object: the key is never stored.
     token.key = key  # type: ignore[attr-defined]
     return 201, token
@@ -278,6 +333,26 @@ def revoke_token(request: HttpRequest, token_id: int) -> tuple[int, None]:
 def list_my_tokens(request: HttpRequest) -> Any:
     return (ApiToken.objects.select_related("account")
             .filter(account=acting_account(request)).order_by("created_at", "id"))
+
+
+@router.post("/me/tokens", response={201: TokenCreatedOut, **ERRORS}, auth=account_token,
+             summary="Create an API token for my own account")
+def create_my_token(request: HttpRequest, payload: MyTokenIn) -> tuple[int, ApiToken]:
+    """Create a token of the caller's account, with at most the calling token's scopes.
+
+    It may vote only if the calling token was itself minted by the caller (so a
+    token an administrator made for someone never leads to one that votes).
+    """
+    account = acting_account(request)
+    if (Scope.ADMIN in (payload.scopes or []) and account.is_admin
+            and not queries.has_second_factor(account)):
+        raise SecondFactorRequired(_("Set up a second factor (My account → Two-step login) "
+                                     "before creating API tokens."))
+    token, key = actions.do_create_api_token(account, payload.name, acting_user=account,
+                                             scopes=payload.scopes,
+                                             via_token=request_token(request))
+    token.key = key  # type: ignore[attr-defined]
+    return 201, token
 
 
 @router.delete("/me/tokens/{token_id}", response={204: None, **ERRORS}, auth=account_token,

@@ -19,10 +19,28 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from chaton.core import throttle
+from chaton.core import limits, throttle
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
+
+
+class MyTokenForm(forms.Form):
+    """A token of one's own: its label and its scopes (``admin`` only for an administrator)."""
+
+    name = forms.CharField(label=_("What it is for"), max_length=limits.TOKEN_NAME_MAX_LENGTH,
+                           strip=False)
+    scopes = forms.MultipleChoiceField(label=_("It may"), widget=forms.CheckboxSelectMultiple,
+                                       initial=["read"])
+
+    def __init__(self, *args: Any, is_admin: bool, **kwargs: Any) -> None:
+        from chaton.core.models import Scope
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["scopes"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(value, label) for value, label in Scope.choices
+                         if is_admin or value != Scope.ADMIN]
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):

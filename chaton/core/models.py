@@ -46,18 +46,43 @@ def _hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class Scope(models.TextChoices):
+    """What a token may do; a request needs the scope of its kind."""
+
+    READ = "read", _("read")  # GET requests
+    WRITE = "write", _("write")  # any other request, except a vote
+    ADMIN = "admin", _("administer")  # the administrators' endpoints (with an admin account)
+    VOTE = "vote", _("vote")  # cast the account's own votes: only on a token the owner made
+
+
 class ApiToken(models.Model):
-    """A bearer token for ``/api/v1``; only its SHA-256 is stored."""
+    """A bearer token for ``/api/v1``; only its SHA-256 is stored.
+
+    ``minted_by_owner`` is true only for a token the account's owner created
+    with their own credentials (their password, or a token of theirs that was
+    itself minted by them); only such a token may carry the ``vote`` scope.
+    """
 
     account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                                 related_name="api_tokens")
     name = models.CharField(_("name"), max_length=limits.TOKEN_NAME_MAX_LENGTH)
     key_hash = models.CharField(max_length=64, unique=True)
+    #: The :class:`Scope` values this token carries.
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    minted_by_owner = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.account} / {self.name}"
+
+    def allows(self, scope: str) -> bool:
+        """Return whether this token carries ``scope`` (a vote also needs its owner's minting)."""
+        if scope == Scope.VOTE and not self.minted_by_owner:
+            return False
+        return scope in (self.scopes or [])
 
     @staticmethod
     def new_key() -> tuple[str, str]:

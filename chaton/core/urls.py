@@ -14,4 +14,6 @@ urlpatterns = [
     # Django 5 only logs out on POST: a link cannot log someone out behind their back.
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit_log, name="audit-log"),
+    path("me/tokens/", views.my_tokens, name="my-tokens"),
+    path("me/tokens/<int:token_id>/revoke/", views.my_token_revoke, name="my-token-revoke"),
 ]

@@ -133,6 +133,64 @@ class AuditFilterForm(forms.Form):
         field.choices = [("", _("all actions")), *((name, name) for name in actions)]
 
 
+@login_required
+def my_tokens(request: HttpRequest) -> HttpResponse:
+    """List one's API tokens and create one; the new key is shown on this answer only.
+
+    The signed-in session is the owner's own credential: a token made here is
+    minted by its owner, so it may carry the ``vote`` scope.
+    """
+    from django.contrib import messages
+
+    from chaton.core.actions import do_create_api_token
+    from chaton.core.forms import MyTokenForm
+    from chaton.core.models import ApiToken, Scope
+
+    account = signed_in(request)
+    form = MyTokenForm(posted(request), is_admin=account.is_admin)
+    key = None
+    if request.method == "POST" and form.is_valid():
+        if Scope.ADMIN in form.cleaned_data["scopes"] and not queries.passed_second_factor(
+                request.user):
+            # Administrative rights need the second factor, here as on the API.
+            form.add_error("scopes", _("Set up a second factor (My account → Two-step login) "
+                                       "before creating API tokens."))
+            return render(request, "core/my_tokens.html",
+                          {"form": form, "tokens": ApiToken.objects.filter(account=account),
+                           "key": None})
+        try:
+            _token, key = do_create_api_token(account, form.cleaned_data["name"],
+                                              acting_user=account, owner_proved=True,
+                                              scopes=form.cleaned_data["scopes"])
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, _("The token is created. Copy its key now: it is shown "
+                                        "only this once."))
+            form = MyTokenForm(is_admin=account.is_admin)
+    tokens = ApiToken.objects.filter(account=account).order_by("created_at", "id")
+    return render(request, "core/my_tokens.html", {"form": form, "tokens": tokens, "key": key})
+
+
+@login_required
+def my_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of one's own tokens (POST only); another account's token is not found."""
+    from django.contrib import messages
+    from django.http import HttpResponseNotAllowed
+    from django.shortcuts import get_object_or_404
+
+    from chaton.core.actions import do_revoke_api_token
+    from chaton.core.models import ApiToken
+
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    account = signed_in(request)
+    token = get_object_or_404(ApiToken, pk=token_id, account=account)
+    do_revoke_api_token(token, acting_user=account)
+    messages.success(request, _("The token “%(name)s” is revoked.") % {"name": token.name})
+    return redirect("my-tokens")
+
+
 @admin_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     """List the audit log, newest first, optionally only one action."""

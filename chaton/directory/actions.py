@@ -154,7 +154,8 @@ def do_create_account(
         _check_email_free(email)
         account = Account(uid=uid, uid_number=0, display_name=display_name,
                           email=email, person=person, organization=organization,
-                          expires_at=expires_at, is_admin=is_admin)
+                          expires_at=expires_at, is_admin=is_admin,
+                          person_linked_at=clock.now() if person is not None else None)
         account.set_password(password or None)
         for attempt in range(UID_NUMBER_ATTEMPTS):
             account.uid_number = _next_uid_number()
@@ -196,6 +197,10 @@ def do_update_account(
     DecisionRequired when the account is given to an organization while the
     policy makes accounts for organizations extraordinary.
     """
+    relinked = (not isinstance(owner, EllipsisType)
+                and (owner.pk if isinstance(owner, Person) else None) != account.person_id)
+    if relinked:
+        _refuse_relink_while_voting(account, owner if isinstance(owner, Person) else None)
     if isinstance(owner, Organization) and owner.pk != account.organization_id:
         _require_partner_account(owner, account.uid, display_name or account.display_name,
                                  email or account.email, None, authorised_by)
@@ -233,6 +238,9 @@ def do_update_account(
         account.person = owner if isinstance(owner, Person) else None
         account.organization = owner if isinstance(owner, Organization) else None
         fields += ["person", "organization"]
+        if relinked:
+            account.person_linked_at = clock.now()
+            fields.append("person_linked_at")
     if not fields:
         return account
     with transaction.atomic():
@@ -243,6 +251,24 @@ def do_update_account(
                      after=audit.snapshot(account, ACCOUNT_FIELDS))
         sync_after_commit(account_uids=[account.uid], group_names=groups_of(account))
     return account
+
+
+class VotedOnOpenBallot(Conflict):
+    """An account cannot change person while its person (or the new one) has a vote open."""
+
+    code = "voted_on_open_ballot"
+
+
+def _refuse_relink_while_voting(account: Account, person: Person | None) -> None:
+    """Raise VotedOnOpenBallot when the account's person, or the one it would go to, has
+    voted on a ballot still open: the vote must stay the member's own until the close."""
+    from chaton.governance.queries import persons_voting_now
+
+    if persons_voting_now([account.person_id, person.pk if person else None]):
+        raise VotedOnOpenBallot(
+            _("%(uid)s cannot be given to another person now: a vote of its member is on a "
+              "ballot still open. Try again once the vote is closed.")
+            % {"uid": account.uid}, field="person_id")
 
 
 def groups_of(account: Account) -> list[str]:
@@ -256,11 +282,18 @@ def groups_of(account: Account) -> list[str]:
 
 
 def do_set_password(account: Account, password: str, *, acting_user: Account | None) -> None:
-    """Set a new password; it binds in the directory as soon as the transaction commits."""
+    """Set a new password; it binds in the directory as soon as the transaction commits.
+
+    Set by anyone but the account itself (``acting_user``), it is marked
+    (``password_set_by_other_at``): it then votes on no ballot opened before.
+    """
     _check_password(password, account)
     with transaction.atomic():
         account.set_password(password)
-        account.save(update_fields=["password"])
+        # Whoever else knows it could vote with it: only the owner's own password votes.
+        by_owner = acting_user is not None and acting_user.pk == account.pk
+        account.password_set_by_other_at = None if by_owner else clock.now()
+        account.save(update_fields=["password", "password_set_by_other_at"])
         audit.record("account.password", account, acting_user=acting_user)
         sync_after_commit(account_uids=[account.uid])
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
 #: An action's error field → the form field that shows it, for every form below.
-FIELD_NAMES = {"password": "new_password1", "expires_at": "expires_on"}
+FIELD_NAMES = {"password": "new_password1", "expires_at": "expires_on", "person_id": "person"}
 
 
 def start_of_day(day: dt.date | None) -> dt.datetime | None:

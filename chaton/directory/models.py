@@ -57,6 +57,13 @@ class Account(AbstractBaseUser):
     #: May use the administration pages and the whole API.
     is_admin = models.BooleanField(_("administrator"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    #: When the account was given to its present person (None: before this was recorded).
+    #: It votes only on ballots opened after that.
+    person_linked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: When someone other than the account's owner (an administrator, the command line)
+    #: last set its password; None once the owner sets it. A password set by another does
+    #: not vote on a ballot opened before it was set.
+    password_set_by_other_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = AccountManager()
 

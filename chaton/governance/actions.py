@@ -31,6 +31,7 @@ from chaton.core.errors import ChatonError, Conflict, Forbidden, InvalidInput, N
 from chaton.directory.models import Account
 from chaton.directory.validation import clean_text
 from chaton.governance import notify, operations
+from chaton.governance.credentials import PASSWORD_METHODS, Credential, NotOwnCredential
 from chaton.governance.gate import DecisionRequired, classify, proposal_link, require
 from chaton.governance.models import (
     Ballot,
@@ -48,6 +49,7 @@ from chaton.governance.models import (
 )
 from chaton.governance.policy import POLICY_FIELDS, current
 from chaton.governance.tally import Tally, due_outcomes
+from chaton.members.models import Membership, Person
 from chaton.members.queries import voting_members
 
 logger = logging.getLogger("chaton.governance")
@@ -219,19 +221,57 @@ def do_act(title: str, specs: Sequence[Mapping[str, Any]], *, acting_user: Accou
     return decision
 
 
+def do_end_membership_ordinarily(membership: Membership, ends_on: dt.date, *,
+                                 acting_user: Account) -> Decision:
+    """End a membership directly, as an ordinary action (``membership.end``): done at once,
+    announced, open to a counter-vote that would restore it. Return the decision.
+
+    The way the pages, the API and the CLI end a membership. Raise InvalidInput
+    for a day before its start or a membership that is not the member's current
+    one, Forbidden for a non-administrator, DecisionRequired when the policy
+    makes ending a membership extraordinary.
+    """
+    from chaton.members.queries import open_membership_of
+
+    if ends_on < membership.starts_on:
+        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    member = membership.member
+    if open_membership_of(member, min(ends_on, clock.today())) != membership:
+        raise InvalidInput(_("Only the current membership of %(member)s can be ended.")
+                           % {"member": member}, field="ends_on")
+    key = member.email if isinstance(member, Person) else member.slug
+    return do_act(_("End the membership of %(member)s on %(day)s")
+                  % {"member": member, "day": ends_on.isoformat()},
+                  [{"type": "membership.end", "params": {"member": key,
+                                                         "ends_on": ends_on.isoformat()}}],
+                  acting_user=acting_user)
+
+
 def open_ballot_of(decision: Decision) -> Ballot | None:
     """Return the ballot now open on ``decision`` (its proposal vote or counter-vote), if any."""
     return decision.ballots.filter(closed_at__isnull=True).first()
 
 
-def do_vote(decision: Decision, choice: str, *, acting_user: Account) -> Vote:
+def linked_since(account: Account) -> dt.datetime | None:
+    """Return since when ``account`` has belonged to its present person (None: not known,
+    from before this was recorded)."""
+    return account.person_linked_at
+
+
+def do_vote(decision: Decision, choice: str, *, acting_user: Account,
+            credential: Credential) -> Vote:
     """Cast or change the acting person's vote on the decision's open ballot.
 
-    Voting again replaces the earlier vote (one vote per person). The ballot
-    may close at once when the vote makes a majority of the electorate. Raise
-    InvalidInput for an unknown choice, VotingClosed when no ballot is open or
-    its deadline passed, NotAVoter for someone outside its electorate.
+    ``credential`` is how the voter proved who they are (see
+    :mod:`chaton.governance.credentials`); the audit row records it. Voting
+    again replaces the earlier vote (one vote per person). The ballot may close
+    at once when the vote makes a majority of the electorate. Raise
+    NotOwnCredential for a credential that is not ``acting_user``'s own or may
+    not vote, InvalidInput for an unknown choice, VotingClosed when no ballot
+    is open or its deadline passed, NotAVoter for someone outside its
+    electorate or an account linked to its person after the ballot opened.
     """
+    credential.check(acting_user)
     if choice not in Choice.values:
         raise InvalidInput(_("Vote “for” or “against”."), field="choice")
     now = clock.now()
@@ -245,6 +285,17 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account) -> Vote:
         if not Elector.objects.filter(ballot=ballot, person_id=acting_user.person_id).exists():
             raise NotAVoter(_("You were not a voting member when this vote opened, on "
                               "%(day)s.") % {"day": clock.local_day(ballot.opened_at)})
+        set_by_other_at = acting_user.password_set_by_other_at
+        if (credential.method in PASSWORD_METHODS and set_by_other_at is not None
+                and set_by_other_at > ballot.opened_at):
+            # Someone else set this password after the vote opened: they know it too.
+            raise NotOwnCredential(_("Your password was set by someone else after this vote "
+                                     "opened: change it yourself, then vote."))
+        linked_at = linked_since(acting_user)
+        if linked_at is not None and linked_at > ballot.opened_at:
+            # Re-linking an account (or making one) for someone must not lend their vote.
+            raise NotAVoter(_("This account was linked to its member after this vote opened: "
+                              "vote with the account the member had then."))
         vote = Vote.objects.filter(ballot=ballot, person_id=acting_user.person_id).first()
         if vote is not None and vote.choice == choice:
             return vote  # the same vote again changes nothing
@@ -257,7 +308,8 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account) -> Vote:
             vote.save(update_fields=["choice", "account", "changed_at"])
         audit.record("vote.change" if before else "vote.cast", decision,
                      acting_user=acting_user, before=before,
-                     after={"choice": choice, "ballot": ballot.kind})
+                     after={"choice": choice, "ballot": ballot.kind,
+                            "credential": credential.as_record()})
         for closing, tally, outcome in due_outcomes([ballot], now):
             _close(closing, tally, outcome, now)
     return vote

@@ -38,9 +38,12 @@ from chaton.core.api import (
     account_token,
     acting_account,
     check_id,
+    request_token,
+    vote_token,
 )
 from chaton.core.errors import InvalidInput, NotFound
 from chaton.governance import actions, export, operations, queries
+from chaton.governance.credentials import Credential
 from chaton.governance.models import Ballot, Decision, Kind, Policy, Status, Vote
 from chaton.governance.policy import POLICY_FIELDS, current, kind_of
 
@@ -353,14 +356,18 @@ def get_decision(request: HttpRequest, decision_id: int) -> dict[str, Any]:
 
 
 @router.post("/decisions/{decision_id}/vote", response={200: DecisionDetailOut, **ERRORS},
+             auth=vote_token,
              summary="Vote for or against, or change one's vote, until the close")
 def vote(request: HttpRequest, decision_id: int, payload: VoteIn) -> dict[str, Any]:
     """Votes on the open ballot: the proposal, or the counter-vote. The same vote again
-    counts once. 409 ``voting_closed`` after the close, 403 ``not_a_voter`` for an account
-    whose person is not in the electorate counted at the opening."""
+    counts once. Needs a token with the ``vote`` scope, which only a token the member
+    created for themselves carries (403 ``missing_scope`` otherwise). 409
+    ``voting_closed`` after the close, 403 ``not_a_voter`` for an account whose person
+    is not in the electorate counted at the opening."""
     account = acting_account(request)
     decision = decision_or_404(decision_id)
-    actions.do_vote(decision, payload.choice, acting_user=account)
+    actions.do_vote(decision, payload.choice, acting_user=account,
+                    credential=Credential.api_token(request_token(request)))
     return _decision_detail(decision, account)
 
 

@@ -34,6 +34,7 @@ from chaton.core import clock
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupKind
 from chaton.governance import actions
+from chaton.governance.credentials import Credential
 from chaton.governance.models import Decision, Operation, Status
 
 #: The protected group of the demo.
@@ -135,7 +136,8 @@ def _vote(decision: Decision, votes: tuple[tuple[str, str], ...]) -> None:
         if voter is None or decision.status not in (Status.OPEN, Status.CONTESTED):
             continue
         try:
-            actions.do_vote(decision, choice, acting_user=voter)
+            actions.do_vote(decision, choice, acting_user=voter,
+                            credential=Credential.demo(voter))
         except actions.NotAVoter:
             continue  # someone changed the demo's memberships: that vote is left out
 

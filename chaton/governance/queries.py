@@ -136,6 +136,15 @@ def by_kind(found: list[DecisionRow]) -> tuple[list[DecisionRow], list[DecisionR
             [row for row in found if row.decision.kind == Kind.EXTRAORDINARY])
 
 
+def persons_voting_now(person_ids: Iterable[int | None]) -> list[int]:
+    """Return those of ``person_ids`` who have a vote on a ballot that is still open."""
+    wanted = [person_id for person_id in person_ids if person_id is not None]
+    if not wanted:
+        return []
+    return sorted(set(Vote.objects.filter(person_id__in=wanted, ballot__closed_at__isnull=True)
+                      .values_list("person_id", flat=True)))
+
+
 def decided_accesses(group_name: str) -> set[str]:
     """Return the uids that adopted extraordinary decisions put in the group ``group_name``
     (``group.grant`` operations done and not reverted): removing them, or the group, takes a

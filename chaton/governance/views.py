@@ -38,6 +38,7 @@ from chaton.core.errors import ChatonError
 from chaton.core.views import error_html, paginate, show_error, signed_in
 from chaton.directory.models import Account
 from chaton.governance import actions, export, operations, queries
+from chaton.governance.credentials import Credential
 from chaton.governance.forms import (
     DecisionForm,
     ExportForm,
@@ -475,7 +476,10 @@ def decision_vote(request: HttpRequest, pk: int) -> HttpResponse:
     decision = _decision_or_404(pk)
     choice = request.POST.get("choice", "")
     try:
-        actions.do_vote(decision, choice, acting_user=signed_in(request))
+        account = signed_in(request)
+        # Only the signed-in account's own vote: nothing in the form names a voter.
+        actions.do_vote(decision, choice, acting_user=account,
+                        credential=Credential.session(account))
     except ChatonError as error:
         messages.error(request, error_html(error))
     else:

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, limits
-from chaton.core.errors import Conflict, InvalidInput
+from chaton.core import audit, clock, limits
+from chaton.core.errors import Conflict, Forbidden, InvalidInput
 from chaton.directory.models import Account
 from chaton.directory.tasks import sync_after_commit
 from chaton.directory.validation import clean_email, clean_text
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 PERSON_FIELDS = ["full_name", "email", "phone"]
 ORGANIZATION_FIELDS = ["name", "slug", "email"]
-MEMBERSHIP_FIELDS = ["kind", "starts_on", "ends_on", "voting_delay_waived"]
+MEMBERSHIP_FIELDS = ["kind", "starts_on", "ends_on", "voting_delay_waived", "recorded_on"]
 
 
 def _sync_members_groups() -> None:
@@ -147,8 +147,9 @@ def do_start_membership(member: Person | Organization, *, acting_user: Account |
         if overlapping.exists():
             raise Conflict(_("%(member)s already has a membership over these dates.")
                            % {"member": member}, field="starts_on")
+        # recorded_on is today whatever starts_on says: the voting delay runs from it.
         membership = Membership.objects.create(kind=kind, starts_on=starts_on, ends_on=ends_on,
-                                               **owner)
+                                               recorded_on=clock.today(), **owner)
         audit.record("membership.start", membership, acting_user=acting_user,
                      after=audit.snapshot(membership, MEMBERSHIP_FIELDS))
         _sync_members_groups()
@@ -170,21 +171,37 @@ def validate_end_membership(membership: Membership, ends_on: dt.date | None) -> 
         raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
 
 
+class OrdinaryActionRequired(Forbidden):
+    """A change of the electorate asked for outside a decision (even an ordinary one)."""
+
+    code = "ordinary_action_required"
+
+
 def do_end_membership(membership: Membership, ends_on: dt.date | None, *,
                       acting_user: Account | None,
                       authorised_by: Operation | None = None) -> Membership:
-    """Set the last day of a membership (None: open-ended again).
+    """Set the last day of a membership (None: open-ended again), for the operation
+    ``membership.end`` of a decision (``authorised_by``) only.
 
-    Raise InvalidInput if it is before the first day, DecisionRequired when the
-    policy makes ending a membership extraordinary and no decision authorises it.
+    Ending a membership changes the electorate, so it is always a decision: an
+    ordinary action, announced and open to a counter-vote, unless the policy
+    makes it extraordinary (the pages, the API and the CLI go through
+    ``governance.actions.do_end_membership_ordinarily``). Raise InvalidInput if
+    it is before the first day, DecisionRequired when the policy makes it
+    extraordinary and no adopted decision authorises it, OrdinaryActionRequired
+    when no decision authorises it at all.
     """
+    from chaton.governance.gate import is_authorised, require
+    from chaton.governance.operations.end_membership import EndMembershipParams
+
     validate_end_membership(membership, ends_on)
     if ends_on is not None:
-        from chaton.governance.gate import require
-        from chaton.governance.operations.end_membership import EndMembershipParams
-
         require(EndMembershipParams(member=_member_key(membership), ends_on=ends_on),
                 authorised_by)
+    if not is_authorised("membership.end", authorised_by):
+        raise OrdinaryActionRequired(
+            _("Ending a membership is an action of the collective: take it as an ordinary "
+              "action (announced, open to a counter-vote)."), field="ends_on")
     before = audit.snapshot(membership, MEMBERSHIP_FIELDS)
     with transaction.atomic():
         membership.ends_on = ends_on

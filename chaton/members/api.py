@@ -266,11 +266,18 @@ def get_membership(request: HttpRequest, membership_id: int) -> Membership:
 
 
 @router.post("/memberships/{membership_id}/end", response={200: MembershipOut, **ERRORS},
-             summary="Set the last day of a membership")
+             summary="Set the last day of a membership (an ordinary action)")
 def end_membership(request: HttpRequest, membership_id: int,
                    payload: MembershipEndIn) -> Membership:
-    membership = actions.do_end_membership(membership_or_404(membership_id), payload.ends_on,
-                                           acting_user=acting_account(request))
+    """Ending a membership changes the electorate, so it is an ordinary action
+    (``membership.end``): done at once, announced, open to a counter-vote that
+    would restore it; ``/governance/decisions`` lists it. 403
+    ``decision_required`` when the policy makes it extraordinary."""
+    from chaton.governance.actions import do_end_membership_ordinarily
+
+    membership = membership_or_404(membership_id)
+    do_end_membership_ordinarily(membership, payload.ends_on,
+                                 acting_user=acting_account(request))
     return membership_or_404(membership.pk)
 
 

@@ -28,7 +28,7 @@ from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupKind, GroupMembership
 from chaton.governance.demo import create_demo_decisions
 from chaton.members import actions as member_actions
-from chaton.members.models import MembershipKind, Organization, Person
+from chaton.members.models import Membership, MembershipKind, Organization, Person
 
 #: The demo administrator's uid (the one ``make run`` documents).
 ADMIN_UID = "admin"
@@ -154,14 +154,24 @@ def _load_persons(report: DemoReport, today: dt.date) -> None:
             membership = member_actions.do_start_membership(
                 person, acting_user=None, kind=item.kind, ends_on=ends_on,
                 starts_on=today - dt.timedelta(days=item.joined_days_ago))
+            _recorded_at_the_time(membership)
             member_actions.do_record_dues(membership, Decimal(item.dues),
                                           membership.starts_on, acting_user=None)
             report.created.append(_("membership of %(name)s") % {"name": item.full_name})
         if item.uid and not Account.objects.filter(uid=item.uid).exists():
-            directory_actions.do_create_account(item.uid, acting_user=None,
-                                                display_name=item.full_name, email=item.email,
-                                                person=person)
+            account = directory_actions.do_create_account(
+                item.uid, acting_user=None, display_name=item.full_name, email=item.email,
+                person=person)
+            # The invented history has the account since the membership began, so that the
+            # demo's past ballots count its votes.
+            Account.objects.filter(pk=account.pk).update(person_linked_at=None)
             report.created.append(_("account %(uid)s") % {"uid": item.uid})
+
+
+def _recorded_at_the_time(membership: Membership) -> None:
+    """Date the demo's invented membership as recorded on its first day, as if the
+    collective had used Chaton all along (a real one is recorded on the day it is entered)."""
+    Membership.objects.filter(pk=membership.pk).update(recorded_on=membership.starts_on)
 
 
 def _load_organizations(report: DemoReport, today: dt.date) -> None:
@@ -175,6 +185,7 @@ def _load_organizations(report: DemoReport, today: dt.date) -> None:
             membership = member_actions.do_start_membership(
                 organization, acting_user=None, kind=item.kind,
                 starts_on=today - dt.timedelta(days=item.joined_days_ago))
+            _recorded_at_the_time(membership)
             member_actions.do_record_dues(membership, Decimal(item.dues),
                                           membership.starts_on, acting_user=None)
             report.created.append(_("membership of %(name)s") % {"name": item.name})

@@ -78,6 +78,10 @@ class Membership(models.Model):
     ends_on = models.DateField(_("ends on"), null=True, blank=True)
     #: Voting is allowed from this date even if the usual delay has not passed.
     voting_delay_waived = models.BooleanField(_("voting delay waived"), default=False)
+    #: The day Chaton recorded the membership. The voting delay runs from it or from
+    #: ``starts_on``, whichever is later: a back-dated start counts in the reports, never
+    #: in the electorate.
+    recorded_on = models.DateField(_("recorded on"), editable=False)
 
     objects = MembershipQuerySet.as_manager()
 

@@ -21,14 +21,16 @@ def voting_delay_days() -> int:
 def voting_members(on: dt.date, delay_days: int | None = None) -> QuerySet[Person]:
     """Return the persons who may vote on ``on``.
 
-    A person votes with a current membership of a voting kind that started at
-    least ``delay_days`` before (default: the policy's), or whose delay was waived.
+    A person votes with a current membership of a voting kind that started, and
+    was recorded, at least ``delay_days`` before (default: the policy's), or
+    whose delay a decision waived. So a membership recorded today with a start
+    months ago waits the delay like any other.
     """
     config = settings.CHATON.directory
     delay = voting_delay_days() if delay_days is None else delay_days
     joined_by = on - dt.timedelta(days=delay)
     current = Membership.objects.current(on).filter(kind__in=config.voting_kinds).filter(
-        Q(starts_on__lte=joined_by) | Q(voting_delay_waived=True))
+        Q(starts_on__lte=joined_by, recorded_on__lte=joined_by) | Q(voting_delay_waived=True))
     return Person.objects.filter(memberships__in=current).distinct()
 
 

@@ -159,14 +159,17 @@ def membership_end(request: HttpRequest, membership_id: int) -> HttpResponse:
         Membership.objects.select_related("person", "organization"), pk=membership_id)
     form = EndMembershipForm(request.POST, prefix=f"end-{membership.pk}")
     if form.is_valid():
+        from chaton.governance.actions import do_end_membership_ordinarily
+
         try:
-            actions.do_end_membership(membership, form.cleaned_data["ends_on"],
-                                      acting_user=signed_in(request))
+            decision = do_end_membership_ordinarily(membership, form.cleaned_data["ends_on"],
+                                                    acting_user=signed_in(request))
         except ChatonError as error:
             show_error(form, error)
         else:
-            messages.success(request, _("The membership ends on %(date)s.")
-                             % {"date": membership.ends_on})
+            messages.success(request, _("The membership ends on %(date)s: ordinary action "
+                                        "#%(number)d, announced, open to a counter-vote.")
+                             % {"date": form.cleaned_data["ends_on"], "number": decision.pk})
             return redirect(_member_url_name(membership.member), membership.member.pk)
     return _member_page(request, membership.member, failed={("end", membership.pk): form})
 

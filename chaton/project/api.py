@@ -23,12 +23,19 @@ status      code
             They answer 400, not ninja's usual 422: one status for bad input.
 401         ``unauthorized``: no token, an unknown one, or a disabled account's
 403         ``forbidden``: a non-administrator's token outside ``/me`` and the
-            governance endpoints; ``decision_required``: an extraordinary
-            operation asked for directly (``link`` opens a proposal for it);
-            ``not_a_voter``: the caller is not in the ballot's electorate
+            governance endpoints; ``missing_scope``: the token lacks the
+            scope (``read``, ``write``, ``admin``, ``vote``) the request needs;
+            ``vote_scope_refused``: a token that could vote asked for by
+            someone other than its owner; ``decision_required``: an
+            extraordinary operation asked for directly (``link`` opens a
+            proposal for it); ``not_a_voter``: the caller is not in the
+            ballot's electorate, or the account was linked to its person after
+            the ballot opened
 404         ``not_found``: an unknown id, uid, group name or path
 405         ``method_not_allowed``
 409         ``conflict``: the value is taken (uid, email, name …);
+            ``voted_on_open_ballot``: an account re-linked while its person
+            (or the new one) has a vote on an open ballot;
             ``voting_closed``: the vote or counter-vote is over; a backup plan
             that is already running
 502         ``backup_error``: restic failed; ``engine_error``: a Docker engine

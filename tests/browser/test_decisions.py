@@ -21,6 +21,7 @@ from chaton.directory import actions, reconcile
 from chaton.governance.actions import execute_decisions
 from chaton.governance.models import Decision, Status
 from chaton.members import actions as member_actions
+from chaton.testing.voters import recorded_at_start
 
 BASE = "dc=chaton,dc=test"
 PASSWORD = "copper meadow 5521"
@@ -34,8 +35,8 @@ def _member(uid: str) -> None:
     """Create a voting member: a person who joined 60 days ago, with an account."""
     person = member_actions.do_create_person(f"Essai {uid.title()}", f"{uid}@example.org",
                                              acting_user=None)
-    member_actions.do_start_membership(person, acting_user=None,
-                                       starts_on=clock.today() - dt.timedelta(days=60))
+    recorded_at_start(member_actions.do_start_membership(
+        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=60)))
     actions.do_create_account(uid, acting_user=None, display_name=f"Essai {uid.title()}",
                               email=f"{uid}@example.org", password=PASSWORD, person=person)
 

@@ -272,7 +272,12 @@ def test_members_accounts_groups_keys_tokens_and_audit(cli, directory, tmp_path)
     listing = ok("member", "list", "--all")
     assert "Alix Tournesol" in listing and "20.00 €" in listing
     assert "2 membership(s)." in listing
-    ok("member", "end", "alix@example.org", "--on", "2025-12-31")
+    # Ending a membership is an ordinary action of an administrator, never the system's.
+    assert "--as UID" in cli("member", "end", "alix@example.org", "--on", "2025-12-31").stderr
+    ok("account", "add", "gerance", "--name", "Gérance", "--email", "gerance@example.org",
+       "--admin")
+    ended = ok("--as", "gerance", "member", "end", "alix@example.org", "--on", "2025-12-31")
+    assert "ordinary action #" in ended
     assert Membership.objects.get(person__email="alix@example.org").ends_on == dt.date(2025, 12,
                                                                                         31)
 

@@ -29,6 +29,9 @@ from chaton.governance.tests.test_api import make_account, make_member
 from chaton.testing.pytest_plugin import free_port
 
 CHATON = [str(Path(sys.executable).with_name("chaton"))]
+PASSWORD = "larch harbour 7714"
+#: What a voter types when ``decision vote`` asks for their password.
+TYPED = PASSWORD + "\n"
 GRANT = ["--op", "group.grant", "group=passwords", "account=kim", "expires_on=2031-06-30"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,8 +48,8 @@ def _english_and_clock_back(english: None):
 def cli():
     runner = CliRunner()
 
-    def invoke(*arguments: str):
-        return runner.invoke(app, list(arguments))
+    def invoke(*arguments: str, input: str | None = None):
+        return runner.invoke(app, list(arguments), input=input)
 
     return invoke
 
@@ -57,6 +60,9 @@ def collective(directory):
     people = {"wren": make_account("wren", is_admin=True), "kim": make_account("kim")}
     for uid in ("aubin", "brune", "cyan"):
         people[uid] = make_member(uid)
+    for account in people.values():
+        # A vote needs the voter's own password (on standard input here).
+        directory_actions.do_set_password(account, PASSWORD, acting_user=None)
     directory_actions.do_create_group("passwords", acting_user=None, requires_decision=True)
     directory_actions.do_create_group("tech", acting_user=None)
     return people
@@ -96,10 +102,10 @@ def test_propose_vote_settle_and_show(cli, collective, directory):
     assert Operation.objects.get(decision=decision).params == {
         "group": "passwords", "account": "kim", "expires_on": "2031-06-30"}
 
-    voted = _ok(cli("decision", "vote", number, "for", "--as", "aubin"))
+    voted = _ok(cli("decision", "vote", number, "for", "--as", "aubin", input=TYPED))
     assert f"aubin votes “for” on #{number}." in voted and "1 for, 0 against" in voted
     # The global --as names the voter too; 2 of 3 adopts at once.
-    adopted = _ok(cli("--as", "brune", "decision", "vote", number, "for"))
+    adopted = _ok(cli("--as", "brune", "decision", "vote", number, "for", input=TYPED))
     assert "adopted with 2 for, 0 against, of 3 voters" in adopted
     assert not GroupMembership.objects.filter(group__name="passwords").exists()
 
@@ -133,7 +139,7 @@ def test_proposals_from_a_file_are_adopted_at_the_deadline_without_opposition(
                              "proposal_days=3")))
     assert Operation.objects.get(decision_id=second).params == {
         "classes": {"group.revoke": "extraordinary"}, "proposal_days": 3}
-    _ok(cli("decision", "vote", first, "against", "--as", "aubin"))
+    _ok(cli("decision", "vote", first, "against", "--as", "aubin", input=TYPED))
 
     assert "Nothing to settle." in _ok(cli("decision", "settle"))
     clock.travel(dt.timedelta(days=current().proposal_days, minutes=1))
@@ -159,8 +165,9 @@ def test_act_contest_cancel_and_revert(cli, collective):
     assert "0 for, 0 against, of 3 voters" in contested
     line = _one_error_line(cli("decision", "contest", number, "--as", "cyan"))
     assert "already" in line
-    _ok(cli("decision", "vote", number, "against", "--as", "aubin"))
-    cancelled = _ok(cli("decision", "vote", number, "against", "--as", "cyan"))
+    _ok(cli("decision", "vote", number, "against", "--as", "aubin", input=TYPED))
+    cancelled = _ok(cli("decision", "vote", number, "against", "--as", "cyan",
+                        input=TYPED))
     assert "action cancelled with 0 for, 2 against" in cancelled
     settled = _ok(cli("decision", "settle"))
     assert f"#{number}, operation 1 (add kim to the group tech): reverted." in settled
@@ -245,14 +252,16 @@ def test_bad_operations_are_refused_and_nothing_is_written(cli, collective, tmp_
 def test_votes_refused(cli, collective):
     number = _number(_ok(cli("decision", "propose", "Kim reads", "--as", "aubin", *GRANT)))
     assert "“for” or “against”" in _one_error_line(cli("decision", "vote", number, "maybe",
-                                                       "--as", "aubin"))
+                                                       "--as", "aubin", input=TYPED))
     assert "belongs to no member" in _one_error_line(cli("decision", "vote", number, "for",
-                                                         "--as", "kim"))
-    assert "--as UID" in _one_error_line(cli("decision", "vote", number, "for"))
-    assert "999" in _one_error_line(cli("decision", "vote", "999", "for", "--as", "aubin"))
+                                                         "--as", "kim", input=TYPED))
+    assert "--as UID" in _one_error_line(cli("decision", "vote", number, "for", input=TYPED))
+    assert "999" in _one_error_line(cli("decision", "vote", "999", "for", "--as", "aubin",
+                                        input=TYPED))
     assert not Vote.objects.exists()
     clock.travel(dt.timedelta(days=current().proposal_days, minutes=1))
-    assert "closed" in _one_error_line(cli("decision", "vote", number, "for", "--as", "aubin"))
+    assert "closed" in _one_error_line(cli("decision", "vote", number, "for", "--as", "aubin",
+                                           input=TYPED))
     assert not Vote.objects.exists()
 
 

@@ -19,6 +19,7 @@ from chaton.governance import actions
 from chaton.governance.models import OperationStatus, Status
 from chaton.members import actions as members_actions
 from chaton.testing.pytest_plugin import BASE_DN
+from chaton.testing.voters import own_session, recorded_at_start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -27,8 +28,8 @@ GROUP_DN = f"cn=passwords,ou=groups,{BASE_DN}"
 
 def voter(uid: str, name: str) -> Account:
     person = members_actions.do_create_person(name, f"{uid}@example.org", acting_user=None)
-    members_actions.do_start_membership(person, acting_user=None,
-                                        starts_on=clock.today() - dt.timedelta(days=120))
+    recorded_at_start(members_actions.do_start_membership(
+        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=120)))
     return directory_actions.do_create_account(uid, acting_user=None, display_name=name,
                                                email=f"{uid}@example.org", person=person)
 
@@ -57,9 +58,11 @@ def test_a_decision_adopted_while_slapd_is_down_reaches_it_when_it_is_back(
         acting_user=odile)
     slapd.stop()
     try:
-        actions.do_vote(decision, "for", acting_user=odile)
-        actions.do_vote(decision, "against", acting_user=quitterie)
-        actions.do_vote(decision, "for", acting_user=pacome)  # 2 of 3: adopted at once
+        actions.do_vote(decision, "for", acting_user=odile, credential=own_session(odile))
+        actions.do_vote(decision, "against", acting_user=quitterie,
+                        credential=own_session(quitterie))
+        actions.do_vote(decision, "for", acting_user=pacome,
+                        credential=own_session(pacome))  # 2 of 3: adopted at once
         decision.refresh_from_db()
         assert decision.status == Status.ADOPTED
 

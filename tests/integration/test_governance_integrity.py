@@ -29,6 +29,7 @@ from chaton.governance.models import Status
 from chaton.governance.tests.test_api import api_for, assert_error, make_account, make_member
 from chaton.testing.pytest_plugin import BASE_DN
 from chaton.testing.second_factor import login_with_second_factor
+from chaton.testing.voters import own_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -43,7 +44,8 @@ def adopt(people: dict[str, Any], operation: dict[str, Any]) -> None:
     """Propose one operation, have two of the three voters adopt it, run the executor."""
     decision = actions.do_propose("By decision", [operation], acting_user=people["aubin"])
     for voter in ("aubin", "brune"):
-        actions.do_vote(decision, "for", acting_user=people[voter])
+        actions.do_vote(decision, "for", acting_user=people[voter],
+                        credential=own_session(people[voter]))
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED
     [row] = actions.execute_decisions()
@@ -188,7 +190,7 @@ def test_the_cli_cannot_delete_rename_or_empty_a_protected_group(
 
 def test_the_pages_cannot_delete_rename_or_unprotect_a_protected_group(
         client, people, ldap_directory: LdapDirectory) -> None:
-    client.force_login(people["wren"])
+    login_with_second_factor(client, people["wren"])
     before = snapshot(ldap_directory)
     with translation.override("en"):
         response = client.post("/groups/passwords/delete/")

@@ -27,6 +27,7 @@ from chaton.governance import actions, notify
 from chaton.governance.models import OperationStatus, Status
 from chaton.members import actions as members_actions
 from chaton.testing.pytest_plugin import SmtpCatcher
+from chaton.testing.voters import own_session, recorded_at_start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -118,8 +119,8 @@ def collective(directory: FakeDirectory) -> Iterator[Collective]:
     for uid, name in (("anouk", "Anouk Pelote"), ("barnabe", "Barnabé Grelot"),
                       ("celeste", "Céleste Rognon")):
         person = members_actions.do_create_person(name, f"{uid}@example.org", acting_user=None)
-        members_actions.do_start_membership(person, acting_user=None,
-                                            starts_on=clock.today() - dt.timedelta(days=90))
+        recorded_at_start(members_actions.do_start_membership(
+            person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=90)))
         voters.append(directory_actions.do_create_account(
             uid, acting_user=None, display_name=name, email=f"{uid}@members.example.org",
             person=person))
@@ -187,7 +188,7 @@ def test_announce_address_reminders_and_the_close(
     assert [caught.recipients for caught in catcher.messages] == [
         ["membres@collectif.example.org"]]
 
-    actions.do_vote(decision, "for", acting_user=anouk)
+    actions.do_vote(decision, "for", acting_user=anouk, credential=own_session(anouk))
     catcher.messages.clear()
     # Two days before the deadline: only those who have not voted are reminded, personally.
     clock.travel(dt.timedelta(days=6))
@@ -199,7 +200,8 @@ def test_announce_address_reminders_and_the_close(
     assert "For: 1/3, against: 0/3." in body_of(catcher.messages[0].content)
 
     catcher.messages.clear()
-    actions.do_vote(decision, "for", acting_user=barnabe)  # 2 of 3: adopted at once
+    actions.do_vote(decision, "for", acting_user=barnabe,
+                    credential=own_session(barnabe))  # 2 of 3: adopted at once
     actions.execute_decisions()
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED and decision.executed_at is not None
@@ -267,9 +269,9 @@ def test_a_failing_webhook_and_a_dead_mail_server_never_block_a_decision(
         decision = actions.do_propose("Passwords for Céleste", grant("celeste"),
                                       acting_user=anouk)
         assert decision.status == Status.OPEN
-        actions.do_vote(decision, "for", acting_user=anouk)
-        actions.do_vote(decision, "against", acting_user=celeste)
-        actions.do_vote(decision, "for", acting_user=barnabe)
+        actions.do_vote(decision, "for", acting_user=anouk, credential=own_session(anouk))
+        actions.do_vote(decision, "against", acting_user=celeste, credential=own_session(celeste))
+        actions.do_vote(decision, "for", acting_user=barnabe, credential=own_session(barnabe))
         [operation] = actions.execute_decisions()
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED and decision.executed_at is not None

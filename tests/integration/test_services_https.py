@@ -26,6 +26,7 @@ from chaton.services import actions
 from chaton.services.models import Host, Instance
 from chaton.testing.acme import Pebble, https_get, wait_for_https
 from chaton.testing.docker import TemporaryDockerd
+from chaton.testing.voters import own_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("english")]
@@ -89,7 +90,7 @@ def test_an_instance_opened_through_the_api_answers_over_https(
         {"type": "service.close", "params": {"instance": slug, "delete_data": True}}],
         acting_user=voters[0])
     for voter in voters[:2]:
-        governance.do_vote(decision, "for", acting_user=voter)
+        governance.do_vote(decision, "for", acting_user=voter, credential=own_session(voter))
     governance.execute_decisions()
     assert not Instance.objects.exists()
     deadline = time.monotonic() + 10

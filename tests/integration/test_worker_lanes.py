@@ -27,6 +27,7 @@ from chaton.governance import actions
 from chaton.governance.models import Status
 from chaton.members import actions as members_actions
 from chaton.testing.pytest_plugin import BASE_DN
+from chaton.testing.voters import own_session, recorded_at_start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -72,8 +73,8 @@ def long_job(monkeypatch: pytest.MonkeyPatch) -> Iterator[LongJob]:
 
 def member(uid: str, name: str) -> Account:
     person = members_actions.do_create_person(name, f"{uid}@example.org", acting_user=None)
-    members_actions.do_start_membership(person, acting_user=None,
-                                        starts_on=clock.today() - dt.timedelta(days=120))
+    recorded_at_start(members_actions.do_start_membership(
+        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=120)))
     return directory_actions.do_create_account(uid, acting_user=None, display_name=name,
                                                email=f"{uid}@example.org", person=person)
 
@@ -109,8 +110,8 @@ def test_expiries_and_decisions_reach_ldap_within_10_s_during_a_60_s_job(
         "Give access to the technical passwords to Pacôme",
         [{"type": "group.grant", "params": {"group": "passwords", "account": "pacome"}}],
         acting_user=odile)
-    actions.do_vote(decision, "for", acting_user=odile)
-    actions.do_vote(decision, "for", acting_user=pacome)
+    actions.do_vote(decision, "for", acting_user=odile, credential=own_session(odile))
+    actions.do_vote(decision, "for", acting_user=pacome, credential=own_session(pacome))
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED
 

@@ -117,7 +117,11 @@ def test_members_group_follows_memberships(directory):
                                                     starts_on=clock.today())
     assert directory.entries[group_dn]["member"] == [mina_dn]  # at once, after the commit
 
-    member_actions.do_end_membership(membership, clock.today(), acting_user=None)
+    from chaton.governance.actions import do_end_membership_ordinarily
+
+    admin = actions.do_create_account("gerance", acting_user=None, display_name="Gérance",
+                                      email="gerance@example.org", is_admin=True)
+    do_end_membership_ordinarily(membership, clock.today(), acting_user=admin)
     assert directory.entries[group_dn]["member"] == [mina_dn]  # the last day still counts
     clock.travel(dt.timedelta(days=1))
     try:

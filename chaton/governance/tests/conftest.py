@@ -14,6 +14,7 @@ from chaton.core import clock
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group
 from chaton.members import actions as members_actions
+from chaton.testing.voters import recorded_at_start
 
 
 @dataclass
@@ -29,8 +30,8 @@ class Community:
 def make_voter(uid: str, *, days: int = 60) -> Account:
     person = members_actions.do_create_person(f"Test {uid.title()}", f"{uid}@example.org",
                                               acting_user=None)
-    members_actions.do_start_membership(person, acting_user=None,
-                                        starts_on=clock.today() - dt.timedelta(days=days))
+    recorded_at_start(members_actions.do_start_membership(
+        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=days)))
     return directory_actions.do_create_account(uid, acting_user=None, display_name=f"Test {uid}",
                                                email=f"{uid}@example.org", person=person)
 

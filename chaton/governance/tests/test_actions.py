@@ -22,6 +22,7 @@ from chaton.governance.models import (
     Vote,
 )
 from chaton.governance.policy import current
+from chaton.testing.voters import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,11 +74,11 @@ def test_proposal_adopted_by_a_majority_then_executed_once(community):
     ballot = decision.ballots.get()
     assert decision.status == Status.OPEN and decision.kind == Kind.EXTRAORDINARY
     assert ballot.electorate_size == 5  # fox joined 2 days ago, svc is nobody's
-    actions.do_vote(decision, "for", acting_user=ana)
-    actions.do_vote(decision, "for", acting_user=bo)
+    actions.do_vote(decision, "for", acting_user=ana, credential=own_session(ana))
+    actions.do_vote(decision, "for", acting_user=bo, credential=own_session(bo))
     decision.refresh_from_db()
     assert decision.status == Status.OPEN  # 2 of 5
-    actions.do_vote(decision, "for", acting_user=cy)
+    actions.do_vote(decision, "for", acting_user=cy, credential=own_session(cy))
     decision.refresh_from_db()
     ballot.refresh_from_db()
     assert decision.status == Status.ADOPTED  # 3 of 5: adopted before the deadline
@@ -105,9 +106,9 @@ def test_deadline_adopts_without_objection_and_rejects_with_one(community):
     ana, bo, *_ = community.voters
     quiet = actions.do_propose("Quiet", grant(community, "bo"), acting_user=ana)
     contested = actions.do_propose("Contested", grant(community, "cy"), acting_user=ana)
-    actions.do_vote(quiet, "for", acting_user=ana)
-    actions.do_vote(contested, "for", acting_user=ana)
-    actions.do_vote(contested, "against", acting_user=bo)
+    actions.do_vote(quiet, "for", acting_user=ana, credential=own_session(ana))
+    actions.do_vote(contested, "for", acting_user=ana, credential=own_session(ana))
+    actions.do_vote(contested, "against", acting_user=bo, credential=own_session(bo))
     assert actions.settle_ballots() == []
     clock.travel(dt.timedelta(days=current().proposal_days, minutes=1))
     assert len(actions.settle_ballots()) == 2
@@ -123,9 +124,10 @@ def test_deadline_adopts_without_objection_and_rejects_with_one(community):
 def test_votes_change_until_the_close_and_count_once(community):
     ana, bo, *_ = community.voters
     decision = actions.do_propose("Change of mind", grant(community), acting_user=ana)
-    actions.do_vote(decision, "against", acting_user=bo)
-    actions.do_vote(decision, "against", acting_user=bo)  # the same vote again
-    actions.do_vote(decision, "for", acting_user=bo)
+    actions.do_vote(decision, "against", acting_user=bo, credential=own_session(bo))
+    actions.do_vote(decision, "against", acting_user=bo,
+                    credential=own_session(bo))  # the same vote again
+    actions.do_vote(decision, "for", acting_user=bo, credential=own_session(bo))
     assert Vote.objects.filter(person=bo.person).get().choice == "for"
     assert AuditLog.objects.filter(action="vote.cast").count() == 1
     assert AuditLog.objects.filter(action="vote.change").count() == 1
@@ -135,11 +137,13 @@ def test_who_may_vote(community):
     ana = community.voters[0]
     decision = actions.do_propose("Voters only", grant(community), acting_user=ana)
     with pytest.raises(actions.NotAVoter):
-        actions.do_vote(decision, "for", acting_user=community.outsider)
+        actions.do_vote(decision, "for", acting_user=community.outsider,
+                        credential=own_session(community.outsider))
     with pytest.raises(actions.NotAVoter):
-        actions.do_vote(decision, "for", acting_user=community.newcomer)
+        actions.do_vote(decision, "for", acting_user=community.newcomer,
+                        credential=own_session(community.newcomer))
     with pytest.raises(InvalidInput):
-        actions.do_vote(decision, "maybe", acting_user=ana)
+        actions.do_vote(decision, "maybe", acting_user=ana, credential=own_session(ana))
     with pytest.raises(Forbidden):
         actions.do_propose("Not a voter", grant(community), acting_user=community.newcomer)
     assert not Vote.objects.exists()
@@ -151,10 +155,10 @@ def test_no_vote_after_the_close(community):
     clock.travel(dt.timedelta(days=8))
     # the deadline passed, even before the worker closed the ballot
     with pytest.raises(actions.VotingClosed):
-        actions.do_vote(decision, "against", acting_user=bo)
+        actions.do_vote(decision, "against", acting_user=bo, credential=own_session(bo))
     actions.settle_ballots()
     with pytest.raises(actions.VotingClosed):
-        actions.do_vote(decision, "against", acting_user=bo)
+        actions.do_vote(decision, "against", acting_user=bo, credential=own_session(bo))
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED  # nobody objected in time
 
@@ -197,8 +201,8 @@ def test_ordinary_action_counter_vote_cancels_and_reverts(community):
     assert decision.status == Status.CONTESTED and ballot.electorate_size == 5
     with pytest.raises(actions.VotingClosed):
         actions.do_open_counter_vote(decision, acting_user=bo)  # one counter-vote
-    actions.do_vote(decision, "against", acting_user=ana)
-    actions.do_vote(decision, "for", acting_user=bo)
+    actions.do_vote(decision, "against", acting_user=ana, credential=own_session(ana))
+    actions.do_vote(decision, "for", acting_user=bo, credential=own_session(bo))
     clock.travel(dt.timedelta(days=current().counter_vote_days, minutes=1))
     actions.settle_ballots()
     decision.refresh_from_db()
@@ -216,7 +220,7 @@ def test_counter_vote_upheld_and_window(community):
         acting_user=community.admin)
     actions.do_open_counter_vote(decision, acting_user=ana)
     for voter in (ana, bo, cy):
-        actions.do_vote(decision, "for", acting_user=voter)
+        actions.do_vote(decision, "for", acting_user=voter, credential=own_session(voter))
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED  # 3 of 5 for: upheld at once
     late = actions.do_act("Add bo to the team", [
@@ -249,7 +253,7 @@ def test_an_operation_that_fails_at_execution_is_recorded(community):
         {"type": "group.grant", "params": {"group": "passwords", "account": "cy"}}],
         acting_user=ana)
     for voter in (ana, bo, cy):
-        actions.do_vote(decision, "for", acting_user=voter)
+        actions.do_vote(decision, "for", acting_user=voter, credential=own_session(voter))
     # Deleting a protected group takes a decision: here it goes behind Chaton's back.
     Group.objects.filter(pk=community.passwords.pk).delete()
     actions.execute_decisions()
@@ -268,7 +272,7 @@ def test_withdraw(community):
     decision.refresh_from_db()
     assert decision.status == Status.WITHDRAWN
     with pytest.raises(actions.VotingClosed):
-        actions.do_vote(decision, "for", acting_user=bo)
+        actions.do_vote(decision, "for", acting_user=bo, credential=own_session(bo))
     assert actions.execute_decisions() == []
 
 
@@ -290,7 +294,7 @@ def test_policy_changes_by_decision_only(community):
                                              "classes": {"group.revoke": "extraordinary"}}}],
         acting_user=ana)
     for voter in (ana, bo, cy):
-        actions.do_vote(decision, "for", acting_user=voter)
+        actions.do_vote(decision, "for", acting_user=voter, credential=own_session(voter))
     actions.execute_decisions()
     policy = current()
     assert policy.proposal_days == 3
@@ -307,7 +311,7 @@ def test_waived_voting_delay_lets_a_newcomer_vote(community):
         {"type": "membership.waive_voting_delay", "params": {"person": "fox@example.org"}}],
         acting_user=ana)
     for voter in (ana, bo, cy):
-        actions.do_vote(decision, "for", acting_user=voter)
+        actions.do_vote(decision, "for", acting_user=voter, credential=own_session(voter))
     actions.execute_decisions()
     assert actions.is_voter_today(fox)
     later = actions.do_propose("Fox votes now", grant(community, "fox"), acting_user=fox)
@@ -333,7 +337,7 @@ def test_partner_account_and_membership_end(community):
     assert Membership.objects.get(organization=partner).ends_on == clock.today()
     actions.do_open_counter_vote(decision, acting_user=community.voters[0])
     for voter in community.voters[:3]:
-        actions.do_vote(decision, "against", acting_user=voter)
+        actions.do_vote(decision, "against", acting_user=voter, credential=own_session(voter))
     actions.execute_decisions()
     assert Membership.objects.get(organization=partner).ends_on is None
     from chaton.directory.models import Account, AccountState

@@ -21,6 +21,7 @@ from chaton.governance import actions
 from chaton.governance.models import Decision, Operation, Vote
 from chaton.governance.policy import current
 from chaton.members import actions as member_actions
+from chaton.testing.voters import recorded_at_start
 
 API = "/api/v1"
 GOVERNANCE = "/governance"
@@ -55,8 +56,9 @@ class Api:
 
 
 def api_for(client, account: Account) -> Api:
-    """Return an API client acting with a new token of ``account``."""
-    _token, key = do_create_api_token(account, "tests", acting_user=None)
+    """Return an API client acting with a new token that ``account`` made for itself (it
+    may vote)."""
+    _token, key = do_create_api_token(account, "tests", acting_user=account, owner_proved=True)
     return Api(client, key)
 
 
@@ -82,8 +84,8 @@ def make_member(uid: str, *, joined_days_ago: int = 60, is_admin: bool = False) 
     (a voter after the policy's delay, 10 days by default)."""
     person = member_actions.do_create_person(f"{uid.title()} Quillon", f"{uid}@example.org",
                                              acting_user=None)
-    member_actions.do_start_membership(
-        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=joined_days_ago))
+    recorded_at_start(member_actions.do_start_membership(
+        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=joined_days_ago)))
     return make_account(uid, is_admin=is_admin, person=person)
 
 

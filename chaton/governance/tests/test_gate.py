@@ -208,7 +208,7 @@ def test_cli_other_gated_paths_follow_the_policy(cli, collective):
     line = _one_error_line(cli("account", "add", "radio", "--org", "radio-ourse",
                                "--email", "studio@example.org"))
     assert "operation=account.create_for_organization" in line
-    line = _one_error_line(cli("member", "end", "radio-ourse"))
+    line = _one_error_line(cli("--as", "wren", "member", "end", "radio-ourse"))
     assert "operation=membership.end" in line
     line = _one_error_line(cli("decision", "act", "Straight away", "--as", "wren",
                                "--op", "group.grant", "group=passwords", "account=kim"))

@@ -30,6 +30,7 @@ from chaton.directory.models import Account, Group
 from chaton.governance import actions
 from chaton.governance.models import Status
 from chaton.governance.tests.conftest import make_voter
+from chaton.testing.voters import own_session
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +130,7 @@ def _decide(world: World, operation: str, name: str, uid: str) -> None:
     except ChatonError:
         return  # not a valid proposal now (no such group …)
     for voter in world.voters[:3]:
-        actions.do_vote(decision, "for", acting_user=voter)
+        actions.do_vote(decision, "for", acting_user=voter, credential=own_session(voter))
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED
     actions.execute_decisions(decision_id=decision.pk)

@@ -35,6 +35,7 @@ from chaton.governance.models import (
 from chaton.governance.operations import OperationType, StrictParams
 from chaton.governance.policy import current
 from chaton.testing.second_factor import login_with_second_factor
+from chaton.testing.voters import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,8 +110,9 @@ def test_every_signed_in_account_sees_the_list_and_anonymous_visitors_log_in(cli
 def test_list_shows_open_votes_first_with_live_tally_and_my_vote(client, community):
     ana, bo = community.voters[:2]
     proposal = propose_grant(community)
-    actions.do_vote(proposal, "for", acting_user=bo)
-    actions.do_vote(proposal, "against", acting_user=community.voters[2])
+    actions.do_vote(proposal, "for", acting_user=bo, credential=own_session(bo))
+    actions.do_vote(proposal, "against", acting_user=community.voters[2],
+                    credential=own_session(community.voters[2]))
     ordinary = actions.do_act("Team for ana", [
         {"type": "group.grant", "params": {"group": "team", "account": "ana"}}],
         acting_user=community.admin)
@@ -136,7 +138,8 @@ def _make_decisions(community, count, start=0):
                 acting_user=community.admin)
             continue
         decision = propose_grant(community, uid="fox", by=number % 5)
-        actions.do_vote(decision, "for", acting_user=community.voters[(number + 1) % 5])
+        actions.do_vote(decision, "for", acting_user=community.voters[(number + 1) % 5],
+                        credential=own_session(community.voters[(number + 1) % 5]))
         if number % 3 == 2:
             actions.do_withdraw(decision, acting_user=community.admin)
 
@@ -484,7 +487,8 @@ def test_secret_votes_show_only_counts(client, community):
     policy.votes_public = False
     policy.save()
     decision = propose_grant(community)
-    actions.do_vote(decision, "against", acting_user=community.voters[1])
+    actions.do_vote(decision, "against", acting_user=community.voters[1],
+                    credential=own_session(community.voters[1]))
     content = page_text(as_user(client, community.voters[2])
                         .get(reverse("decision-detail", args=[decision.pk])))
     assert "for 0/5, against 1/5" in content

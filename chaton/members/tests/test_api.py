@@ -10,6 +10,7 @@ from chaton.core.actions import do_create_api_token
 from chaton.directory import actions as directory_actions
 from chaton.members import actions
 from chaton.members.models import DuesPayment, Membership, Organization, Person
+from chaton.testing.voters import recorded_at_start
 
 BASE = "dc=chaton,dc=test"
 API = "/api/v1/members"
@@ -237,10 +238,10 @@ def test_counts_on_a_day_and_over_a_period(api, directory):
 
 def test_voting_members(api):
     settled, newcomer, supporter = make_person(1), make_person(2), make_person(3)
-    actions.do_start_membership(settled, acting_user=None, starts_on=dt.date(2024, 1, 1))
-    actions.do_start_membership(newcomer, acting_user=None, starts_on=dt.date(2024, 3, 10))
-    actions.do_start_membership(supporter, acting_user=None, starts_on=dt.date(2024, 1, 1),
-                                kind="support")
+    for member, day in ((settled, dt.date(2024, 1, 1)), (newcomer, dt.date(2024, 3, 10))):
+        recorded_at_start(actions.do_start_membership(member, acting_user=None, starts_on=day))
+    recorded_at_start(actions.do_start_membership(supporter, acting_user=None,
+                                                  starts_on=dt.date(2024, 1, 1), kind="support"))
     electorate = api.get("/voting", on="2024-03-15").json()
     assert [item["id"] for item in electorate["items"]] == [settled.pk]
     later = api.get("/voting", on="2024-04-15").json()

@@ -5,19 +5,30 @@ from decimal import Decimal
 
 import pytest
 
+from chaton.core import clock
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.core.models import AuditLog
+from chaton.directory.actions import do_create_account
+from chaton.governance.actions import do_end_membership_ordinarily
 from chaton.members import actions, queries
-from chaton.members.models import MembershipKind
+from chaton.members.models import Membership, MembershipKind
+from chaton.testing.voters import recorded_at_start
 
 pytestmark = pytest.mark.django_db
 D = dt.date
 
 
 def person(name: str, email: str, joined: dt.date, kind: str = MembershipKind.REGULAR):
+    """A member since ``joined``, recorded that day (as if Chaton had been used since)."""
     member = actions.do_create_person(name, email, acting_user=None)
-    actions.do_start_membership(member, acting_user=None, starts_on=joined, kind=kind)
+    recorded_at_start(actions.do_start_membership(member, acting_user=None, starts_on=joined,
+                                                  kind=kind))
     return member
+
+
+def ended(membership: Membership, day: dt.date) -> None:
+    """Test set-up: a membership whose end a decision recorded (see the governance tests)."""
+    Membership.objects.filter(pk=membership.pk).update(ends_on=day)
 
 
 def test_voting_starts_after_the_delay(settings, monkeypatch) -> None:
@@ -34,9 +45,39 @@ def test_voting_starts_after_the_delay(settings, monkeypatch) -> None:
 def test_ended_membership_does_not_vote() -> None:
     member = person("Lou Fictif", "lou@example.org", D(2025, 1, 1))
     membership = member.memberships.get()
-    actions.do_end_membership(membership, D(2025, 12, 31), acting_user=None)
+    admin = do_create_account("gerance", acting_user=None, display_name="Gérance",
+                              email="gerance@example.org", is_admin=True)
+    do_end_membership_ordinarily(membership, D(2025, 12, 31), acting_user=admin)
     assert not queries.is_voting_member(member, D(2026, 1, 2))
     assert AuditLog.objects.filter(action="membership.end").count() == 1
+
+
+def test_a_membership_ends_only_through_a_decision() -> None:
+    """The action itself refuses to end a membership that no decision's operation ends."""
+    member = person("Lou Direct", "lou.direct@example.org", D(2025, 1, 1))
+    membership = member.memberships.get()
+    with pytest.raises(actions.OrdinaryActionRequired):
+        actions.do_end_membership(membership, D(2025, 12, 31), acting_user=None)
+    with pytest.raises(actions.OrdinaryActionRequired):
+        actions.do_end_membership(membership, None, acting_user=None)
+    membership.refresh_from_db()
+    assert membership.ends_on is None
+    assert not AuditLog.objects.filter(action="membership.end").exists()
+
+
+def test_a_back_dated_start_counts_in_reports_but_waits_to_vote(settings, monkeypatch) -> None:
+    """Recorded today with a start months ago: counted as a member since then, but votes only
+    once the delay has run from today."""
+    monkeypatch.setattr(settings.CHATON.directory, "voting_delay_days", 10)
+    today = clock.today()
+    member = actions.do_create_person("Rémi Rétro", "remi@example.org", acting_user=None)
+    membership = actions.do_start_membership(member, acting_user=None,
+                                             starts_on=today - dt.timedelta(days=200))
+    assert membership.recorded_on == today
+    assert queries.member_counts(today - dt.timedelta(days=100))["natural"]["total"] == 1
+    assert member not in queries.voting_members(today)
+    assert member not in queries.voting_members(today + dt.timedelta(days=9))
+    assert member in queries.voting_members(today + dt.timedelta(days=10))
 
 
 def test_counts_on_a_day_and_over_a_period() -> None:
@@ -44,7 +85,7 @@ def test_counts_on_a_day_and_over_a_period() -> None:
         person(f"Membre {index}", f"m{index}@example.org", D(2026, 1, 10))
     person("Soutien Un", "s1@example.org", D(2026, 2, 1), MembershipKind.SUPPORT)
     gone = person("Parti Tôt", "gone@example.org", D(2025, 9, 1))
-    actions.do_end_membership(gone.memberships.get(), D(2026, 1, 15), acting_user=None)
+    ended(gone.memberships.get(), D(2026, 1, 15))
     partner = actions.do_create_organization("Les Amis du Vélo Imaginaire",
                                              "contact@velo.example.org", acting_user=None)
     actions.do_start_membership(partner, acting_user=None, starts_on=D(2026, 1, 1))
@@ -97,7 +138,7 @@ def test_audit_rows_hold_before_and_after() -> None:
 def test_member_history_month_by_month() -> None:
     person("Hugo Histoire", "hugo@example.org", D(2026, 2, 10))
     left = person("Iris Passée", "iris@example.org", D(2025, 12, 1))
-    actions.do_end_membership(left.memberships.get(), D(2026, 3, 15), acting_user=None)
+    ended(left.memberships.get(), D(2026, 3, 15))
     days = queries.month_starts(D(2026, 5, 20), 6)
     assert days[0] == D(2025, 12, 1) and days[-1] == D(2026, 5, 1)
     history = queries.member_history(days)

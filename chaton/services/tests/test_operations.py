@@ -27,6 +27,7 @@ from chaton.members.models import Organization
 from chaton.services import actions
 from chaton.services.models import DesiredState, Host, Instance
 from chaton.services.tests.conftest import age_instances
+from chaton.testing.voters import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +53,8 @@ def adopt(collective, specs, title="Services") -> int:
     return the decision's id."""
     decision = governance.do_propose(title, specs, acting_user=collective["aubin"])
     for voter in ("aubin", "brune"):
-        governance.do_vote(decision, "for", acting_user=collective[voter])
+        governance.do_vote(decision, "for", acting_user=collective[voter],
+                           credential=own_session(collective[voter]))
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED
     governance.execute_decisions()
@@ -63,7 +65,8 @@ def cancel(collective, decision) -> None:
     """Open a counter-vote on an ordinary action and cancel it; run the executor."""
     governance.do_open_counter_vote(decision, acting_user=collective["aubin"])
     for voter in ("aubin", "brune"):
-        governance.do_vote(decision, "against", acting_user=collective[voter])
+        governance.do_vote(decision, "against", acting_user=collective[voter],
+                           credential=own_session(collective[voter]))
     decision.refresh_from_db()
     assert decision.status == Status.CANCELLED
     governance.execute_decisions()

@@ -1,0 +1,91 @@
+"""How a voter proved who they are: the only ways a vote can be cast.
+
+A vote is the member's own. Each interface turns the credential it checked
+into a :class:`Credential`, and :func:`chaton.governance.actions.do_vote`
+accepts nothing else::
+
+    web   the account's own signed-in session          Credential.session(account)
+    API   a token with the ``vote`` scope, which only   Credential.api_token(token)
+          a token its owner minted carries
+    CLI   the account's password, typed or on stdin     Credential.password(account, text)
+          or its own token in ``$CHATON_TOKEN``         Credential.api_token(token, "cli")
+
+Nothing an administrator holds (a token minted for someone else, ``--as`` on
+the command line, a password they set for the member after the ballot opened)
+makes one. The vote's audit row records
+:meth:`Credential.as_record`: the method, the interface and the token's id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.utils.translation import gettext as _
+
+from chaton.core.errors import Forbidden, Unauthorized
+from chaton.core.models import ApiToken, Scope
+
+if TYPE_CHECKING:
+    from chaton.directory.models import Account
+
+
+#: The credentials that rest on the account's password (a session was opened with it).
+PASSWORD_METHODS = frozenset({"session", "password"})
+
+
+class NotOwnCredential(Forbidden):
+    """The credential is not the voter's own, or may not vote."""
+
+    code = "not_own_credential"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What authenticated a voter: ``method`` is session, token or password."""
+
+    method: str
+    interface: str
+    account: Account
+    token: ApiToken | None = None
+
+    @classmethod
+    def session(cls, account: Account) -> Credential:
+        """The web session ``account`` signed in with (a login_required view's user)."""
+        return cls("session", "web", account)
+
+    @classmethod
+    def api_token(cls, token: ApiToken, interface: str = "api") -> Credential:
+        """The API token the request came with; :meth:`check` refuses one that may not vote."""
+        return cls("token", interface, token.account, token)
+
+    @classmethod
+    def password(cls, account: Account, password: str) -> Credential:
+        """The account's own password, checked here. Raise Unauthorized when it is wrong."""
+        if not password or not account.has_usable_password() or not account.check_password(
+                password):
+            raise Unauthorized(_("The password of %(uid)s is not correct.")
+                               % {"uid": account.get_username()}, field="password")
+        return cls("password", "cli", account)
+
+    @classmethod
+    def demo(cls, account: Account) -> Credential:
+        """The invented votes of the demo collective (``chaton demo``), recorded as such."""
+        return cls("demo", "demo", account)
+
+    def check(self, voter: Account) -> None:
+        """Raise NotOwnCredential unless this credential is ``voter``'s own and may vote."""
+        if self.account.pk != voter.pk:
+            raise NotOwnCredential(_("A vote is cast only with the voter's own credentials."))
+        token = self.token
+        if token is not None and (token.account_id != voter.pk
+                                  or not token.allows(Scope.VOTE)):
+            raise NotOwnCredential(_("This token may not vote: only a token with the “vote” "
+                                     "scope, created by its owner, may."))
+
+    def as_record(self) -> dict[str, Any]:
+        """What the audit row of a vote keeps of it."""
+        record: dict[str, Any] = {"method": self.method, "interface": self.interface}
+        if self.token is not None:
+            record["token"] = self.token.pk
+        return record
