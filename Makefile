@@ -16,10 +16,10 @@ system-packages:
 system-test-packages:
 	bash scripts/install-debian.sh --test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,lint]'
 	touch $(STAMP)
 
 # The demo's certificates come from Caddy's own authority: no ACME server needs to reach it.

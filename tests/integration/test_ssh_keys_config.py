@@ -113,5 +113,6 @@ def test_ssh_keys_from_root_without_a_config_refuses_to_use_slash_var(
     result = ssh_keys_from_root("sk-rooted")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "working directory" in lines[0] and "--config" in lines[0], lines
+    # Without a configuration, the message is in the default language of chaton.toml (French).
+    assert len(lines) == 1 and "dossier de travail" in lines[0] and "--config" in lines[0], lines
     assert result.stdout == ""

@@ -20,7 +20,7 @@ from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions
 from chaton.testing.second_factor import login_with_second_factor
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("english")]
 PASSWORD = "correct horse battery staple"
 API = "/api/v1/backups"
 
