@@ -225,8 +225,14 @@ def do_update_account(
         account.display_name = display_name
         fields.append("display_name")
     if email is not None:
+        changed_email = email != account.email
         account.email = email
         fields.append("email")
+        if changed_email and (acting_user is None or acting_user.pk != account.pk):
+            # A password reset now reaches whoever reads this mailbox: a password set
+            # through it is not the member's own on the ballots open now.
+            account.password_set_by_other_at = clock.now()
+            fields.append("password_set_by_other_at")
     if not isinstance(expires_at, EllipsisType):
         account.expires_at = expires_at
         fields.append("expires_at")
@@ -286,13 +292,17 @@ def do_set_password(account: Account, password: str, *, acting_user: Account | N
 
     Set by anyone but the account itself (``acting_user``), it is marked
     (``password_set_by_other_at``): it then votes on no ballot opened before.
+    Changed by the account itself, the mark stays: the change proves only that
+    someone knew the password (or read the mailbox) someone else had set, which
+    that someone else does too. Ballots opened later are not concerned.
     """
     _check_password(password, account)
     with transaction.atomic():
         account.set_password(password)
         # Whoever else knows it could vote with it: only the owner's own password votes.
         by_owner = acting_user is not None and acting_user.pk == account.pk
-        account.password_set_by_other_at = None if by_owner else clock.now()
+        if not by_owner:
+            account.password_set_by_other_at = clock.now()
         account.save(update_fields=["password", "password_set_by_other_at"])
         audit.record("account.password", account, acting_user=acting_user)
         sync_after_commit(account_uids=[account.uid])

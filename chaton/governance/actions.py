@@ -286,11 +286,15 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account,
             raise NotAVoter(_("You were not a voting member when this vote opened, on "
                               "%(day)s.") % {"day": clock.local_day(ballot.opened_at)})
         set_by_other_at = acting_user.password_set_by_other_at
-        if (credential.method in PASSWORD_METHODS and set_by_other_at is not None
-                and set_by_other_at > ballot.opened_at):
-            # Someone else set this password after the vote opened: they know it too.
-            raise NotOwnCredential(_("Your password was set by someone else after this vote "
-                                     "opened: change it yourself, then vote."))
+        if set_by_other_at is not None and set_by_other_at > ballot.opened_at and (
+                credential.method in PASSWORD_METHODS
+                or (credential.token is not None
+                    and credential.token.created_at >= set_by_other_at)):
+            # Someone else set this password (or the mailbox that resets it) after the
+            # vote opened: they know it too, and so could have made any token since.
+            raise NotOwnCredential(_("Your password or email address was changed by someone "
+                                     "else after this vote opened: it cannot vote on it, "
+                                     "nor can a token made since."))
         linked_at = linked_since(acting_user)
         if linked_at is not None and linked_at > ballot.opened_at:
             # Re-linking an account (or making one) for someone must not lend their vote.
