@@ -287,7 +287,8 @@ def groups_of(account: Account) -> list[str]:
                 .values_list("name", flat=True).distinct())
 
 
-def do_set_password(account: Account, password: str, *, acting_user: Account | None) -> None:
+def do_set_password(account: Account, password: str, *, acting_user: Account | None,
+                    known_to_others: bool = False) -> None:
     """Set a new password; it binds in the directory as soon as the transaction commits.
 
     Set by anyone but the account itself (``acting_user``), it is marked
@@ -295,12 +296,15 @@ def do_set_password(account: Account, password: str, *, acting_user: Account | N
     Changed by the account itself, the mark stays: the change proves only that
     someone knew the password (or read the mailbox) someone else had set, which
     that someone else does too. Ballots opened later are not concerned.
+    ``known_to_others``: the account set it, but through a way someone else holds
+    too (a reset link mailed to an address someone else gave the account).
     """
     _check_password(password, account)
     with transaction.atomic():
         account.set_password(password)
         # Whoever else knows it could vote with it: only the owner's own password votes.
-        by_owner = acting_user is not None and acting_user.pk == account.pk
+        by_owner = (acting_user is not None and acting_user.pk == account.pk
+                    and not known_to_others)
         if not by_owner:
             account.password_set_by_other_at = clock.now()
         account.save(update_fields=["password", "password_set_by_other_at"])

@@ -520,3 +520,50 @@ def test_the_members_own_email_change_leaves_the_vote_alone(client, collective, 
     actions.do_vote(proposal, "against", acting_user=brune,
                     credential=Credential.session(brune))
     assert Vote.objects.count() == 1
+
+
+def test_a_reset_mailed_to_an_address_changed_before_the_vote_does_not_vote(
+        client, collective, mailoutbox):
+    """wren gives brune an address of wren's own, then a vote opens, then wren follows the
+    reset link mailed there: the password it sets is wren's as much as brune's."""
+    admin = api_for(client, collective["wren"])
+    changed = admin.call("patch", "/accounts/brune", {"email": "wren-box@example.org"})
+    assert changed.status_code == 200, changed.content
+    clock.travel(dt.timedelta(seconds=5))
+    decision = actions.do_propose("Kim reads the passwords", [GRANT_PASSWORDS],
+                                  acting_user=collective["aubin"])
+    clock.travel(dt.timedelta(seconds=10))
+    mailoutbox.clear()
+    client.logout()
+    client.post(reverse("password-reset"), {"identifier": "brune"})
+    [mail] = mailoutbox
+    assert mail.to == ["wren-box@example.org"]
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    path = link[link.index("/password-reset/"):]
+    form = client.get(path, follow=True)
+    assert form.status_code == 200
+    set_path = form.redirect_chain[-1][0]
+    done = client.post(set_path, {"new_password1": NEW, "new_password2": NEW})
+    assert done.status_code == 302, done.content
+    brune = Account.objects.get(uid="brune")
+    assert brune.check_password(NEW)
+    with pytest.raises(NotOwnCredential):
+        actions.do_vote(decision, "against", acting_user=brune,
+                        credential=Credential.session(brune))
+    assert not Vote.objects.exists()
+
+
+def test_a_reset_mailed_to_the_members_own_address_votes(client, collective, proposal,
+                                                          mailoutbox):
+    clock.travel(dt.timedelta(seconds=10))
+    mailoutbox.clear()
+    client.post(reverse("password-reset"), {"identifier": "cyan"})
+    [mail] = mailoutbox
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    form = client.get(link[link.index("/password-reset/"):], follow=True)
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": NEW,
+                                                    "new_password2": NEW})
+    assert done.status_code == 302, done.content
+    cyan = Account.objects.get(uid="cyan")
+    actions.do_vote(proposal, "against", acting_user=cyan, credential=Credential.session(cyan))
+    assert Vote.objects.count() == 1
