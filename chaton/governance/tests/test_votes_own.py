@@ -567,3 +567,31 @@ def test_a_reset_mailed_to_the_members_own_address_votes(client, collective, pro
     cyan = Account.objects.get(uid="cyan")
     actions.do_vote(proposal, "against", acting_user=cyan, credential=Credential.session(cyan))
     assert Vote.objects.count() == 1
+
+
+def test_an_address_set_through_a_token_the_administrator_made_is_not_the_members(
+        client, collective, mailoutbox):
+    """wren makes brune a token (it cannot vote), sets brune's address to wren's through
+    /me with it, then follows the reset mailed there once a vote opened: refused."""
+    _token, key = do_create_api_token(collective["brune"], "helper",
+                                      acting_user=collective["wren"])
+    changed = Api(client, key).call("patch", "/me", {"email": "wren-box@example.org"})
+    assert changed.status_code == 200, changed.content
+    assert AuditLog.objects.filter(action="account.update", actor=collective["wren"]).exists()
+    clock.travel(dt.timedelta(seconds=5))
+    decision = actions.do_propose("Kim reads the passwords", [GRANT_PASSWORDS],
+                                  acting_user=collective["aubin"])
+    clock.travel(dt.timedelta(seconds=10))
+    mailoutbox.clear()
+    client.post(reverse("password-reset"), {"identifier": "brune"})
+    [mail] = mailoutbox
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    form = client.get(link[link.index("/password-reset/"):], follow=True)
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": NEW,
+                                                    "new_password2": NEW})
+    assert done.status_code == 302, done.content
+    brune = Account.objects.get(uid="brune")
+    with pytest.raises(NotOwnCredential):
+        actions.do_vote(decision, "against", acting_user=brune,
+                        credential=Credential.session(brune))
+    assert not Vote.objects.exists()
