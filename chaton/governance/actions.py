@@ -128,6 +128,28 @@ def _electorate(policy: Policy) -> list[int]:
                 .order_by("pk").values_list("pk", flat=True))
 
 
+def _counter_electorate(decision: Decision, policy: Policy) -> list[int]:
+    """The electorate of a counter-vote on ``decision``: today's voters, and whoever voted
+    on the day it was taken but lost their membership since through an ordinary action
+    taken that moment or later (this one included). Otherwise an administrator could end
+    members' memberships one action after another, each with a past last day, and leave
+    only the rest to contest them."""
+    from chaton.members.queries import voters_before_their_end
+
+    electorate = set(_electorate(policy))
+    previous_ends: dict[int, dt.date | None] = {}
+    for result in Operation.objects.filter(
+            type="membership.end", status=OperationStatus.DONE, decision__kind=Kind.ORDINARY,
+            decision__created_at__gte=decision.created_at).values_list("result", flat=True):
+        if isinstance(result, dict) and result.get("membership"):
+            previous = result.get("ends_on") or None
+            previous_ends[int(result["membership"])] = (
+                dt.date.fromisoformat(previous) if previous else None)
+    electorate |= voters_before_their_end(previous_ends, clock.local_day(decision.created_at),
+                                          policy.voting_delay_days)
+    return sorted(electorate)
+
+
 def is_voter_today(account: Account) -> bool:
     """Return whether ``account`` belongs to a person who may vote today."""
     if account.person_id is None:
@@ -343,7 +365,8 @@ def do_open_counter_vote(decision: Decision, *, acting_user: Account) -> Ballot:
     """
     policy = current()
     now = clock.now()
-    if not is_voter_today(acting_user):
+    electorate = _counter_electorate(decision, policy)
+    if acting_user.person_id is None or acting_user.person_id not in electorate:
         raise NotAVoter(_("Only voting members may open a counter-vote."))
     with transaction.atomic():
         decision = Decision.objects.select_for_update().get(pk=decision.pk)
@@ -357,8 +380,7 @@ def do_open_counter_vote(decision: Decision, *, acting_user: Account) -> Ballot:
             raise VotingClosed(_("The time to contest #%(number)d has passed.")
                                % {"number": decision.pk})
         ballot = _open_ballot(decision, BallotKind.COUNTER, acting_user=acting_user,
-                              electorate=_electorate(policy), days=policy.counter_vote_days,
-                              now=now)
+                              electorate=electorate, days=policy.counter_vote_days, now=now)
         decision.status = Status.CONTESTED
         decision.save(update_fields=["status"])
         audit.record("decision.contest", decision, acting_user=acting_user, after={

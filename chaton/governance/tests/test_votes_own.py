@@ -595,3 +595,29 @@ def test_an_address_set_through_a_token_the_administrator_made_is_not_the_member
         actions.do_vote(decision, "against", acting_user=brune,
                         credential=Credential.session(brune))
     assert not Vote.objects.exists()
+
+
+def test_members_ended_one_action_after_another_still_contest_each(directory):
+    """wren ends three memberships, each back-dated to yesterday, as ordinary actions: the
+    counter-vote on the first still counts the three, who may open it and cancel it."""
+    wren = make_account("wren", is_admin=True)
+    people = {uid: make_member(uid) for uid in ("ally1", "ally2", "cyan", "dora", "emil")}
+    yesterday = clock.today() - dt.timedelta(days=1)
+    ended = [actions.do_end_membership_ordinarily(
+        Membership.objects.get(person=people[uid].person), yesterday, acting_user=wren)
+        for uid in ("cyan", "dora", "emil")]
+    assert not voting_members(clock.today()).filter(
+        pk__in=[people[uid].person_id for uid in ("cyan", "dora", "emil")]).exists()
+    ballot = actions.do_open_counter_vote(ended[0], acting_user=people["cyan"])
+    assert ballot.electorate_size == 5
+    for uid in ("cyan", "dora", "emil"):
+        actions.do_vote(ended[0], "against", acting_user=people[uid],
+                        credential=Credential.session(people[uid]))
+    ended[0].refresh_from_db()
+    assert ended[0].status == Status.CANCELLED
+    # A member ended before an action was taken does not join its counter-vote.
+    later = actions.do_end_membership_ordinarily(
+        Membership.objects.get(person=people["ally2"].person), yesterday, acting_user=wren)
+    with pytest.raises(actions.NotAVoter):
+        actions.do_open_counter_vote(later, acting_user=people["dora"])
+    assert actions.do_open_counter_vote(later, acting_user=people["ally2"]).electorate_size == 2
