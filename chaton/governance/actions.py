@@ -24,6 +24,7 @@ from typing import Any
 
 import pydantic
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
@@ -124,29 +125,31 @@ def _open_ballot(decision: Decision, kind: BallotKind, *, acting_user: Account |
 
 
 def _electorate(policy: Policy) -> list[int]:
-    return list(voting_members(clock.today(), policy.voting_delay_days)
-                .order_by("pk").values_list("pk", flat=True))
-
-
-def _counter_electorate(decision: Decision, policy: Policy) -> list[int]:
-    """The electorate of a counter-vote on ``decision``: today's voters, and whoever voted
-    on the day it was taken but lost their membership since through an ordinary action
-    taken that moment or later (this one included). Otherwise an administrator could end
-    members' memberships one action after another, each with a past last day, and leave
-    only the rest to contest them."""
+    """The persons who vote on a ballot opened now: today's voters, and whoever voted the
+    day an ordinary action ended their membership while that action may still be
+    contested (its window open, or its counter-vote running), or was cancelled and waits
+    to be undone. An ending is announced
+    and open to a counter-vote: until then it does not change who votes, or an
+    administrator could end members one action after another, each with a past last
+    day, and leave only the rest to vote (on the counter-votes, and on anything else
+    proposed meanwhile)."""
     from chaton.members.queries import voters_before_their_end
 
-    electorate = set(_electorate(policy))
-    previous_ends: dict[int, dt.date | None] = {}
-    for result in Operation.objects.filter(
-            type="membership.end", status=OperationStatus.DONE, decision__kind=Kind.ORDINARY,
-            decision__created_at__gte=decision.created_at).values_list("result", flat=True):
-        if isinstance(result, dict) and result.get("membership"):
-            previous = result.get("ends_on") or None
-            previous_ends[int(result["membership"])] = (
-                dt.date.fromisoformat(previous) if previous else None)
-    electorate |= voters_before_their_end(previous_ends, clock.local_day(decision.created_at),
-                                          policy.voting_delay_days)
+    now = clock.now()
+    electorate = set(voting_members(clock.today(), policy.voting_delay_days)
+                     .values_list("pk", flat=True))
+    pending = Operation.objects.filter(
+        Q(decision__status__in=[Status.CONTESTED, Status.CANCELLED])
+        | Q(decision__status=Status.ADOPTED, decision__counter_vote_until__gt=now),
+        type="membership.end", status=OperationStatus.DONE, decision__kind=Kind.ORDINARY,
+    ).values_list("result", "decision__created_at")
+    for result, taken_at in pending:
+        if not (isinstance(result, dict) and result.get("membership")):
+            continue
+        previous = result.get("ends_on") or None
+        electorate |= voters_before_their_end(
+            {int(result["membership"]): dt.date.fromisoformat(previous) if previous else None},
+            clock.local_day(taken_at), policy.voting_delay_days)
     return sorted(electorate)
 
 
@@ -365,7 +368,7 @@ def do_open_counter_vote(decision: Decision, *, acting_user: Account) -> Ballot:
     """
     policy = current()
     now = clock.now()
-    electorate = _counter_electorate(decision, policy)
+    electorate = _electorate(policy)
     if acting_user.person_id is None or acting_user.person_id not in electorate:
         raise NotAVoter(_("Only voting members may open a counter-vote."))
     with transaction.atomic():
