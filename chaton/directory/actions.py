@@ -225,8 +225,14 @@ def do_update_account(
         account.display_name = display_name
         fields.append("display_name")
     if email is not None:
+        changed_email = email != account.email
         account.email = email
         fields.append("email")
+        if changed_email and (acting_user is None or acting_user.pk != account.pk):
+            # A password reset now reaches whoever reads this mailbox: a password set
+            # through it is not the member's own on the ballots open now.
+            account.password_set_by_other_at = clock.now()
+            fields.append("password_set_by_other_at")
     if not isinstance(expires_at, EllipsisType):
         account.expires_at = expires_at
         fields.append("expires_at")
@@ -281,18 +287,26 @@ def groups_of(account: Account) -> list[str]:
                 .values_list("name", flat=True).distinct())
 
 
-def do_set_password(account: Account, password: str, *, acting_user: Account | None) -> None:
+def do_set_password(account: Account, password: str, *, acting_user: Account | None,
+                    known_to_others: bool = False) -> None:
     """Set a new password; it binds in the directory as soon as the transaction commits.
 
     Set by anyone but the account itself (``acting_user``), it is marked
     (``password_set_by_other_at``): it then votes on no ballot opened before.
+    Changed by the account itself, the mark stays: the change proves only that
+    someone knew the password (or read the mailbox) someone else had set, which
+    that someone else does too. Ballots opened later are not concerned.
+    ``known_to_others``: the account set it, but through a way someone else holds
+    too (a reset link mailed to an address someone else gave the account).
     """
     _check_password(password, account)
     with transaction.atomic():
         account.set_password(password)
         # Whoever else knows it could vote with it: only the owner's own password votes.
-        by_owner = acting_user is not None and acting_user.pk == account.pk
-        account.password_set_by_other_at = None if by_owner else clock.now()
+        by_owner = (acting_user is not None and acting_user.pk == account.pk
+                    and not known_to_others)
+        if not by_owner:
+            account.password_set_by_other_at = clock.now()
         account.save(update_fields=["password", "password_set_by_other_at"])
         audit.record("account.password", account, acting_user=acting_user)
         sync_after_commit(account_uids=[account.uid])

@@ -28,6 +28,7 @@ from chaton.core.api import (
     acting_account,
     check_id,
     clean_search,
+    request_token,
 )
 from chaton.core.errors import Forbidden, InvalidInput, NotFound
 from chaton.directory import actions, queries, reconcile
@@ -350,6 +351,15 @@ def remove_ssh_key(request: HttpRequest, uid: str, key_id: int) -> tuple[int, No
 # --- me: what any account may do on itself --------------------------------------------------
 
 
+def _me_actor(request: HttpRequest) -> Account | None:
+    """Who changes the account through ``/me``: the account itself with a token it made, or
+    else whoever made the token (None: the command line). A token an administrator made
+    for someone changes their email address or password as that administrator, so that
+    neither becomes the member's own (see ``Account.password_set_by_other_at``)."""
+    token = request_token(request)
+    return acting_account(request) if token.minted_by_owner else token.created_by
+
+
 @me_router.get("/me", response={200: AccountDetailOut, **ERRORS}, summary="My account")
 def get_me(request: HttpRequest) -> Account:
     return acting_account(request)
@@ -359,7 +369,7 @@ def get_me(request: HttpRequest) -> Account:
                  summary="Change my display name or email")
 def update_me(request: HttpRequest, payload: MePatch) -> Account:
     account = acting_account(request)
-    return actions.do_update_account(account, acting_user=account,
+    return actions.do_update_account(account, acting_user=_me_actor(request),
                                      display_name=payload.display_name, email=payload.email)
 
 
@@ -369,7 +379,7 @@ def change_my_password(request: HttpRequest, payload: MyPasswordIn) -> tuple[int
     account = acting_account(request)
     if not account.check_password(payload.current_password):
         raise Forbidden(_("The current password is wrong."), field="current_password")
-    actions.do_set_password(account, payload.password, acting_user=account)
+    actions.do_set_password(account, payload.password, acting_user=_me_actor(request))
     return 204, None
 
 

@@ -96,3 +96,15 @@ def was_protected(name: str) -> bool:
         return False
     before, after = last
     return bool((before or {}).get("requires_decision") or (after or {}).get("requires_decision"))
+
+
+def email_set_by_other(account: Account) -> bool:
+    """Return whether the last change of ``account``'s email address was made by someone
+    else (the audit log keeps it): a password reset mailed there reaches them, so the
+    password it sets is not only the account's own."""
+    from chaton.core.models import AuditLog
+
+    last = (AuditLog.objects.filter(action="account.update", target_type="directory.account",
+                                    target_id=str(account.pk), after__has_key="email")
+            .order_by("-created_at", "-id").values_list("actor_id", flat=True).first())
+    return last is not None and last != account.pk

@@ -12,7 +12,10 @@ The token is Django's ``default_token_generator``: it derives from the
 password hash and the last login, so it stops working once the password
 changed (the link works once) and after ``PASSWORD_RESET_TIMEOUT``. The new
 password is saved by :func:`chaton.directory.actions.do_set_password`, acting
-as the account itself, so it is audited and binds in the directory at once.
+as the account itself, so it is audited and binds in the directory at once;
+when someone else last set the account's email address, the link reached them
+too, and the password is marked as known to others (it votes on no ballot
+already open).
 
 Nothing tells whether an account exists: the request page gives the same
 answer for any text, the per-account mail limit drops mails silently, and the
@@ -193,8 +196,11 @@ def password_reset_confirm(request: HttpRequest, uidb64: str, token: str) -> Htt
     form = SetPasswordForm(posted(request))
     if request.method == "POST" and form.is_valid():
         try:
+            # The link went to the account's address: if someone else set it, they
+            # could have followed the link as well.
             actions.do_set_password(account, form.cleaned_data["new_password1"],
-                                    acting_user=account)
+                                    acting_user=account,
+                                    known_to_others=queries.email_set_by_other(account))
         except ChatonError as error:
             show_error(form, error, FIELD_NAMES)
         else:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pydantic
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
@@ -124,8 +125,32 @@ def _open_ballot(decision: Decision, kind: BallotKind, *, acting_user: Account |
 
 
 def _electorate(policy: Policy) -> list[int]:
-    return list(voting_members(clock.today(), policy.voting_delay_days)
-                .order_by("pk").values_list("pk", flat=True))
+    """The persons who vote on a ballot opened now: today's voters, and whoever voted the
+    day an ordinary action ended their membership while that action may still be
+    contested (its window open, or its counter-vote running), or was cancelled and waits
+    to be undone. An ending is announced
+    and open to a counter-vote: until then it does not change who votes, or an
+    administrator could end members one action after another, each with a past last
+    day, and leave only the rest to vote (on the counter-votes, and on anything else
+    proposed meanwhile)."""
+    from chaton.members.queries import voters_before_their_end
+
+    now = clock.now()
+    electorate = set(voting_members(clock.today(), policy.voting_delay_days)
+                     .values_list("pk", flat=True))
+    pending = Operation.objects.filter(
+        Q(decision__status__in=[Status.CONTESTED, Status.CANCELLED])
+        | Q(decision__status=Status.ADOPTED, decision__counter_vote_until__gt=now),
+        type="membership.end", status=OperationStatus.DONE, decision__kind=Kind.ORDINARY,
+    ).values_list("result", "decision__created_at")
+    for result, taken_at in pending:
+        if not (isinstance(result, dict) and result.get("membership")):
+            continue
+        previous = result.get("ends_on") or None
+        electorate |= voters_before_their_end(
+            {int(result["membership"]): dt.date.fromisoformat(previous) if previous else None},
+            clock.local_day(taken_at), policy.voting_delay_days)
+    return sorted(electorate)
 
 
 def is_voter_today(account: Account) -> bool:
@@ -286,11 +311,15 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account,
             raise NotAVoter(_("You were not a voting member when this vote opened, on "
                               "%(day)s.") % {"day": clock.local_day(ballot.opened_at)})
         set_by_other_at = acting_user.password_set_by_other_at
-        if (credential.method in PASSWORD_METHODS and set_by_other_at is not None
-                and set_by_other_at > ballot.opened_at):
-            # Someone else set this password after the vote opened: they know it too.
-            raise NotOwnCredential(_("Your password was set by someone else after this vote "
-                                     "opened: change it yourself, then vote."))
+        if set_by_other_at is not None and set_by_other_at > ballot.opened_at and (
+                credential.method in PASSWORD_METHODS
+                or (credential.token is not None
+                    and credential.token.created_at >= set_by_other_at)):
+            # Someone else set this password (or the mailbox that resets it) after the
+            # vote opened: they know it too, and so could have made any token since.
+            raise NotOwnCredential(_("Your password or email address was changed by someone "
+                                     "else after this vote opened: it cannot vote on it, "
+                                     "nor can a token made since."))
         linked_at = linked_since(acting_user)
         if linked_at is not None and linked_at > ballot.opened_at:
             # Re-linking an account (or making one) for someone must not lend their vote.
@@ -339,7 +368,8 @@ def do_open_counter_vote(decision: Decision, *, acting_user: Account) -> Ballot:
     """
     policy = current()
     now = clock.now()
-    if not is_voter_today(acting_user):
+    electorate = _electorate(policy)
+    if acting_user.person_id is None or acting_user.person_id not in electorate:
         raise NotAVoter(_("Only voting members may open a counter-vote."))
     with transaction.atomic():
         decision = Decision.objects.select_for_update().get(pk=decision.pk)
@@ -353,8 +383,7 @@ def do_open_counter_vote(decision: Decision, *, acting_user: Account) -> Ballot:
             raise VotingClosed(_("The time to contest #%(number)d has passed.")
                                % {"number": decision.pk})
         ballot = _open_ballot(decision, BallotKind.COUNTER, acting_user=acting_user,
-                              electorate=_electorate(policy), days=policy.counter_vote_days,
-                              now=now)
+                              electorate=electorate, days=policy.counter_vote_days, now=now)
         decision.status = Status.CONTESTED
         decision.save(update_fields=["status"])
         audit.record("decision.contest", decision, acting_user=acting_user, after={

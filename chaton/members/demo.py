@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from chaton.backups.demo import load_demo as load_backups_demo
 from chaton.core import clock, runner
-from chaton.core.errors import ChatonError
+from chaton.core.errors import ChatonError, Conflict
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupKind, GroupMembership
 from chaton.governance.demo import create_demo_decisions
@@ -238,12 +238,37 @@ def _load_admin(report: DemoReport) -> None:
     report.admin_password = password
 
 
+class RealCollective(Conflict):
+    """The demo was asked for on a collective that has members of its own."""
+
+    code = "real_collective"
+
+
+def _refuse_a_real_collective() -> None:
+    """Raise RealCollective when a person or organization that is not the demo's exists.
+
+    The demo records memberships as if made long ago (no voting delay), casts
+    its invented members' votes and executes what they adopt: among real
+    members, that would change the electorate, the votes and the protected
+    groups without them.
+    """
+    if (Person.objects.exclude(email__in=[item.email for item in PERSONS]).exists()
+            or Organization.objects.exclude(
+                slug__in=[item.slug for item in ORGANIZATIONS]).exists()):
+        raise RealCollective(_("This collective has members of its own: the demo's invented "
+                               "members, memberships and votes would join theirs. Load the "
+                               "demo on a new collective only."))
+
+
 def load_demo() -> DemoReport:
     """Create whatever part of the demo collective is missing; return what was created.
 
-    Raise ChatonError if an action refuses a demo value (say, an e-mail address
-    already used by a real account), and CommandError if ssh-keygen fails.
+    Raise RealCollective when the collective has members that are not the
+    demo's, ChatonError if an action refuses a demo value (say, an e-mail
+    address already used by a real account), and CommandError if ssh-keygen
+    fails.
     """
+    _refuse_a_real_collective()
     report = DemoReport()
     today = clock.today()
     _load_persons(report, today)

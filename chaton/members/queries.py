@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import TypedDict
 
 from django.conf import settings
@@ -26,12 +27,33 @@ def voting_members(on: dt.date, delay_days: int | None = None) -> QuerySet[Perso
     whose delay a decision waived. So a membership recorded today with a start
     months ago waits the delay like any other.
     """
+    current = _voting(Membership.objects.current(on), on, delay_days)
+    return Person.objects.filter(memberships__in=current).distinct()
+
+
+def _voting(memberships: QuerySet[Membership], on: dt.date,
+            delay_days: int | None) -> QuerySet[Membership]:
+    """Keep the memberships of a voting kind past their voting delay on ``on`` (or waived)."""
     config = settings.CHATON.directory
     delay = voting_delay_days() if delay_days is None else delay_days
     joined_by = on - dt.timedelta(days=delay)
-    current = Membership.objects.current(on).filter(kind__in=config.voting_kinds).filter(
+    return memberships.filter(kind__in=config.voting_kinds).filter(
         Q(starts_on__lte=joined_by, recorded_on__lte=joined_by) | Q(voting_delay_waived=True))
-    return Person.objects.filter(memberships__in=current).distinct()
+
+
+def voters_before_their_end(previous_ends: Mapping[int, dt.date | None], on: dt.date,
+                            delay_days: int | None = None) -> set[int]:
+    """Given memberships that an action ended (their id → the last day they had before,
+    None: open-ended), return the ids of the persons who voted on ``on`` through them as
+    they were (:func:`voting_members`' rule)."""
+    found = _voting(Membership.objects.filter(pk__in=list(previous_ends), person__isnull=False,
+                                              starts_on__lte=on), on, delay_days)
+    persons = set()
+    for membership in found:
+        previous = previous_ends[membership.pk]
+        if membership.person_id is not None and (previous is None or previous >= on):
+            persons.add(membership.person_id)
+    return persons
 
 
 def is_voting_member(person: Person, on: dt.date) -> bool:

@@ -156,6 +156,24 @@ def test_demo_after_init_keeps_the_existing_admin(cli, directory):
     assert Account.objects.get(uid="admin").password == admin.password
 
 
+def test_demo_refuses_a_collective_with_members_of_its_own(cli, directory):
+    """On a real collective the demo would add voters recorded long ago, cast their votes
+    and execute what they adopt: refused, nothing written."""
+    from chaton.governance.models import Decision, Vote
+    from chaton.members import actions as member_actions
+
+    person = member_actions.do_create_person("Real Member", "real@example.org",
+                                             acting_user=None)
+    member_actions.do_start_membership(person, acting_user=None, starts_on=clock.today())
+    audit_rows = AuditLog.objects.count()
+    line = _one_error_line(cli("demo"))
+    assert "members of its own" in line
+    assert list(Person.objects.values_list("email", flat=True)) == ["real@example.org"]
+    assert not Decision.objects.exists() and not Vote.objects.exists()
+    assert not Group.objects.exists()
+    assert AuditLog.objects.count() == audit_rows
+
+
 # -- errors ------------------------------------------------------------------------
 
 

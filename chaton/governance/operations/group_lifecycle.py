@@ -4,9 +4,10 @@ A group whose members are added by decision only keeps that protection across
 its life: deleting or renaming it is extraordinary, and so is creating (or
 renaming another group into) a group under the name of one that was protected
 (the audit log remembers it), otherwise deleting and re-creating it would
-clear the mark without a decision. Deleting a group that holds accesses an
-adopted decision granted is extraordinary too: nothing a decision made is
-undone without one. Otherwise all three are ordinary.
+clear the mark without a decision. Deleting or renaming a group that holds
+accesses an adopted decision granted is extraordinary too: nothing a decision
+made is undone without one (those accesses are known by the group's name, so a
+new name would free them). Otherwise all three are ordinary.
 
 Reverts: a created group is deleted again, a renamed one gets its name back, a
 deleted one comes back with its description, mark and members.
@@ -22,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
-from chaton.directory.models import Account, GroupKind, GroupMembership
+from chaton.directory.models import Account, Group, GroupKind, GroupMembership
 from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import OperationType, StrictParams, _lookups, register
 
@@ -44,6 +45,14 @@ class RenameGroupParams(StrictParams):
 
 class DeleteGroupParams(StrictParams):
     group: str
+
+
+def _holds_decided_accesses(group: Group) -> bool:
+    """Return whether ``group`` holds an access that an adopted decision granted."""
+    from chaton.governance.queries import decided_accesses
+
+    decided = decided_accesses(group.name)
+    return bool(decided) and group.memberships.filter(account__uid__in=decided).exists()
 
 
 @register
@@ -99,7 +108,8 @@ class RenameGroup(OperationType[RenameGroupParams]):
         from chaton.directory.queries import was_protected
 
         group = _lookups.group(params.group)
-        if group.requires_decision or was_protected(params.name):
+        if (group.requires_decision or was_protected(params.name)
+                or _holds_decided_accesses(group)):
             return Kind.EXTRAORDINARY
         return Kind.ORDINARY
 
@@ -144,13 +154,8 @@ class DeleteGroup(OperationType[DeleteGroupParams]):
     reverts_with = ("group.create", "group.grant")
 
     def default_kind(self, params: DeleteGroupParams) -> Kind:
-        from chaton.governance.queries import decided_accesses
-
         group = _lookups.group(params.group)
-        if group.requires_decision:
-            return Kind.EXTRAORDINARY
-        decided = decided_accesses(group.name)
-        if decided and group.memberships.filter(account__uid__in=decided).exists():
+        if group.requires_decision or _holds_decided_accesses(group):
             return Kind.EXTRAORDINARY
         return Kind.ORDINARY
 

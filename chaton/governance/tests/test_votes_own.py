@@ -395,11 +395,12 @@ def test_my_tokens_page_makes_a_token_that_votes_only_for_the_signed_in_account(
 def test_a_password_an_administrator_set_after_the_vote_opened_does_not_vote(
         client, cli, collective, proposal):
     """wren resets brune's password through the API, then tries it on the CLI and signs in
-    with it: refused, until brune sets her own."""
+    with it: refused. Changing it "as brune" with the known one changes nothing on this
+    ballot (wren could do that too); a ballot opened afterwards takes brune's vote."""
     admin = api_for(client, collective["wren"])
     known = "wren knows this 4417"
     assert admin.post("/accounts/brune/password", {"password": known}).status_code == 204
-    assert "set by someone else" in _error_line(cli("decision", "vote", str(proposal.pk),
+    assert "changed by someone else" in _error_line(cli("decision", "vote", str(proposal.pk),
                                                     "against", "--as", "brune",
                                                     input=known + "\n"))
     brune = Account.objects.get(uid="brune")
@@ -408,7 +409,14 @@ def test_a_password_an_administrator_set_after_the_vote_opened_does_not_vote(
                         credential=Credential.session(brune))
     _nothing_voted()
     directory_actions.do_set_password(brune, "brune's own 5530", acting_user=brune)
-    voted = cli("decision", "vote", str(proposal.pk), "against", "--as", "brune",
+    assert "changed by someone else" in _error_line(cli(
+        "decision", "vote", str(proposal.pk), "against", "--as", "brune",
+        input="brune's own 5530\n"))
+    _nothing_voted()
+    clock.travel(dt.timedelta(seconds=5))
+    later = actions.do_propose("Kim reads the passwords, again", [GRANT_PASSWORDS],
+                               acting_user=collective["aubin"])
+    voted = cli("decision", "vote", str(later.pk), "against", "--as", "brune",
                 input="brune's own 5530\n")
     assert voted.exit_code == 0, voted.output
 
@@ -422,10 +430,10 @@ def test_an_account_created_for_a_member_after_the_vote_opened_does_not_vote(
     assert made.exit_code == 0, made.output
     second = Account.objects.get(uid="aubin2")
     directory_actions.do_set_password(second, PASSWORD, acting_user=None)
-    assert "set by someone else" in _error_line(cli(
+    assert "changed by someone else" in _error_line(cli(
         "decision", "vote", str(proposal.pk), "for", "--as", "aubin2", input=PASSWORD + "\n"))
-    # Even with a password of the account's own, it came to aubin after the vote opened.
-    directory_actions.do_set_password(second, PASSWORD, acting_user=second)
+    # Even were its password the account's own, it came to aubin after the vote opened.
+    Account.objects.filter(pk=second.pk).update(password_set_by_other_at=None)
     assert "linked to its member after" in _error_line(cli(
         "decision", "vote", str(proposal.pk), "for", "--as", "aubin2", input=PASSWORD + "\n"))
     _nothing_voted()
@@ -445,3 +453,182 @@ def test_forged_posts_of_a_member_to_the_administrators_pages_change_nothing(cli
     assert Membership.objects.get(pk=membership.pk).ends_on is None
     assert Account.objects.get(uid="kim").person_id is None
     assert not Decision.objects.exclude(pk=proposal.pk).exists()
+
+
+# --- a password an administrator knows ------------------------------------------------------
+# It never votes on the ballots open when they learnt it: not by changing it "as the member",
+# not through a token made with it, not through a reset mailed to an address they set.
+
+KNOWN = "wren knows this 4417"
+NEW = "now mine 7781 x"
+
+
+def test_a_voting_token_made_with_a_password_the_administrator_set_does_not_vote(
+        client, cli, collective, proposal):
+    admin = api_for(client, collective["wren"])
+    assert admin.post("/accounts/brune/password", {"password": KNOWN}).status_code == 204
+    made = cli("token", "create", "brune", "mine", "--scope", "vote", "--scope", "read",
+               input=KNOWN + "\n")
+    assert made.exit_code == 0, made.output
+    key = made.output.strip().splitlines()[-1]
+    assert_error(Api(client, key).post(_vote_path(proposal), {"choice": "against"}), 403,
+                 "not_own_credential")
+    assert not Vote.objects.exists()
+
+
+def test_a_password_the_administrator_changes_as_the_member_does_not_vote(
+        client, collective, proposal):
+    admin = api_for(client, collective["wren"])
+    assert admin.post("/accounts/brune/password", {"password": KNOWN}).status_code == 204
+    brune = Account.objects.get(uid="brune")
+    _token, key = do_create_api_token(brune, "helper", acting_user=collective["wren"])
+    changed = Api(client, key).post("/me/password", {"current_password": KNOWN,
+                                                     "password": NEW})
+    assert changed.status_code == 204, changed.content
+    brune.refresh_from_db()
+    assert brune.password_set_by_other_at is not None
+    for credential in (Credential.session(brune), Credential.password(brune, NEW)):
+        with pytest.raises(NotOwnCredential):
+            actions.do_vote(proposal, "against", acting_user=brune, credential=credential)
+    assert not Vote.objects.exists()
+
+
+def test_a_reset_sent_to_an_address_the_administrator_set_does_not_vote(
+        client, collective, proposal, mailoutbox):
+    admin = api_for(client, collective["wren"])
+    changed = admin.call("patch", "/accounts/brune", {"email": "wren-box@example.org"})
+    assert changed.status_code == 200, changed.content
+    mailoutbox.clear()
+    client.post(reverse("password-reset"), {"identifier": "brune"})
+    assert [mail.to for mail in mailoutbox] == [["wren-box@example.org"]]
+    # Whatever the link then sets, it is set "by brune" through wren's mailbox.
+    brune = Account.objects.get(uid="brune")
+    assert brune.password_set_by_other_at is not None
+    directory_actions.do_set_password(brune, NEW, acting_user=brune)
+    with pytest.raises(NotOwnCredential):
+        actions.do_vote(proposal, "against", acting_user=brune,
+                        credential=Credential.session(brune))
+    assert not Vote.objects.exists()
+
+
+def test_the_members_own_email_change_leaves_the_vote_alone(client, collective, proposal):
+    brune = Account.objects.get(uid="brune")
+    marked = brune.password_set_by_other_at  # the fixture's, before the vote opened
+    directory_actions.do_update_account(brune, acting_user=brune, email="brune2@example.org")
+    brune.refresh_from_db()
+    assert brune.password_set_by_other_at == marked
+    actions.do_vote(proposal, "against", acting_user=brune,
+                    credential=Credential.session(brune))
+    assert Vote.objects.count() == 1
+
+
+def test_a_reset_mailed_to_an_address_changed_before_the_vote_does_not_vote(
+        client, collective, mailoutbox):
+    """wren gives brune an address of wren's own, then a vote opens, then wren follows the
+    reset link mailed there: the password it sets is wren's as much as brune's."""
+    admin = api_for(client, collective["wren"])
+    changed = admin.call("patch", "/accounts/brune", {"email": "wren-box@example.org"})
+    assert changed.status_code == 200, changed.content
+    clock.travel(dt.timedelta(seconds=5))
+    decision = actions.do_propose("Kim reads the passwords", [GRANT_PASSWORDS],
+                                  acting_user=collective["aubin"])
+    clock.travel(dt.timedelta(seconds=10))
+    mailoutbox.clear()
+    client.logout()
+    client.post(reverse("password-reset"), {"identifier": "brune"})
+    [mail] = mailoutbox
+    assert mail.to == ["wren-box@example.org"]
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    path = link[link.index("/password-reset/"):]
+    form = client.get(path, follow=True)
+    assert form.status_code == 200
+    set_path = form.redirect_chain[-1][0]
+    done = client.post(set_path, {"new_password1": NEW, "new_password2": NEW})
+    assert done.status_code == 302, done.content
+    brune = Account.objects.get(uid="brune")
+    assert brune.check_password(NEW)
+    with pytest.raises(NotOwnCredential):
+        actions.do_vote(decision, "against", acting_user=brune,
+                        credential=Credential.session(brune))
+    assert not Vote.objects.exists()
+
+
+def test_a_reset_mailed_to_the_members_own_address_votes(client, collective, proposal,
+                                                          mailoutbox):
+    clock.travel(dt.timedelta(seconds=10))
+    mailoutbox.clear()
+    client.post(reverse("password-reset"), {"identifier": "cyan"})
+    [mail] = mailoutbox
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    form = client.get(link[link.index("/password-reset/"):], follow=True)
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": NEW,
+                                                    "new_password2": NEW})
+    assert done.status_code == 302, done.content
+    cyan = Account.objects.get(uid="cyan")
+    actions.do_vote(proposal, "against", acting_user=cyan, credential=Credential.session(cyan))
+    assert Vote.objects.count() == 1
+
+
+def test_an_address_set_through_a_token_the_administrator_made_is_not_the_members(
+        client, collective, mailoutbox):
+    """wren makes brune a token (it cannot vote), sets brune's address to wren's through
+    /me with it, then follows the reset mailed there once a vote opened: refused."""
+    _token, key = do_create_api_token(collective["brune"], "helper",
+                                      acting_user=collective["wren"])
+    changed = Api(client, key).call("patch", "/me", {"email": "wren-box@example.org"})
+    assert changed.status_code == 200, changed.content
+    assert AuditLog.objects.filter(action="account.update", actor=collective["wren"]).exists()
+    clock.travel(dt.timedelta(seconds=5))
+    decision = actions.do_propose("Kim reads the passwords", [GRANT_PASSWORDS],
+                                  acting_user=collective["aubin"])
+    clock.travel(dt.timedelta(seconds=10))
+    mailoutbox.clear()
+    client.post(reverse("password-reset"), {"identifier": "brune"})
+    [mail] = mailoutbox
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    form = client.get(link[link.index("/password-reset/"):], follow=True)
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": NEW,
+                                                    "new_password2": NEW})
+    assert done.status_code == 302, done.content
+    brune = Account.objects.get(uid="brune")
+    with pytest.raises(NotOwnCredential):
+        actions.do_vote(decision, "against", acting_user=brune,
+                        credential=Credential.session(brune))
+    assert not Vote.objects.exists()
+
+
+def test_members_ended_one_action_after_another_still_contest_each(directory):
+    """wren ends three memberships, each back-dated to yesterday, as ordinary actions: the
+    counter-vote on the first still counts the three, who may open it and cancel it, and a
+    proposal opened meanwhile counts them too."""
+    wren = make_account("wren", is_admin=True)
+    people = {uid: make_member(uid) for uid in ("ally1", "ally2", "cyan", "dora", "emil")}
+    yesterday = clock.today() - dt.timedelta(days=1)
+    ended = [actions.do_end_membership_ordinarily(
+        Membership.objects.get(person=people[uid].person), yesterday, acting_user=wren)
+        for uid in ("cyan", "dora", "emil")]
+    assert not voting_members(clock.today()).filter(
+        pk__in=[people[uid].person_id for uid in ("cyan", "dora", "emil")]).exists()
+    # Nor does anything proposed meanwhile leave them out.
+    directory_actions.do_create_group("passwords", acting_user=None, requires_decision=True)
+    directory_actions.do_create_account("kim", acting_user=None, display_name="Kim",
+                                        email="kim@example.org")
+    proposal = actions.do_propose("Kim reads the passwords", [GRANT_PASSWORDS],
+                                  acting_user=people["ally1"])
+    for uid in ("ally1", "ally2"):
+        actions.do_vote(proposal, "for", acting_user=people[uid],
+                        credential=Credential.session(people[uid]))
+    proposal.refresh_from_db()
+    assert proposal.status == Status.OPEN and proposal.ballots.get().electorate_size == 5
+    ballot = actions.do_open_counter_vote(ended[0], acting_user=people["cyan"])
+    assert ballot.electorate_size == 5
+    for uid in ("cyan", "dora", "emil"):
+        actions.do_vote(ended[0], "against", acting_user=people[uid],
+                        credential=Credential.session(people[uid]))
+    ended[0].refresh_from_db()
+    assert ended[0].status == Status.CANCELLED
+    # A member ended before an action was taken does not join its counter-vote.
+    later = actions.do_end_membership_ordinarily(
+        Membership.objects.get(person=people["ally2"].person), yesterday, acting_user=wren)
+    # dora's ending may still be contested: she is still in the electorate.
+    assert actions.do_open_counter_vote(later, acting_user=people["dora"]).electorate_size == 5
