@@ -44,6 +44,10 @@ from chaton.core import runner
 DEFAULT_TIMEOUT = 24 * 60 * 60
 #: Short commands (snapshots, unlock, init): they read a few small files.
 SHORT_TIMEOUT = 120
+#: Seconds of silence after which a backup counts as stuck (see Restic.stall_timeout).
+DEFAULT_STALL_TIMEOUT = 600
+#: How often a backup watched for silence reports its progress (restic's status lines).
+WATCHED_PROGRESS_PER_SECOND = "0.2"
 #: Status lines per second restic prints with --json while a callback listens.
 PROGRESS_PER_SECOND = "2"
 #: The restic variables of the caller's shell that must not leak into Chaton's calls.
@@ -290,6 +294,9 @@ class Restic:
     cache_directory: str | None = None
     timezone: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    #: A backup that prints nothing (not even its progress, asked every few seconds) for
+    #: this long is stopped: restic 0.14 can deadlock instead of exiting on a full disk.
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
 
     def __post_init__(self) -> None:
         for secret in (self.password, *self.environment.values()):
@@ -465,14 +472,23 @@ class Restic:
         command = self._command(*options, "--", *paths)
         found: list[BackupSummary] = []
         errors: list[str] = []
+        environment = self._progress_environment(progress is not None)
+        # Status lines every few seconds at least: silence then means restic is stuck.
+        environment.setdefault("RESTIC_PROGRESS_FPS", WATCHED_PROGRESS_PER_SECOND)
         try:
             completed = runner.stream(command, timeout=timeout or self.timeout,
                                       on_line=self._progress_reader(progress, found, errors),
-                                      secrets=self._secrets,
-                                      env=self._progress_environment(progress is not None),
-                                      check=False)
+                                      secrets=self._secrets, env=environment, check=False,
+                                      idle_timeout=self.stall_timeout)
         except runner.CommandNotFound:
             raise ResticNotInstalled(f"{self.program}: not installed", command=command) from None
+        except runner.CommandStalled as error:
+            # What it said before falling silent (a full disk, say) is the reason.
+            said = self._error(command, error.stderr, None) if error.stderr else None
+            if isinstance(said, NoSpace):
+                raise said from None
+            raise ResticTimeout(f"restic backup stopped answering: {error}",
+                                command=command) from None
         except runner.CommandTimeout as error:
             raise ResticTimeout(str(error), command=command) from None
         if completed.returncode == 3 and found:

@@ -69,7 +69,7 @@ def restic_for(repository: Repository) -> ResticClient:
     return Restic(location=repository.location, password=repository.password(),
                   environment=repository.environment(), program=config.restic,
                   cache_directory=str(cache), timezone=settings.TIME_ZONE,
-                  timeout=config.timeout_seconds)
+                  timeout=config.timeout_seconds, stall_timeout=config.stall_seconds)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -70,6 +71,17 @@ class CommandNotFound(CommandError, FileNotFoundError):
 
 class CommandTimeout(CommandError, TimeoutError):
     pass
+
+
+class CommandStalled(CommandTimeout):
+    """The command printed nothing for longer than its idle timeout and was killed.
+
+    ``stderr`` holds the last lines it wrote there, masked.
+    """
+
+    def __init__(self, message: str, *, command: Sequence[str] = (), stderr: str = "") -> None:
+        super().__init__(message, command=command)
+        self.stderr = stderr
 
 
 class CommandFailed(CommandError):
@@ -189,14 +201,17 @@ def _spawn(command: Sequence[str], *, stdin: Any, stdout: Any, env: Mapping[str,
 class _StderrTail(threading.Thread):
     """Read a process's standard error to its end, keeping the last lines."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], on_line: Callable[[], None] | None = None) -> None:
         super().__init__(daemon=True)
         self.stream = stream
+        self.on_line = on_line
         self.lines: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
 
     def run(self) -> None:
         for raw in self.stream:
             self.lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+            if self.on_line is not None:
+                self.on_line()
         self.stream.close()
 
     def text(self, secrets: Sequence[str]) -> str:
@@ -250,6 +265,38 @@ class _Deadline:
         self._timer.cancel()
 
 
+class _IdleWatch:
+    """Kill a process that writes no line, on either stream, for ``idle_timeout`` seconds.
+
+    Some programs deadlock rather than exit on an error (restic 0.14 can, on a
+    full disk): a program told to report progress regularly that falls silent
+    has stopped working.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], idle_timeout: float) -> None:
+        self.stalled = False
+        self._process = process
+        self._idle_timeout = idle_timeout
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def touch(self) -> None:
+        self._last = time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(1.0, self._idle_timeout)):
+            if time.monotonic() - self._last > self._idle_timeout:
+                if self._process.poll() is None:
+                    self.stalled = True
+                    self._process.kill()
+                return
+
+    def cancel(self) -> None:
+        self._done.set()
+
+
 def _kill_and_reap(processes: Sequence[subprocess.Popen[bytes]]) -> None:
     """Kill whichever of ``processes`` still run and wait for all of them."""
     for process in processes:
@@ -269,8 +316,12 @@ def stream(
     env: Mapping[str, str] | None = None,
     check: bool = True,
     die_with_parent: bool = True,
+    idle_timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a long ``command``, handing each line of its standard output to ``on_line`` as it comes.
+
+    With ``idle_timeout``, a command that writes no line on either stream for
+    that long is killed and CommandStalled raised.
 
     Without ``on_line`` the output is kept and returned as ``stdout``; standard
     error keeps its last :data:`STDERR_TAIL_LINES` lines, masked. ``input`` is
@@ -284,7 +335,8 @@ def stream(
     process = _spawn(command, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                      stdout=subprocess.PIPE, env=env, die_with_parent=die_with_parent)
     assert process.stdout is not None and process.stderr is not None
-    stderr = _StderrTail(process.stderr)
+    watch = _IdleWatch(process, idle_timeout) if idle_timeout is not None else None
+    stderr = _StderrTail(process.stderr, watch.touch if watch is not None else None)
     stderr.start()
     feeder = None
     if input is not None:
@@ -292,17 +344,33 @@ def stream(
         feeder = threading.Thread(target=_feed, args=(process.stdin, input), daemon=True)
         feeder.start()
     deadline = _Deadline([process], timeout)
+    reader = on_line
+    kept: list[str] = []
+    if watch is not None:
+        def reader(line: str) -> None:
+            watch.touch()
+            if on_line is not None:
+                on_line(line)
+            else:
+                kept.append(line)
     try:
-        stdout = _read_lines(process.stdout, on_line)
+        stdout = _read_lines(process.stdout, reader)
+        if watch is not None and on_line is None:
+            stdout = "\n".join(kept) + ("\n" if kept else "")
         returncode = process.wait()
     except BaseException:
         _kill_and_reap([process])
         raise
     finally:
         deadline.cancel()
+        if watch is not None:
+            watch.cancel()
     if feeder is not None:
         feeder.join()
     error_text = stderr.text(secrets)
+    if watch is not None and watch.stalled:
+        raise CommandStalled(f"{shown}: no output for {idle_timeout:g} s, stopped",
+                             command=command, stderr=error_text)
     if deadline.expired:
         raise CommandTimeout(f"{shown}: no answer after {timeout:g} s", command=command)
     if check and returncode != 0:

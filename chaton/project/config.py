@@ -132,6 +132,9 @@ class BackupsConfig(Section):
     scratch_dir: str = ""
     #: A restic command running longer than this many seconds is killed.
     timeout_seconds: int = 24 * 60 * 60
+    #: A backup that prints nothing, not even its progress, for this many seconds is
+    #: stopped and fails (restic 0.14 can deadlock on a full disk instead of exiting).
+    stall_seconds: int = 600
     #: A run waits this many seconds for another one holding its repository exclusively
     #: (a prune, a check) before it gives up.
     lock_wait_seconds: int = 300

@@ -38,7 +38,7 @@ pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testin
 _MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_PROXY_MANAGED",
                       "CHATON_PROXY_ADMIN_URL", "CHATON_SERVICES_DOCKER_MANAGED",
                       "CHATON_CONFIG", "CHATON_DATABASE_URL",
-                      "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS")
+                      "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS", "CHATON_BACKUPS_STALL_SECONDS")
 
 
 @dataclass
@@ -136,6 +136,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         # An upgrade's new version stays healthy for a second, not half a minute; the tests
         # of the stability window set their own.
         os.environ["CHATON_SERVICES_UPGRADE_STABILITY_SECONDS"] = "1"
+        # A restic that deadlocks (0.14 can, on a full disk) fails its test in 30 s, not 24 h.
+        os.environ["CHATON_BACKUPS_STALL_SECONDS"] = "30"
         # Never a database from the developer's shell: SQLite in the data
         # directory, or the throwaway PostgreSQL below.
         os.environ.pop("CHATON_DATABASE_URL", None)

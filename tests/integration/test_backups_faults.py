@@ -74,7 +74,10 @@ def test_a_full_disk_fails_the_run_visibly_and_loses_nothing(small_disk: Path,
     (files / "big.bin").write_bytes(os.urandom(40 * 1024 * 1024))
     full = actions.run_backup(plan)
     assert full.outcome == Outcome.FAILED
-    assert "No space left on the repository's disk" in full.error, full.error
+    # restic 0.14 either exits on the full disk or, now and then, deadlocks after it: then
+    # the run is stopped once restic has been silent past backups.stall_seconds.
+    assert ("No space left on the repository's disk" in full.error
+            or "stopped answering" in full.error), full.error
 
     (files / "big.bin").unlink()
     again = actions.run_backup(plan)

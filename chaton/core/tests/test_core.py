@@ -105,3 +105,22 @@ def test_ssh_keys_path_does_not_import_inspect() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_command_silent_past_its_idle_timeout_is_stopped_and_says_what_it_said() -> None:
+    import time as time_module
+
+    started = time_module.monotonic()
+    with pytest.raises(runner.CommandStalled) as stalled:
+        runner.stream(["sh", "-c", "echo 'disk full' >&2; exec sleep 30"], timeout=60,
+                      idle_timeout=1)
+    assert time_module.monotonic() - started < 10
+    assert "disk full" in stalled.value.stderr
+    # A command that keeps talking is not stalled, however long it runs past the idle limit.
+    lines: list[str] = []
+    completed = runner.stream(
+        ["sh", "-c", "for n in 1 2 3 4 5 6; do echo $n; sleep 0.4; done"], timeout=60,
+        idle_timeout=1, on_line=lines.append)
+    assert completed.returncode == 0 and lines == ["1", "2", "3", "4", "5", "6"]
+    kept = runner.stream(["sh", "-c", "echo one; echo two"], timeout=60, idle_timeout=5)
+    assert kept.stdout == "one\ntwo\n"
