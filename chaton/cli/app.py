@@ -110,6 +110,17 @@ class ChatonGroup(TyperGroup):
                 raise
             typer.echo(f"chaton: error: {one_line(message)}", err=True)
             raise typer.Exit(EXIT_ERROR) from None
+        finally:
+            _finish_long_jobs()
+
+
+def _finish_long_jobs() -> None:
+    """Before the process exits, let the long jobs a command started end (a decided
+    opening's deployment runs in this process's long lane): a job cut short would be
+    failed as interrupted."""
+    worker_module = sys.modules.get("chaton.core.worker")
+    if worker_module is not None:
+        worker_module.finish_long_jobs()
 
 
 def _make_app(**options: Any) -> typer.Typer:

@@ -468,7 +468,10 @@ def act(
 
     specs = _operations(title, context.args, operations_file)
     account = _actor(acting_uid, _("Say which administrator acts: --as UID."))
+    from chaton.core.worker import finish_long_jobs
+
     decision = actions.do_act(title, specs, acting_user=account, description=description)
+    finish_long_jobs()  # a deployment it started: its outcome is part of the answer
     _say(_("Action #%(number)d taken: %(title)s") % {"number": decision.pk,
                                                      "title": decision.title}, style="green")
     for operation in _row(decision).operations:
@@ -603,6 +606,7 @@ def retry(
     it (administrators). Exit 1 when it fails again."""
     setup_django()
     from chaton.cli.runtime import directory_running
+    from chaton.core.worker import finish_long_jobs
     from chaton.governance import actions
     from chaton.governance.models import OperationStatus
 
@@ -611,6 +615,8 @@ def retry(
     row = actions.failed_operation(decision, None if position is None else position - 1)
     with directory_running():
         row = actions.do_retry_operation(row, acting_user=account)
+        finish_long_jobs()  # a deployment it started: its outcome is the answer
+    row.refresh_from_db()
     line = _("#%(number)d, operation %(position)d (%(summary)s): %(status)s.") % {
         "number": decision.pk, "position": row.position + 1, "summary": row.summary,
         "status": row.get_status_display()}
