@@ -170,3 +170,19 @@ def test_a_deployment_that_fails_in_the_long_lane_fails_its_operation(
     assert job.state == JobState.FAILED and job.error is not None
     assert job.error["code"] == "engine_unreachable", job.error
     assert not Instance.objects.exists() and not engine.workloads
+
+
+def test_the_worker_run_once_waits_for_the_deployment_its_decision_started(
+        voters: dict[str, Account], engine: FakeEngine,
+        blocking_deploy: BlockingDeploy) -> None:
+    """``chaton worker --once`` exits right after: a deployment cut short would be lost."""
+    decision = adopted(voters, [OPEN_PAD_FOR_RADIO])
+    releaser = threading.Timer(1.0, blocking_deploy.release.set)
+    releaser.start()
+    worker.run_once()
+    assert blocking_deploy.started.is_set() and blocking_deploy.release.is_set()
+    job = Job.objects.get(kind="services.deploy")
+    assert job.state == JobState.SUCCEEDED, job.error
+    assert worker.long_lane().running() == []
+    assert len(engine.workloads) == 1
+    assert queries.row(decision).execution == "executed"
