@@ -468,7 +468,12 @@ def act(
 
     specs = _operations(title, context.args, operations_file)
     account = _actor(acting_uid, _("Say which administrator acts: --as UID."))
+    from chaton.core.worker import finish_long_jobs, long_lane
+
+    # A deployment it starts runs in the long lane: its outcome is part of the answer.
+    running_before = frozenset(long_lane().running())
     decision = actions.do_act(title, specs, acting_user=account, description=description)
+    finish_long_jobs(besides=running_before)
     _say(_("Action #%(number)d taken: %(title)s") % {"number": decision.pk,
                                                      "title": decision.title}, style="green")
     for operation in _row(decision).operations:
@@ -603,14 +608,19 @@ def retry(
     it (administrators). Exit 1 when it fails again."""
     setup_django()
     from chaton.cli.runtime import directory_running
+    from chaton.core.worker import finish_long_jobs, long_lane
     from chaton.governance import actions
     from chaton.governance.models import OperationStatus
 
     decision = _decision(number)
     account = _actor(acting_uid, _("Say which administrator retries: --as UID."))
     row = actions.failed_operation(decision, None if position is None else position - 1)
+    # A deployment it starts runs in the long lane: its outcome is the answer.
+    running_before = frozenset(long_lane().running())
     with directory_running():
         row = actions.do_retry_operation(row, acting_user=account)
+        finish_long_jobs(besides=running_before)
+    row.refresh_from_db()
     line = _("#%(number)d, operation %(position)d (%(summary)s): %(status)s.") % {
         "number": decision.pk, "position": row.position + 1, "summary": row.summary,
         "status": row.get_status_display()}
