@@ -46,6 +46,13 @@ can check every entry without running anything::
 
 Placeholders in ``environment`` (and in files an ``app.py`` renders) are
 filled for one instance by the services' reconciler.
+
+An entry whose image Chaton builds itself names it by ``repository:tag`` and
+says where its recipe is (see :class:`Build` and :mod:`chaton.services.images`)::
+
+    image = "chaton-catalog/homepage:1"
+    [build]
+    recipe = "image.py"
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_a_build_recipe_missing_from_the_folder_is_refused(tmp_path: Path) -> No
         'name = "built"\nlabel = "B"\ndescription = "d"\nimage = "chaton-catalog/built:1"\n'
         'port = 8080\n[build]\nrecipe = "image.py"\n[ldap]\nsupported = false\n'
         'reason = "none"\n', encoding="utf-8")
-    with pytest.raises(ManifestError, match="no file image.py"):
+    with pytest.raises(ManifestError, match=r"no file image\.py"):
         catalog._read_folder(tmp_path)
 
 
