@@ -128,3 +128,25 @@ def test_an_unreachable_engine_still_refuses_an_ordinary_new_instance(
     with pytest.raises(EngineUnavailable):
         do_create_instance("homepage", "www.other.test", host, acting_user=None)
     assert not Instance.objects.exists()
+
+
+def test_the_catalogue_page_says_the_home_pages_image_is_built_by_chaton(
+        client, directory, host: Host, engine: FakeEngine) -> None:
+    from django.conf import settings
+    from django.urls import reverse
+
+    from chaton.directory import actions as directory_actions
+    from chaton.testing.second_factor import login_with_second_factor
+
+    client.cookies.load({settings.LANGUAGE_COOKIE_NAME: "en"})
+    login_with_second_factor(client, directory_actions.do_create_account(
+        "camille", acting_user=None, display_name="Camille", email="camille@example.org",
+        is_admin=True))
+
+    def section() -> str:
+        content = client.get(reverse("service-catalog")).content.decode()
+        return content.split('id="homepage"')[1].split('class="card"')[0]
+
+    assert "built by Chaton at the first instance, no registry needed" in section()
+    images.do_build_image(host, engine, catalog.get("homepage"), acting_user=None)
+    assert "built by Chaton</span>" in section()
