@@ -150,3 +150,21 @@ def test_the_catalogue_page_says_the_home_pages_image_is_built_by_chaton(
     assert "built by Chaton at the first instance, no registry needed" in section()
     images.do_build_image(host, engine, catalog.get("homepage"), acting_user=None)
     assert "built by Chaton</span>" in section()
+
+
+def test_another_application_cannot_borrow_the_built_images_name_without_loading_it(
+        host: Host, engine: FakeEngine) -> None:
+    """A built image's tag is no pin: only its own entry runs it by that name."""
+    from chaton.core.errors import InvalidInput
+    from chaton.services.actions import clean_image, do_create_instance
+
+    homepage, privatebin = catalog.get("homepage"), catalog.get("privatebin")
+    assert clean_image(homepage, homepage.image) == homepage.image
+    with pytest.raises(InvalidInput):
+        clean_image(privatebin, homepage.image)
+    with pytest.raises(InvalidInput):
+        clean_image(homepage, "chaton-catalog/homepage:2")
+    with pytest.raises(InvalidInput):
+        do_create_instance("privatebin", "paste.example.test", host, acting_user=None,
+                           image=homepage.image)
+    assert not Instance.objects.exists() and not engine.workloads
