@@ -320,6 +320,8 @@ def demo(
 
     with runtime.directory_running():
         report = load_demo()
+    for warning in report.warnings:
+        console().print(one_line(warning), style="yellow", markup=False)
     if not report.changed:
         console().print(_("The demo collective is already loaded: nothing changed."),
                         markup=False)

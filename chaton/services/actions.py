@@ -176,7 +176,8 @@ def clean_image(manifest: Manifest, image: str) -> str:
     application's may be ``repository:tag``.
     """
     image = image.strip()
-    if catalog.is_pinned(image) or (manifest.local and catalog.is_tagged(image)):
+    if (catalog.is_pinned(image) or (manifest.local and catalog.is_tagged(image))
+            or (manifest.build is not None and image == manifest.image)):
         return image
     raise InvalidInput(_("The image must be pinned by digest: repository:tag@sha256:<digest>."),
                        field="image")
@@ -271,16 +272,17 @@ def _check_port_in_database(host: Host, port: int) -> None:
                        field="port")
 
 
-def _choose_port(host: Host, engine: Engine, port: int | None) -> int:
+def _choose_port(host: Host, engine: Engine | None, port: int | None) -> int:
     """Return the port to publish on: ``port`` checked, or the first free one of the host's
-    range. Raise InvalidInput, Conflict, DockerError.
+    range. Raise InvalidInput, Conflict, DockerError. Without an engine (one that does
+    not answer yet), only the database and this machine are asked.
 
     A port is taken when an instance (or an upgrade under way) has it, when the
     engine publishes it, and — on a host whose address is loopback, hence this
     machine — when something else listens on it.
     """
     in_database = _ports_taken_in_database(host)
-    published = engine.published_ports()
+    published = engine.published_ports() if engine is not None else set()
     local = _is_loopback(host.address)
 
     def free(candidate: int) -> bool:
@@ -301,12 +303,16 @@ def _choose_port(host: Host, engine: Engine, port: int | None) -> int:
                    field="port")
 
 
-def _check_engine(host: Host, images: list[str]) -> Engine:
-    """Return the host's engine once it answered and holds ``images`` (pulled if pinned).
+def _check_engine(host: Host, images: list[str], *, manifest: Manifest | None = None,
+                  acting_user: Account | None = None) -> Engine:
+    """Return the host's engine once it answered and holds ``images`` (pulled if pinned;
+    the image Chaton builds for ``manifest``, if any, built and loaded as ``acting_user``).
 
     Raise EngineUnavailable, InvalidInput for a missing image or a host that is
     no longer a Swarm manager, EngineRefused.
     """
+    from chaton.services.images import do_build_image
+
     engine = reconcile.engine_for(host)
     try:
         info = engine.info()
@@ -314,6 +320,13 @@ def _check_engine(host: Host, images: list[str]) -> Engine:
             raise InvalidInput(_("The host %(host)s is not a Swarm manager.")
                                % {"host": host.name}, field="host")
         for image in images:
+            if manifest is not None and manifest.build is not None and image == manifest.image:
+                try:
+                    do_build_image(host, engine, manifest, acting_user=acting_user)
+                except (OSError, ImportError, ValueError) as error:
+                    raise EngineRefused(_("The image of %(application)s could not be built: "
+                                          "%(error)s.") % {"application": manifest.label,
+                                                           "error": error}) from None
             engine.ensure_image(image, pull=_may_pull(image))
     except DockerError as error:
         raise _engine_error(error, host) from None
@@ -614,11 +627,17 @@ def do_create_instance(
     image: str = "",
     authorised_by: Operation | None = None,
     deploy: bool = True,
+    when_engine_answers: bool = False,
 ) -> Instance:
     """Create an instance of a catalogue application at ``domain`` on ``host``, and deploy it.
 
     With ``deploy`` false, the deployment is left to the caller (a job that
-    calls :func:`deploy_created`) or to the worker's next reconcile.
+    calls :func:`deploy_created`) or to the worker's next reconcile. With
+    ``when_engine_answers``, a host whose engine does not answer (one ``chaton
+    serve`` starts later) does not refuse the instance: it is recorded, its
+    port chosen from the database and this machine, and the worker's reconcile
+    deploys it once the engine answers (building its image, for an application
+    whose image Chaton builds).
 
     ``settings`` are checked against the manifest's schema and completed with
     defaults; ``slug`` (the short name in container names) is made from the
@@ -651,10 +670,17 @@ def do_create_instance(
     # before the engine is asked anything.
     require(OpenServiceParams.of(valid, host, owner=owner, login_group=login_group),
             authorised_by)
-    engine = _check_engine(host, _images(manifest, chosen_image))
+    engine: Engine | None
+    try:
+        engine = _check_engine(host, _images(manifest, chosen_image), manifest=manifest,
+                               acting_user=acting_user)
+    except EngineUnavailable:
+        if not when_engine_answers:
+            raise
+        engine = None
     try:
         chosen_port = _choose_port(host, engine, port)
-        kept = engine.snapshot().volumes
+        kept = engine.snapshot().volumes if engine is not None else {}
     except DockerError as error:
         raise _engine_error(error, host) from None
     # The volumes of a removed instance whose data was kept carry its short name: a new
@@ -673,6 +699,7 @@ def do_create_instance(
                         settings=values, login_group=login_group, secrets=encrypted,
                         image_override="" if chosen_image == manifest.image else chosen_image,
                         port=chosen_port, **owner_fields)
+    deploy = deploy and engine is not None
     deploy_now = deploy and not transaction.get_connection().in_atomic_block
     with transaction.atomic():
         try:
@@ -861,7 +888,7 @@ def do_upgrade_instance(instance: Instance, image: str, *, acting_user: Account 
         raise Conflict(_("An upgrade of %(slug)s is already under way.")
                        % {"slug": instance.slug}, field="image")
     host = instance.host
-    engine = _check_engine(host, [image])
+    engine = _check_engine(host, [image], manifest=manifest, acting_user=acting_user)
     try:
         to_port = _choose_port(host, engine, port)
     except DockerError as error:
