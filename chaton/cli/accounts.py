@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from rich.table import Table
 
 from chaton.cli.members import find_organization, find_person
@@ -199,15 +200,20 @@ def reset_second_factor(uid: Annotated[str, typer.Argument(metavar="UID")]) -> N
     """Remove an account's authenticator and recovery codes (a lost phone and a lost sheet).
 
     Run on the server by whoever holds it: the person then logs in with their
-    password and, an administrator, must enrol again before administering.
+    password and, an administrator, must enrol again before administering. The
+    account's tokens with the ``admin`` scope are revoked with it.
     """
     setup_django()
     from chaton.security import actions
 
     account = find_account(uid)
-    actions.do_remove_second_factor(account, acting_user=acting_user())
+    revoked = actions.do_remove_second_factor(account, acting_user=acting_user())
     console().print(_("Second factor of %(uid)s removed: they enrol again at their next "
                       "login.") % {"uid": account.uid}, markup=False)
+    if revoked:
+        console().print(ngettext("%(count)d token with the “admin” scope revoked.",
+                                 "%(count)d tokens with the “admin” scope revoked.", revoked)
+                        % {"count": revoked}, markup=False)
 
 
 @account_app.command("expire")
