@@ -7,7 +7,8 @@ accepts nothing else::
     web   the account's own signed-in session          Credential.session(account)
     API   a token with the ``vote`` scope, which only   Credential.api_token(token)
           a token its owner minted carries
-    CLI   the account's password, typed or on stdin     Credential.password(account, text)
+    CLI   the account's password, typed or on stdin     Credential.password(account, text,
+          (then its second factor's code, if enrolled)      code)
           or its own token in ``$CHATON_TOKEN``         Credential.api_token(token, "cli")
 
 Nothing an administrator holds (a token minted for someone else, ``--as`` on
@@ -60,12 +61,31 @@ class Credential:
         return cls("token", interface, token.account, token)
 
     @classmethod
-    def password(cls, account: Account, password: str) -> Credential:
-        """The account's own password, checked here. Raise Unauthorized when it is wrong."""
+    def password(cls, account: Account, password: str, code: str = "") -> Credential:
+        """The account's own password and, when it has enrolled one, a code of its second
+        factor (an authenticator code or an unused recovery code), both checked here.
+
+        Raise Unauthorized (field ``password``) when the password is wrong, and
+        (field ``code``) when the account has a second factor and ``code`` is
+        missing or not accepted by
+        :func:`chaton.security.actions.verify_second_factor`.
+        """
+        from chaton.security import actions as security
+        from chaton.security.queries import has_second_factor
+
         if not password or not account.has_usable_password() or not account.check_password(
                 password):
             raise Unauthorized(_("The password of %(uid)s is not correct.")
                                % {"uid": account.get_username()}, field="password")
+        if has_second_factor(account):
+            # The password alone is what a second factor is there to be more than.
+            if not code.strip():
+                raise Unauthorized(_("%(uid)s has a second factor: give a code of it after "
+                                     "the password.") % {"uid": account.get_username()},
+                                   field="code")
+            if security.verify_second_factor(account, code) is None:
+                raise Unauthorized(_("The second-factor code of %(uid)s is not correct.")
+                                   % {"uid": account.get_username()}, field="code")
         return cls("password", "cli", account)
 
     @classmethod

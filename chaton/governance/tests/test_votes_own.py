@@ -9,6 +9,7 @@ three voters aubin, brune and cyan, each with a password of their own.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from django.conf import settings
@@ -291,6 +292,50 @@ def test_cli_token_that_votes_needs_the_members_password(cli, collective):
     # Without the vote scope, the operator's token never votes, --as the owner or not.
     assert cli("--as", "brune", "token", "create", "brune", "script").exit_code == 0
     assert not ApiToken.objects.get(name="script").allows("vote")
+
+
+def test_cli_password_of_a_member_with_a_second_factor_needs_its_code(cli, collective,
+                                                                       proposal):
+    """cyan enrolled a second factor: whoever learnt cyan's password (over a shoulder, from
+    a reused one) still cannot vote as cyan on the command line, nor make cyan a token that
+    votes; the password then the code, as cyan would type them, can."""
+    from chaton.testing.second_factor import code_for
+
+    device, recovery = enroll(collective["cyan"])
+    number = str(proposal.pk)
+    assert "second factor" in _error_line(cli("decision", "vote", number, "for",
+                                              "--as", "cyan", input=PASSWORD + "\n"))
+    assert "code of cyan is not correct" in _error_line(cli(
+        "decision", "vote", number, "for", "--as", "cyan", input=PASSWORD + "\n000000\n"))
+    # The code never stands in for the password.
+    assert "password of cyan is not correct" in _error_line(cli(
+        "decision", "vote", number, "for", "--as", "cyan",
+        input="wrong\n" + code_for(device) + "\n"))
+    refused = cli("token", "create", "cyan", "phone", "--scope", "vote",
+                  input=PASSWORD + "\n")
+    assert "second factor" in _error_line(refused)
+    assert "code of cyan is not correct" in _error_line(cli(
+        "token", "create", "cyan", "phone", "--scope", "vote", input=PASSWORD + "\nabc\n"))
+    assert not ApiToken.objects.filter(account__uid="cyan").exists()
+    _nothing_voted()
+
+    voted = cli("decision", "vote", number, "for", "--as", "cyan",
+                input=f"{PASSWORD}\n{code_for(device)}\n")
+    assert voted.exit_code == 0, voted.output
+    assert AuditLog.objects.get(action="vote.cast").after["credential"] == {
+        "method": "password", "interface": "cli"}
+    # A recovery code works once, here as at the login page (after the wait that the wrong
+    # "abc" above earned: wrong codes slow down whoever tries them).
+    time.sleep(1.1)
+    made = cli("token", "create", "cyan", "phone", "--scope", "vote",
+               input=f"{PASSWORD}\n{recovery[0]}\n")
+    assert made.exit_code == 0, made.output
+    assert ApiToken.objects.get(account__uid="cyan").minted_by_owner
+    assert "not correct" in _error_line(cli("token", "create", "cyan", "again", "--scope",
+                                            "vote", input=f"{PASSWORD}\n{recovery[0]}\n"))
+    # A member without a second factor is asked for none (aubin's password alone votes).
+    assert cli("decision", "vote", number, "against", "--as", "aubin",
+               input=PASSWORD + "\n").exit_code == 0
 
 
 # --- the electorate -------------------------------------------------------------------------
