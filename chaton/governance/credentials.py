@@ -12,8 +12,9 @@ accepts nothing else::
           or its own token in ``$CHATON_TOKEN``         Credential.api_token(token, "cli")
 
 Nothing an administrator holds (a token minted for someone else, ``--as`` on
-the command line, a password they set for the member after the ballot opened)
-makes one. The vote's audit row records
+the command line, a password they set for the member, whenever they set it)
+makes one: a password someone else set votes only once its owner set their own
+from a reset link mailed to their own address (:class:`PasswordNotOwn`). The vote's audit row records
 :meth:`Credential.as_record`: the method, the interface and the token's id.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from chaton.core.errors import Forbidden, Unauthorized
 from chaton.core.models import ApiToken, Scope
@@ -39,6 +41,20 @@ class NotOwnCredential(Forbidden):
     """The credential is not the voter's own, or may not vote."""
 
     code = "not_own_credential"
+
+
+class PasswordNotOwn(NotOwnCredential):
+    """The credential rests on a password someone else set: it is not the member's alone."""
+
+    code = "password_not_own"
+
+
+#: Why a password someone else set does not vote, and what the member does about it.
+PASSWORD_NOT_OWN_HELP = gettext_lazy(
+    "Your password was set by someone else (an administrator, when your account was made, or "
+    "through a reset mailed to an address someone else gave your account), so it cannot "
+    "vote, nor can a token made since. Set your own password from the link we mail you: "
+    "ask for it on the “Forgot your password?” page; it goes to your own address.")
 
 
 @dataclass(frozen=True)
