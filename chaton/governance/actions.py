@@ -36,7 +36,6 @@ from chaton.governance.credentials import (
     PASSWORD_METHODS,
     PASSWORD_NOT_OWN_HELP,
     Credential,
-    NotOwnCredential,
     PasswordNotOwn,
 )
 from chaton.governance.gate import DecisionRequired, classify, proposal_link, require

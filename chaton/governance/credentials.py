@@ -14,8 +14,8 @@ accepts nothing else::
 Nothing an administrator holds (a token minted for someone else, ``--as`` on
 the command line, a password they set for the member, whenever they set it)
 makes one: a password someone else set votes only once its owner set their own
-from a reset link mailed to their own address (:class:`PasswordNotOwn`). The vote's audit row records
-:meth:`Credential.as_record`: the method, the interface and the token's id.
+from a reset link mailed to their own address (:class:`PasswordNotOwn`). The
+vote's audit row records :meth:`Credential.as_record`: the method, the interface and the token's id.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ def _member(uid: str) -> None:
     recorded_at_start(member_actions.do_start_membership(
         person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=60)))
     actions.do_create_account(uid, acting_user=None, display_name=f"Essai {uid.title()}",
-                              email=f"{uid}@example.org", password=PASSWORD, person=person)
+                              email=f"{uid}@example.org", password=PASSWORD, person=person,
+                              # Each voter chose their own (one set for them would not vote).
+                              password_by_owner=True)
 
 
 def _signed_in_page(browser: Browser, base_url: str, uid: str) -> Page:
