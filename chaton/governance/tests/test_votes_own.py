@@ -814,3 +814,20 @@ def test_members_ended_one_action_after_another_still_contest_each(directory):
         Membership.objects.get(person=people["ally2"].person), yesterday, acting_user=wren)
     # dora's ending may still be contested: she is still in the electorate.
     assert actions.do_open_counter_vote(later, acting_user=people["dora"]).electorate_size == 5
+
+
+def test_the_own_link_button_mails_only_the_signed_in_account_and_stays_on_this_site(
+        client, collective, mailoutbox):
+    """The "Mail me the link" form names nobody: it mails the signed-in account's own
+    address, needs a signed-in POST, and never sends the browser to another site."""
+    directory_actions.do_set_password(collective["brune"], KNOWN, acting_user=collective["wren"])
+    assert client.get(reverse("password-own-link")).status_code in (302, 405)
+    anonymous = client.post(reverse("password-own-link"))
+    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+    assert not mailoutbox
+    assert client.login(username="brune", password=KNOWN)
+    sent = client.post(reverse("password-own-link"), {"next": "https://attacker.example/",
+                                                     "uid": "aubin",
+                                                     "email": "wren@example.org"})
+    assert sent["Location"] == reverse("profile")
+    assert [mail.to for mail in mailoutbox] == [["brune@example.org"]]
