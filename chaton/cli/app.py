@@ -258,7 +258,9 @@ def init(
                                         confirmation_prompt=True)
             account = actions.do_create_account(
                 uid, acting_user=None, display_name=uid.strip(), email=email,
-                password=password, is_admin=True, reserved_uid_allowed=True)
+                password=password, is_admin=True, reserved_uid_allowed=True,
+                # The person running init types (or is shown) their own password.
+                password_by_owner=True)
             console().print(_("Administrator %(uid)s created.") % {"uid": account.uid},
                             style="green", markup=False)
             if shown_password is not None:

@@ -505,6 +505,30 @@ def _read_password(uid: str) -> str:
     return password
 
 
+def _read_second_factor(uid: str) -> str:
+    """Return a code of ``uid``'s second factor, typed at a hidden prompt (a terminal), else
+    the next line of standard input (the one after the password); "" when none is given."""
+    import getpass
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(_("Second-factor code of %(uid)s (or a recovery code): ")
+                               % {"uid": uid}).strip()
+    return (sys.stdin.readline() if sys.stdin is not None else "").strip()
+
+
+def own_credential(account: Account) -> Credential:
+    """Return the credential of ``account`` proved by its own password and, when it has
+    enrolled one, a code of its second factor, read one after the other (prompts, or the
+    first two lines of standard input). Raise InvalidInput when no password is given,
+    Unauthorized when the password or the code is wrong or the code is missing."""
+    from chaton.governance.credentials import Credential
+    from chaton.security.queries import has_second_factor
+
+    password = _read_password(account.uid)
+    code = _read_second_factor(account.uid) if has_second_factor(account) else ""
+    return Credential.password(account, password, code)
+
+
 def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
     """Return the voter and the credential that proves it is them.
 
@@ -513,6 +537,7 @@ def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
     their password is read (:func:`_read_password`). Raise Unauthorized for an
     unknown token or a wrong password, NotOwnCredential when ``--as`` names
     someone else than the token's owner, InvalidInput when nothing names a voter.
+    A voter with a second factor gives its code after the password (:func:`own_credential`).
     """
     from chaton.core.errors import Unauthorized
     from chaton.core.models import ApiToken
@@ -535,7 +560,7 @@ def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
     account = _actor(chosen or None, _("Say which account votes: --as UID (its password is "
                                        "asked), or put its own token in $%(variable)s.")
                      % {"variable": TOKEN_VARIABLE})
-    return account, Credential.password(account, _read_password(account.uid))
+    return account, own_credential(account)
 
 
 @app.command("vote")
@@ -548,7 +573,8 @@ def vote(
 
     A vote is the member's own: give their own token in $CHATON_TOKEN (the
     ``vote`` scope), or name them with --as UID and type their password at the
-    prompt (or on standard input). --as alone never votes.
+    prompt (or on standard input), then, if they have one, a code of their second
+    factor (the next prompt, or the next line). --as alone never votes.
     """
     setup_django()
     from chaton.governance import actions

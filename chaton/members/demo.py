@@ -236,7 +236,8 @@ def _load_admin(report: DemoReport) -> None:
     directory_actions.do_create_account(
         ADMIN_UID, acting_user=None, display_name=_("Demo administrator"),
         email="admin@demo.example.org", password=password, is_admin=True,
-        reserved_uid_allowed=True)
+        # Shown once to whoever loads the demo, who is this administrator.
+        reserved_uid_allowed=True, password_by_owner=True)
     report.created.append(_("administrator account %(uid)s") % {"uid": ADMIN_UID})
     report.admin_password = password
 
