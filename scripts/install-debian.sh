@@ -18,12 +18,12 @@ runtime_packages=(
     gettext                                                  # compilemessages
     restic postgresql                                        # backups: restic, pg_dump, scratch servers for drills
     docker.io caddy                                          # services: the engine, the TLS reverse proxy
+    busybox-static                                           # the images Chaton builds itself (catalogue "homepage"), test images
 )
 test_packages=(
     openssh-server openssh-client     # AuthorizedKeysCommand tests against a real sshd
     chromium                          # browser tests (Playwright)
     pebble                            # the ACME server the proxy tests get certificates from
-    busybox-static                    # the rootfs of the small test images (docker import)
     faketime                          # sshd runs chaton ssh-keys at a chosen instant (expiry tests)
 )
 # The packages whose system services must not run: Chaton starts its own servers.

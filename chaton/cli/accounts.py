@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from rich.table import Table
 
 from chaton.cli.members import find_organization, find_person
@@ -199,15 +200,20 @@ def reset_second_factor(uid: Annotated[str, typer.Argument(metavar="UID")]) -> N
     """Remove an account's authenticator and recovery codes (a lost phone and a lost sheet).
 
     Run on the server by whoever holds it: the person then logs in with their
-    password and, an administrator, must enrol again before administering.
+    password and, an administrator, must enrol again before administering. The
+    account's tokens with the ``admin`` scope are revoked with it.
     """
     setup_django()
     from chaton.security import actions
 
     account = find_account(uid)
-    actions.do_remove_second_factor(account, acting_user=acting_user())
+    revoked = actions.do_remove_second_factor(account, acting_user=acting_user())
     console().print(_("Second factor of %(uid)s removed: they enrol again at their next "
                       "login.") % {"uid": account.uid}, markup=False)
+    if revoked:
+        console().print(ngettext("%(count)d token with the “admin” scope revoked.",
+                                 "%(count)d tokens with the “admin” scope revoked.", revoked)
+                        % {"count": revoked}, markup=False)
 
 
 @account_app.command("expire")
@@ -445,24 +451,25 @@ def create_token(
     scopes: Annotated[list[str] | None, typer.Option(
         "--scope", metavar="SCOPE",
         help="read, write, admin or vote; repeat for several (default: read and write, admin "
-             "for an administrator). vote asks for the account's own password.")] = None,
+             "for an administrator). vote asks for the account's own password (and "
+             "second-factor code).")] = None,
 ) -> None:
     """Create an API token for an account; its key is printed once.
 
     A token that votes (--scope vote) is the member's own: the account's
-    password is asked (a hidden prompt, or the first line of standard input).
+    password is asked (a hidden prompt, or the first line of standard input),
+    then a code of its second factor if it has one (the next prompt or line).
     """
     setup_django()
-    from chaton.cli.governance import _read_password
+    from chaton.cli.governance import own_credential
     from chaton.core.actions import do_create_api_token
-    from chaton.governance.credentials import Credential
 
     account = find_account(uid)
     wanted = [scope.strip().lower() for scope in scopes] if scopes else None
     creator, proved = acting_user(), False
     if wanted and "vote" in wanted:
         # The owner proves it is them: then the token is theirs, minted by them.
-        creator, proved = Credential.password(account, _read_password(account.uid)).account, True
+        creator, proved = own_credential(account).account, True
     token, key = do_create_api_token(account, name, acting_user=creator, scopes=wanted,
                                      owner_proved=proved)
     console().print(_("Token %(name)s for %(uid)s, shown once:")

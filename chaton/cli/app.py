@@ -102,6 +102,7 @@ class ChatonGroup(TyperGroup):
     """
 
     def invoke(self, ctx: Any) -> Any:
+        running_before = _long_jobs_running()
         try:
             return super().invoke(ctx)
         except Exception as error:
@@ -110,6 +111,23 @@ class ChatonGroup(TyperGroup):
                 raise
             typer.echo(f"chaton: error: {one_line(message)}", err=True)
             raise typer.Exit(EXIT_ERROR) from None
+        finally:
+            _finish_long_jobs(besides=running_before)
+
+
+def _long_jobs_running() -> frozenset[str]:
+    """Return the names of the long jobs running in this process (none before Django)."""
+    worker_module = sys.modules.get("chaton.core.worker")
+    return frozenset(worker_module.long_lane().running()) if worker_module else frozenset()
+
+
+def _finish_long_jobs(*, besides: frozenset[str]) -> None:
+    """Before the process exits, let the long jobs a command started end (a decided
+    opening's deployment runs in this process's long lane): a job cut short would be
+    failed as interrupted. Those running ``besides`` are not this command's."""
+    worker_module = sys.modules.get("chaton.core.worker")
+    if worker_module is not None:
+        worker_module.finish_long_jobs(besides=besides)
 
 
 def _make_app(**options: Any) -> typer.Typer:
@@ -240,7 +258,9 @@ def init(
                                         confirmation_prompt=True)
             account = actions.do_create_account(
                 uid, acting_user=None, display_name=uid.strip(), email=email,
-                password=password, is_admin=True, reserved_uid_allowed=True)
+                password=password, is_admin=True, reserved_uid_allowed=True,
+                # The person running init types (or is shown) their own password.
+                password_by_owner=True)
             console().print(_("Administrator %(uid)s created.") % {"uid": account.uid},
                             style="green", markup=False)
             if shown_password is not None:
@@ -302,6 +322,8 @@ def demo(
 
     with runtime.directory_running():
         report = load_demo()
+    for warning in report.warnings:
+        console().print(one_line(warning), style="yellow", markup=False)
     if not report.changed:
         console().print(_("The demo collective is already loaded: nothing changed."),
                         markup=False)

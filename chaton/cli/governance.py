@@ -468,7 +468,12 @@ def act(
 
     specs = _operations(title, context.args, operations_file)
     account = _actor(acting_uid, _("Say which administrator acts: --as UID."))
+    from chaton.core.worker import finish_long_jobs, long_lane
+
+    # A deployment it starts runs in the long lane: its outcome is part of the answer.
+    running_before = frozenset(long_lane().running())
     decision = actions.do_act(title, specs, acting_user=account, description=description)
+    finish_long_jobs(besides=running_before)
     _say(_("Action #%(number)d taken: %(title)s") % {"number": decision.pk,
                                                      "title": decision.title}, style="green")
     for operation in _row(decision).operations:
@@ -500,6 +505,30 @@ def _read_password(uid: str) -> str:
     return password
 
 
+def _read_second_factor(uid: str) -> str:
+    """Return a code of ``uid``'s second factor, typed at a hidden prompt (a terminal), else
+    the next line of standard input (the one after the password); "" when none is given."""
+    import getpass
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(_("Second-factor code of %(uid)s (or a recovery code): ")
+                               % {"uid": uid}).strip()
+    return (sys.stdin.readline() if sys.stdin is not None else "").strip()
+
+
+def own_credential(account: Account) -> Credential:
+    """Return the credential of ``account`` proved by its own password and, when it has
+    enrolled one, a code of its second factor, read one after the other (prompts, or the
+    first two lines of standard input). Raise InvalidInput when no password is given,
+    Unauthorized when the password or the code is wrong or the code is missing."""
+    from chaton.governance.credentials import Credential
+    from chaton.security.queries import has_second_factor
+
+    password = _read_password(account.uid)
+    code = _read_second_factor(account.uid) if has_second_factor(account) else ""
+    return Credential.password(account, password, code)
+
+
 def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
     """Return the voter and the credential that proves it is them.
 
@@ -508,6 +537,7 @@ def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
     their password is read (:func:`_read_password`). Raise Unauthorized for an
     unknown token or a wrong password, NotOwnCredential when ``--as`` names
     someone else than the token's owner, InvalidInput when nothing names a voter.
+    A voter with a second factor gives its code after the password (:func:`own_credential`).
     """
     from chaton.core.errors import Unauthorized
     from chaton.core.models import ApiToken
@@ -530,7 +560,7 @@ def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
     account = _actor(chosen or None, _("Say which account votes: --as UID (its password is "
                                        "asked), or put its own token in $%(variable)s.")
                      % {"variable": TOKEN_VARIABLE})
-    return account, Credential.password(account, _read_password(account.uid))
+    return account, own_credential(account)
 
 
 @app.command("vote")
@@ -543,7 +573,8 @@ def vote(
 
     A vote is the member's own: give their own token in $CHATON_TOKEN (the
     ``vote`` scope), or name them with --as UID and type their password at the
-    prompt (or on standard input). --as alone never votes.
+    prompt (or on standard input), then, if they have one, a code of their second
+    factor (the next prompt, or the next line). --as alone never votes.
     """
     setup_django()
     from chaton.governance import actions
@@ -603,14 +634,19 @@ def retry(
     it (administrators). Exit 1 when it fails again."""
     setup_django()
     from chaton.cli.runtime import directory_running
+    from chaton.core.worker import finish_long_jobs, long_lane
     from chaton.governance import actions
     from chaton.governance.models import OperationStatus
 
     decision = _decision(number)
     account = _actor(acting_uid, _("Say which administrator retries: --as UID."))
     row = actions.failed_operation(decision, None if position is None else position - 1)
+    # A deployment it starts runs in the long lane: its outcome is the answer.
+    running_before = frozenset(long_lane().running())
     with directory_running():
         row = actions.do_retry_operation(row, acting_user=account)
+        finish_long_jobs(besides=running_before)
+    row.refresh_from_db()
     line = _("#%(number)d, operation %(position)d (%(summary)s): %(status)s.") % {
         "number": decision.pk, "position": row.position + 1, "summary": row.summary,
         "status": row.get_status_display()}

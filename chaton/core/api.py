@@ -300,6 +300,8 @@ def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]
 
     A token for another account never has the ``vote`` scope (403
     ``vote_scope_refused``): a vote is cast only with the member's own credentials.
+    A token with the ``admin`` scope (asked, or an administrator's default) for another
+    account that has no second factor is refused (403 ``second_factor_required``).
     """
     # Imported here: the directory's API module imports this one.
     from chaton.directory.api import account_or_404
@@ -308,6 +310,16 @@ def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]
         raise SecondFactorRequired(_("Set up a second factor (My account → Two-step login) "
                                      "before creating API tokens."))
     account = account_or_404(payload.account)
+    asked = (payload.scopes if payload.scopes is not None
+             else actions.default_scopes(account, by_owner=False))
+    if (Scope.ADMIN in asked and account.pk != acting_account(request).pk
+            and not queries.has_second_factor(account)):
+        # A token that administers is a key: it goes only to someone who holds a second
+        # factor, or a password alone (theirs, or whoever reads their mail) would open it.
+        raise SecondFactorRequired(
+            _("%(uid)s has no second factor: a token with the “admin” scope is made only "
+              "for an administrator who has set one up.") % {"uid": account.uid},
+            field="scopes")
     token, key = actions.do_create_api_token(account, payload.name,
                                              acting_user=acting_account(request),
                                              scopes=payload.scopes,

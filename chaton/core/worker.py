@@ -41,7 +41,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib import import_module
 
@@ -203,12 +203,14 @@ class LongLane:
         with self._lock:
             return sorted(name for name, thread in self._threads.items() if thread.is_alive())
 
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for every long job to end; return whether they did."""
+    def wait(self, timeout: float, *, besides: Collection[str] = ()) -> bool:
+        """Wait up to ``timeout`` seconds for every long job (except those named in
+        ``besides``) to end; return whether they did."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                threads = [thread for thread in self._threads.values() if thread.is_alive()]
+                threads = [thread for name, thread in self._threads.items()
+                           if thread.is_alive() and name not in besides]
             if not threads:
                 return True
             remaining = deadline - time.monotonic()
@@ -233,6 +235,18 @@ def long_lane() -> LongLane:
     return _long_lane
 
 
+#: Seconds a short-lived process (the CLI, ``worker --once``) waits, before it exits, for the
+#: long jobs it started: a job cut short would be failed as interrupted.
+FINISH_SECONDS = 3600.0
+
+
+def finish_long_jobs(timeout: float = FINISH_SECONDS, *, besides: Collection[str] = ()) -> bool:
+    """Wait up to ``timeout`` seconds for the long jobs of this process (a deployment that a
+    decision's execution started, say), except those named in ``besides`` (already running
+    before); return whether they all ended."""
+    return long_lane().wait(timeout, besides=besides)
+
+
 def _queued_jobs() -> list[tuple[str, Callable[[], JobResult | None]]]:
     """Return the queued API jobs that no thread of this process has yet, after failing
     the ones a dead process left running."""
@@ -250,12 +264,14 @@ def run_jobs(schedule: Schedule | None = None, lane: LongLane | None = None) -> 
     The pending directory sync is checked at every call; the periodic jobs run
     when their interval has passed since ``schedule`` last ran them. With a
     ``lane``, the long jobs start in it and their results are logged when they
-    end; without, they run here, after the quick ones. Never raise for a job's
+    end; without, they run here, after the quick ones, and the call waits for
+    the jobs the quick ones started in this process's :func:`long_lane`. Never raise for a job's
     failure: it comes back as a result with ``ok`` false.
     """
     from chaton.directory.models import SyncState
 
     schedule = schedule if schedule is not None else Schedule()
+    running_before = frozenset(long_lane().running())
     long_jobs: list[tuple[str, Callable[[], JobResult | None]]] = []
     interval = settings.CHATON.directory.reconcile_interval_seconds
     results: list[JobResult | None] = []
@@ -315,6 +331,9 @@ def run_jobs(schedule: Schedule | None = None, lane: LongLane | None = None) -> 
             with locks.held(_job_lock_key(name)) as taken:
                 if taken:
                     results.append(_run_job(name, job))
+        # What the quick jobs started in this process's lane (a decided opening's
+        # deployment) ends before the run does: ``worker --once`` exits next.
+        finish_long_jobs(besides=running_before)
     reported = [result for result in results if result is not None]
     for result in reported:
         (logger.info if result.ok else logger.warning)("worker: %s", result)

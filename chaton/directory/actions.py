@@ -131,11 +131,18 @@ def do_create_account(
     is_admin: bool = False,
     reserved_uid_allowed: bool = False,
     authorised_by: Operation | None = None,
+    password_by_owner: bool = False,
 ) -> Account:
     """Create an account and project it into the directory.
 
     ``reserved_uid_allowed`` lets an operator (``chaton init``, ``chaton demo``)
     name an account after a reserved word such as ``admin``; people never can.
+    An initial ``password`` is chosen by whoever creates the account, so it is
+    marked as set by someone else (``password_set_by_other_at``): it does not
+    vote until the owner sets their own from a reset link (see
+    :func:`do_set_password`). ``password_by_owner`` says the person typing the
+    password is the account's owner: ``chaton init``'s administrator, and the
+    invented voters of ``chaton demo``.
     Raise InvalidInput for a bad value, Conflict for a uid or email in use, and
     DecisionRequired when the policy makes accounts for organizations
     extraordinary and no decision authorises this one (``authorised_by``).
@@ -157,6 +164,8 @@ def do_create_account(
                           expires_at=expires_at, is_admin=is_admin,
                           person_linked_at=clock.now() if person is not None else None)
         account.set_password(password or None)
+        if password and not password_by_owner:
+            account.password_set_by_other_at = clock.now()
         for attempt in range(UID_NUMBER_ATTEMPTS):
             account.uid_number = _next_uid_number()
             try:
@@ -214,6 +223,7 @@ def do_update_account(
                             field="is_admin")
     before = audit.snapshot(account, ACCOUNT_FIELDS)
     fields = []
+    email_known_to_others = False
     if display_name is not None:
         display_name = validation.clean_text(display_name, field="display_name",
                                              max_length=limits.DISPLAY_NAME_MAX_LENGTH)
@@ -228,9 +238,12 @@ def do_update_account(
         changed_email = email != account.email
         account.email = email
         fields.append("email")
-        if changed_email and (acting_user is None or acting_user.pk != account.pk):
+        if changed_email and (acting_user is None or acting_user.pk != account.pk
+                              or account.password_set_by_other_at is not None):
             # A password reset now reaches whoever reads this mailbox: a password set
-            # through it is not the member's own on the ballots open now.
+            # through it is not the member's own. Changed "by the account" signed in with
+            # a password someone else set, it may be that someone else's doing.
+            email_known_to_others = True
             account.password_set_by_other_at = clock.now()
             fields.append("password_set_by_other_at")
     if not isinstance(expires_at, EllipsisType):
@@ -253,8 +266,12 @@ def do_update_account(
         if "email" in fields:
             _check_email_free(account.email, account)
         account.save(update_fields=fields)
+        after = audit.snapshot(account, ACCOUNT_FIELDS)
+        if email_known_to_others:
+            # Read by queries.email_set_by_other: a reset mailed there is not the owner's.
+            after["email_known_to_others"] = True
         audit.record("account.update", account, acting_user=acting_user, before=before,
-                     after=audit.snapshot(account, ACCOUNT_FIELDS))
+                     after=after)
         sync_after_commit(account_uids=[account.uid], group_names=groups_of(account))
     return account
 
@@ -288,28 +305,51 @@ def groups_of(account: Account) -> list[str]:
 
 
 def do_set_password(account: Account, password: str, *, acting_user: Account | None,
-                    known_to_others: bool = False) -> None:
+                    known_to_others: bool = False, from_own_mail_link: bool = False) -> None:
     """Set a new password; it binds in the directory as soon as the transaction commits.
 
     Set by anyone but the account itself (``acting_user``), it is marked
-    (``password_set_by_other_at``): it then votes on no ballot opened before.
-    Changed by the account itself, the mark stays: the change proves only that
-    someone knew the password (or read the mailbox) someone else had set, which
-    that someone else does too. Ballots opened later are not concerned.
-    ``known_to_others``: the account set it, but through a way someone else holds
-    too (a reset link mailed to an address someone else gave the account).
+    (``password_set_by_other_at``): a marked password never votes, nor does a
+    token made since the mark (see :func:`chaton.governance.actions.do_vote`).
+    Changed by the account itself while signed in, the mark stays: the change
+    proves only that someone knew the password someone else had set, which that
+    someone else does too. ``known_to_others``: the account set it, but through
+    a way someone else holds too (a reset link mailed to an address someone
+    else gave the account): marked again. ``from_own_mail_link``: the account
+    set it from a reset link mailed to an address nobody else set, which only
+    its owner reads: the mark is lifted, and the account's tokens that vote and
+    were made while it was marked (with a password someone else knew) are
+    revoked. The audit row says which (``owned``).
     """
     _check_password(password, account)
+    by_self = acting_user is not None and acting_user.pk == account.pk
+    proves_owner = by_self and from_own_mail_link and not known_to_others
     with transaction.atomic():
         account.set_password(password)
-        # Whoever else knows it could vote with it: only the owner's own password votes.
-        by_owner = (acting_user is not None and acting_user.pk == account.pk
-                    and not known_to_others)
-        if not by_owner:
+        marked_since = account.password_set_by_other_at
+        if proves_owner:
+            account.password_set_by_other_at = None
+        elif not by_self or known_to_others:
+            # Whoever else knows it could vote with it: only the owner's own password votes.
             account.password_set_by_other_at = clock.now()
         account.save(update_fields=["password", "password_set_by_other_at"])
-        audit.record("account.password", account, acting_user=acting_user)
+        audit.record("account.password", account, acting_user=acting_user,
+                     after={"owned": account.password_set_by_other_at is None})
+        if proves_owner and marked_since is not None:
+            _revoke_voting_tokens_made_since(account, marked_since, acting_user=acting_user)
         sync_after_commit(account_uids=[account.uid])
+
+
+def _revoke_voting_tokens_made_since(account: Account, since: dt.datetime, *,
+                                     acting_user: Account | None) -> None:
+    """Revoke ``account``'s tokens with the ``vote`` scope made at ``since`` or later: they
+    were made with a password someone else knew, and must not vote once the mark is gone."""
+    from chaton.core.actions import do_revoke_api_token
+    from chaton.core.models import ApiToken, Scope
+
+    for token in ApiToken.objects.filter(account=account, created_at__gte=since).order_by("pk"):
+        if token.allows(Scope.VOTE):
+            do_revoke_api_token(token, acting_user=acting_user)
 
 
 def do_set_state(account: Account, state: AccountState, *, acting_user: Account | None) -> None:

@@ -99,12 +99,26 @@ def was_protected(name: str) -> bool:
 
 
 def email_set_by_other(account: Account) -> bool:
-    """Return whether the last change of ``account``'s email address was made by someone
-    else (the audit log keeps it): a password reset mailed there reaches them, so the
-    password it sets is not only the account's own."""
+    """Return whether ``account``'s present email address was set by someone else: changed
+    by another account (or the command line), or by the account signed in with a password
+    someone else set (the audit log keeps it). A password reset mailed there reaches them,
+    so the password it sets is not only the account's own.
+
+    The address the account was created with is the member's, as the collective recorded
+    it when they joined: an address put back to it is the member's again.
+    """
     from chaton.core.models import AuditLog
 
-    last = (AuditLog.objects.filter(action="account.update", target_type="directory.account",
-                                    target_id=str(account.pk), after__has_key="email")
-            .order_by("-created_at", "-id").values_list("actor_id", flat=True).first())
-    return last is not None and last != account.pk
+    rows = AuditLog.objects.filter(target_type="directory.account", target_id=str(account.pk))
+    changes = (rows.filter(action="account.update", after__has_key="email")
+               .order_by("-created_at", "-id").values_list("actor_id", "before", "after"))
+    for actor_id, before, after in changes.iterator():
+        # Every update's snapshot holds the address: only one that changed it counts.
+        if (before or {}).get("email") == (after or {}).get("email"):
+            continue
+        if actor_id == account.pk and not (after or {}).get("email_known_to_others"):
+            return False
+        created = (rows.filter(action="account.create").values_list("after", flat=True)
+                   .first())
+        return (created or {}).get("email") != account.email
+    return False

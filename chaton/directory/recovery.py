@@ -7,6 +7,7 @@
     /password-reset/<uid64>/<token>/     the link: checks the token, keeps it in the session,
                                          redirects to …/set-password/ so the token leaves the URL
     /password-reset/<uid64>/set-password/  the new password, twice → actions.do_set_password
+    /me/password/own-link/               (signed in, POST) the same mail, to one's own address
 
 The token is Django's ``default_token_generator``: it derives from the
 password hash and the last login, so it stops working once the password
@@ -14,8 +15,10 @@ changed (the link works once) and after ``PASSWORD_RESET_TIMEOUT``. The new
 password is saved by :func:`chaton.directory.actions.do_set_password`, acting
 as the account itself, so it is audited and binds in the directory at once;
 when someone else last set the account's email address, the link reached them
-too, and the password is marked as known to others (it votes on no ballot
-already open).
+too, and the password is marked as known to others (it does not vote).
+Otherwise the link reached only the owner: the password it sets is theirs
+alone, and it lifts the mark a password someone else set (an administrator,
+the account's creation) leaves — the way a member makes their password vote.
 
 Nothing tells whether an account exists: the request page gives the same
 answer for any text, the per-account mail limit drops mails silently, and the
@@ -30,6 +33,7 @@ import logging
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
@@ -37,9 +41,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from django.utils.http import (
+    url_has_allowed_host_and_scheme,
+    urlsafe_base64_decode,
+    urlsafe_base64_encode,
+)
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_POST
 
 from chaton.core import audit, throttle
 from chaton.core.errors import ChatonError
@@ -155,6 +164,40 @@ def password_reset_request(request: HttpRequest) -> HttpResponse:
     return render(request, "directory/password_reset_request.html", {"form": form})
 
 
+@login_required
+@require_POST
+def password_own_link(request: HttpRequest) -> HttpResponse:
+    """Mail the signed-in account a reset link, to set a password of its own: the way a
+    password someone else set (which does not vote) becomes the member's. Back to ``next``
+    (a page of this site), else the account page."""
+    account = request.user
+    assert isinstance(account, Account)  # login_required
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = reverse("profile")
+    if queries.email_set_by_other(account):
+        messages.warning(request, _(
+            "Your email address was set by someone else: a link mailed there would not make "
+            "the password yours alone. Change your address to your own on your account page "
+            "first, or ask the collective's administrators to check it."))
+        return redirect(target)
+    try:
+        sent = send_reset_mail(request, account)
+    except ResetMailFailed:
+        messages.error(request, _("The mail could not be sent. Try again later, or ask the "
+                                  "collective's administrators."))
+    else:
+        if sent:
+            messages.success(request, _(
+                "We mailed a link to %(email)s. Open it and choose your password: it is then "
+                "yours alone, and it votes.") % {"email": account.email})
+        else:
+            messages.warning(request, _("Too many links were mailed to you this hour: use the "
+                                        "last one, or try again later."))
+    return redirect(target)
+
+
 def password_reset_sent(request: HttpRequest) -> HttpResponse:
     """Say that a mail went out if an account matched, without saying whether one did."""
     return render(request, "directory/password_reset_sent.html", {
@@ -198,9 +241,10 @@ def password_reset_confirm(request: HttpRequest, uidb64: str, token: str) -> Htt
         try:
             # The link went to the account's address: if someone else set it, they
             # could have followed the link as well.
+            known = queries.email_set_by_other(account)
             actions.do_set_password(account, form.cleaned_data["new_password1"],
-                                    acting_user=account,
-                                    known_to_others=queries.email_set_by_other(account))
+                                    acting_user=account, known_to_others=known,
+                                    from_own_mail_link=not known)
         except ChatonError as error:
             show_error(form, error, FIELD_NAMES)
         else:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("me/password/", views.password_change, name="password-change"),
     path("me/keys/", views.ssh_keys, name="ssh-keys"),
     path("me/keys/<int:key_id>/remove/", views.ssh_key_remove, name="ssh-key-remove"),
+    path("me/password/own-link/", recovery.password_own_link, name="password-own-link"),
     path("password-reset/", recovery.password_reset_request, name="password-reset"),
     path("password-reset/sent/", recovery.password_reset_sent, name="password-reset-sent"),
     path("password-reset/<str:uidb64>/<str:token>/", recovery.password_reset_confirm,

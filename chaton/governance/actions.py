@@ -32,7 +32,12 @@ from chaton.core.errors import ChatonError, Conflict, Forbidden, InvalidInput, N
 from chaton.directory.models import Account
 from chaton.directory.validation import clean_text
 from chaton.governance import notify, operations
-from chaton.governance.credentials import PASSWORD_METHODS, Credential, NotOwnCredential
+from chaton.governance.credentials import (
+    PASSWORD_METHODS,
+    PASSWORD_NOT_OWN_HELP,
+    Credential,
+    PasswordNotOwn,
+)
 from chaton.governance.gate import DecisionRequired, classify, proposal_link, require
 from chaton.governance.models import (
     Ballot,
@@ -283,6 +288,24 @@ def linked_since(account: Account) -> dt.datetime | None:
     return account.person_linked_at
 
 
+def refuse_password_not_own(account: Account, credential: Credential) -> None:
+    """Raise PasswordNotOwn when ``credential`` rests on a password someone else set.
+
+    A password an administrator (or the system) set, or one set through a reset
+    mailed to an address someone else gave the account, is known to them: it
+    votes on no ballot, whenever it opened, and neither does a token made since
+    (with it). It votes again once the owner set their own from a reset link
+    mailed to their own address (:func:`chaton.directory.actions.do_set_password`
+    lifts the mark); a voting token the owner made before the mark still votes.
+    """
+    set_by_other_at = account.password_set_by_other_at
+    if set_by_other_at is None:
+        return
+    if credential.method in PASSWORD_METHODS or (
+            credential.token is not None and credential.token.created_at >= set_by_other_at):
+        raise PasswordNotOwn(str(PASSWORD_NOT_OWN_HELP))
+
+
 def do_vote(decision: Decision, choice: str, *, acting_user: Account,
             credential: Credential) -> Vote:
     """Cast or change the acting person's vote on the decision's open ballot.
@@ -294,7 +317,8 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account,
     NotOwnCredential for a credential that is not ``acting_user``'s own or may
     not vote, InvalidInput for an unknown choice, VotingClosed when no ballot
     is open or its deadline passed, NotAVoter for someone outside its
-    electorate or an account linked to its person after the ballot opened.
+    electorate or an account linked to its person after the ballot opened,
+    PasswordNotOwn for a password someone else set (:func:`refuse_password_not_own`).
     """
     credential.check(acting_user)
     if choice not in Choice.values:
@@ -310,16 +334,7 @@ def do_vote(decision: Decision, choice: str, *, acting_user: Account,
         if not Elector.objects.filter(ballot=ballot, person_id=acting_user.person_id).exists():
             raise NotAVoter(_("You were not a voting member when this vote opened, on "
                               "%(day)s.") % {"day": clock.local_day(ballot.opened_at)})
-        set_by_other_at = acting_user.password_set_by_other_at
-        if set_by_other_at is not None and set_by_other_at > ballot.opened_at and (
-                credential.method in PASSWORD_METHODS
-                or (credential.token is not None
-                    and credential.token.created_at >= set_by_other_at)):
-            # Someone else set this password (or the mailbox that resets it) after the
-            # vote opened: they know it too, and so could have made any token since.
-            raise NotOwnCredential(_("Your password or email address was changed by someone "
-                                     "else after this vote opened: it cannot vote on it, "
-                                     "nor can a token made since."))
+        refuse_password_not_own(acting_user, credential)
         linked_at = linked_since(acting_user)
         if linked_at is not None and linked_at > ballot.opened_at:
             # Re-linking an account (or making one) for someone must not lend their vote.

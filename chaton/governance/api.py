@@ -363,7 +363,9 @@ def vote(request: HttpRequest, decision_id: int, payload: VoteIn) -> dict[str, A
     counts once. Needs a token with the ``vote`` scope, which only a token the member
     created for themselves carries (403 ``missing_scope`` otherwise). 409
     ``voting_closed`` after the close, 403 ``not_a_voter`` for an account whose person
-    is not in the electorate counted at the opening."""
+    is not in the electorate counted at the opening, 403 ``password_not_own`` for a
+    token made since someone else set the account's password (it votes again once the
+    member set their own from a reset link mailed to their own address)."""
     account = acting_account(request)
     decision = decision_or_404(decision_id)
     actions.do_vote(decision, payload.choice, acting_user=account,

@@ -121,6 +121,8 @@ class BallotView:
     votes: list[Vote] = field(default_factory=list)
     my_vote: Vote | None = None
     may_vote: bool = False
+    #: The viewer is a voter, but signed in with a password someone else set: no vote.
+    password_not_own: bool = False
 
     @property
     def majority(self) -> int:
@@ -150,7 +152,9 @@ def _open_row_details(rows: Sequence[DecisionRow], account: Account) -> None:
         assert tally is not None  # rows() counts every ballot it lists
         row.extra.update({"ballot": ballot, "tally": tally, "bar": tally_bar(tally),
                           "my_vote": my_votes.get(ballot.pk, ""),
-                          "may_vote": ballot.pk in my_ballots})
+                          # A password someone else set does not vote (the page says why).
+                          "may_vote": (ballot.pk in my_ballots
+                                       and account.password_set_by_other_at is None)})
 
 
 # -- the list and the inventory -----------------------------------------------------------
@@ -424,6 +428,8 @@ def _ballot_views(row: DecisionRow, account: Account, policy: Policy) -> list[Ba
             view.may_vote = (ballot.closed_at is None and ballot.closes_at > now
                              and Elector.objects.filter(ballot=ballot,
                                                         person_id=account.person_id).exists())
+            if view.may_vote and account.password_set_by_other_at is not None:
+                view.may_vote, view.password_not_own = False, True
         views.append(view)
     return views
 

@@ -29,6 +29,7 @@ from chaton.directory.models import Account, Group, GroupKind, GroupMembership
 from chaton.governance.demo import create_demo_decisions
 from chaton.members import actions as member_actions
 from chaton.members.models import Membership, MembershipKind, Organization, Person
+from chaton.services.demo import load_demo as load_services_demo
 
 #: The demo administrator's uid (the one ``make run`` documents).
 ADMIN_UID = "admin"
@@ -125,6 +126,8 @@ class DemoReport:
     created: list[str] = field(default_factory=list)
     #: The administrator's password, set only when the account was created by this run.
     admin_password: str | None = None
+    #: What could not be loaded (the demo stands without it), for people.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -233,7 +236,8 @@ def _load_admin(report: DemoReport) -> None:
     directory_actions.do_create_account(
         ADMIN_UID, acting_user=None, display_name=_("Demo administrator"),
         email="admin@demo.example.org", password=password, is_admin=True,
-        reserved_uid_allowed=True)
+        # Shown once to whoever loads the demo, who is this administrator.
+        reserved_uid_allowed=True, password_by_owner=True)
     report.created.append(_("administrator account %(uid)s") % {"uid": ADMIN_UID})
     report.admin_password = password
 
@@ -281,4 +285,10 @@ def load_demo() -> DemoReport:
         report.created.extend(load_backups_demo().created)
     except ChatonError as error:  # the demo collective stands without its backup plan
         logging.getLogger("chaton.backups").warning("demo: no backup plan: %s", error)
+    try:
+        report.created.extend(load_services_demo().created)
+    except ChatonError as error:  # nor without its home page
+        logging.getLogger("chaton.services").warning("demo: no home page: %s", error)
+        report.warnings.append(_("The demo's home page could not be opened: %(error)s")
+                               % {"error": error})
     return report

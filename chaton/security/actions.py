@@ -108,16 +108,29 @@ def do_regenerate_recovery_codes(account: Account, *, acting_user: Account) -> l
     return codes
 
 
-def do_remove_second_factor(account: Account, *, acting_user: Account | None) -> None:
+def do_remove_second_factor(account: Account, *, acting_user: Account | None) -> int:
     """Remove the account's authenticator and recovery codes (a lost phone and lost sheet).
 
-    An administrator then has to enrol again before using administration.
+    An administrator then has to enrol again before using administration. The
+    account's tokens that carry the ``admin`` scope are revoked too (each with
+    its own audit row): they were made while a second factor guarded the
+    account, and would otherwise outlive it. Return how many were revoked.
     """
+    from chaton.core.actions import do_revoke_api_token
+    from chaton.core.models import ApiToken, Scope
+
     with transaction.atomic():
         removed = TotpDevice.objects.filter(user=account).delete()[0]
         RecoveryDevice.objects.filter(user=account).delete()
+        administering = [token for token in ApiToken.objects.filter(account=account)
+                         .select_related("account").order_by("pk")
+                         if token.allows(Scope.ADMIN)]
+        for token in administering:
+            do_revoke_api_token(token, acting_user=acting_user)
         audit.record("second_factor.remove", account, acting_user=acting_user,
-                     before={"account": account.uid, "authenticators": removed})
+                     before={"account": account.uid, "authenticators": removed},
+                     after={"admin_tokens_revoked": len(administering)})
+        return len(administering)
 
 
 def verify_second_factor(account: Account, code: str) -> Device | None:

@@ -176,7 +176,8 @@ def clean_image(manifest: Manifest, image: str) -> str:
     application's may be ``repository:tag``.
     """
     image = image.strip()
-    if catalog.is_pinned(image) or (manifest.local and catalog.is_tagged(image)):
+    if (catalog.is_pinned(image) or (manifest.local and catalog.is_tagged(image))
+            or (manifest.build is not None and image == manifest.image)):
         return image
     raise InvalidInput(_("The image must be pinned by digest: repository:tag@sha256:<digest>."),
                        field="image")
@@ -271,16 +272,17 @@ def _check_port_in_database(host: Host, port: int) -> None:
                        field="port")
 
 
-def _choose_port(host: Host, engine: Engine, port: int | None) -> int:
+def _choose_port(host: Host, engine: Engine | None, port: int | None) -> int:
     """Return the port to publish on: ``port`` checked, or the first free one of the host's
-    range. Raise InvalidInput, Conflict, DockerError.
+    range. Raise InvalidInput, Conflict, DockerError. Without an engine (one that does
+    not answer yet), only the database and this machine are asked.
 
     A port is taken when an instance (or an upgrade under way) has it, when the
     engine publishes it, and — on a host whose address is loopback, hence this
     machine — when something else listens on it.
     """
     in_database = _ports_taken_in_database(host)
-    published = engine.published_ports()
+    published = engine.published_ports() if engine is not None else set()
     local = _is_loopback(host.address)
 
     def free(candidate: int) -> bool:
@@ -301,12 +303,16 @@ def _choose_port(host: Host, engine: Engine, port: int | None) -> int:
                    field="port")
 
 
-def _check_engine(host: Host, images: list[str]) -> Engine:
-    """Return the host's engine once it answered and holds ``images`` (pulled if pinned).
+def _check_engine(host: Host, images: list[str], *, manifest: Manifest | None = None,
+                  acting_user: Account | None = None) -> Engine:
+    """Return the host's engine once it answered and holds ``images`` (pulled if pinned;
+    the image Chaton builds for ``manifest``, if any, built and loaded as ``acting_user``).
 
     Raise EngineUnavailable, InvalidInput for a missing image or a host that is
     no longer a Swarm manager, EngineRefused.
     """
+    from chaton.services.images import do_build_image
+
     engine = reconcile.engine_for(host)
     try:
         info = engine.info()
@@ -314,6 +320,13 @@ def _check_engine(host: Host, images: list[str]) -> Engine:
             raise InvalidInput(_("The host %(host)s is not a Swarm manager.")
                                % {"host": host.name}, field="host")
         for image in images:
+            if manifest is not None and manifest.build is not None and image == manifest.image:
+                try:
+                    do_build_image(host, engine, manifest, acting_user=acting_user)
+                except (OSError, ImportError, ValueError) as error:
+                    raise EngineRefused(_("The image of %(application)s could not be built: "
+                                          "%(error)s.") % {"application": manifest.label,
+                                                           "error": error}) from None
             engine.ensure_image(image, pull=_may_pull(image))
     except DockerError as error:
         raise _engine_error(error, host) from None
@@ -495,10 +508,24 @@ def do_import_image(host: Host, archive: BinaryIO, *,
 # -- instances -----------------------------------------------------------------------------------
 
 
-def _reconcile_after_commit(instances: Any) -> None:
+def _reconcile_after_commit(instances: Any, *, acting_user: Account | None = None,
+                            in_long_lane: bool = False) -> None:
     """Once the transaction commits, reconcile these instances; never raise (the worker
-    retries what could not be done)."""
+    retries what could not be done).
+
+    With ``in_long_lane`` (the effect of a decision's operation, run by the
+    worker's quick lane), record a ``services.apply`` job instead, which the
+    long lane runs once the transaction commits.
+    """
     primary_keys = [instance.pk for instance in instances]
+    if primary_keys and in_long_lane:
+        from chaton.core import jobs
+        from chaton.services.jobs import JOB
+
+        jobs.do_start_job("services.apply", params={"instances": primary_keys},
+                          target=", ".join(instance.slug for instance in instances),
+                          lock_key=JOB, acting_user=acting_user)
+        return
 
     def run() -> None:
         try:
@@ -600,11 +627,17 @@ def do_create_instance(
     image: str = "",
     authorised_by: Operation | None = None,
     deploy: bool = True,
+    when_engine_answers: bool = False,
 ) -> Instance:
     """Create an instance of a catalogue application at ``domain`` on ``host``, and deploy it.
 
     With ``deploy`` false, the deployment is left to the caller (a job that
-    calls :func:`deploy_created`) or to the worker's next reconcile.
+    calls :func:`deploy_created`) or to the worker's next reconcile. With
+    ``when_engine_answers``, a host whose engine does not answer (one ``chaton
+    serve`` starts later) does not refuse the instance: it is recorded, its
+    port chosen from the database and this machine, and the worker's reconcile
+    deploys it once the engine answers (building its image, for an application
+    whose image Chaton builds).
 
     ``settings`` are checked against the manifest's schema and completed with
     defaults; ``slug`` (the short name in container names) is made from the
@@ -614,13 +647,15 @@ def do_create_instance(
     instance deployed, or raises InvalidInput (a bad value, an image that does
     not exist), Conflict (a domain, short name or port taken),
     EngineUnavailable, EngineRefused; then nothing is left, on the engine or
-    in the database. Called inside one (a decision's operation), the
-    deployment runs once it commits; if it fails, nothing is left either, and
-    the operation ``authorised_by`` is marked failed with the reason (never an
-    exception from after the commit). Raise DecisionRequired when the
-    operation ``service.open`` is extraordinary (by default: for a partner
-    organization) and ``authorised_by`` is not the operation of an adopted
-    decision; the engine is not contacted then.
+    in the database. Called inside one (a decision's operation), it records a
+    ``services.deploy`` job that the long lane runs once the transaction
+    commits (the worker's quick lane never waits for a deployment); if it
+    fails, nothing is left either, and the operation ``authorised_by`` is
+    marked failed with the reason (never an exception from after the commit).
+    Raise DecisionRequired when the operation ``service.open`` is
+    extraordinary (by default: for a partner organization) and
+    ``authorised_by`` is not the operation of an adopted decision; the engine
+    is not contacted then.
     """
     from chaton.governance.gate import require
     from chaton.governance.operations.open_service import OpenServiceParams
@@ -635,10 +670,17 @@ def do_create_instance(
     # before the engine is asked anything.
     require(OpenServiceParams.of(valid, host, owner=owner, login_group=login_group),
             authorised_by)
-    engine = _check_engine(host, _images(manifest, chosen_image))
+    engine: Engine | None
+    try:
+        engine = _check_engine(host, _images(manifest, chosen_image), manifest=manifest,
+                               acting_user=acting_user)
+    except EngineUnavailable:
+        if not when_engine_answers:
+            raise
+        engine = None
     try:
         chosen_port = _choose_port(host, engine, port)
-        kept = engine.snapshot().volumes
+        kept = engine.snapshot().volumes if engine is not None else {}
     except DockerError as error:
         raise _engine_error(error, host) from None
     # The volumes of a removed instance whose data was kept carry its short name: a new
@@ -657,6 +699,7 @@ def do_create_instance(
                         settings=values, login_group=login_group, secrets=encrypted,
                         image_override="" if chosen_image == manifest.image else chosen_image,
                         port=chosen_port, **owner_fields)
+    deploy = deploy and engine is not None
     deploy_now = deploy and not transaction.get_connection().in_atomic_block
     with transaction.atomic():
         try:
@@ -669,8 +712,7 @@ def do_create_instance(
                      after=audit.snapshot(instance, INSTANCE_FIELDS))
         primary_key = instance.pk
         if deploy and not deploy_now:
-            transaction.on_commit(lambda: _deploy_reporting(primary_key, acting_user,
-                                                            authorised_by))
+            _deploy_in_long_lane(instance, acting_user=acting_user, authorised_by=authorised_by)
     if deploy_now:
         failure = _deploy_created(primary_key, acting_user)
         if failure is not None:
@@ -679,21 +721,33 @@ def do_create_instance(
     return instance
 
 
-def _deploy_reporting(primary_key: int, acting_user: Account | None,
-                      authorised_by: Operation | None) -> None:
-    """Deploy a new instance after the commit of the transaction that created it; a failure
-    marks the operation ``authorised_by`` failed, with the reason. Never raises."""
-    from chaton.governance.gate import effect_failed
+def _deploy_in_long_lane(instance: Instance, *, acting_user: Account | None,
+                         authorised_by: Operation | None) -> None:
+    """Inside a transaction: record the job that deploys the new ``instance`` in the long
+    lane once it commits; its failure fails the operation ``authorised_by``."""
+    from chaton.core import jobs
+    from chaton.services.jobs import JOB
 
-    reason: str | None
+    jobs.do_start_job("services.deploy",
+                      params={"instance": instance.pk,
+                              "operation": authorised_by.pk if authorised_by else None},
+                      target=instance.slug, lock_key=JOB, acting_user=acting_user)
+
+
+def _effect_failed(operation_id: int | None, reason: str) -> None:
+    """Mark the operation ``operation_id`` (if any) failed with ``reason``; never raise."""
+    if operation_id is None:
+        return
+    # Imported here: governance sits above services.
+    from chaton.governance.gate import effect_failed
+    from chaton.governance.models import Operation
+
     try:
-        error = _deploy_created(primary_key, acting_user)
-        reason = None if error is None else str(error)
-    except Exception as unexpected:  # an on_commit callback must not raise
-        logger.exception("services: deploying instance %s failed", primary_key)
-        reason = str(unexpected) or unexpected.__class__.__name__
-    if reason is not None:
-        effect_failed(authorised_by, reason)
+        operation = Operation.objects.filter(pk=operation_id).first()
+    except Exception:  # the failure is logged; the operation stays as it was
+        logger.exception("services: cannot find operation %s", operation_id)
+        return
+    effect_failed(operation, reason)
 
 
 def _first_error(instance: Instance, plan: reconcile.Plan,
@@ -716,11 +770,22 @@ def _first_error(instance: Instance, plan: reconcile.Plan,
     return None
 
 
-def deploy_created(primary_key: int, *, acting_user: Account | None) -> None:
+def deploy_created(primary_key: int, *, acting_user: Account | None,
+                   operation_id: int | None = None) -> None:
     """Deploy the instance created with ``deploy=False``; on failure remove it, then raise
-    the error that kept it from being deployed (see :func:`do_create_instance`)."""
-    failure = _deploy_created(primary_key, acting_user)
+    the error that kept it from being deployed (see :func:`do_create_instance`).
+
+    With ``operation_id`` (the operation whose effect this deployment is), a
+    failure, expected or not, first marks that operation failed with the reason.
+    """
+    try:
+        failure = _deploy_created(primary_key, acting_user)
+    except Exception as unexpected:
+        logger.exception("services: deploying instance %s failed", primary_key)
+        _effect_failed(operation_id, str(unexpected) or unexpected.__class__.__name__)
+        raise
     if failure is not None:
+        _effect_failed(operation_id, str(failure))
         raise failure
 
 
@@ -823,7 +888,7 @@ def do_upgrade_instance(instance: Instance, image: str, *, acting_user: Account 
         raise Conflict(_("An upgrade of %(slug)s is already under way.")
                        % {"slug": instance.slug}, field="image")
     host = instance.host
-    engine = _check_engine(host, [image])
+    engine = _check_engine(host, [image], manifest=manifest, acting_user=acting_user)
     try:
         to_port = _choose_port(host, engine, port)
     except DockerError as error:
@@ -858,7 +923,8 @@ def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account
     """Remove an instance: its containers and network, and with ``delete_data`` its volumes
     (otherwise kept on the host, and reported). ``confirm`` must repeat its short name.
 
-    The removal runs after the commit; an engine that does not answer leaves
+    The removal runs after the commit (for a decision's operation, as a
+    ``services.apply`` job in the long lane); an engine that does not answer leaves
     the instance "being removed" until the worker finishes. Raise InvalidInput
     when ``confirm`` differs, DecisionRequired when the operation
     ``service.close`` is extraordinary (by default it is, once the instance is
@@ -883,7 +949,10 @@ def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account
         audit.record("instance.remove", instance, acting_user=acting_user, before=before,
                      after={**audit.snapshot(instance, INSTANCE_FIELDS),
                             "delete_data": delete_data})
-        _reconcile_after_commit([instance])
+        # A decision's closing is run by the worker's quick lane: its containers are
+        # stopped in the long one.
+        _reconcile_after_commit([instance], acting_user=acting_user,
+                                in_long_lane=authorised_by is not None)
 
 
 def do_set_instance_state(instance: Instance, state: str, *,

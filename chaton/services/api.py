@@ -463,8 +463,13 @@ def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, Job
 
 
 def _deploy_work(job: Job) -> dict[str, Any]:
-    """Deploy the new instance (removed again if that fails); return it as ``GET`` shows it."""
-    actions.deploy_created(job.params["instance"], acting_user=job.created_by)
+    """Deploy the new instance (removed again if that fails); return it as ``GET`` shows it.
+
+    A deployment that is a decision's effect names its ``operation``: a failure marks it
+    failed too.
+    """
+    actions.deploy_created(job.params["instance"], acting_user=job.created_by,
+                           operation_id=job.params.get("operation"))
     instance = Instance.objects.get(pk=job.params["instance"])
     return as_json(InstanceDetailOut, _instance_detail(instance_or_404(instance.slug)))
 
@@ -521,8 +526,18 @@ def _upgrade_work(job: Job) -> dict[str, Any]:
     return as_json(DeploymentOut, deployment)
 
 
+def _apply_work(job: Job) -> dict[str, Any]:
+    """Bring the instances ``params["instances"]`` in line (a decided closing); return what
+    was done. What could not be done is left to the worker's next reconcile."""
+    plan, result = reconcile.reconcile(
+        instances=Instance.objects.filter(pk__in=job.params["instances"]))
+    return {"applied": result.applied, "failed": len(result.failures),
+            "errors": dict(sorted(plan.errors.items()))}
+
+
 jobs.register("services.deploy", _deploy_work)
 jobs.register("services.upgrade", _upgrade_work)
+jobs.register("services.apply", _apply_work)
 
 
 @router.delete("/instances/{slug}", response={204: None, **ENGINE_ERRORS},

@@ -1075,6 +1075,26 @@ def _record_repairs(instance: Instance, steps: Sequence[Step]) -> None:
                      after={"repaired": reasons})
 
 
+def _build_images(host: Host, engine: Engine, instances: Sequence[Instance]) -> None:
+    """Build and load the images Chaton builds itself (catalogue ``[build]``) that these
+    instances run and the engine lacks: an instance recorded while the engine did not
+    answer is deployed once it does. A failure is logged; the step that needs the image
+    then fails with it, and the next run tries again."""
+    from chaton.services.images import do_build_image
+
+    for instance in instances:
+        if not _in_catalog(instance):
+            continue
+        manifest = instance.manifest
+        if manifest.build is None or instance.image != manifest.image:
+            continue
+        try:
+            do_build_image(host, engine, manifest, acting_user=None)
+        except (DockerError, OSError, ValueError, ImportError) as error:
+            logger.warning("services: the image of %s could not be built on %s: %s",
+                           manifest.name, host.name, error)
+
+
 def _apply_host(run: _Run, host: Host, steps: Sequence[Step]) -> None:
     """Apply one host's steps, instance by instance. An instance whose step fails keeps its
     remaining steps for the next run; an engine that goes away stops the host's run."""
@@ -1082,6 +1102,9 @@ def _apply_host(run: _Run, host: Host, steps: Sequence[Step]) -> None:
     by_instance: dict[str, list[Step]] = {}
     for step in steps:
         by_instance.setdefault(step.instance, []).append(step)
+    if not run.dry_run:
+        _build_images(host, engine, [run.instances[slug] for slug in by_instance
+                                     if slug in run.instances])
     groups = list(by_instance.items())
     for index, (slug, instance_steps) in enumerate(groups):
         known = slug in run.instances

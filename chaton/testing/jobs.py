@@ -46,3 +46,16 @@ def error_of(client: Any, response: Any, headers: dict[str, str], status: int, c
     if field is not None:
         assert error["field"] == field, error
     return error
+
+
+def finish_jobs(timeout: float = 120) -> list[str]:
+    """Run the queued jobs in this thread, oldest first, as the worker would, and wait for
+    those a lane's thread already has (a decision's deployment, started on commit); return
+    what each job run here did."""
+    done = []
+    for job_id in jobs.waiting_job_ids():
+        result = jobs.run_job(job_id)
+        if result is not None:
+            done.append(str(result))
+    assert long_lane().wait(timeout), f"long jobs still running: {long_lane().running()}"
+    return done

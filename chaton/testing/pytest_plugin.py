@@ -38,7 +38,8 @@ pytest_plugins = ["chaton.testing.docker", "chaton.testing.acme", "chaton.testin
 _MANAGED_VARIABLES = ("CHATON_DATA_DIR", "CHATON_LDAP_MANAGED", "CHATON_PROXY_MANAGED",
                       "CHATON_PROXY_ADMIN_URL", "CHATON_SERVICES_DOCKER_MANAGED",
                       "CHATON_CONFIG", "CHATON_DATABASE_URL",
-                      "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS", "CHATON_BACKUPS_STALL_SECONDS")
+                      "CHATON_SERVICES_UPGRADE_STABILITY_SECONDS", "CHATON_SERVICES_DOCKER_URL",
+                      "CHATON_BACKUPS_STALL_SECONDS")
 
 
 @dataclass
@@ -120,6 +121,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         # Nor a dockerd on the system's socket: the services tests start theirs
         # (chaton.testing.docker), and the managed one is tested on a socket of its own.
         os.environ["CHATON_SERVICES_DOCKER_MANAGED"] = "no"
+        # The default host (``chaton init``, ``chaton demo``) names a socket nobody listens
+        # on, never the system's: an engine the tests did not start is never asked.
+        os.environ["CHATON_SERVICES_DOCKER_URL"] = f"unix://{data_directory}/no-docker.sock"
         # And never a Caddy someone already runs on the default admin address: until a test
         # starts its own (the ``caddy`` fixture), proxy calls go to a port this session holds
         # bound without listening, so they are refused and can reach no other server.

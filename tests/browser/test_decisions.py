@@ -18,6 +18,7 @@ from chaton.adapters.ldap import normalize_dn
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.core import clock
 from chaton.directory import actions, reconcile
+from chaton.directory.models import Account
 from chaton.governance.actions import execute_decisions
 from chaton.governance.models import Decision, Status
 from chaton.members import actions as member_actions
@@ -38,7 +39,9 @@ def _member(uid: str) -> None:
     recorded_at_start(member_actions.do_start_membership(
         person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=60)))
     actions.do_create_account(uid, acting_user=None, display_name=f"Essai {uid.title()}",
-                              email=f"{uid}@example.org", password=PASSWORD, person=person)
+                              email=f"{uid}@example.org", password=PASSWORD, person=person,
+                              # Each voter chose their own (one set for them would not vote).
+                              password_by_owner=True)
 
 
 def _signed_in_page(browser: Browser, base_url: str, uid: str) -> Page:
@@ -105,3 +108,58 @@ def test_members_vote_a_protected_access_and_the_worker_grants_it(
     group_dn = normalize_dn(f"cn=passwords,ou=groups,{BASE}")
     entry = ldap_directory.read([group_dn], ["member"])[group_dn]
     assert f"uid=kim,ou=people,{BASE}".encode() in entry["member"]
+
+
+def test_a_password_set_for_the_member_does_not_vote_until_they_set_their_own(
+        live_server, ldap_directory: LdapDirectory, browser: Browser, mailoutbox) -> None:
+    """dora's account was made with a password the administrator chose. Signed in with it,
+    dora sees why the vote buttons are missing, has the link mailed, chooses a password
+    from it, and votes."""
+    from chaton.governance import actions as governance_actions
+
+    reconcile.sync_all()
+    for uid in ("alba", "basile"):
+        _member(uid)
+    person = member_actions.do_create_person("Essai Dora", "dora@example.org",
+                                             acting_user=None)
+    recorded_at_start(member_actions.do_start_membership(
+        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=60)))
+    actions.do_create_account("dora", acting_user=None, display_name="Essai Dora",
+                              email="dora@example.org", password=PASSWORD, person=person)
+    actions.do_create_group("passwords", acting_user=None, requires_decision=True)
+    actions.do_create_account("kim", acting_user=None, display_name="Kim Nouvelle",
+                              email="kim@example.org")
+    decision = governance_actions.do_propose(
+        "Give Kim the technical passwords",
+        [{"type": "group.grant", "params": {"group": "passwords", "account": "kim"}}],
+        acting_user=Account.objects.get(uid="alba"))
+    base_url = live_server.url
+    detail_url = f"{base_url}/decisions/{decision.pk}/"
+
+    page = _signed_in_page(browser, base_url, "dora")
+    page.goto(detail_url)
+    expect(page.locator(".password-not-own")).to_contain_text(
+        "You cannot vote with this password")
+    expect(page.locator("button:has-text('Vote for')")).to_have_count(0)
+    mailoutbox.clear()
+    page.click("button:has-text('Mail me the link')")
+    expect(page).to_have_url(detail_url)
+    expect(page.locator(".messages")).to_contain_text("We mailed a link to dora@example.org")
+    [mail] = mailoutbox
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    page.context.clear_cookies()
+    page.goto(base_url + link[link.index("/password-reset/"):])
+    own = "dora's very own 8803"
+    page.fill("#id_new_password1", own)
+    page.fill("#id_new_password2", own)
+    page.click("main form button[type=submit]")
+    expect(page).to_have_url(f"{base_url}/login/")
+    page.fill("#id_username", "dora")
+    page.fill("#id_password", own)
+    page.click("main form button[type=submit]")
+    expect(page).to_have_url(f"{base_url}/me/")
+    page.goto(detail_url)
+    page.click("button:has-text('Vote against')")
+    expect(page.locator(".messages")).to_contain_text("Your vote “against” is recorded.")
+    assert list(decision.ballots.get().votes.values_list("account__uid", "choice")) == [
+        ("dora", "against")]

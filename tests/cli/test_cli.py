@@ -103,6 +103,27 @@ def test_init_asks_for_what_is_missing(cli, directory):
     assert account.check_password(PASSWORD)
 
 
+def test_only_inits_administrator_owns_a_password_given_on_the_command_line(
+        cli, directory, tmp_path):
+    """init's administrator types their own password; a password the operator gives an
+    account (``account add --password-file``, ``account passwd``) is theirs too, not
+    the member's: it is marked, and votes only once the member set their own."""
+    result = cli("init", input=f"camille\ncamille@example.org\n{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert Account.objects.get(uid="camille").password_set_by_other_at is None
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    made = cli("--as", "camille", "account", "add", "dominique", "--email",
+               "dominique@example.org", "--name", "Dominique", "--password-file",
+               str(password_file))
+    assert made.exit_code == 0, made.output
+    assert Account.objects.get(uid="dominique").password_set_by_other_at is not None
+    Account.objects.filter(uid="dominique").update(password_set_by_other_at=None)
+    changed = cli("account", "passwd", "dominique", "--password-file", str(password_file))
+    assert changed.exit_code == 0, changed.output
+    assert Account.objects.get(uid="dominique").password_set_by_other_at is not None
+
+
 def test_init_refuses_a_weak_password_in_one_line(cli, directory, tmp_path):
     password_file = tmp_path / "password"
     password_file.write_text("short\n")

@@ -61,8 +61,8 @@ def collective(directory):
     for uid in ("aubin", "brune", "cyan"):
         people[uid] = make_member(uid)
     for account in people.values():
-        # A vote needs the voter's own password (on standard input here).
-        directory_actions.do_set_password(account, PASSWORD, acting_user=None)
+        # A vote needs the voter's own password (on standard input here), one they chose.
+        directory_actions.do_set_password(account, PASSWORD, acting_user=account)
     directory_actions.do_create_group("passwords", acting_user=None, requires_decision=True)
     directory_actions.do_create_group("tech", acting_user=None)
     return people

@@ -1,10 +1,11 @@
 """An operation is done when its effect is real, on a real dockerd.
 
 An administrator opens a pad by an ordinary action. The engine answers the
-checks, then is unreachable when the deployment runs after the commit: the
-operation is failed with the reason, nothing is left on the engine or in the
-database, the decision says "failed", and nothing raises from the commit. Once
-the engine is back, the administrator's retry opens the pad, which answers.
+checks, then is unreachable when the deployment runs after the commit (a job
+of the long lane): the operation is failed with the reason, nothing is left on
+the engine or in the database, the decision says "failed", and nothing raises
+from the commit. Once the engine is back, the administrator's retry opens the
+pad, which answers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from chaton.governance.tests.test_api import api_for, make_account
 from chaton.services import actions, reconcile
 from chaton.services.models import Instance
 from chaton.testing.docker import TemporaryDockerd
+from chaton.testing.jobs import finish_jobs
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("english")]
@@ -115,6 +117,7 @@ def test_a_deployment_that_fails_after_the_commit_fails_its_operation_and_a_retr
     decision = governance.do_act("A pad", [{"type": "service.open", "params": {
         "application": "webtest", "domain": "pad.example.org", "host": "box"}}],
         acting_user=wren)
+    finish_jobs()  # the deployment runs in the long lane, after the commit
     row = decision.operations.get()
     assert row.status == OperationStatus.FAILED
     assert "does not answer" in row.message, row.message
@@ -128,6 +131,7 @@ def test_a_deployment_that_fails_after_the_commit_fails_its_operation_and_a_retr
     relay["now"] = _Relay(port, docker_engine.socket_path)
     reconcile._engines.cache = {}
     body = api_for(client, wren).post(f"/governance/decisions/{decision.pk}/retry", {}).json()
+    finish_jobs()
     assert body["operations"][0]["status"] == "done", body
     assert body["execution"] == "executed"
     instance = Instance.objects.get(domain="pad.example.org")

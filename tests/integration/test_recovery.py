@@ -58,6 +58,9 @@ class Site:
             "CHATON_LDAP_URL": f"ldap://127.0.0.1:{ldap_port}",
             "CHATON_LDAP_BASE_DN": BASE_DN,
             "CHATON_PROXY_MANAGED": "false",
+            # No engine answers there: the demo records its home page for later.
+            "CHATON_SERVICES_DOCKER_URL": f"unix://{base}/no-docker.sock",
+            "CHATON_SERVICES_DOCKER_MANAGED": "no",
             "CHATON_BACKUPS_DEFAULT_REPOSITORY": str(repository),
             "CHATON_BACKUPS_SCRATCH_DIR": str(base / "scratch"),
         })

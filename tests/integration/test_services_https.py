@@ -26,6 +26,7 @@ from chaton.services import actions
 from chaton.services.models import Host, Instance
 from chaton.testing.acme import Pebble, https_get, wait_for_https
 from chaton.testing.docker import TemporaryDockerd
+from chaton.testing.jobs import finish_jobs
 from chaton.testing.voters import own_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
@@ -92,6 +93,7 @@ def test_an_instance_opened_through_the_api_answers_over_https(
     for voter in voters[:2]:
         governance.do_vote(decision, "for", acting_user=voter, credential=own_session(voter))
     governance.execute_decisions()
+    finish_jobs()  # the removal runs in the long lane
     assert not Instance.objects.exists()
     deadline = time.monotonic() + 10
     while True:

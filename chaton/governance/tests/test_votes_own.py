@@ -9,6 +9,7 @@ three voters aubin, brune and cyan, each with a password of their own.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from django.conf import settings
@@ -22,7 +23,7 @@ from chaton.core.models import ApiToken, AuditLog
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account
 from chaton.governance import actions
-from chaton.governance.credentials import Credential, NotOwnCredential
+from chaton.governance.credentials import Credential, NotOwnCredential, PasswordNotOwn
 from chaton.governance.models import Decision, Kind, OperationStatus, Status, Vote
 from chaton.governance.tests.test_api import (
     GRANT_PASSWORDS,
@@ -54,7 +55,8 @@ def collective(directory):
     for uid in ("aubin", "brune", "cyan"):
         people[uid] = make_member(uid)
     for account in people.values():
-        directory_actions.do_set_password(account, PASSWORD, acting_user=None)
+        # Each chose their own password (an administrator's would not vote).
+        directory_actions.do_set_password(account, PASSWORD, acting_user=account)
     enroll(people["wren"])  # administrators hold a second factor
     directory_actions.do_create_group("passwords", acting_user=None, requires_decision=True)
     return people
@@ -293,6 +295,50 @@ def test_cli_token_that_votes_needs_the_members_password(cli, collective):
     assert not ApiToken.objects.get(name="script").allows("vote")
 
 
+def test_cli_password_of_a_member_with_a_second_factor_needs_its_code(cli, collective,
+                                                                       proposal):
+    """cyan enrolled a second factor: whoever learnt cyan's password (over a shoulder, from
+    a reused one) still cannot vote as cyan on the command line, nor make cyan a token that
+    votes; the password then the code, as cyan would type them, can."""
+    from chaton.testing.second_factor import code_for
+
+    device, recovery = enroll(collective["cyan"])
+    number = str(proposal.pk)
+    assert "second factor" in _error_line(cli("decision", "vote", number, "for",
+                                              "--as", "cyan", input=PASSWORD + "\n"))
+    assert "code of cyan is not correct" in _error_line(cli(
+        "decision", "vote", number, "for", "--as", "cyan", input=PASSWORD + "\n000000\n"))
+    # The code never stands in for the password.
+    assert "password of cyan is not correct" in _error_line(cli(
+        "decision", "vote", number, "for", "--as", "cyan",
+        input="wrong\n" + code_for(device) + "\n"))
+    refused = cli("token", "create", "cyan", "phone", "--scope", "vote",
+                  input=PASSWORD + "\n")
+    assert "second factor" in _error_line(refused)
+    assert "code of cyan is not correct" in _error_line(cli(
+        "token", "create", "cyan", "phone", "--scope", "vote", input=PASSWORD + "\nabc\n"))
+    assert not ApiToken.objects.filter(account__uid="cyan").exists()
+    _nothing_voted()
+
+    voted = cli("decision", "vote", number, "for", "--as", "cyan",
+                input=f"{PASSWORD}\n{code_for(device)}\n")
+    assert voted.exit_code == 0, voted.output
+    assert AuditLog.objects.get(action="vote.cast").after["credential"] == {
+        "method": "password", "interface": "cli"}
+    # A recovery code works once, here as at the login page (after the wait that the wrong
+    # "abc" above earned: wrong codes slow down whoever tries them).
+    time.sleep(1.1)
+    made = cli("token", "create", "cyan", "phone", "--scope", "vote",
+               input=f"{PASSWORD}\n{recovery[0]}\n")
+    assert made.exit_code == 0, made.output
+    assert ApiToken.objects.get(account__uid="cyan").minted_by_owner
+    assert "not correct" in _error_line(cli("token", "create", "cyan", "again", "--scope",
+                                            "vote", input=f"{PASSWORD}\n{recovery[0]}\n"))
+    # A member without a second factor is asked for none (aubin's password alone votes).
+    assert cli("decision", "vote", number, "against", "--as", "aubin",
+               input=PASSWORD + "\n").exit_code == 0
+
+
 # --- the electorate -------------------------------------------------------------------------
 
 
@@ -395,29 +441,165 @@ def test_my_tokens_page_makes_a_token_that_votes_only_for_the_signed_in_account(
 def test_a_password_an_administrator_set_after_the_vote_opened_does_not_vote(
         client, cli, collective, proposal):
     """wren resets brune's password through the API, then tries it on the CLI and signs in
-    with it: refused. Changing it "as brune" with the known one changes nothing on this
-    ballot (wren could do that too); a ballot opened afterwards takes brune's vote."""
+    with it: refused. Changing it "as brune" with the known one changes nothing (wren could
+    do that too), on this ballot or on one opened afterwards."""
     admin = api_for(client, collective["wren"])
     known = "wren knows this 4417"
     assert admin.post("/accounts/brune/password", {"password": known}).status_code == 204
-    assert "changed by someone else" in _error_line(cli("decision", "vote", str(proposal.pk),
+    assert "set by someone else" in _error_line(cli("decision", "vote", str(proposal.pk),
                                                     "against", "--as", "brune",
                                                     input=known + "\n"))
     brune = Account.objects.get(uid="brune")
-    with pytest.raises(NotOwnCredential):
+    with pytest.raises(PasswordNotOwn):
         actions.do_vote(proposal, "against", acting_user=brune,
                         credential=Credential.session(brune))
     _nothing_voted()
     directory_actions.do_set_password(brune, "brune's own 5530", acting_user=brune)
-    assert "changed by someone else" in _error_line(cli(
+    assert "set by someone else" in _error_line(cli(
         "decision", "vote", str(proposal.pk), "against", "--as", "brune",
         input="brune's own 5530\n"))
-    _nothing_voted()
     clock.travel(dt.timedelta(seconds=5))
     later = actions.do_propose("Kim reads the passwords, again", [GRANT_PASSWORDS],
                                acting_user=collective["aubin"])
-    voted = cli("decision", "vote", str(later.pk), "against", "--as", "brune",
-                input="brune's own 5530\n")
+    assert "set by someone else" in _error_line(cli(
+        "decision", "vote", str(later.pk), "against", "--as", "brune",
+        input="brune's own 5530\n"))
+    _nothing_voted()
+
+
+def _follow_reset_mail(client, mailoutbox, password: str) -> None:
+    """Open the one reset link in ``mailoutbox`` and choose ``password`` with it."""
+    [mail] = mailoutbox
+    link = next(word for word in mail.body.split() if "/password-reset/" in word)
+    form = client.get(link[link.index("/password-reset/"):], follow=True)
+    assert form.status_code == 200
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": password,
+                                                    "new_password2": password})
+    assert done.status_code == 302, done.content
+
+
+def test_a_password_an_administrator_set_before_the_vote_opened_does_not_vote(
+        client, cli, collective, mailoutbox):
+    """The hole of a mark that protected only the ballots already open: wren sets brune's
+    password, waits for a vote to open, then votes with it through the CLI, the web page
+    and a token made with it. All refused, the page says why and mails brune the link;
+    once brune chose a password there, brune votes, and wren's token is gone."""
+    admin = api_for(client, collective["wren"])
+    brune = collective["brune"]
+    # A token brune made, alone, before wren touched the account, keeps voting.
+    own_token, own_key = do_create_api_token(brune, "brune's laptop", acting_user=brune,
+                                             owner_proved=True)
+    time.sleep(0.01)  # tokens are dated by the real clock: no travel before the mark
+    assert admin.post("/accounts/brune/password", {"password": KNOWN}).status_code == 204
+    made = cli("token", "create", "brune", "made by wren", "--scope", "vote",
+               input=KNOWN + "\n")
+    assert made.exit_code == 0, made.output
+    wren_key = made.output.strip().splitlines()[-1]
+    clock.travel(dt.timedelta(days=3))
+    decision = actions.do_propose("Kim reads the passwords", [GRANT_PASSWORDS],
+                                  acting_user=collective["aubin"])
+    vote_path = _vote_path(decision)
+
+    assert "set by someone else" in _error_line(cli(
+        "decision", "vote", str(decision.pk), "for", "--as", "brune", input=KNOWN + "\n"))
+    assert_error(Api(client, wren_key).post(vote_path, {"choice": "for"}), 403,
+                 "password_not_own")
+    assert client.login(username="brune", password=KNOWN)
+    page = client.get(reverse("decision-detail", args=[decision.pk])).content.decode()
+    assert "You cannot vote with this password" in page
+    assert 'name="choice"' not in page and reverse("password-own-link") in page
+    forged = client.post(reverse("decision-vote", args=[decision.pk]), {"choice": "for"},
+                         follow=True)
+    assert "Set your own password from the link we mail you" in forged.content.decode()
+    _nothing_voted()
+
+    # The way out: the link, mailed to brune's own address, sets a password of brune's own.
+    mailoutbox.clear()
+    sent = client.post(reverse("password-own-link"),
+                       {"next": reverse("decision-detail", args=[decision.pk])})
+    assert sent["Location"] == reverse("decision-detail", args=[decision.pk])
+    assert [mail.to for mail in mailoutbox] == [["brune@example.org"]]
+    client.logout()
+    _follow_reset_mail(client, mailoutbox, NEW)
+    brune.refresh_from_db()
+    assert brune.password_set_by_other_at is None
+    assert AuditLog.objects.filter(action="account.password").latest("id").after == {
+        "owned": True}
+    # wren's token, made with the password wren knew, was revoked; brune's own stays.
+    assert list(ApiToken.objects.filter(account=brune)) == [own_token]
+    assert Api(client, wren_key).post(vote_path, {"choice": "for"}).status_code == 401
+    assert client.login(username="brune", password=NEW)
+    page = client.get(reverse("decision-detail", args=[decision.pk])).content.decode()
+    assert 'name="choice" value="against"' in page
+    voted = client.post(reverse("decision-vote", args=[decision.pk]), {"choice": "against"})
+    assert voted.status_code == 302
+    assert Api(client, own_key).post(vote_path, {"choice": "for"}).status_code == 200
+    assert list(Vote.objects.values_list("person__email", "choice")) == [
+        ("brune@example.org", "for")]
+
+
+def test_a_voting_token_made_before_the_mark_still_votes(client, collective, proposal):
+    """brune's own token, made before wren set brune's password, is brune's: it votes,
+    where a password-based vote does not."""
+    brune = collective["brune"]
+    _token, key = do_create_api_token(brune, "own", acting_user=brune, owner_proved=True)
+    clock.travel(dt.timedelta(seconds=2))
+    directory_actions.do_set_password(brune, KNOWN, acting_user=collective["wren"])
+    brune.refresh_from_db()
+    with pytest.raises(PasswordNotOwn):
+        actions.do_vote(proposal, "for", acting_user=brune, credential=Credential.session(brune))
+    assert Api(client, key).post(_vote_path(proposal), {"choice": "for"}).status_code == 200
+
+
+def test_an_account_made_with_a_password_by_an_administrator_votes_once_its_owner_set_one(
+        client, cli, collective, mailoutbox):
+    """wren creates dara's account with a password of wren's choosing (API, web, CLI alike
+    mark it): it never votes, on ballots opened later too, until dara sets one from the
+    link mailed to dara's own address. wren changing dara's address first, or dara's
+    account changing it while signed in with wren's password, keeps the mark."""
+    from chaton.members import actions as member_actions
+    from chaton.testing.voters import recorded_at_start
+
+    person = member_actions.do_create_person("Dara Quillon", "dara@example.org",
+                                             acting_user=None)
+    recorded_at_start(member_actions.do_start_membership(
+        person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=60)))
+    admin = api_for(client, collective["wren"])
+    created = admin.post("/accounts", {"uid": "dara", "display_name": "Dara",
+                                       "email": "dara.box@example.org",
+                                       "person_id": person.pk, "password": KNOWN})
+    assert created.status_code == 201, created.content
+    dara = Account.objects.get(uid="dara")
+    assert dara.password_set_by_other_at is not None
+    clock.travel(dt.timedelta(seconds=5))
+    decision = actions.do_propose("Kim reads the passwords", [GRANT_PASSWORDS],
+                                  acting_user=collective["aubin"])
+    assert "set by someone else" in _error_line(cli(
+        "decision", "vote", str(decision.pk), "for", "--as", "dara", input=KNOWN + "\n"))
+    # Signed in with the password wren knows, "dara" points the address to wren's mailbox:
+    # the reset mailed there does not lift the mark.
+    assert client.login(username="dara", password=KNOWN)
+    directory_actions.do_update_account(dara, acting_user=dara, email="wren2@example.org")
+    mailoutbox.clear()
+    refused = client.post(reverse("password-own-link"), follow=True)
+    assert "set by someone else" in refused.content.decode() and not mailoutbox
+    client.logout()
+    client.post(reverse("password-reset"), {"identifier": "dara"})
+    _follow_reset_mail(client, mailoutbox, NEW)
+    dara.refresh_from_db()
+    assert dara.password_set_by_other_at is not None
+    assert "set by someone else" in _error_line(cli(
+        "decision", "vote", str(decision.pk), "for", "--as", "dara", input=NEW + "\n"))
+    _nothing_voted()
+    # The collective puts back the address dara joined with; dara's reset makes it dara's.
+    assert admin.call("patch", "/accounts/dara",
+                      {"email": "dara.box@example.org"}).status_code == 200
+    mailoutbox.clear()
+    client.post(reverse("password-reset"), {"identifier": "dara"})
+    assert [mail.to for mail in mailoutbox] == [["dara.box@example.org"]]
+    _follow_reset_mail(client, mailoutbox, "dara alone 6612")
+    voted = cli("decision", "vote", str(decision.pk), "for", "--as", "dara",
+                input="dara alone 6612\n")
     assert voted.exit_code == 0, voted.output
 
 
@@ -430,7 +612,7 @@ def test_an_account_created_for_a_member_after_the_vote_opened_does_not_vote(
     assert made.exit_code == 0, made.output
     second = Account.objects.get(uid="aubin2")
     directory_actions.do_set_password(second, PASSWORD, acting_user=None)
-    assert "changed by someone else" in _error_line(cli(
+    assert "set by someone else" in _error_line(cli(
         "decision", "vote", str(proposal.pk), "for", "--as", "aubin2", input=PASSWORD + "\n"))
     # Even were its password the account's own, it came to aubin after the vote opened.
     Account.objects.filter(pk=second.pk).update(password_set_by_other_at=None)
@@ -472,7 +654,7 @@ def test_a_voting_token_made_with_a_password_the_administrator_set_does_not_vote
     assert made.exit_code == 0, made.output
     key = made.output.strip().splitlines()[-1]
     assert_error(Api(client, key).post(_vote_path(proposal), {"choice": "against"}), 403,
-                 "not_own_credential")
+                 "password_not_own")
     assert not Vote.objects.exists()
 
 
@@ -632,3 +814,20 @@ def test_members_ended_one_action_after_another_still_contest_each(directory):
         Membership.objects.get(person=people["ally2"].person), yesterday, acting_user=wren)
     # dora's ending may still be contested: she is still in the electorate.
     assert actions.do_open_counter_vote(later, acting_user=people["dora"]).electorate_size == 5
+
+
+def test_the_own_link_button_mails_only_the_signed_in_account_and_stays_on_this_site(
+        client, collective, mailoutbox):
+    """The "Mail me the link" form names nobody: it mails the signed-in account's own
+    address, needs a signed-in POST, and never sends the browser to another site."""
+    directory_actions.do_set_password(collective["brune"], KNOWN, acting_user=collective["wren"])
+    assert client.get(reverse("password-own-link")).status_code in (302, 405)
+    anonymous = client.post(reverse("password-own-link"))
+    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+    assert not mailoutbox
+    assert client.login(username="brune", password=KNOWN)
+    sent = client.post(reverse("password-own-link"), {"next": "https://attacker.example/",
+                                                     "uid": "aubin",
+                                                     "email": "wren@example.org"})
+    assert sent["Location"] == reverse("profile")
+    assert [mail.to for mail in mailoutbox] == [["brune@example.org"]]

@@ -177,3 +177,65 @@ def test_the_server_holder_can_reset_a_lost_second_factor(english, admin) -> Non
     assert response["Location"].startswith(reverse("two-factor"))
     missing = CliRunner().invoke(app, ["account", "reset-second-factor", "nobody"])
     assert missing.exit_code == 2
+
+
+@pytest.fixture
+def other_admin():
+    return directory_actions.do_create_account(
+        "noa", acting_user=None, display_name="Noa Admin", email="noa@example.org",
+        password=PASSWORD, is_admin=True)
+
+
+def test_no_admin_token_is_minted_for_an_administrator_without_a_second_factor(
+        english, admin, other_admin) -> None:
+    """An administrator with a second factor cannot hand another administrator, who has
+    none, a token that administers: that token would open administration on a password
+    alone (or on whoever reads their mailbox)."""
+    enroll(admin)
+    _token, key = do_create_api_token(admin, "cli", acting_user=None)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    before = ApiToken.objects.count()
+    for body in ({"account": "noa", "name": "x"},  # the default scopes hold admin
+                 {"account": "noa", "name": "x", "scopes": ["admin", "read"]}):
+        response = Client().post("/api/v1/tokens", body, content_type="application/json",
+                                 **headers)
+        assert response.status_code == 403, response.content
+        assert response.json()["code"] == "second_factor_required"
+        assert "noa" in response.json()["message"]
+    assert ApiToken.objects.count() == before
+    # Without the admin scope it is an ordinary token; once noa has a second factor, it goes.
+    response = Client().post("/api/v1/tokens", {"account": "noa", "name": "r",
+                                                "scopes": ["read"]},
+                             content_type="application/json", **headers)
+    assert response.status_code == 201
+    enroll(other_admin)
+    response = Client().post("/api/v1/tokens", {"account": "noa", "name": "a",
+                                                "scopes": ["admin", "read"]},
+                             content_type="application/json", **headers)
+    assert response.status_code == 201
+    assert response.json()["scopes"] == ["read", "admin"]
+
+
+def test_resetting_a_second_factor_revokes_the_accounts_admin_tokens(english, admin) -> None:
+    from typer.testing import CliRunner
+
+    from chaton.cli.app import app
+
+    enroll(admin)
+    _admin_token, admin_key = do_create_api_token(admin, "admin", acting_user=admin,
+                                                  scopes=["read", "admin"])
+    reader, reader_key = do_create_api_token(admin, "reader", acting_user=admin,
+                                             scopes=["read"])
+    result = CliRunner().invoke(app, ["account", "reset-second-factor", "sacha"])
+    assert result.exit_code == 0, result.output
+    assert "1 token" in result.output
+    assert list(ApiToken.objects.filter(account=admin)) == [reader]
+    revoked = AuditLog.objects.get(action="api_token.revoke")
+    assert revoked.before["name"] == "admin"
+    assert AuditLog.objects.get(action="second_factor.remove").after == {
+        "admin_tokens_revoked": 1}
+    # The revoked key no longer opens the API; the read-only one still reads.
+    assert Client().get("/api/v1/tokens", HTTP_AUTHORIZATION=f"Bearer {admin_key}"
+                        ).status_code == 401
+    assert Client().get("/api/v1/me/tokens", HTTP_AUTHORIZATION=f"Bearer {reader_key}"
+                        ).status_code == 200

@@ -46,6 +46,13 @@ can check every entry without running anything::
 
 Placeholders in ``environment`` (and in files an ``app.py`` renders) are
 filled for one instance by the services' reconciler.
+
+An entry whose image Chaton builds itself names it by ``repository:tag`` and
+says where its recipe is (see :class:`Build` and :mod:`chaton.services.images`)::
+
+    image = "chaton-catalog/homepage:1"
+    [build]
+    recipe = "image.py"
 """
 
 from __future__ import annotations
@@ -159,6 +166,19 @@ class Setting(Model):
     help: str = ""
 
 
+class Build(Model):
+    """An image Chaton builds itself, from a recipe in the entry's folder, and loads onto a
+    host like an image archive (no registry is asked).
+
+    The recipe is a module with ``rootfs() -> bytes`` (a tar of the root file
+    system) and ``CONFIG`` (the image's configuration: ``Cmd``, ``ExposedPorts``,
+    ``Healthcheck`` … as Docker names them); :mod:`chaton.services.images` makes
+    the archive, the same bytes on every machine with the same inputs.
+    """
+
+    recipe: str = pydantic.Field(default="image.py", pattern=r"^[a-z][a-z0-9_]*\.py$")
+
+
 class Manifest(Model):
     name: str = pydantic.Field(pattern=_NAME.pattern)
     label: str
@@ -168,6 +188,9 @@ class Manifest(Model):
     image: str
     #: A test image built on this machine (``docker import``), pinned by tag only.
     local: bool = False
+    #: An image Chaton builds from a recipe of the entry's folder; ``image`` is then the
+    #: ``repository:tag`` it is loaded as, never pulled.
+    build: Build | None = None
     port: int = pydantic.Field(ge=1, le=65535)
     volumes: list[Volume] = []
     environment: dict[str, str] = {}
@@ -193,7 +216,14 @@ class Manifest(Model):
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> Manifest:
-        if not self.local and not _PINNED.match(self.image):
+        if self.build is not None:
+            if self.local:
+                raise ValueError("an image is either built by Chaton (build) or a local test "
+                                 "image (local), not both")
+            if not _TAGGED.match(self.image):
+                raise ValueError("an image built by Chaton is named repository:tag, without "
+                                 "a digest (it is never pulled)")
+        elif not self.local and not _PINNED.match(self.image):
             raise ValueError("image must be pinned by digest: repository:tag@sha256:<digest>")
         volume_names = {volume.name for volume in self.volumes}
         missing = [name for name in self.user_data if name not in volume_names]
@@ -278,6 +308,9 @@ def _read(folder: Path) -> Manifest:
         raise ManifestError(f"{path}: {location}: {problem.get('msg')}") from None
     if manifest.name != folder.name:
         raise ManifestError(f"{path}: name {manifest.name!r} differs from its folder")
+    if manifest.build is not None and not (folder / manifest.build.recipe).is_file():
+        raise ManifestError(f"{path}: build.recipe: no file {manifest.build.recipe} in "
+                            f"{folder}")
     return manifest
 
 
@@ -352,6 +385,28 @@ def app_module(name: str) -> ModuleType | None:
     spec = importlib.util.spec_from_file_location(f"chaton_extra_catalog_{name}_app", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_recipe(name: str) -> ModuleType:
+    """Return the recipe module of an application whose image Chaton builds.
+
+    Raise KeyError for an unknown application, ValueError for one whose image
+    is not built, ImportError for a recipe that does not load.
+    """
+    manifest = get(name)
+    folder = folder_of(name)
+    if manifest.build is None or folder is None:
+        raise ValueError(f"the image of {name} is not built by Chaton")
+    module_name = manifest.build.recipe.removesuffix(".py")
+    if folder.parent == CATALOG_DIR:
+        return importlib.import_module(f"{__name__}.{name}.{module_name}")
+    spec = importlib.util.spec_from_file_location(
+        f"chaton_extra_catalog_{name}_{module_name}", folder / manifest.build.recipe)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {folder / manifest.build.recipe}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

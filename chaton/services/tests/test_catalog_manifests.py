@@ -15,6 +15,9 @@ from chaton.services.reconcile import RenderError, render
 
 APPLICATIONS = ["bookstack", "castopod", "etherpad", "kanboard", "mattermost", "nextcloud",
                 "privatebin"]
+#: Entries whose image Chaton builds itself (``[build]``): a page, holding no user data.
+BUILT = ["homepage"]
+EVERY = sorted(APPLICATIONS + BUILT)
 MANIFESTS = catalog.real_manifests()
 #: ``{ldap.*}`` placeholders the reconciler fills (chaton.services.reconcile.ldap_context).
 LDAP_PLACEHOLDERS = ("url", "base_dn", "people_dn", "groups_dn", "group", "group_dn",
@@ -53,7 +56,8 @@ def values_beyond(setting: Setting) -> list[Any]:
 
 
 def test_the_catalogue_holds_every_application_and_each_validates() -> None:
-    assert sorted(MANIFESTS) == APPLICATIONS
+    assert sorted(MANIFESTS) == EVERY
+    assert [name for name in EVERY if MANIFESTS[name].build is not None] == BUILT
     for name, manifest in MANIFESTS.items():
         assert manifest.name == name
         assert not manifest.local, f"{name} is a catalogue entry, not a local test image"
@@ -73,7 +77,7 @@ def test_images_are_pinned_by_tag_and_digest(name: str) -> None:
         assert not reference.endswith(":latest"), image
 
 
-@pytest.mark.parametrize("name", APPLICATIONS)
+@pytest.mark.parametrize("name", EVERY)
 def test_default_settings_validate_and_are_complete(name: str) -> None:
     manifest = MANIFESTS[name]
     values = manifest.validate_settings({})
@@ -82,7 +86,7 @@ def test_default_settings_validate_and_are_complete(name: str) -> None:
     assert manifest.validate_settings(values) == values
 
 
-@pytest.mark.parametrize("name", APPLICATIONS)
+@pytest.mark.parametrize("name", EVERY)
 def test_bad_settings_are_refused_with_the_setting_named(name: str) -> None:
     manifest = MANIFESTS[name]
     assert manifest.settings, f"{name} has settings its administrators change"
@@ -98,7 +102,7 @@ def test_bad_settings_are_refused_with_the_setting_named(name: str) -> None:
     assert unknown.value.errors()[0]["loc"] == ("no_such_setting",)
 
 
-@pytest.mark.parametrize("name", APPLICATIONS)
+@pytest.mark.parametrize("name", EVERY)
 def test_every_placeholder_is_one_the_reconciler_fills(name: str) -> None:
     manifest = MANIFESTS[name]
     context = placeholder_context(manifest)
@@ -111,7 +115,7 @@ def test_every_placeholder_is_one_the_reconciler_fills(name: str) -> None:
         render(part, context)
 
 
-@pytest.mark.parametrize("name", APPLICATIONS)
+@pytest.mark.parametrize("name", EVERY)
 def test_each_setting_reaches_the_application(name: str) -> None:
     """A setting goes to an environment variable, is named in one, or an app.py uses it."""
     manifest = MANIFESTS[name]
@@ -147,7 +151,7 @@ def _hook_reads(module: Any, setting_name: str) -> bool:
     return f'values["{setting_name}"]' in text or f"values['{setting_name}']" in text
 
 
-@pytest.mark.parametrize("name", APPLICATIONS)
+@pytest.mark.parametrize("name", EVERY)
 def test_login_through_ldap_or_a_reason(name: str) -> None:
     manifest = MANIFESTS[name]
     if manifest.ldap.supported:

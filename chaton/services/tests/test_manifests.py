@@ -42,7 +42,7 @@ def test_manifest_is_deployable(manifest: Manifest) -> None:
     volume_names = [volume.name for volume in manifest.volumes]
     assert len(volume_names) == len(set(volume_names))
     assert "database" not in volume_names, "the companion database's volume has that name"
-    assert manifest.local or catalog.is_pinned(manifest.image)
+    assert manifest.local or manifest.build is not None or catalog.is_pinned(manifest.image)
     if manifest.database is not None:
         assert manifest.database.kind in reconcile.DATABASE_PORTS
         assert manifest.local or catalog.is_pinned(manifest.database.image)

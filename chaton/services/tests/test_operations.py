@@ -27,6 +27,7 @@ from chaton.members.models import Organization
 from chaton.services import actions
 from chaton.services.models import DesiredState, Host, Instance
 from chaton.services.tests.conftest import age_instances
+from chaton.testing.jobs import finish_jobs
 from chaton.testing.voters import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,6 +49,14 @@ def collective(directory, host: Host):
     return people
 
 
+def act(title, specs, **options) -> Decision:
+    """Take an ordinary action, then run the jobs its operations started in the long lane
+    (a deployment, a removal), as the worker would."""
+    decision = governance.do_act(title, specs, **options)
+    finish_jobs()
+    return decision
+
+
 def adopt(collective, specs, title="Services") -> int:
     """Propose the operations, have two of the three voters adopt them, run the executor;
     return the decision's id."""
@@ -58,6 +67,7 @@ def adopt(collective, specs, title="Services") -> int:
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED
     governance.execute_decisions()
+    finish_jobs()  # the deployment, in the long lane
     return decision.pk
 
 
@@ -70,6 +80,7 @@ def cancel(collective, decision) -> None:
     decision.refresh_from_db()
     assert decision.status == Status.CANCELLED
     governance.execute_decisions()
+    finish_jobs()  # the removal, in the long lane
 
 
 def test_both_operations_are_registered_with_their_class() -> None:
@@ -87,7 +98,7 @@ def test_both_operations_are_registered_with_their_class() -> None:
 
 def test_an_ordinary_opening_runs_at_once_and_a_counter_vote_removes_it(
         collective, engine: FakeEngine) -> None:
-    decision = governance.do_act("A pad for the members", [OPEN_PAD],
+    decision = act("A pad for the members", [OPEN_PAD],
                                  acting_user=collective["wren"])
     instance = Instance.objects.get(domain="pad.example.org")
     assert instance.settings == {"greeting": "salut", "max_size_mb": 10}
@@ -107,7 +118,7 @@ def test_an_opening_for_a_partner_organization_runs_only_from_a_decision(
     spec = {"type": "service.open", "params": {**OPEN_PAD["params"],
                                                "organization": "radio-ourse"}}
     with pytest.raises(DecisionRequired):
-        governance.do_act("A pad for Radio Ourse", [spec], acting_user=collective["wren"])
+        act("A pad for Radio Ourse", [spec], acting_user=collective["wren"])
     wren = collective["wren"]
     with pytest.raises(DecisionRequired) as refused:
         actions.do_create_instance("webtest", "pad.example.org", Host.objects.get(name="box"),
@@ -122,10 +133,10 @@ def test_an_opening_for_a_partner_organization_runs_only_from_a_decision(
 
 
 def test_closing_runs_only_from_a_decision(collective, engine: FakeEngine) -> None:
-    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    act("A pad", [OPEN_PAD], acting_user=collective["wren"])
     age_instances()
     with pytest.raises(DecisionRequired):
-        governance.do_act("Close the pad", [CLOSE_PAD], acting_user=collective["wren"])
+        act("Close the pad", [CLOSE_PAD], acting_user=collective["wren"])
     with pytest.raises(DecisionRequired):
         actions.do_remove_instance(Instance.objects.get(), confirm="pad",
                                    acting_user=collective["wren"])
@@ -140,11 +151,11 @@ def test_closing_runs_only_from_a_decision(collective, engine: FakeEngine) -> No
 
 
 def test_a_closing_cannot_be_undone_and_says_why(collective, engine: FakeEngine) -> None:
-    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    act("A pad", [OPEN_PAD], acting_user=collective["wren"])
     policy = current()
     policy.classes = {"service.close": "ordinary"}
     policy.save()
-    decision = governance.do_act("Close the pad", [CLOSE_PAD], acting_user=collective["wren"])
+    decision = act("Close the pad", [CLOSE_PAD], acting_user=collective["wren"])
     assert not Instance.objects.exists()
     cancel(collective, decision)
     row = decision.operations.get()
@@ -156,7 +167,7 @@ def test_a_closing_cannot_be_undone_and_says_why(collective, engine: FakeEngine)
 
 def test_bad_operations_are_refused_when_proposed(collective) -> None:
     wren = collective["wren"]
-    governance.do_act("A pad", [OPEN_PAD], acting_user=wren)
+    act("A pad", [OPEN_PAD], acting_user=wren)
     cases = [
         ({**OPEN_PAD["params"]}, Conflict, "domain"),
         ({**OPEN_PAD["params"], "domain": "team.example.org", "application": "nothing"},
@@ -198,7 +209,7 @@ def test_settings_typed_as_text_as_a_form_or_a_proposal_link_carries_them(
     assert Instance.objects.get().settings == {"greeting": "hé", "max_size_mb": 12}
     lines = {**OPEN_PAD["params"], "domain": "team.example.org",
              "settings": "greeting=hello\nmax_size_mb=7"}
-    governance.do_act("Team", [{"type": "service.open", "params": lines}],
+    act("Team", [{"type": "service.open", "params": lines}],
                       acting_user=collective["wren"])
     assert Instance.objects.get(domain="team.example.org").settings == {
         "greeting": "hello", "max_size_mb": 7}
@@ -209,7 +220,7 @@ def test_settings_typed_as_text_as_a_form_or_a_proposal_link_carries_them(
 
 def test_the_api_refuses_closing_and_opening_for_a_partner_directly(
         client, collective, engine: FakeEngine) -> None:
-    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    act("A pad", [OPEN_PAD], acting_user=collective["wren"])
     age_instances()
     api = api_for(client, collective["wren"])
     body = assert_error(api.delete("/services/instances/pad?confirm=pad"), 403,
@@ -225,7 +236,7 @@ def test_the_api_refuses_closing_and_opening_for_a_partner_directly(
 
 def test_the_cli_refuses_closing_and_opening_for_a_partner_directly(
         collective, engine: FakeEngine) -> None:
-    governance.do_act("A pad", [OPEN_PAD], acting_user=collective["wren"])
+    act("A pad", [OPEN_PAD], acting_user=collective["wren"])
     age_instances()
     runner = CliRunner()
     for arguments in (["service", "instance", "remove", "pad", "--yes"],
@@ -248,20 +259,20 @@ def test_closing_a_new_instance_is_ordinary_until_it_is_a_week_old(
     organization got by decision is never closed without one."""
     wren = collective["wren"]
     closing = operations.get("service.close")
-    governance.do_act("A pad", [OPEN_PAD], acting_user=wren)
+    act("A pad", [OPEN_PAD], acting_user=wren)
     assert closing.default_kind(closing.Params.model_validate({"instance": "pad"})) \
         == Kind.ORDINARY
     age_instances(days=6)
-    decision = governance.do_act("Close the pad", [{
+    decision = act("Close the pad", [{
         "type": "service.close", "params": {"instance": "pad", "delete_data": True}}],
         acting_user=wren)
     assert decision.kind == Kind.ORDINARY
     assert not Instance.objects.exists() and not engine.workloads and not engine.volumes
     # Seven days and more: a vote again, by every way in.
-    governance.do_act("A pad", [OPEN_PAD], acting_user=wren)
+    act("A pad", [OPEN_PAD], acting_user=wren)
     age_instances(days=7)
     with pytest.raises(DecisionRequired):
-        governance.do_act("Close the pad", [CLOSE_PAD], acting_user=wren)
+        act("Close the pad", [CLOSE_PAD], acting_user=wren)
     with pytest.raises(DecisionRequired):
         actions.do_remove_instance(Instance.objects.get(), confirm="pad", acting_user=wren)
     # The setting moves the bound; 0 means always a decision.
@@ -291,14 +302,14 @@ def test_a_login_group_travels_with_the_opening(collective, engines) -> None:
     engine = engines(Host.objects.get(name="box"))
     engine.images |= {etherpad.image, etherpad.database.image}
     directory_actions.do_create_group("pads", acting_user=None)
-    governance.do_act("Etherpad", [{"type": "service.open", "params": {
+    act("Etherpad", [{"type": "service.open", "params": {
         "application": "etherpad", "domain": "pad.example.org", "host": "box",
         "login_group": "pads"}}], acting_user=collective["wren"])
     instance = Instance.objects.get()
     assert instance.login_group is not None and instance.login_group.name == "pads"
     # No host named: the default one, when there is one.
     with pytest.raises(InvalidInput, match="no default host"):
-        governance.do_act("Another", [{"type": "service.open", "params": {
+        act("Another", [{"type": "service.open", "params": {
             "application": "webtest", "domain": "x.example.org"}}],
             acting_user=collective["wren"])
 
@@ -312,7 +323,7 @@ def test_an_opening_whose_deploy_fails_is_failed_and_a_retry_opens_it(
     the commit: the operation is failed with the reason (no exception escapes the commit),
     the decision shows it, a notice goes out, and an administrator's retry opens the pad."""
     engine.fail_after = engine.writes
-    decision = governance.do_act("A pad for the members", [OPEN_PAD],
+    decision = act("A pad for the members", [OPEN_PAD],
                                  acting_user=collective["wren"])
     row = decision.operations.get()
     assert row.status == OperationStatus.FAILED
@@ -334,6 +345,7 @@ def test_an_opening_whose_deploy_fails_is_failed_and_a_retry_opens_it(
                  "forbidden")
     engine.fail_after = None
     body = api.post(f"{path}/retry", {}).json()
+    finish_jobs()  # the request only started the deployment
     assert body["operations"][0]["status"] == "done", body
     assert body["execution"] == "executed"
     assert Instance.objects.get().slug == "pad" and len(engine.workloads) == 1
@@ -345,7 +357,7 @@ def test_an_action_whose_second_operation_fails_after_the_commit_is_partly_execu
         collective, engine: FakeEngine) -> None:
     team = directory_actions.do_create_group("team", acting_user=None)
     engine.fail_after = engine.writes
-    decision = governance.do_act("A team and its pad", [
+    decision = act("A team and its pad", [
         {"type": "group.grant", "params": {"group": "team", "account": "aubin"}}, OPEN_PAD],
         acting_user=collective["wren"])
     grant, opening = decision.operations.order_by("position")
@@ -385,6 +397,7 @@ def test_a_decided_opening_whose_deploy_fails_can_be_retried_from_the_cli_and_th
     assert f"/decisions/{decision_id}/operations/0/retry/" in page.content.decode()
     response = client.post(f"/decisions/{decision_id}/operations/0/retry/")
     assert response.status_code == 302
+    finish_jobs()  # the request only started the deployment
     row.refresh_from_db()
     assert row.status == OperationStatus.DONE, row.message
     assert Instance.objects.get().organization is not None and len(engine.workloads) == 1
