@@ -320,6 +320,8 @@ def test_cli_password_of_a_member_with_a_second_factor_needs_its_code(cli, colle
     assert not ApiToken.objects.filter(account__uid="cyan").exists()
     _nothing_voted()
 
+    # The wrong "000000" above earned a second's wait on the authenticator (throttling).
+    time.sleep(1.1)
     voted = cli("decision", "vote", number, "for", "--as", "cyan",
                 input=f"{PASSWORD}\n{code_for(device)}\n")
     assert voted.exit_code == 0, voted.output
