@@ -9,26 +9,22 @@ here skips: a dockerd that does not start is a failure.
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chaton.adapters.dockerd import DockerdError, ManagedDockerd, engine_answers
-from chaton.core.servers import free_port, process_is_alive
+from chaton.core.servers import process_is_alive
 from chaton.testing.docker import free_address_pool
+from chaton.testing.serve import serve_environment, start_serve
 
 pytestmark = [pytest.mark.integration]
 
-CHATON = [str(Path(sys.executable).with_name("chaton"))]
 
 
 def _quiet_arguments(pool: str) -> list[str]:
@@ -119,30 +115,11 @@ def test_serve_starts_its_dockerd_where_none_answers_and_stops_it(folder: Path) 
                           _quiet_arguments(free_address_pool()))
     configuration.write_text(f"[services]\ndocker_arguments = [{arguments}]\n")
     socket_path = folder / "engine.sock"
-    environment = {**os.environ, "CHATON_DATA_DIR": str(data), "CHATON_LDAP_MANAGED": "false",
-                   "CHATON_LDAP_URL": f"ldap://127.0.0.1:{free_port()}",
-                   "CHATON_LANGUAGE": "en", "CHATON_CONFIG": str(configuration),
-                   "CHATON_PROXY_MANAGED": "false",
-                   "CHATON_SERVICES_DOCKER_MANAGED": "yes",
-                   "CHATON_SERVICES_DOCKER_URL": f"unix://{socket_path}"}
-    environment.pop("CHATON_DATABASE_URL", None)
-    environment.pop("DJANGO_SETTINGS_MODULE", None)
-    port = free_port()
-    server = subprocess.Popen([*CHATON, "serve", "--no-worker", "--listen", f"127.0.0.1:{port}"],
-                              env=environment, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    environment = serve_environment(data, configuration, CHATON_PROXY_MANAGED="false",
+                                    CHATON_SERVICES_DOCKER_MANAGED="yes",
+                                    CHATON_SERVICES_DOCKER_URL=f"unix://{socket_path}")
+    server = start_serve(environment, timeout=90)
     try:
-        deadline, status = time.monotonic() + 90, None
-        while status is None and time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/i18n/setlang/")
-                status = connection.getresponse().status
-                connection.close()
-            except OSError:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                time.sleep(0.2)
-        assert status is not None and status < 500
         if not engine_answers(f"unix://{socket_path}"):
             server.send_signal(signal.SIGTERM)
             raise AssertionError(server.communicate(timeout=60)[0])

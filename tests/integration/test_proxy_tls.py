@@ -12,12 +12,10 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import os
 import secrets
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +31,7 @@ from chaton.adapters.caddy import CaddyStartError, ManagedCaddy
 from chaton.core.servers import free_port
 from chaton.services.proxy import ProxyRejected, ProxyUnavailable, Route, sync_proxy
 from chaton.testing.acme import Pebble, https_get, wait_for_https
+from chaton.testing.serve import serve_environment, start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("english")]
 
@@ -382,29 +381,10 @@ def _serve(tmp_path: Path, admin_port: int) -> tuple[int, str, Path, bool]:
     data = tmp_path / "data"
     configuration = tmp_path / "chaton.toml"
     configuration.write_text("")
-    environment = {**os.environ, "CHATON_DATA_DIR": str(data), "CHATON_LDAP_MANAGED": "false",
-                   "CHATON_LDAP_URL": f"ldap://127.0.0.1:{free_port()}",
-                   "CHATON_LANGUAGE": "en", "CHATON_CONFIG": str(configuration),
-                   "CHATON_PROXY_MANAGED": "true",
-                   "CHATON_PROXY_ADMIN_URL": f"http://127.0.0.1:{admin_port}"}
-    environment.pop("CHATON_DATABASE_URL", None)
-    environment.pop("DJANGO_SETTINGS_MODULE", None)
-    port = free_port()
-    server = subprocess.Popen([*CHATON, "serve", "--no-worker", "--listen", f"127.0.0.1:{port}"],
-                              env=environment, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    environment = serve_environment(data, configuration, CHATON_PROXY_MANAGED="true",
+                                    CHATON_PROXY_ADMIN_URL=f"http://127.0.0.1:{admin_port}")
+    server = start_serve(environment, timeout=30, poll_seconds=0.1)
     try:
-        deadline, status = time.monotonic() + 30, None
-        while status is None and time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/i18n/setlang/")
-                status = connection.getresponse().status
-                connection.close()
-            except OSError:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                time.sleep(0.1)
-        assert status is not None and status < 500
         caddy_answered = ((data / "caddy" / "caddy.pid").exists() and
                           ManagedCaddy(data / "caddy", admin_port=admin_port).client().answers())
         server.send_signal(signal.SIGTERM)
