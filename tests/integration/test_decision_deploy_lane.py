@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from chaton.services.models import Host, Instance
 from chaton.testing.docker import TemporaryDockerd
 from chaton.testing.pytest_plugin import BASE_DN
 from chaton.testing.voters import own_session
+from chaton.testing.waiting import members_of, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("english")]
@@ -69,21 +69,6 @@ def blocking_deploy(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingDeploy]
     yield blocking
     blocking.release.set()
     worker.long_lane().wait(60)
-
-
-def members_of(directory: LdapDirectory, dn: str) -> set[str]:
-    entry = directory.read([dn], ["member"]).get(normalize_dn(dn)) or {}
-    return {normalize_dn(value.decode() if isinstance(value, bytes) else value)
-            for value in entry.get("member", [])}
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> float:
-    """Poll ``condition`` until true; return the seconds it took. Fail after ``seconds``."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < seconds, f"not within {seconds:g} s"
-        time.sleep(0.1)
-    return time.monotonic() - start
 
 
 def test_a_decided_opening_deploys_in_the_long_lane_while_expiries_go_on(

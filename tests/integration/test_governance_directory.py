@@ -20,6 +20,7 @@ from chaton.governance.models import OperationStatus, Status
 from chaton.members import actions as members_actions
 from chaton.testing.pytest_plugin import BASE_DN
 from chaton.testing.voters import own_session, recorded_at_start
+from chaton.testing.waiting import members_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -32,12 +33,6 @@ def voter(uid: str, name: str) -> Account:
         person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=120)))
     return directory_actions.do_create_account(uid, acting_user=None, display_name=name,
                                                email=f"{uid}@example.org", person=person)
-
-
-def members_of(directory: LdapDirectory, dn: str) -> set[str]:
-    entry = directory.read([dn], ["member"]).get(normalize_dn(dn)) or {}
-    return {normalize_dn(value.decode() if isinstance(value, bytes) else value)
-            for value in entry.get("member", [])}
 
 
 def test_a_decision_adopted_while_slapd_is_down_reaches_it_when_it_is_back(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import threading
-import time
 import types
 from collections.abc import Callable, Iterator
 
@@ -28,6 +27,7 @@ from chaton.governance.models import Status
 from chaton.members import actions as members_actions
 from chaton.testing.pytest_plugin import BASE_DN
 from chaton.testing.voters import own_session, recorded_at_start
+from chaton.testing.waiting import members_of, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -77,21 +77,6 @@ def member(uid: str, name: str) -> Account:
         person, acting_user=None, starts_on=clock.today() - dt.timedelta(days=120)))
     return directory_actions.do_create_account(uid, acting_user=None, display_name=name,
                                                email=f"{uid}@example.org", person=person)
-
-
-def members_of(directory: LdapDirectory, dn: str) -> set[str]:
-    entry = directory.read([dn], ["member"]).get(normalize_dn(dn)) or {}
-    return {normalize_dn(value.decode() if isinstance(value, bytes) else value)
-            for value in entry.get("member", [])}
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> float:
-    """Poll ``condition`` until true; return the seconds it took. Fail after ``seconds``."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < seconds, f"not within {seconds:g} s"
-        time.sleep(0.1)
-    return time.monotonic() - start
 
 
 def test_expiries_and_decisions_reach_ldap_within_10_s_during_a_60_s_job(

@@ -35,6 +35,7 @@ from chaton.services.models import Host, Instance
 from chaton.testing.jobs import finish_jobs
 from chaton.testing.pytest_plugin import BASE_DN
 from chaton.testing.voters import own_session
+from chaton.testing.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,15 +89,6 @@ def adopted(voters: dict[str, Account], specs: list[dict[str, object]]) -> Decis
     decision.refresh_from_db()
     assert decision.status == Status.ADOPTED
     return decision
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> float:
-    """Poll ``condition`` until true; return the seconds it took. Fail after ``seconds``."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < seconds, f"not within {seconds:g} s"
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def group_members(directory: FakeDirectory, name: str) -> set[str]:
