@@ -8,12 +8,15 @@ changes nothing and runs nothing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
 
 from chaton.backups import actions
 from chaton.backups.models import Plan, Run
+from chaton.core import demo
+from chaton.core.errors import ChatonError
 
 
 @dataclass
@@ -47,3 +50,12 @@ def load_demo(*, back_up: bool = True) -> DemoReport:
         report.created.append(_("first backup of plan %(name)s: %(outcome)s")
                               % {"name": plan.name, "outcome": report.run.get_outcome_display()})
     return report
+
+
+def load(report: demo.DemoReport) -> None:
+    """The backups part of ``chaton demo``: :func:`load_demo`, whose refusal is logged and
+    left out (the demo collective stands without its backup plan)."""
+    try:
+        report.created.extend(load_demo().created)
+    except ChatonError as error:
+        logging.getLogger("chaton.backups").warning("demo: no backup plan: %s", error)

@@ -29,18 +29,7 @@ from typer.core import TyperGroup
 
 from chaton.adapters.ldap import LdapError
 from chaton.adapters.slapd import SlapdError
-from chaton.cli import (
-    accounts,
-    backups,
-    directory,
-    governance,
-    jobs,
-    members,
-    recovery,
-    runtime,
-    server,
-    services,
-)
+from chaton.cli import recovery, runtime, server
 from chaton.cli.runtime import cell, console, invocation, setup_django
 from chaton.core.errors import ChatonError
 from chaton.core.runner import CommandError
@@ -101,6 +90,34 @@ class ChatonGroup(TyperGroup):
     place that does it.
     """
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        """Return this group's own commands, then the installed apps' groups, by order.
+
+        When the settings cannot be read (a broken configuration), only the
+        commands of this group are listed: the help still shows.
+        """
+        names = super().list_commands(ctx)
+        try:
+            groups = _app_groups(ctx)
+        except Exception:  # ``chaton --help`` answers even with a broken configuration
+            return names
+        return [*names, *(name for name in groups if name not in names)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """Return the command or group ``cmd_name``: an app's group is imported only now."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        group = _app_groups(ctx).get(cmd_name)
+        if group is None:
+            return None
+        from chaton.core.registry import load
+
+        click_group = typer.main.get_group(load(group.app))
+        click_group.name = group.name
+        click_group.help = group.help
+        return click_group
+
     def invoke(self, ctx: Any) -> Any:
         running_before = _long_jobs_running()
         try:
@@ -113,6 +130,22 @@ class ChatonGroup(TyperGroup):
             raise typer.Exit(EXIT_ERROR) from None
         finally:
             _finish_long_jobs(besides=running_before)
+
+
+def _app_groups(ctx: Any) -> dict[str, Any]:
+    """Return the installed apps' CLI groups (:class:`~chaton.core.registry.CliGroup`) by name.
+
+    Reads the settings (``--config`` when it was given) without setting Django
+    up: listing the groups imports neither the apps' models nor their commands.
+    Raise ConfigError when the configuration is invalid.
+    """
+    config = ctx.params.get("config") if ctx is not None else None
+    if config is not None:
+        os.environ["CHATON_CONFIG"] = config
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", runtime.SETTINGS_MODULE)
+    from chaton.core.registry import cli_groups
+
+    return {group.name: group for group in cli_groups()}
 
 
 def _long_jobs_running() -> frozenset[str]:
@@ -156,18 +189,6 @@ def root(
     invocation.acting_uid = acting_uid
 
 
-app.add_typer(directory.app, name="directory", help="Compare and sync the LDAP directory.")
-app.add_typer(members.member_app, name="member", help="Members and their memberships.")
-app.add_typer(members.organization_app, name="org", help="Partner organizations.")
-app.add_typer(accounts.account_app, name="account", help="Directory accounts.")
-app.add_typer(accounts.group_app, name="group", help="Groups and their members.")
-app.add_typer(accounts.ssh_key_app, name="ssh-key", help="SSH public keys of accounts.")
-app.add_typer(accounts.token_app, name="token", help="API tokens.")
-app.add_typer(governance.app, name="decision", help="Proposals, votes and decisions.")
-app.add_typer(backups.app, name="backup", help="Backups: repositories, plans, runs, drills.")
-app.add_typer(jobs.app, name="job", help="Long work asked through the API, and its outcome.")
-app.add_typer(services.app, name="service",
-              help="Services: hosts, the catalogue, instances and their proxy.")
 app.command(name="restore", help="Rebuild Chaton in a new data directory from a backup "
             "repository and the recovery kit.")(recovery.restore)
 app.command(help="Serve the web interface and the API (with the worker and the managed "
@@ -318,7 +339,7 @@ def demo(
     Safe to run again: only what is missing is created.
     """
     setup_django()
-    from chaton.members.demo import ADMIN_UID, load_demo
+    from chaton.core.demo import load_demo
 
     with runtime.directory_running():
         report = load_demo()
@@ -337,11 +358,11 @@ def demo(
                     markup=False)
     if report.admin_password is not None:
         console().print(_("Administrator %(uid)s, password shown once: %(password)s")
-                        % {"uid": ADMIN_UID, "password": report.admin_password},
+                        % {"uid": report.admin_uid, "password": report.admin_password},
                         style="bold", markup=False)
-    else:
+    elif report.admin_uid:
         console().print(_("The account %(uid)s existed already: its password is unchanged.")
-                        % {"uid": ADMIN_UID}, markup=False)
+                        % {"uid": report.admin_uid}, markup=False)
 
 
 # -- worker and audit --------------------------------------------------------------

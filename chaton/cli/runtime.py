@@ -59,6 +59,10 @@ def cell(value: object, style: str = "") -> Text:
     return Text("" if value is None else str(value), style=style)
 
 
+#: The settings module ``chaton`` runs with when ``$DJANGO_SETTINGS_MODULE`` names none.
+SETTINGS_MODULE = "chaton.project.settings"
+
+
 def setup_django() -> None:
     """Configure Django with Chaton's settings and activate the collective's language.
 
@@ -69,7 +73,9 @@ def setup_django() -> None:
     from django.apps import apps
 
     if not apps.ready:
-        os.environ["DJANGO_SETTINGS_MODULE"] = "chaton.project.settings"
+        # Chaton's settings, unless a settings module built on them is named (one that
+        # installs an app more, say).
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
         django.setup()
     from django.conf import settings
     from django.utils import translation

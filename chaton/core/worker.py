@@ -1,22 +1,12 @@
 """The worker: scheduled jobs that keep the real world in line with the database.
 
-Jobs, and when they are due:
-
-- ``directory.retry``: a change could not reach the directory
-  (``SyncState.pending_since`` is set): sync the whole directory at the next tick;
-- ``directory.reconcile``: every ``directory.reconcile_interval_seconds``, and at
-  the first tick of each day (memberships start and end on days, and the
-  "members" groups follow them), sync the whole directory, which also repairs
-  hand edits and applies expiries;
-- ``directory.expiry``: at the same period, mail expiry notices and record the
-  expiries that passed (:func:`chaton.directory.expiry.process_expiries`); and
-  at the first tick after an account or a group access reaches its expiry date,
-  so that the access ends at its date (within a tick), not at the next period.
-
-Other apps add their jobs through :data:`JOB_MODULES`: each module has a
+Jobs come from the installed apps: each app that declares a ``jobs`` module in
+its ``AppConfig`` (:mod:`chaton.core.registry`; the directory's sync and
+expiries are :mod:`chaton.directory.jobs`) has a
 ``due_jobs(schedule) -> list[tuple[str, Callable[[], JobResult | None]]]``
 that returns the jobs due at this tick (and marks them in the schedule); a job
-that found nothing to do returns None and is not reported.
+that found nothing to do returns None and is not reported. The modules are
+asked in the order of ``INSTALLED_APPS``.
 
 Two lanes. The quick jobs (directory sync and expiries, ballots, decisions,
 starting backups' child processes) run one after the other in the loop's own
@@ -37,24 +27,21 @@ reported; it never stops the loop nor the jobs after it.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib import import_module
+from typing import Any
 
-from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.translation import gettext as _
 
-from chaton.core import clock, locks
+from chaton.core import locks
+from chaton.core.registry import job_modules
 
 logger = logging.getLogger("chaton.worker")
-
-#: Modules whose ``due_jobs(schedule)`` adds jobs to each tick, after the directory's.
-JOB_MODULES = ("chaton.governance.jobs", "chaton.backups.jobs", "chaton.services.jobs")
 
 
 @dataclass
@@ -79,10 +66,9 @@ class Schedule:
     last_run: dict[str, float] = field(default_factory=dict)
     #: Injected by tests to move time; the monotonic clock otherwise.
     monotonic: Callable[[], float] = time.monotonic
-    #: When the expiry job last looked (Chaton's clock, which expiry dates are compared to).
-    expiries_checked_at: dt.datetime | None = None
-    #: The day of the last whole reconcile: memberships start and end on days.
-    reconciled_on: dt.date | None = None
+    #: What each job module remembers between ticks, under its own key (the directory's
+    #: jobs keep the day of the last whole reconcile there, say).
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def is_due(self, job: str, interval_seconds: float) -> bool:
         """Return whether ``job`` has not run for ``interval_seconds`` (or never ran)."""
@@ -92,45 +78,6 @@ class Schedule:
     def mark(self, job: str) -> None:
         """Record that ``job`` ran now."""
         self.last_run[job] = self.monotonic()
-
-
-def _sync_directory(reason: str) -> JobResult:
-    """Sync the whole directory; return what it changed. Raise LdapError when it is down."""
-    from chaton.directory.reconcile import sync_all
-
-    plan, outcome = sync_all()
-    assert outcome is not None  # not a dry run
-    counts = plan.counts()
-    summary = _("%(reason)s: %(applied)d change(s) applied (%(add)d added, %(modify)d modified, "
-                "%(delete)d deleted), %(failed)d failed, %(foreign)d foreign entry(ies) kept") % {
-        "reason": reason, "applied": outcome.applied, "add": counts["add"],
-        "modify": counts["modify"], "delete": counts["delete"],
-        "failed": len(outcome.failures), "foreign": counts["foreign"]}
-    return JobResult("directory.sync", summary, ok=outcome.ok)
-
-
-def _process_expiries() -> JobResult:
-    """Run the expiry job; return its report in one line."""
-    # Imported here: the expiry module may be newer than the worker, and a worker
-    # that cannot load one job must still run the others.
-    from chaton.directory.expiry import process_expiries
-
-    report = process_expiries()
-    return JobResult("directory.expiry", "; ".join(report.lines()),
-                     ok=report.notices_failed == 0)
-
-
-def _expiry_passed(schedule: Schedule, now: dt.datetime) -> bool:
-    """Return whether an expiry date passed since the expiry job last ran (False on error)."""
-    from chaton.directory.expiry import expired_between
-
-    if schedule.expiries_checked_at is None:
-        return False  # the periodic run, due at once in a new schedule, covers it
-    try:
-        return expired_between(schedule.expiries_checked_at, now)
-    except Exception:  # a database hiccup: the periodic run will catch up
-        logger.exception("worker: cannot look for expiries")
-        return False
 
 
 def _run_job(name: str, job: Callable[[], JobResult | None]) -> JobResult | None:
@@ -261,43 +208,18 @@ def _queued_jobs() -> list[tuple[str, Callable[[], JobResult | None]]]:
 def run_jobs(schedule: Schedule | None = None, lane: LongLane | None = None) -> list[JobResult]:
     """Given a schedule (a new one when None), run the jobs that are due and return their results.
 
-    The pending directory sync is checked at every call; the periodic jobs run
-    when their interval has passed since ``schedule`` last ran them. With a
+    Each app's ``due_jobs`` says which of its jobs are due (a periodic one when its
+    interval has passed since ``schedule`` last ran it). With a
     ``lane``, the long jobs start in it and their results are logged when they
     end; without, they run here, after the quick ones, and the call waits for
     the jobs the quick ones started in this process's :func:`long_lane`. Never raise for a job's
     failure: it comes back as a result with ``ok`` false.
     """
-    from chaton.directory.models import SyncState
-
     schedule = schedule if schedule is not None else Schedule()
     running_before = frozenset(long_lane().running())
     long_jobs: list[tuple[str, Callable[[], JobResult | None]]] = []
-    interval = settings.CHATON.directory.reconcile_interval_seconds
     results: list[JobResult | None] = []
-    # Reading the flag is a query too: a database that went away must not kill the loop.
-    try:
-        pending_since = SyncState.get().pending_since
-    except Exception:
-        logger.exception("worker: cannot read the directory's sync state")
-        pending_since = None
-        results.append(JobResult("directory.sync", _("cannot read the sync state"), ok=False))
-    today = clock.today()
-    if schedule.is_due("directory.reconcile", interval) or schedule.reconciled_on != today:
-        schedule.mark("directory.reconcile")
-        schedule.reconciled_on = today
-        results.append(_run_job("directory.sync",
-                                lambda: _sync_directory(_("periodic reconcile"))))
-    elif pending_since is not None:
-        reason = _("retry of changes pending since %(since)s") % {
-            "since": pending_since.isoformat(timespec="seconds")}
-        results.append(_run_job("directory.sync", lambda: _sync_directory(reason)))
-    now = clock.now()
-    if schedule.is_due("directory.expiry", interval) or _expiry_passed(schedule, now):
-        schedule.mark("directory.expiry")
-        schedule.expiries_checked_at = now
-        results.append(_run_job("directory.expiry", _process_expiries))
-    for module_name in JOB_MODULES:
+    for module_name in job_modules():
         try:
             module = import_module(module_name)
             due = module.due_jobs(schedule)

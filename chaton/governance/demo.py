@@ -1,6 +1,6 @@
 """The demo collective's decisions: a short history of its governance (``chaton demo``).
 
-Loaded by :func:`chaton.members.demo.load_demo` once the demo persons,
+Loaded by :func:`load` (``chaton demo``) once the demo persons,
 accounts and groups exist. It adds the group "passwords" (the technical
 passwords: members added by decision only) and four decisions::
 
@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chaton.core import clock
+from chaton.core.demo import DemoReport
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupKind
 from chaton.governance import actions
@@ -183,3 +184,8 @@ def create_demo_decisions() -> list[str]:
                 "status": decision.get_status_display()})
     return created
 
+
+def load(report: DemoReport) -> None:
+    """The governance part of ``chaton demo``: add what :func:`create_demo_decisions`
+    creates to ``report``."""
+    report.created.extend(create_demo_decisions())

@@ -1,38 +1,24 @@
-"""An invented collective to try Chaton with: ``chaton demo``.
+"""The members' part of ``chaton demo``: invented persons, organizations, memberships, dues.
 
 Every name here is made up (the e-mail addresses are in ``example.org``, a
-domain reserved for examples). Everything is written through the ``do_*``
-actions, so the demo leaves the same audit trail and directory entries as real
-use. Each item is created only when it is missing: loading the demo twice
-changes nothing the second time, and never overwrites what someone changed.
+domain reserved for examples). The directory's part
+(:mod:`chaton.directory.demo`) gives them their accounts. Each item is created
+only when it is missing (see :mod:`chaton.core.demo`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import secrets
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
-from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
-from chaton.backups.demo import load_demo as load_backups_demo
-from chaton.core import clock, runner
-from chaton.core.errors import ChatonError, Conflict
-from chaton.directory import actions as directory_actions
-from chaton.directory.models import Account, Group, GroupKind, GroupMembership
-from chaton.governance.demo import create_demo_decisions
+from chaton.core import clock
+from chaton.core.demo import DemoReport
+from chaton.core.errors import Conflict
 from chaton.members import actions as member_actions
 from chaton.members.models import Membership, MembershipKind, Organization, Person
-from chaton.services.demo import load_demo as load_services_demo
-
-#: The demo administrator's uid (the one ``make run`` documents).
-ADMIN_UID = "admin"
 
 
 @dataclass(frozen=True)
@@ -96,54 +82,6 @@ ORGANIZATIONS = (
 )
 
 
-@dataclass(frozen=True)
-class DemoGroup:
-    name: str
-    #: Translated when the demo is loaded, in the collective's language.
-    description: str | Promise
-    kind: str
-    #: (uid, days until the access expires, or None for no end).
-    members: tuple[tuple[str, int | None], ...]
-
-
-GROUPS = (
-    DemoGroup("tech", gettext_lazy("Tech team: SSH access to the hosts"), GroupKind.TEAM,
-              (("alix", None), ("basile", 20))),
-    DemoGroup("core", gettext_lazy("Core team: runs the association"), GroupKind.TEAM,
-              (("alix", None), ("capucine", None), ("dorian", None))),
-    DemoGroup("members", gettext_lazy("Every member with an account"), GroupKind.MEMBERS,
-              tuple((person.uid, None) for person in PERSONS if person.uid)),
-)
-
-#: The tech member who gets an SSH key.
-SSH_KEY_UID = "alix"
-
-
-@dataclass
-class DemoReport:
-    """What loading the demo created; empty lists when it was already loaded."""
-
-    created: list[str] = field(default_factory=list)
-    #: The administrator's password, set only when the account was created by this run.
-    admin_password: str | None = None
-    #: What could not be loaded (the demo stands without it), for people.
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.created)
-
-
-def _generate_ssh_public_key(comment: str) -> str:
-    """Return a fresh ed25519 public key line. Raise CommandError if ssh-keygen fails."""
-    with tempfile.TemporaryDirectory(prefix="chaton-demo-") as directory:
-        key_path = Path(directory) / "id_ed25519"
-        runner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
-                    "-f", str(key_path)], timeout=30)
-        # The private half is thrown away with the directory: a demo key opens nothing.
-        return key_path.with_suffix(".pub").read_text(encoding="ascii").strip()
-
-
 def _load_persons(report: DemoReport, today: dt.date) -> None:
     for item in PERSONS:
         person = Person.objects.filter(email=item.email).first()
@@ -161,14 +99,6 @@ def _load_persons(report: DemoReport, today: dt.date) -> None:
             member_actions.do_record_dues(membership, Decimal(item.dues),
                                           membership.starts_on, acting_user=None)
             report.created.append(_("membership of %(name)s") % {"name": item.full_name})
-        if item.uid and not Account.objects.filter(uid=item.uid).exists():
-            account = directory_actions.do_create_account(
-                item.uid, acting_user=None, display_name=item.full_name, email=item.email,
-                person=person)
-            # The invented history has the account since the membership began, so that the
-            # demo's past ballots count its votes.
-            Account.objects.filter(pk=account.pk).update(person_linked_at=None)
-            report.created.append(_("account %(uid)s") % {"uid": item.uid})
 
 
 def _recorded_at_the_time(membership: Membership) -> None:
@@ -192,54 +122,6 @@ def _load_organizations(report: DemoReport, today: dt.date) -> None:
             member_actions.do_record_dues(membership, Decimal(item.dues),
                                           membership.starts_on, acting_user=None)
             report.created.append(_("membership of %(name)s") % {"name": item.name})
-        if item.uid and not Account.objects.filter(uid=item.uid).exists():
-            directory_actions.do_create_account(item.uid, acting_user=None,
-                                                display_name=item.name, email=item.email,
-                                                organization=organization)
-            report.created.append(_("account %(uid)s") % {"uid": item.uid})
-
-
-def _load_groups(report: DemoReport) -> None:
-    for item in GROUPS:
-        group = Group.objects.filter(name=item.name).first()
-        if group is None:
-            group = directory_actions.do_create_group(item.name, acting_user=None,
-                                                      description=str(item.description),
-                                                      kind=item.kind)
-            report.created.append(_("group %(name)s") % {"name": item.name})
-        for uid, days in item.members:
-            account = Account.objects.filter(uid=uid).first()
-            # Someone may have deleted a demo account, or already changed the access: leave it.
-            if account is None or GroupMembership.objects.filter(group=group,
-                                                                 account=account).exists():
-                continue
-            expires_at = clock.now() + dt.timedelta(days=days) if days is not None else None
-            directory_actions.do_add_to_group(group, account, acting_user=None,
-                                              expires_at=expires_at)
-            report.created.append(_("%(uid)s in %(group)s") % {"uid": uid, "group": item.name})
-
-
-def _load_ssh_key(report: DemoReport) -> None:
-    account = Account.objects.filter(uid=SSH_KEY_UID).first()
-    if account is None or account.ssh_keys.exists():
-        return
-    key = _generate_ssh_public_key(f"{SSH_KEY_UID}@demo.example.org")
-    directory_actions.do_add_ssh_key(account, key, acting_user=None)
-    report.created.append(_("SSH key of %(uid)s") % {"uid": SSH_KEY_UID})
-
-
-def _load_admin(report: DemoReport) -> None:
-    if Account.objects.filter(uid=ADMIN_UID).exists():
-        return
-    password = secrets.token_urlsafe(12)
-    runner.register_secret(password)
-    directory_actions.do_create_account(
-        ADMIN_UID, acting_user=None, display_name=_("Demo administrator"),
-        email="admin@demo.example.org", password=password, is_admin=True,
-        # Shown once to whoever loads the demo, who is this administrator.
-        reserved_uid_allowed=True, password_by_owner=True)
-    report.created.append(_("administrator account %(uid)s") % {"uid": ADMIN_UID})
-    report.admin_password = password
 
 
 class RealCollective(Conflict):
@@ -264,31 +146,11 @@ def _refuse_a_real_collective() -> None:
                                "demo on a new collective only."))
 
 
-def load_demo() -> DemoReport:
-    """Create whatever part of the demo collective is missing; return what was created.
-
-    Raise RealCollective when the collective has members that are not the
-    demo's, ChatonError if an action refuses a demo value (say, an e-mail
-    address already used by a real account), and CommandError if ssh-keygen
-    fails.
-    """
+def load(report: DemoReport) -> None:
+    """Add the demo's persons and organizations, with their memberships and dues, where
+    missing. Raise RealCollective, before writing anything, when the collective has
+    members that are not the demo's."""
     _refuse_a_real_collective()
-    report = DemoReport()
     today = clock.today()
     _load_persons(report, today)
     _load_organizations(report, today)
-    _load_groups(report)
-    _load_ssh_key(report)
-    _load_admin(report)
-    report.created.extend(create_demo_decisions())
-    try:
-        report.created.extend(load_backups_demo().created)
-    except ChatonError as error:  # the demo collective stands without its backup plan
-        logging.getLogger("chaton.backups").warning("demo: no backup plan: %s", error)
-    try:
-        report.created.extend(load_services_demo().created)
-    except ChatonError as error:  # nor without its home page
-        logging.getLogger("chaton.services").warning("demo: no home page: %s", error)
-        report.warnings.append(_("The demo's home page could not be opened: %(error)s")
-                               % {"error": error})
-    return report

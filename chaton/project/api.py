@@ -64,13 +64,9 @@ from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
 from chaton.adapters.ldap import LdapError, LdapUnavailable
-from chaton.backups import api as backups_api
 from chaton.core import api as core_api
+from chaton.core import registry
 from chaton.core.errors import ChatonError, NotFound
-from chaton.directory import api as directory_api
-from chaton.governance import api as governance_api
-from chaton.members import api as members_api
-from chaton.services import api as services_api
 
 logger = logging.getLogger("chaton.api")
 
@@ -211,7 +207,7 @@ def unexpected(request: HttpRequest, error: Exception) -> HttpResponse:
     return _error(request, 500, "server_error", _("Something went wrong on the server."))
 
 
-# The routers; the last one answers JSON 404 for any other path under /api/v1/.
+# The last router answers JSON 404 for any other path under /api/v1/.
 fallback = Router()
 
 
@@ -221,14 +217,7 @@ def unknown_path(request: HttpRequest, rest: str) -> None:
     raise NotFound(_("There is no such API endpoint."))
 
 
-api.add_router("/members", members_api.router)
-api.add_router("/", directory_api.router)
-api.add_router("/", directory_api.me_router)
-api.add_router("/", directory_api.groups_router)
-api.add_router("/", directory_api.directory_router)
-api.add_router("/", core_api.router)
-api.add_router("/", core_api.jobs_router)
-api.add_router("/governance", governance_api.router)
-api.add_router("/backups", backups_api.router)
-api.add_router("/services", services_api.router)
+# Each installed app's routers (its ``AppConfig.api_routers``), in the order of INSTALLED_APPS.
+for prefix, router in registry.api_routers():
+    api.add_router(prefix, registry.load(router))
 api.add_router("/", fallback)

@@ -11,10 +11,13 @@ Loading it again changes nothing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
 
+from chaton.core import demo
+from chaton.core.errors import ChatonError
 from chaton.services import actions
 from chaton.services.models import Instance
 
@@ -59,3 +62,14 @@ def load_demo() -> DemoReport:
          _("home page https://%(domain)s, deployed by the worker once the Docker engine of "
            "%(host)s answers")) % {"domain": DOMAIN, "host": host.name})
     return report
+
+
+def load(report: demo.DemoReport) -> None:
+    """The services part of ``chaton demo``: :func:`load_demo`, whose refusal is logged and
+    shown as a warning (the demo collective stands without its home page)."""
+    try:
+        report.created.extend(load_demo().created)
+    except ChatonError as error:
+        logging.getLogger("chaton.services").warning("demo: no home page: %s", error)
+        report.warnings.append(_("The demo's home page could not be opened: %(error)s")
+                               % {"error": error})

@@ -64,7 +64,8 @@ def long_job(monkeypatch: pytest.MonkeyPatch) -> Iterator[LongJob]:
 
     module.due_jobs = due_jobs  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, LONG_MODULE, module)
-    monkeypatch.setattr(worker, "JOB_MODULES", (*worker.JOB_MODULES, LONG_MODULE))
+    installed = worker.job_modules
+    monkeypatch.setattr(worker, "job_modules", lambda: [*installed(), LONG_MODULE])
     try:
         yield job
     finally:
