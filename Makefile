@@ -33,10 +33,12 @@ test: system-test-packages $(STAMP) ## install what the tests need and run the w
 	$(BIN)/pytest -q
 	CHATON_TEST_DB=postgres $(BIN)/pytest -q -m directory; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
-test-unit: system-packages $(STAMP) ## the fast tier only (fakes, no servers)
+# The fast tier and the linters need only the virtual environment: an ordinary user runs
+# them (system-packages installs Debian packages, which needs root).
+test-unit: $(STAMP) ## the fast tier only (fakes, no servers)
 	$(BIN)/pytest -q -m "not integration"
 
-lint: system-packages $(STAMP) ## ruff, mypy (strict, django-stubs) and missing migrations
+lint: $(STAMP) ## ruff, mypy (strict, django-stubs) and missing migrations
 	$(BIN)/ruff check .
 	$(BIN)/mypy chaton
 	CHATON_DATA_DIR=$$(mktemp -d) $(BIN)/python -m django makemigrations --check --dry-run --settings=chaton.project.settings
