@@ -167,7 +167,8 @@ def create_demo_decisions() -> list[str]:
     """Create whatever part of the demo's governance is missing; return what was created,
     one line each (empty when it was all there).
 
-    Needs the demo persons, accounts and organizations (:mod:`chaton.members.demo`);
+    Needs the demo persons, accounts and organizations (:mod:`chaton.members.demo`,
+    :mod:`chaton.directory.demo`);
     a decision whose proposer's account is missing is left out. Raise
     ChatonError when an action refuses a demo value (someone changed the demo
     collective in a way it cannot follow).
