@@ -7,6 +7,11 @@ the outcome with Rich. Errors that people can act on — a refused value
 one line on stderr, ``chaton: error: <message>``, with exit status 2; any
 other exception is a bug and keeps its traceback.
 
+The groups (``chaton backup …``, ``chaton service …``) are the installed
+apps' (``AppConfig.cli``, :mod:`chaton.core.registry`): :class:`ChatonGroup`
+lists them after the commands defined here and imports a group's module only
+when it runs.
+
 Help texts are in English; what the commands print goes through gettext.
 """
 
