@@ -54,7 +54,8 @@ from chaton.core import clock, locks
 logger = logging.getLogger("chaton.worker")
 
 #: Modules whose ``due_jobs(schedule)`` adds jobs to each tick, after the directory's.
-JOB_MODULES = ("chaton.governance.jobs", "chaton.backups.jobs", "chaton.services.jobs")
+JOB_MODULES = ("chaton.governance.jobs", "chaton.backups.jobs", "chaton.services.jobs",
+               "chaton.notifications.jobs")
 
 
 @dataclass

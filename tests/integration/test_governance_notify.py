@@ -23,9 +23,10 @@ from chaton.core import clock
 from chaton.core.servers import free_port
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupMembership
-from chaton.governance import actions, notify
+from chaton.governance import actions
 from chaton.governance.models import OperationStatus, Status
 from chaton.members import actions as members_actions
+from chaton.notifications import outbox
 from chaton.testing.pytest_plugin import SmtpCatcher
 from chaton.testing.voters import own_session, recorded_at_start
 
@@ -293,7 +294,7 @@ def test_an_unreachable_or_silent_webhook_is_given_up_quickly(
         announced: tuple[SmtpCatcher, WebhookReceiver], collective: Collective,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     catcher, webhook = announced
-    monkeypatch.setattr(notify, "WEBHOOK_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(outbox, "WEBHOOK_TIMEOUT_SECONDS", 0.3)
     webhook.delay = 1.5
     anouk = collective.voters[0]
     started = time.monotonic()
