@@ -6,13 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.header
-import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 
 import pytest
 from django.conf import settings as django_settings
@@ -29,64 +26,18 @@ from chaton.members import actions as members_actions
 from chaton.notifications import outbox
 from chaton.testing.pytest_plugin import SmtpCatcher
 from chaton.testing.voters import own_session, recorded_at_start
+from chaton.testing.webhook import HOOK_PATH, WebhookReceiver, webhook_receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-#: The secret part of the webhook URL: it must never reach a log line.
-HOOK_PATH = "/hooks/s3cr3t-t0ken-of-the-team-channel"
 PUBLIC_URL = "https://chaton.collectif.example.org"
-
-
-@dataclass
-class Received:
-    path: str
-    content_type: str
-    body: dict[str, str]
-
-
-@dataclass
-class WebhookReceiver:
-    """A local incoming webhook: answers ``status`` after ``delay`` seconds, keeps each POST."""
-
-    status: int = 200
-    delay: float = 0.0
-    received: list[Received] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{HOOK_PATH}"
 
 
 @pytest.fixture
 def webhook() -> Iterator[WebhookReceiver]:
     """Yield a webhook receiver on a free loopback port, in a thread; stopped after."""
-    receiver = WebhookReceiver(port=free_port())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length))
-            receiver.received.append(Received(self.path, self.headers["Content-Type"], body))
-            time.sleep(receiver.delay)
-            self.send_response(receiver.status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the test's output stays readable
-
-    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with webhook_receiver(free_port()) as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

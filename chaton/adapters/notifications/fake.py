@@ -3,7 +3,7 @@ fail the way the real servers do."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chaton.adapters.notifications import (
     Mail,
@@ -40,10 +40,13 @@ class FakeNotifier:
         """See :meth:`chaton.adapters.notifications.Notifier.send_mail`."""
         if self.mail_down:
             raise NotificationUnavailable("[Errno 111] Connection refused")
+        # As a mail server does: the accepted addresses get the mail, the refused are named.
+        accepted = tuple(address for address in mail.recipients if address not in self.refused)
+        if accepted:
+            self.mails.append(replace(mail, recipients=accepted))
         refused = sorted(set(mail.recipients) & self.refused)
         if refused:
             raise NotificationRefused("refused " + ", ".join(refused))
-        self.mails.append(mail)
 
     def post_webhook(self, url: str, text: str) -> None:
         """See :meth:`chaton.adapters.notifications.Notifier.post_webhook`."""
