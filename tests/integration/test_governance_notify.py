@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from pytest_django import Settings
 
 from chaton.adapters.ldap.fake import FakeDirectory
-from chaton.core import clock
+from chaton.core import clock, worker
 from chaton.core.servers import free_port
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupMembership
@@ -24,6 +24,7 @@ from chaton.governance import actions
 from chaton.governance.models import OperationStatus, Status
 from chaton.members import actions as members_actions
 from chaton.notifications import outbox
+from chaton.notifications.models import Notification
 from chaton.testing.pytest_plugin import SmtpCatcher
 from chaton.testing.voters import own_session, recorded_at_start
 from chaton.testing.webhook import HOOK_PATH, WebhookReceiver, webhook_receiver
@@ -263,3 +264,71 @@ def test_an_unreachable_or_silent_webhook_is_given_up_quickly(
     assert any(message.startswith(f"governance notice proposed #{refused.pk}: webhook at "
                                   "127.0.0.1 failed:") for message in messages)
     assert not any("s3cr3t" in message for message in messages)
+
+
+# -- the queue: what failed is retried by the worker ----------------------------------------
+
+
+def later(seconds: float) -> None:
+    """Move Chaton's clock ``seconds`` further than it is."""
+    clock.travel(clock.now() - dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
+
+
+def test_a_webhook_that_is_down_gets_the_notice_from_the_worker_once_it_is_back(
+        announced: tuple[SmtpCatcher, WebhookReceiver], collective: Collective,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    catcher, _webhook = announced
+    port = free_port()  # nothing listens there yet
+    monkeypatch.setattr(django_settings.CHATON.governance, "webhook_url",
+                        f"http://127.0.0.1:{port}{HOOK_PATH}")
+    anouk = collective.voters[0]
+    with caplog.at_level(logging.INFO):
+        decision = actions.do_propose("Passwords for Anouk", grant("anouk"), acting_user=anouk)
+        assert decision.status == Status.OPEN  # the action succeeded
+        assert len(catcher.messages) == 3  # the mails left at once
+        [row] = Notification.objects.filter(kind="webhook")
+        assert row.state == "pending" and row.attempts == 1
+        with webhook_receiver(port) as back:
+            assert worker.run_once() is not None
+            assert back.received == []  # its retry is a minute away
+            later(61)
+            results = worker.run_once()
+        assert any(line.startswith("notifications.send: 1 sent") for line in results), results
+    [posted] = back.received
+    assert posted.path == HOOK_PATH and f"#{decision.pk}" in posted.body["text"]
+    row.refresh_from_db()
+    assert row.state == "sent" and row.attempts == 2
+    assert len(catcher.messages) == 3  # the mails were not sent again
+    texts = [record.getMessage() for record in caplog.records]
+    assert "s3cr3t" not in row.last_error and not any("s3cr3t" in text for text in texts)
+
+
+def test_a_mail_server_that_is_down_gets_the_notices_from_the_worker_once_it_is_back(
+        announced: tuple[SmtpCatcher, WebhookReceiver], collective: Collective,
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    _catcher, webhook = announced
+    port = free_port()  # nothing listens there yet
+    settings.EMAIL_PORT = port
+    settings.EMAIL_HOST_PASSWORD = "smtp-pa55word-of-the-collective"
+    anouk = collective.voters[0]
+    with caplog.at_level(logging.INFO):
+        decision = actions.do_propose("Passwords for Anouk", grant("anouk"), acting_user=anouk)
+        assert decision.status == Status.OPEN
+        assert len(webhook.received) == 1  # the channel heard of it at once
+        rows = Notification.objects.filter(kind="mail")
+        assert [row.state for row in rows] == ["pending"] * 3
+        catcher = SmtpCatcher(port)
+        catcher.start()
+        try:
+            later(61)
+            results = worker.run_once()
+        finally:
+            catcher.stop()
+    assert any(line.startswith("notifications.send: 3 sent") for line in results), results
+    assert sorted(caught.recipients[0] for caught in catcher.messages) == [
+        "anouk@example.org", "barnabe@example.org", "celeste@example.org"]
+    assert subject_of(catcher.messages[0].content).startswith(f"[Chaton] Proposal #{decision.pk}")
+    assert len(webhook.received) == 1
+    texts = [record.getMessage() for record in caplog.records]
+    texts += [row.last_error for row in Notification.objects.all()]
+    assert not any("pa55word" in text or "s3cr3t" in text for text in texts)

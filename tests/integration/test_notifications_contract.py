@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.header
+import logging
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -155,10 +156,13 @@ def test_a_mail_server_that_is_down_is_unavailable(side: Side) -> None:
     assert side.mails() == []
 
 
-def test_a_webhook_gets_the_text_as_json(side: Side) -> None:
+def test_a_webhook_gets_the_text_as_json_and_no_log_line_shows_its_path(
+        side: Side, caplog: pytest.LogCaptureFixture) -> None:
     text = "**[#12 Des mots de passe](https://chaton.example.org/decisions/12/)**\n- *ajout*"
-    side.notifier.post_webhook(side.url, text)
+    with caplog.at_level(logging.DEBUG):
+        side.notifier.post_webhook(side.url, text)
     assert side.posts() == [(HOOK_PATH, text)]
+    assert not any("s3cr3t" in record.getMessage() for record in caplog.records)
 
 
 def test_a_webhook_that_answers_an_error_is_refused_without_its_secret(side: Side) -> None:

@@ -7,6 +7,7 @@ of the SMTP password and of the webhook URL's secret parts.
 from __future__ import annotations
 
 import email.utils
+import logging
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -23,12 +24,29 @@ from chaton.adapters.notifications import (
     WebhookRefused,
     check_webhook_url,
     mask,
+    mask_webhook_url,
     webhook_secrets,
 )
 
 Security = Literal["none", "starttls", "tls"]
 #: The ways a connection to the mail server may be protected.
 SECURITY_CHOICES: tuple[Security, ...] = ("none", "starttls", "tls")
+
+
+class _HideUrlPaths(logging.Filter):
+    """httpx logs each request's whole URL (at INFO): show it as :func:`mask_webhook_url` does,
+    since a webhook URL's path is its secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_webhook_url(str(arg)) if isinstance(arg, httpx.URL) else arg
+                                for arg in record.args)
+        return True
+
+
+if not any(isinstance(existing, _HideUrlPaths) for existing in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_HideUrlPaths())
+
 #: Bytes of a webhook's answer that are read (and thrown away): an answer is a word or two.
 WEBHOOK_ANSWER_LIMIT = 65_536
 
