@@ -36,6 +36,7 @@ from chaton.cli import (
     governance,
     jobs,
     members,
+    notifications,
     recovery,
     runtime,
     server,
@@ -166,6 +167,7 @@ app.add_typer(accounts.token_app, name="token", help="API tokens.")
 app.add_typer(governance.app, name="decision", help="Proposals, votes and decisions.")
 app.add_typer(backups.app, name="backup", help="Backups: repositories, plans, runs, drills.")
 app.add_typer(jobs.app, name="job", help="Long work asked through the API, and its outcome.")
+app.add_typer(notifications.app, name="notification", help="Mails and webhook messages not sent.")
 app.add_typer(services.app, name="service",
               help="Services: hosts, the catalogue, instances and their proxy.")
 app.command(name="restore", help="Rebuild Chaton in a new data directory from a backup "

@@ -12,7 +12,7 @@ notifications adapter (:mod:`chaton.adapters.notifications`)::
 A failed attempt is recorded on its row (``attempts``, ``last_error``) and
 tried again after :data:`RETRY_DELAYS` (1 min, 5 min, 30 min, 2 h); after
 :data:`MAX_ATTEMPTS` the row is marked failed, logged, and listed by
-``chaton notifications list --failed``. A failure never reaches the caller,
+``chaton notification list --failed``. A failure never reaches the caller,
 except through :func:`send_mail_now`, whose caller shows it.
 
 Which server: mail goes to the SMTP server of Django's ``EMAIL_*`` settings
