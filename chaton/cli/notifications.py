@@ -29,7 +29,7 @@ def list_notifications(
     from chaton.adapters.notifications import mask_webhook_url
     from chaton.notifications import outbox
 
-    table = Table(_("id"), _("kind"), _("to"), _("about"), _("state"), _("attempts"),
+    table = Table(_("id"), _("kind"), _("sent to"), _("about"), _("state"), _("attempts"),
                   _("next attempt"), _("last error"))
     for notification in outbox.pending_or_failed(failed_only=failed):
         if notification.kind == "webhook":
