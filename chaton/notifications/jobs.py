@@ -14,6 +14,8 @@ from chaton.core.worker import JobResult, Schedule
 from chaton.notifications import outbox
 
 LONG_JOBS = frozenset({"notifications.send"})
+#: Seconds between two prunings of the sent rows.
+PRUNE_INTERVAL_SECONDS = 24 * 60 * 60
 
 
 def send_due() -> JobResult:
@@ -27,9 +29,23 @@ def send_due() -> JobResult:
                      ok=report.to_retry == 0 and report.failed == 0)
 
 
+def prune_sent() -> JobResult | None:
+    """Delete the rows sent long ago; None (not reported) when there were none."""
+    deleted = outbox.prune()
+    if not deleted:
+        return None
+    return JobResult("notifications.prune", _("%(count)d sent notification(s) deleted") % {
+        "count": deleted})
+
+
 def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult | None]]]:
-    """Return the send job when a queued notification is due (checked at every tick)."""
-    if not outbox.due():
-        return []
-    schedule.mark("notifications.send")
-    return [("notifications.send", send_due)]
+    """Return the send job when a queued notification is due (checked at every tick), and the
+    pruning of old sent rows once a day."""
+    due: list[tuple[str, Callable[[], JobResult | None]]] = []
+    if schedule.is_due("notifications.prune", PRUNE_INTERVAL_SECONDS):
+        schedule.mark("notifications.prune")
+        due.append(("notifications.prune", prune_sent))
+    if outbox.due():
+        schedule.mark("notifications.send")
+        due.append(("notifications.send", send_due))
+    return due

@@ -64,6 +64,8 @@ WEBHOOK_TIMEOUT_SECONDS = 5.0
 MAIL_TIMEOUT_SECONDS = 10.0
 #: Rows the worker tries at one tick.
 DRAIN_BATCH = 100
+#: Days a sent row is kept (what went out, to whom, when), then deleted by the worker.
+KEEP_SENT_DAYS = 30
 
 #: Configuration sections with a ``webhook_url`` that a webhook row may name as its channel.
 WEBHOOK_CHANNELS = ("governance",)
@@ -327,6 +329,14 @@ def drain(limit: int = DRAIN_BATCH) -> DrainReport:
         if outcome.error is not None and not outcome.skipped:
             report.errors.append(outcome.notification.last_error)
     return report
+
+
+def prune(keep_days: int = KEEP_SENT_DAYS) -> int:
+    """Delete the rows sent more than ``keep_days`` ago; return how many. The failed ones stay
+    until someone retries them."""
+    deleted, _by_model = Notification.objects.filter(
+        sent_at__lt=clock.now() - dt.timedelta(days=keep_days)).delete()
+    return deleted
 
 
 def pending_or_failed(*, failed_only: bool = False) -> list[Notification]:

@@ -165,12 +165,14 @@ def test_a_webhook_gets_the_text_as_json_and_no_log_line_shows_its_path(
     assert not any("s3cr3t" in record.getMessage() for record in caplog.records)
 
 
-def test_a_webhook_that_answers_an_error_is_refused_without_its_secret(side: Side) -> None:
-    side.webhook_answers(500)
+@pytest.mark.parametrize("status", [500, 404, 302])
+def test_a_webhook_that_answers_an_error_or_a_redirect_is_refused_without_its_secret(
+        side: Side, status: int) -> None:
+    side.webhook_answers(status)
     with pytest.raises(WebhookRefused) as raised:
         side.notifier.post_webhook(side.url, "hello")
-    assert raised.value.status == 500
-    assert str(raised.value) == "answered 500"
+    assert raised.value.status == status
+    assert str(raised.value) == f"answered {status}"
     assert isinstance(raised.value, NotificationRefused)
 
 
@@ -232,3 +234,18 @@ def test_a_login_the_server_cannot_take_is_refused_without_the_password(
         client.send_mail(mail("anais@example.org"))
     assert PASSWORD not in str(raised.value) and PASSWORD not in repr(client)
     assert smtp_catcher.messages == []
+
+
+def test_a_line_break_in_a_subject_never_makes_a_header_of_its_own(
+        smtp_catcher: SmtpCatcher) -> None:
+    client = NotificationClient(SmtpSettings("127.0.0.1", smtp_catcher.port, timeout=5))
+    client.send_mail(Mail(sender=SENDER, recipients=("anais@example.org",),
+                          subject="Hello\r\nBcc: eve@example.org", body="Body\n"))
+    [caught] = smtp_catcher.messages
+    assert caught.recipients == ["anais@example.org"]
+    message = email.message_from_bytes(caught.content)
+    assert message["Bcc"] is None and message["Subject"] == "Hello Bcc: eve@example.org"
+    with pytest.raises(NotificationRefused):
+        client.send_mail(Mail(sender=SENDER, recipients=("anais@example.org\r\nBcc: eve@x.org",),
+                              subject="Hello", body="Body\n"))
+    assert len(smtp_catcher.messages) == 1

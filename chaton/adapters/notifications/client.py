@@ -121,7 +121,10 @@ class NotificationClient:
         smtp = self.smtp
         if smtp is None:
             raise NotificationMisconfigured("no mail server is configured")
-        message = build_message(mail)
+        try:
+            message = build_message(mail)
+        except ValueError as error:  # a line break in an address: never a header of its own
+            raise NotificationRefused(f"not a valid message: {error}") from None
         try:
             with self._connect(smtp) as connection:
                 if smtp.username:

@@ -110,10 +110,12 @@ def test_the_worker_drains_the_queue_in_its_long_lane(fake: FakeNotifier) -> Non
     assert "notifications.send" in jobs.LONG_JOBS
     fake.mail_down = True
     queue_mail()
-    assert jobs.due_jobs(worker.Schedule()) == []  # its first retry is a minute away
+    schedule = worker.Schedule()
+    assert [name for name, _job in jobs.due_jobs(schedule)] == ["notifications.prune"]
+    assert jobs.due_jobs(schedule) == []  # its first retry is a minute away
     fake.mail_down = False
     later(61)
-    [(_name, job)] = jobs.due_jobs(worker.Schedule())
+    [(_name, job)] = jobs.due_jobs(schedule)
     result = job()
     assert result is not None and result.ok
     assert str(result) == "notifications.send: 1 sent, 0 to retry, 0 given up"
@@ -201,3 +203,18 @@ def test_the_password_reset_mail_goes_now_and_is_never_queued(fake: FakeNotifier
     fake.mail_down = True
     with pytest.raises(NotificationError):
         outbox.send_mail_now(["anouk@example.org"], "Choose a new password", "link\n")
+
+
+def test_sent_rows_are_deleted_after_a_month_and_failed_ones_stay(fake: FakeNotifier) -> None:
+    sent = queue_mail("sent")
+    fake.mail_down = True
+    failed = queue_mail("failed")
+    Notification.objects.filter(pk=failed.pk).update(failed_at=clock.now())
+    later(29 * 86400)
+    assert jobs.prune_sent() is None
+    later(31 * 86400)
+    result = jobs.prune_sent()
+    assert result is not None and str(result) == (
+        "notifications.prune: 1 sent notification(s) deleted")
+    assert list(Notification.objects.values_list("pk", flat=True)) == [failed.pk]
+    assert sent.pk != failed.pk
