@@ -3,7 +3,9 @@
 The reconciler already keeps expired accounts and memberships out of the
 directory (the desired state is computed at "now"). This job adds what people
 need around it: a mail some days before (``directory.expiry_notice_days``),
-and an audit row when the date passes, each exactly once.
+and an audit row when the date passes, each exactly once. The mail goes
+through the notifications queue (:mod:`chaton.notifications.outbox`): recorded
+with its notice in one transaction, tried at once, retried by the worker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
@@ -22,6 +23,7 @@ from chaton.core import audit, clock
 from chaton.directory.actions import groups_of
 from chaton.directory.models import Account, AccountState, ExpiryNotice, GroupMembership
 from chaton.directory.tasks import sync_after_commit
+from chaton.notifications import outbox
 
 logger = logging.getLogger("chaton.directory")
 
@@ -29,9 +31,17 @@ logger = logging.getLogger("chaton.directory")
 @dataclass
 class ExpiryReport:
     notices_sent: int = 0
+    #: Notices whose first attempt failed: queued, the worker retries them.
     notices_failed: int = 0
     expired_accounts: list[str] = field(default_factory=list)
     expired_memberships: list[str] = field(default_factory=list)
+
+    def count(self, sent: bool | None) -> None:
+        """Count a notice by what :func:`_notify` returned (None: it had gone already)."""
+        if sent is True:
+            self.notices_sent += 1
+        elif sent is False:
+            self.notices_failed += 1
 
     def lines(self) -> list[str]:
         return [_("expiry notices sent: %(sent)d (failed: %(failed)d)") % {
@@ -49,8 +59,14 @@ def _already(account: Account, group_id: int | None, expires_at: dt.datetime, ki
     return notices.filter(group_id=group_id).exists()
 
 
-def _notify(account: Account, expires_at: dt.datetime, group_name: str | None) -> bool:
-    """Mail ``account`` that it (or its access to ``group_name``) expires; return success."""
+def _notify(account: Account, expires_at: dt.datetime, group_id: int | None,
+            group_name: str | None) -> bool | None:
+    """Queue the mail telling ``account`` that it (or its access to ``group_name``) expires,
+    and record it, once, in one transaction; try it at once after the commit.
+
+    Return whether that first attempt sent it (the worker retries it otherwise),
+    or None when the notice was already recorded.
+    """
     with translation.override(settings.LANGUAGE_CODE):
         when = formats.date_format(timezone.localtime(expires_at, clock.collective_zone()),
                                    "DATETIME_FORMAT")
@@ -63,10 +79,17 @@ def _notify(account: Account, expires_at: dt.datetime, group_name: str | None) -
         body = _("Hello %(name)s,\n\n%(subject)s.\nIf it should go on, ask the collective's "
                  "administrators to extend it before that date.\n") % {
             "name": account.display_name, "subject": subject}
-    try:
-        send_mail(subject, body, None, [account.email])
-    except Exception:  # a mail failure never stops the expiry job
-        logger.exception("expiry notice to %s failed", account.uid)
+    with transaction.atomic():
+        if not _record(account, group_id, expires_at, ExpiryNotice.Kind.NOTICE):
+            return None
+        notification = outbox.enqueue_mail(
+            [account.email], subject, body,
+            source=f"expiry notice {account.uid}" + (f"@{group_name}" if group_name else ""))
+        outbox.send_on_commit([notification])
+    notification.refresh_from_db(fields=["sent_at"])
+    if notification.sent_at is None:
+        logger.warning("expiry notice to %s not sent yet: %s", account.uid,
+                       "queued for a retry")
         return False
     return True
 
@@ -98,11 +121,8 @@ def process_expiries() -> ExpiryReport:
         assert account.expires_at is not None
         if _already(account, None, account.expires_at, kind_notice):
             continue
-        if _notify(account, account.expires_at, None):
-            _record(account, None, account.expires_at, kind_notice)
-            report.notices_sent += 1
-        else:
-            report.notices_failed += 1
+        sent = _notify(account, account.expires_at, None, None)
+        report.count(sent)
 
     soon_memberships = (GroupMembership.objects.valid(now)
                         .filter(expires_at__gt=now, expires_at__lte=horizon)
@@ -111,11 +131,9 @@ def process_expiries() -> ExpiryReport:
         assert membership.expires_at is not None
         if _already(membership.account, membership.group_id, membership.expires_at, kind_notice):
             continue
-        if _notify(membership.account, membership.expires_at, membership.group.name):
-            _record(membership.account, membership.group_id, membership.expires_at, kind_notice)
-            report.notices_sent += 1
-        else:
-            report.notices_failed += 1
+        sent = _notify(membership.account, membership.expires_at, membership.group_id,
+                       membership.group.name)
+        report.count(sent)
 
     for account in Account.objects.filter(state=AccountState.ACTIVE, expires_at__lte=now):
         assert account.expires_at is not None

@@ -35,7 +35,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -50,12 +49,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
+from chaton.adapters.notifications import NotificationError
 from chaton.core import audit, throttle
 from chaton.core.errors import ChatonError
 from chaton.core.views import posted, show_error
 from chaton.directory import actions, queries
 from chaton.directory.forms import FIELD_NAMES, SetPasswordForm
 from chaton.directory.models import Account, SyncState
+from chaton.notifications import outbox
 
 logger = logging.getLogger("chaton.directory")
 
@@ -122,9 +123,11 @@ def send_reset_mail(request: HttpRequest, account: Account) -> bool:
              "duration": _duration_text(settings.PASSWORD_RESET_TIMEOUT),
              "link": reset_link(request, account)}
     try:
-        send_mail(subject, body, None, [account.email])
-    except Exception as error:  # any mail failure (refused, unreachable) is the same to the person
-        logger.exception("password reset mail to %s failed", account.uid)
+        # Sent now, never queued: the link is a credential, kept in no table, and the
+        # person waits on the page to know whether it left.
+        outbox.send_mail_now([account.email], subject, body)
+    except NotificationError as error:  # refused or unreachable: the same to the person
+        logger.error("password reset mail to %s failed: %s", account.uid, error)
         raise ResetMailFailed(str(error)) from error
     acting_user = request.user if isinstance(request.user, Account) else None
     audit.record("account.password_reset_requested", account, acting_user=acting_user,

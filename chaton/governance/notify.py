@@ -22,29 +22,34 @@ address: a list would also nag those who voted already.
 
 Each message carries the decision's title, its operations, the tally against
 the electorate, the deadline and the link to the decision page, in the
-collective's language. A delivery attempt leaves one log line: the event, the
+collective's language. The messages go through the notifications queue
+(:mod:`chaton.notifications.outbox`): tried once right after the commit, then
+retried by the worker. The first attempt leaves one log line: the event, the
 decision id, and how many mails left; for the webhook only the host is named,
 since the path of an incoming webhook is its secret.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
-from chaton.core import clock, runner
+from chaton.adapters.notifications import (
+    NotificationMisconfigured,
+    NotificationUnavailable,
+    WebhookRefused,
+)
+from chaton.core import clock
+from chaton.notifications import outbox
+from chaton.notifications.models import Kind
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -56,9 +61,6 @@ logger = logging.getLogger("chaton.governance.notify")
 
 #: The events :func:`deliver` knows.
 EVENTS = ("proposed", "acted", "contested", "reminder", "closed", "executed", "failed")
-#: Seconds before the webhook or the mail server is given up on: a notice waits for no one.
-WEBHOOK_TIMEOUT_SECONDS = 5.0
-MAIL_TIMEOUT_SECONDS = 10.0
 #: Characters that Markdown (as Mattermost reads it) would take as formatting within a line;
 #: with the brackets escaped, no parenthesis can make a link.
 _MARKDOWN_SPECIAL = "\\`*_[]<>~"
@@ -87,7 +89,8 @@ class Notice:
 
 
 def deliver(event: str, decision_id: int) -> None:
-    """Given an event and a decision id, send the mails and the webhook message now.
+    """Given an event and a decision id, queue the mails and the webhook message and try
+    them at once (:mod:`chaton.notifications.outbox`; the worker retries what failed).
 
     Never raise: every failure (unknown decision, mail server down, webhook
     refusing or silent) is logged with the event and the decision id.
@@ -100,12 +103,20 @@ def deliver(event: str, decision_id: int) -> None:
     if notice is None:
         logger.warning("governance notice %s #%d: no such decision", event, decision_id)
         return
-    mailed = send_mails(notice, recipients)
-    webhook = settings.CHATON.governance.webhook_url
-    posted = post_webhook(webhook, notice) if webhook else None
-    logger.info("governance notice %s #%d: %d of %d mail(s) sent%s", event, decision_id,
-                mailed, len(recipients),
-                "" if posted is None else ", webhook " + ("ok" if posted else "failed"))
+    source = f"governance notice {event} #{decision_id}"
+    webhook = bool(settings.CHATON.governance.webhook_url)
+    try:
+        with transaction.atomic():
+            # One message per address, so that nobody sees the others' addresses.
+            rows = [outbox.enqueue_mail([address], notice.subject, notice.text, source=source)
+                    for address in recipients]
+            if webhook:
+                rows.append(outbox.enqueue_webhook("governance", notice.markdown,
+                                                   source=source))
+            outbox.send_on_commit(rows, then=lambda outcomes: _report(
+                notice, outcomes, len(recipients), webhook))
+    except Exception:  # a notice never blocks a decision
+        logger.exception("governance notice %s #%d: cannot be queued", event, decision_id)
 
 
 def _prepare(event: str, decision_id: int) -> tuple[Notice | None, list[str]]:
@@ -304,75 +315,43 @@ def compose(event: str, decision: Decision, ballot: Ballot | None) -> Notice:
 # -- how ------------------------------------------------------------------------------------
 
 
-def send_mails(notice: Notice, addresses: list[str]) -> int:
-    """Given a notice and addresses, mail it to each (one message each, so that nobody sees
-    the others' addresses) over one connection; return how many were sent.
-
-    Never raise: a mail server that is down or refuses an address is logged.
-    """
-    if not addresses:
-        return 0
-    sent = 0
-    try:
-        # timeout: Django's SMTP backend waits forever by default; the other backends ignore it.
-        with get_connection(timeout=settings.EMAIL_TIMEOUT
-                            or MAIL_TIMEOUT_SECONDS) as connection:
-            for address in addresses:
-                message = EmailMessage(notice.subject, notice.text, None, [address],
-                                       connection=connection)
-                try:
-                    sent += message.send()
-                except Exception as error:  # one refused address must not stop the others
-                    logger.warning("governance notice %s #%d: mail to %s failed: %s",
-                                   notice.event, notice.decision_id, address, error)
-    except Exception as error:  # the server is down: the decision goes on without mail
-        logger.error("governance notice %s #%d: mail failed: %s", notice.event,
-                     notice.decision_id, error)
-    return sent
+def _report(notice: Notice, outcomes: list[outbox.Attempt], mails: int, webhook: bool) -> None:
+    """Log the first attempt of a notice's mails and webhook message: each failure, then one
+    line with how many mails left. Only the webhook's host is named, never its secret path."""
+    mailed = 0
+    posted: bool | None = None
+    for outcome in outcomes:
+        error = outcome.error
+        notification = outcome.notification
+        if notification.kind == Kind.WEBHOOK:
+            posted = error is None
+            host = _webhook_host(settings.CHATON.governance.webhook_url)
+            if isinstance(error, WebhookRefused):
+                logger.error("governance notice %s #%d: webhook at %s answered %d", notice.event,
+                             notice.decision_id, host, error.status)
+            elif isinstance(error, NotificationMisconfigured):
+                logger.error("governance notice %s #%d: the webhook URL is not http(s); "
+                             "nothing posted", notice.event, notice.decision_id)
+            elif error is not None:
+                logger.error("governance notice %s #%d: webhook at %s failed: %s", notice.event,
+                             notice.decision_id, host, error)
+        elif error is None:
+            mailed += 1
+        elif isinstance(error, NotificationUnavailable):
+            if not outcome.skipped:  # the server is down: once, not once per address
+                logger.error("governance notice %s #%d: mail failed: %s", notice.event,
+                             notice.decision_id, error)
+        else:
+            logger.warning("governance notice %s #%d: mail to %s failed: %s", notice.event,
+                           notice.decision_id, ", ".join(notification.recipients), error)
+    if webhook and posted is None:
+        posted = False  # its row was taken by another process: not known to have gone
+    logger.info("governance notice %s #%d: %d of %d mail(s) sent%s", notice.event,
+                notice.decision_id, mailed, mails,
+                "" if not webhook else ", webhook " + ("ok" if posted else "failed"))
 
 
 def _webhook_host(url: str) -> str:
     """Return what a log line may say of a webhook URL: its host, never its secret path."""
     parts = urllib.parse.urlsplit(url)
     return parts.hostname or "?"
-
-
-def post_webhook(url: str, notice: Notice, *,
-                 timeout: float | None = None) -> bool:
-    """Given an incoming-webhook URL and a notice, POST ``{"text": …}`` to it; return success.
-
-    Never raise: a refusal (not 2xx), an unreachable host, a timeout or a URL
-    that is not http(s) is logged with the host only.
-    """
-    parts = urllib.parse.urlsplit(url)
-    host = _webhook_host(url)
-    # Masked in every log line of the process, should an error message quote the URL.
-    runner.register_secret(parts.path)
-    runner.register_secret(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        logger.error("governance notice %s #%d: the webhook URL is not http(s); nothing posted",
-                     notice.event, notice.decision_id)
-        return False
-    body = json.dumps({"text": notice.markdown}).encode()
-    request = urllib.request.Request(url, data=body, method="POST",  # noqa: S310 (http(s) only, checked above)
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(  # noqa: S310 (http(s) only, checked above)
-                request, timeout=timeout or WEBHOOK_TIMEOUT_SECONDS) as response:
-            response.read(65_536)
-            status = response.status
-    except urllib.error.HTTPError as error:
-        error.close()
-        logger.error("governance notice %s #%d: webhook at %s answered %d", notice.event,
-                     notice.decision_id, host, error.code)
-        return False
-    except Exception as error:  # unreachable, timed out, reset: the decision goes on
-        reason = getattr(error, "reason", error)
-        logger.error("governance notice %s #%d: webhook at %s failed: %s", notice.event,
-                     notice.decision_id, host, runner.mask(str(reason), [parts.path]))
-        return False
-    if not 200 <= status < 300:
-        logger.error("governance notice %s #%d: webhook at %s answered %d", notice.event,
-                     notice.decision_id, host, status)
-        return False
-    return True

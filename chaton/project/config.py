@@ -58,7 +58,14 @@ class Section:
             setattr(self, name, default)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.keys)})"
+        return f"{type(self).__name__}({', '.join(f'{k}={self._shown(k)}' for k in self.keys)})"
+
+    def _shown(self, key: str) -> str:
+        """Return the value of ``key`` as a repr shows it: a password or a webhook URL masked."""
+        value = getattr(self, key)
+        if value and (key.endswith("password") or key == "webhook_url"):
+            return "'••••'"
+        return repr(value)
 
 
 class LdapConfig(Section):
@@ -107,8 +114,23 @@ class DirectoryConfig(Section):
 
 class MailConfig(Section):
     from_address: str = "chaton@localhost"
+    #: The mail server; empty: mails land as files in ``data_dir/outbox``.
     smtp_host: str = ""
     smtp_port: int = 25
+    #: "none", "starttls" (upgrade after connecting, port 587) or "tls" (implicit, port 465).
+    smtp_security: str = "none"
+    #: A login, when the server asks for one.
+    smtp_username: str = ""
+    smtp_password: str = ""
+    #: Seconds before the mail server is given up on (the notification is retried later).
+    timeout_seconds: int = 10
+
+    def resolved_security(self) -> str:
+        """Return ``smtp_security``. Raise ConfigError unless it is none, starttls or tls."""
+        if self.smtp_security not in ("none", "starttls", "tls"):
+            raise ConfigError(f"mail.smtp_security: expected none, starttls or tls, "
+                              f"got {self.smtp_security!r}")
+        return self.smtp_security
 
 
 class GovernanceConfig(Section):

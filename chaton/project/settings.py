@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "chaton.governance",
     "chaton.backups",
     "chaton.services",
+    "chaton.notifications",
     "django_otp",
     "chaton.security",
 ]
@@ -138,13 +139,19 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 if CHATON.mail.smtp_host:
+    # Read by chaton.notifications.outbox, which sends through the notifications adapter.
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = CHATON.mail.smtp_host
     EMAIL_PORT = CHATON.mail.smtp_port
+    EMAIL_USE_TLS = CHATON.mail.resolved_security() == "starttls"
+    EMAIL_USE_SSL = CHATON.mail.resolved_security() == "tls"
+    EMAIL_HOST_USER = CHATON.mail.smtp_username
+    EMAIL_HOST_PASSWORD = CHATON.mail.smtp_password
 else:
     # On one machine with no mail server, notices land as files an admin can read.
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+EMAIL_TIMEOUT = CHATON.mail.timeout_seconds
 DEFAULT_FROM_EMAIL = CHATON.mail.from_address
 
 NINJA_PAGINATION_PER_PAGE = 50

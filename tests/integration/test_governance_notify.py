@@ -6,86 +6,39 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.header
-import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 
 import pytest
 from django.conf import settings as django_settings
 from pytest_django import Settings
 
 from chaton.adapters.ldap.fake import FakeDirectory
-from chaton.core import clock
+from chaton.core import clock, worker
 from chaton.core.servers import free_port
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account, Group, GroupMembership
-from chaton.governance import actions, notify
+from chaton.governance import actions
 from chaton.governance.models import OperationStatus, Status
 from chaton.members import actions as members_actions
+from chaton.notifications import outbox
+from chaton.notifications.models import Notification
 from chaton.testing.pytest_plugin import SmtpCatcher
 from chaton.testing.voters import own_session, recorded_at_start
+from chaton.testing.webhook import HOOK_PATH, WebhookReceiver, webhook_receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-#: The secret part of the webhook URL: it must never reach a log line.
-HOOK_PATH = "/hooks/s3cr3t-t0ken-of-the-team-channel"
 PUBLIC_URL = "https://chaton.collectif.example.org"
-
-
-@dataclass
-class Received:
-    path: str
-    content_type: str
-    body: dict[str, str]
-
-
-@dataclass
-class WebhookReceiver:
-    """A local incoming webhook: answers ``status`` after ``delay`` seconds, keeps each POST."""
-
-    status: int = 200
-    delay: float = 0.0
-    received: list[Received] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{HOOK_PATH}"
 
 
 @pytest.fixture
 def webhook() -> Iterator[WebhookReceiver]:
     """Yield a webhook receiver on a free loopback port, in a thread; stopped after."""
-    receiver = WebhookReceiver(port=free_port())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length))
-            receiver.received.append(Received(self.path, self.headers["Content-Type"], body))
-            time.sleep(receiver.delay)
-            self.send_response(receiver.status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the test's output stays readable
-
-    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with webhook_receiver(free_port()) as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -293,7 +246,7 @@ def test_an_unreachable_or_silent_webhook_is_given_up_quickly(
         announced: tuple[SmtpCatcher, WebhookReceiver], collective: Collective,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     catcher, webhook = announced
-    monkeypatch.setattr(notify, "WEBHOOK_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(outbox, "WEBHOOK_TIMEOUT_SECONDS", 0.3)
     webhook.delay = 1.5
     anouk = collective.voters[0]
     started = time.monotonic()
@@ -311,3 +264,71 @@ def test_an_unreachable_or_silent_webhook_is_given_up_quickly(
     assert any(message.startswith(f"governance notice proposed #{refused.pk}: webhook at "
                                   "127.0.0.1 failed:") for message in messages)
     assert not any("s3cr3t" in message for message in messages)
+
+
+# -- the queue: what failed is retried by the worker ----------------------------------------
+
+
+def later(seconds: float) -> None:
+    """Move Chaton's clock ``seconds`` further than it is."""
+    clock.travel(clock.now() - dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
+
+
+def test_a_webhook_that_is_down_gets_the_notice_from_the_worker_once_it_is_back(
+        announced: tuple[SmtpCatcher, WebhookReceiver], collective: Collective,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    catcher, _webhook = announced
+    port = free_port()  # nothing listens there yet
+    monkeypatch.setattr(django_settings.CHATON.governance, "webhook_url",
+                        f"http://127.0.0.1:{port}{HOOK_PATH}")
+    anouk = collective.voters[0]
+    with caplog.at_level(logging.INFO):
+        decision = actions.do_propose("Passwords for Anouk", grant("anouk"), acting_user=anouk)
+        assert decision.status == Status.OPEN  # the action succeeded
+        assert len(catcher.messages) == 3  # the mails left at once
+        [row] = Notification.objects.filter(kind="webhook")
+        assert row.state == "pending" and row.attempts == 1
+        with webhook_receiver(port) as back:
+            assert worker.run_once() is not None
+            assert back.received == []  # its retry is a minute away
+            later(61)
+            results = worker.run_once()
+        assert any(line.startswith("notifications.send: 1 sent") for line in results), results
+    [posted] = back.received
+    assert posted.path == HOOK_PATH and f"#{decision.pk}" in posted.body["text"]
+    row.refresh_from_db()
+    assert row.state == "sent" and row.attempts == 2
+    assert len(catcher.messages) == 3  # the mails were not sent again
+    texts = [record.getMessage() for record in caplog.records]
+    assert "s3cr3t" not in row.last_error and not any("s3cr3t" in text for text in texts)
+
+
+def test_a_mail_server_that_is_down_gets_the_notices_from_the_worker_once_it_is_back(
+        announced: tuple[SmtpCatcher, WebhookReceiver], collective: Collective,
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    _catcher, webhook = announced
+    port = free_port()  # nothing listens there yet
+    settings.EMAIL_PORT = port
+    settings.EMAIL_HOST_PASSWORD = "smtp-pa55word-of-the-collective"
+    anouk = collective.voters[0]
+    with caplog.at_level(logging.INFO):
+        decision = actions.do_propose("Passwords for Anouk", grant("anouk"), acting_user=anouk)
+        assert decision.status == Status.OPEN
+        assert len(webhook.received) == 1  # the channel heard of it at once
+        rows = Notification.objects.filter(kind="mail")
+        assert [row.state for row in rows] == ["pending"] * 3
+        catcher = SmtpCatcher(port)
+        catcher.start()
+        try:
+            later(61)
+            results = worker.run_once()
+        finally:
+            catcher.stop()
+    assert any(line.startswith("notifications.send: 3 sent") for line in results), results
+    assert sorted(caught.recipients[0] for caught in catcher.messages) == [
+        "anouk@example.org", "barnabe@example.org", "celeste@example.org"]
+    assert subject_of(catcher.messages[0].content).startswith(f"[Chaton] Proposal #{decision.pk}")
+    assert len(webhook.received) == 1
+    texts = [record.getMessage() for record in caplog.records]
+    texts += [row.last_error for row in Notification.objects.all()]
+    assert not any("pa55word" in text or "s3cr3t" in text for text in texts)
