@@ -13,6 +13,8 @@ import secrets as random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from chaton.core import secrets
 from chaton.services import accounts
 from chaton.services.catalog import Manifest
@@ -68,7 +70,7 @@ class SecretValues:
         if slug in self.values:
             return self.values[slug]
         raise secrets.SecretError(self.errors.get(slug)
-                                  or f"the secrets of {slug} were not read")
+                                  or _("the secrets of %(slug)s were not read") % {"slug": slug})
 
 
 def ensure_all(instances: Iterable[Instance]) -> SecretValues:
