@@ -107,6 +107,8 @@ def use_engines(factory: EngineFactory) -> Iterator[EngineFactory]:
         _engine_factory = previous
 
 
+# -- the steps -----------------------------------------------------------------------------------
+
 
 def _hosts_and_instances(hosts: Iterable[Host] | None, instances: Iterable[Instance] | None
                          ) -> tuple[list[Host], dict[int, list[Instance]], bool]:
@@ -134,8 +136,10 @@ def plan(*, hosts: Iterable[Host] | None = None, instances: Iterable[Instance] |
     """Read the hosts' engines and return (the plan, the engines read, the instances planned).
 
     Without arguments, every host and everything on it; with ``instances``,
-    only those (on their hosts). An engine that does not answer is an error
-    of the plan, never an exception.
+    only those (on their hosts). The secrets a running instance lacks are made
+    and saved first, even for a dry run (as at its creation). An engine that
+    does not answer, or secrets that do not decrypt, are errors of the plan,
+    never exceptions.
     """
     host_list, by_host, whole = _hosts_and_instances(hosts, instances)
     upgrades = pending_upgrades([instance for group in by_host.values() for instance in group])
