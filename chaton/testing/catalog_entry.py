@@ -233,13 +233,14 @@ class CatalogEntryTests:
 
     def deploy(self, application: str, host: Any) -> Any:
         from chaton.services import actions
-        from chaton.testing.acme import wait_for_https
+        from chaton.testing.waiting import wait_until
 
         domain = f"{self.entry}-{secrets.token_hex(3)}.chaton.test"
         instance = actions.do_create_instance(application, domain, host, acting_user=None,
                                               settings=dict(self.create_settings))
-        wait_for_https(domain, settings.CHATON.proxy.https_port, roots=self.roots, expect=b"",
-                       path=self.manifest.health.path, timeout=self.ready_seconds)
+        health = self.manifest.health
+        wait_until(lambda: self._status(instance, health.path) == health.status,
+                   self.ready_seconds)
         return instance
 
     # -- 2. health
@@ -354,6 +355,13 @@ class CatalogEntryTests:
 
         return https_get(instance.domain, settings.CHATON.proxy.https_port, roots=self.roots,
                          path=path, timeout=10)
+
+    def _status(self, instance: Any, path: str) -> int | None:
+        """Return the status https://<domain><path> answers, or None while nothing does."""
+        try:
+            return int(self.https(instance, path).status)
+        except OSError:
+            return None
 
     def app_container(self, instance: Any) -> str:
         """Return the id of the instance's running application container."""
