@@ -21,9 +21,10 @@ from rich.table import Table
 from chaton.cli.runtime import acting_user, cell, console, setup_django
 
 if TYPE_CHECKING:
+    from chaton.services.apply import Result
     from chaton.services.catalog import Manifest
     from chaton.services.models import Host, Instance
-    from chaton.services.reconcile import Plan, Result
+    from chaton.services.plan import Plan
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 host_app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -34,7 +35,7 @@ image_app = typer.Typer(no_args_is_help=True, add_completion=False)
 app.add_typer(image_app, name="image", help="Images loaded onto hosts from archives, without "
               "a registry.")
 
-#: The colour of a plan line, by its first character (see reconcile.Plan.lines).
+#: The colour of a plan line, by its first character (see chaton.services.plan.Plan.lines).
 STYLES = {"+": "green", "~": "yellow", "^": "cyan", "*": "blue", "-": "red", "!": "magenta",
           "?": "dim", "x": "bold red"}
 #: The colour of a live state.
@@ -543,16 +544,17 @@ def apply_with_progress(plan: Plan, engines: Any, instances: list[Any],
                         progress: Progress) -> Result:
     """Apply a plan instance by instance (each instance's steps in their order), advancing
     a progress bar by the steps done; return what it all did."""
-    from chaton.services import reconcile
+    from chaton.services.apply import Result, apply_plan
+    from chaton.services.plan import Plan
 
     task = progress.add_task(_("Reconciling"), total=max(1, len(plan.steps)))
     groups: dict[tuple[str, str], list[Any]] = {}
     for step in plan.steps:
         groups.setdefault((step.host, step.instance), []).append(step)
-    total = reconcile.Result()
+    total = Result()
     # An empty plan still hands the routes to the proxy, as reconcile() does.
     for steps in groups.values() or [[]]:
-        result = reconcile.apply(reconcile.Plan(steps=steps), engines, instances)
+        result = apply_plan(Plan(steps=steps), engines, instances)
         total.applied += result.applied
         total.failures += result.failures
         total.upgrades += result.upgrades
@@ -574,12 +576,13 @@ def reconcile_command(
     """Bring every host and the proxy to the desired state. Exit 1 when something failed."""
     setup_django()
     from chaton.services import reconcile
+    from chaton.services.apply import apply_plan
 
     # First the instances' directory accounts, as reconcile.reconcile does.
     account_changes, directory_error = reconcile.sync_accounts(dry_run=dry_run)
     plan, engines, planned = reconcile.plan(delete_orphan_volumes=delete_orphan_volumes)
     if dry_run:
-        result = reconcile.apply(plan, engines, planned, dry_run=True)
+        result = apply_plan(plan, engines, planned, dry_run=True)
         print_plan(plan)
         for line in result.proxy_changes:
             console().print(cell(f"~ proxy: {line}", "yellow"), soft_wrap=True)

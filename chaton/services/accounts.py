@@ -35,7 +35,7 @@ from chaton.services.models import DesiredState, Instance
 
 logger = logging.getLogger("chaton.services")
 
-#: The instance secret holding the account's password (see reconcile.secret_lengths).
+#: The instance secret holding the account's password (see instance_secrets.secret_lengths).
 PASSWORD_SECRET = "ldap_bind_password"  # noqa: S105 (a secret's name, not its value)
 PASSWORD_LENGTH = 32
 SERVICES_OU = "services"
@@ -107,7 +107,7 @@ def plan(directory: Directory, base: str, instances: Iterable[Instance]) -> list
     Raise LdapError (LdapUnavailable …) when the directory cannot be read, and
     SecretError when an instance's secrets do not decrypt.
     """
-    from chaton.services.reconcile import instance_secrets
+    from chaton.services import instance_secrets
 
     ou = services_dn(base)
     changes: list[Change] = []
@@ -124,7 +124,7 @@ def plan(directory: Directory, base: str, instances: Iterable[Instance]) -> list
         dn = account_dn(instance.slug, base)
         key = normalize_dn(dn)
         wanted.add(key)
-        password = instance_secrets(instance)[PASSWORD_SECRET]
+        password = instance_secrets.ensure(instance)[PASSWORD_SECRET]
         current = existing.get(key)
         if current is None:
             changes.append(Change("add", dn, _entry(instance.slug, password)))

@@ -40,7 +40,9 @@ from chaton.core.errors import ChatonError, Conflict, InvalidInput
 from chaton.directory.models import Account, Group
 from chaton.members.models import Organization, Person
 from chaton.services import catalog, reconcile
+from chaton.services.apply import Result
 from chaton.services.catalog import Manifest
+from chaton.services.instance_secrets import secret_lengths
 from chaton.services.models import (
     Deployment,
     DeploymentKind,
@@ -51,6 +53,7 @@ from chaton.services.models import (
     Instance,
     Outcome,
 )
+from chaton.services.plan import Action, Plan
 
 if TYPE_CHECKING:
     from chaton.governance.models import Operation
@@ -692,7 +695,7 @@ def do_create_instance(
                          "%(slug)s (%(volumes)s): choose another short name, or delete that "
                          "data first.") % {"host": host.name, "slug": slug,
                                            "volumes": ", ".join(leftovers)}, field="slug")
-    lengths = reconcile.secret_lengths(manifest)
+    lengths = secret_lengths(manifest)
     encrypted = {name: secrets.encrypt(random.token_urlsafe(length)[:length])
                  for name, length in lengths.items()}
     instance = Instance(slug=slug, application=manifest.name, domain=domain, host=host,
@@ -750,8 +753,8 @@ def _effect_failed(operation_id: int | None, reason: str) -> None:
     effect_failed(operation, reason)
 
 
-def _first_error(instance: Instance, plan: reconcile.Plan,
-                 result: reconcile.Result) -> ChatonError | None:
+def _first_error(instance: Instance, plan: Plan,
+                 result: Result) -> ChatonError | None:
     """Return the error that kept a new instance from being deployed, if any."""
     host = instance.host
     if host.name in plan.errors:
@@ -764,7 +767,7 @@ def _first_error(instance: Instance, plan: reconcile.Plan,
         return InvalidInput(plan.errors[key], field="application")
     for failure in result.failures:
         # Setup commands wait for the application to answer: the worker runs them again.
-        if (failure.step.instance == instance.slug and failure.step.action != reconcile.Action.SETUP
+        if (failure.step.instance == instance.slug and failure.step.action != Action.SETUP
                 and isinstance(failure.error, DockerError)):
             return _engine_error(failure.error, host)
     return None

@@ -43,6 +43,7 @@ from chaton.services import actions, catalog, diagram, queries, reconcile
 from chaton.services import jobs as services_jobs
 from chaton.services.catalog import Manifest
 from chaton.services.models import Deployment, Host, HostRole, Instance, Outcome
+from chaton.services.plan import Plan
 from chaton.services.queries import InstanceWithState
 
 router = Router(tags=["services"])
@@ -379,7 +380,7 @@ def _instance_detail(instance: Instance) -> dict[str, Any]:
     return values
 
 
-def _plan(plan: reconcile.Plan) -> dict[str, Any]:
+def _plan(plan: Plan) -> dict[str, Any]:
     return {"lines": plan.lines(), "counts": plan.counts(), "is_noop": plan.is_noop,
             "errors": plan.errors}
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from chaton.adapters.docker import DockerError, Snapshot, Workload
 from chaton.members.models import Organization, Person
 from chaton.services import reconcile
+from chaton.services.apply import routes
 from chaton.services.models import (
     Deployment,
     DeploymentKind,
@@ -24,6 +25,8 @@ from chaton.services.models import (
     Instance,
     Outcome,
 )
+from chaton.services.plan import Plan, pending_upgrades
+from chaton.services.render import APP
 
 
 def hosts() -> QuerySet[Host]:
@@ -109,7 +112,7 @@ def _live_state(instance: Instance, snapshot: Snapshot | None, error: str,
     known = {applied.get(role) for role in applied}
     changed = [workload for workload in workloads if workload.spec_hash not in known]
     apps = [workload for workload in workloads
-            if workload.role == reconcile.APP and workload.spec_hash == applied.get(reconcile.APP)]
+            if workload.role == APP and workload.spec_hash == applied.get(APP)]
     if not apps:
         return LiveState("drift" if changed else "missing", workloads=workloads,
                          detail=", ".join(workload.name for workload in changed))
@@ -140,7 +143,7 @@ def instances_with_state(chosen: Iterable[Instance] | None = None) -> list[Insta
             snapshots[host.pk] = (reconcile.engine_for(host).snapshot(), "")
         except DockerError as error:
             snapshots[host.pk] = (None, str(error))
-    upgrades = reconcile.pending_upgrades(rows)
+    upgrades = pending_upgrades(rows)
     return [InstanceWithState(instance, _live_state(instance, *snapshots[instance.host_id],
                                                     upgrades.get(instance.pk)))
             for instance in rows]
@@ -159,17 +162,17 @@ def logs(instance: Instance, *, tail: int = 100) -> str:
     try:
         snapshot = engine.snapshot()
         apps = [workload for workload in snapshot.workloads
-                if workload.instance == instance.slug and workload.role == reconcile.APP]
+                if workload.instance == instance.slug and workload.role == APP]
         if not apps:
             return _("(no application container)")
         current = [workload for workload in apps
-                   if workload.spec_hash == instance.applied.get(reconcile.APP)]
+                   if workload.spec_hash == instance.applied.get(APP)]
         return runner.mask(engine.logs((current or apps)[0], tail=tail))
     except DockerError as error:
         return _("(the engine does not answer: %(error)s)") % {"error": error}
 
 
-def preview() -> reconcile.Plan:
+def preview() -> Plan:
     """Return what a reconcile would do now, without doing it."""
     plan, _engines, _instances = reconcile.plan()
     return plan
@@ -196,7 +199,7 @@ def proxy_preview() -> ProxyPreview:
     from chaton.services import proxy
 
     try:
-        changes = proxy.describe(proxy.plan_proxy(reconcile.routes()))
+        changes = proxy.describe(proxy.plan_proxy(routes()))
     except ChatonError as error:
         return ProxyPreview((), str(error))
     return ProxyPreview(tuple(_("~ proxy: %(change)s") % {"change": change}

@@ -73,7 +73,7 @@ def _rows(items: list[queries.InstanceWithState]) -> list[dict[str, Any]]:
     return rows
 
 
-#: The CSS class of a plan line, by its first character (see reconcile.Plan.lines).
+#: The CSS class of a plan line, by its first character (see plan.Plan.lines).
 _LINE_KINDS = {"+": "add", "~": "modify", "^": "modify", "*": "modify", "-": "delete",
                "!": "drift", "?": "foreign", "x": "error"}
 

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser
 
 from chaton.core import clock
 from chaton.directory import actions as directory_actions
-from chaton.services import actions, proxy, reconcile
+from chaton.services import actions, apply, proxy, reconcile
 from chaton.services.models import Deployment, DeploymentKind, Outcome
 from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
 from chaton.testing.second_factor import login_with_second_factor
@@ -31,7 +31,7 @@ LONG_PIN = ("registry.example.org/chaton-collective/some-application-with-a-long
 
 @pytest.fixture
 def fakes(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEngines]:
-    monkeypatch.setattr(reconcile, "DRAIN_SECONDS", 0)
+    monkeypatch.setattr(apply, "DRAIN_SECONDS", 0)
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
     engines = FakeEngines()

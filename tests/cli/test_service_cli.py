@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from chaton.adapters.docker import FakeEngine
 from chaton.cli.app import app
 from chaton.governance.policy import current
-from chaton.services import actions, proxy, reconcile
+from chaton.services import actions, apply, proxy, reconcile
 from chaton.services.models import Deployment, Host, Instance
 from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy, saved_archive
 
@@ -31,7 +31,7 @@ def english(settings, directory):
 
 @pytest.fixture
 def engines(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEngines]:
-    monkeypatch.setattr(reconcile, "DRAIN_SECONDS", 0)
+    monkeypatch.setattr(apply, "DRAIN_SECONDS", 0)
     fakes = FakeEngines()
     with reconcile.use_engines(fakes):
         yield fakes

@@ -239,7 +239,7 @@ def fake_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], FakeE
 def test_a_service_account_reads_what_a_login_needs_and_writes_nothing(
         people: Directory, fake_engines: Callable[[], FakeEngine]) -> None:
     from chaton.directory.models import Group
-    from chaton.services import actions, reconcile
+    from chaton.services import actions, instance_secrets, render
     from chaton.services.models import Instance
 
     host = actions.do_create_host("box", "unix:///run/fake/docker.sock", acting_user=None,
@@ -248,7 +248,7 @@ def test_a_service_account_reads_what_a_login_needs_and_writes_nothing(
                                           acting_user=None, login_group=Group.objects.get(
                                               name="staff"))
     instance = Instance.objects.get(pk=instance.pk)
-    context = reconcile.ldap_context(instance, reconcile.instance_secrets(instance))
+    context = render.ldap_context(instance, instance_secrets.ensure(instance))
     service_dn = context["ldap.bind_dn"]
     assert service_dn == f"cn={instance.slug},{SERVICES}"
     assert len(context["ldap.bind_password"]) >= 32
@@ -289,7 +289,7 @@ def test_the_service_account_comes_back_after_a_hand_deletion(
         people: Directory, fake_engines: Callable[[], FakeEngine],
         ldap_directory: LdapDirectory) -> None:
     from chaton.adapters.ldap import Change
-    from chaton.services import accounts, actions, reconcile
+    from chaton.services import accounts, actions, instance_secrets, reconcile
 
     host = actions.do_create_host("box", "unix:///run/fake/docker.sock", acting_user=None,
                                   address="192.0.2.10")
@@ -302,7 +302,7 @@ def test_the_service_account_comes_back_after_a_hand_deletion(
     assert not ldap_directory.exists(dn)
     _plan, result = reconcile.reconcile()
     assert result.account_changes == [f"add {dn}"]
-    password = reconcile.instance_secrets(instance)[accounts.PASSWORD_SECRET]
+    password = instance_secrets.ensure(instance)[accounts.PASSWORD_SECRET]
     people.bind(dn, password)
     # Applying again changes nothing.
     assert accounts.sync() == []

@@ -38,8 +38,9 @@ from chaton.core.errors import InvalidInput
 from chaton.directory import actions as directory_actions
 from chaton.services import actions, catalog
 from chaton.services.models import Instance
-from chaton.testing.docker import TemporaryDockerd
-from chaton.testing.etherpad import PORT
+from chaton.testing.catalog_entry import CatalogEntryTests, UpgradeImages, to_toml
+from chaton.testing.docker import TemporaryDockerd, WebImages
+from chaton.testing.etherpad import IMAGE_REPOSITORY, PORT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -119,34 +120,6 @@ def directory_relay(dockerd: TemporaryDockerd, slapd: ManagedSlapd) -> Iterator[
 # -- a catalogue entry made from the real one -------------------------------------------------
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
-    if isinstance(value, list) and all(not isinstance(item, dict) for item in value):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """Given a manifest's data (scalars, tables, arrays of tables), return it as TOML."""
-    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()
-             if not isinstance(value, dict)
-             and not (isinstance(value, list) and value and isinstance(value[0], dict))]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines += ["", f"[{key}]"]
-            lines += [f"{json.dumps(name)} = {_toml_value(item)}" for name, item in value.items()]
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            for table in value:
-                lines += ["", f"[[{key}]]"]
-                lines += [f"{name} = {_toml_value(item)}" for name, item in table.items()]
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def etherpad_catalog(tmp_path: Path, etherpad_image: str) -> Iterator[str]:
     """Add ``etherpadtest`` to the catalogue: the real Etherpad entry on the local image."""
@@ -163,6 +136,28 @@ def etherpad_catalog(tmp_path: Path, etherpad_image: str) -> Iterator[str]:
     (folder / "manifest.toml").write_text(to_toml(data), encoding="utf-8")
     with catalog.extra_folder(folder.parent):
         yield APPLICATION
+
+
+# -- the catalogue entry's lifecycle on the real image ----------------------------------------
+
+
+class TestEtherpadOnItsImage(CatalogEntryTests):
+    """Deploy, health, settings, upgrade and rollback, user_data backed up and restored, and
+    the manifest's probes answered by Etherpad itself (chaton.testing.catalog_entry)."""
+
+    entry = "etherpad"
+    ready_seconds = READY_SECONDS
+
+    @pytest.fixture
+    def application(self, etherpad_catalog: str) -> str:
+        return etherpad_catalog
+
+    @pytest.fixture
+    def images(self, dockerd: TemporaryDockerd, etherpad_image: str,
+               web_images: WebImages) -> UpgradeImages:
+        """The image built once, under a second tag for the upgrade; the broken test image."""
+        dockerd.api.tag(etherpad_image, IMAGE_REPOSITORY, "upgrade")
+        return UpgradeImages(etherpad_image, f"{IMAGE_REPOSITORY}:upgrade", web_images.broken)
 
 
 # -- Etherpad over HTTP -----------------------------------------------------------------------

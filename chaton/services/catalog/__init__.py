@@ -11,7 +11,7 @@ can check every entry without running anything::
     description = "Encrypted paste bin"
     image = "privatebin/nginx-fpm-alpine:1.7.4@sha256:…"   # tag and digest: a pin
     port = 8080                                            # the HTTP port inside the container
-    user_data = ["data"]                                   # volumes a backup must hold
+    user_data = ["data"]                    # optional: volumes a backup must hold
 
     [[volumes]]
     name = "data"
@@ -45,7 +45,12 @@ can check every entry without running anything::
     label = "Maximum paste size (MB)"
 
 Placeholders in ``environment`` (and in files an ``app.py`` renders) are
-filled for one instance by the services' reconciler.
+filled for one instance by :mod:`chaton.services.render`. ``probes``
+(``[[probes]]`` path, status, contains), ``usage`` (``[[usage]]`` figures) and
+``user_data`` are optional, read by the apps that need them (monitoring,
+statistics, backups) and by the lifecycle test every entry goes through
+(:mod:`chaton.testing.catalog_entry`). Adding an entry, step by step:
+``docs/how-to/add-a-catalogue-entry.md``.
 
 An entry whose image Chaton builds itself names it by ``repository:tag`` and
 says where its recipe is (see :class:`Build` and :mod:`chaton.services.images`)::
@@ -198,10 +203,15 @@ class Manifest(Model):
     database: Database | None = None
     ldap: Ldap
     health: Health = Health()
+    #: Optional. What a visitor's request must get: read by the lifecycle test
+    #: (chaton.testing.catalog_entry) and by monitoring, once it exists.
     probes: list[Probe] = []
+    #: Optional. Figures of use (pads, accounts …): read by statistics, once it exists.
     usage: list[UsageFigure] = []
     settings: list[Setting] = []
-    #: Volume names that hold user data (the backup spec; the database is dumped too).
+    #: Optional. Volume names that hold user data (the database is dumped too): shown as
+    #: what is backed up (catalogue page, API, CLI), backed up and restored by the
+    #: lifecycle test, and read by the backups of instances, once they exist.
     user_data: list[str] = []
     #: The command, when the image's own is not the one to run.
     command: list[str] = []

@@ -13,7 +13,7 @@ from django.conf import settings
 from chaton.adapters import caddy
 from chaton.adapters.caddy import FakeCaddyAdmin
 from chaton.adapters.docker import FakeEngine
-from chaton.services import actions, proxy, reconcile
+from chaton.services import actions, apply, proxy, reconcile
 from chaton.services.models import Host
 
 IMAGES = {"chaton-test/web:1", "chaton-test/web:2", "chaton-test/web:broken"}
@@ -68,7 +68,7 @@ class RecordedProxy:
 @pytest.fixture(autouse=True)
 def no_draining(monkeypatch: pytest.MonkeyPatch) -> None:
     """No real requests are in flight in the fast tier: the old version goes at once."""
-    monkeypatch.setattr(reconcile, "DRAIN_SECONDS", 0)
+    monkeypatch.setattr(apply, "DRAIN_SECONDS", 0)
 
 
 @pytest.fixture(autouse=True)

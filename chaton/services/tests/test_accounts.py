@@ -7,7 +7,7 @@ import pytest
 
 from chaton.adapters.ldap import Change
 from chaton.adapters.ldap.fake import FakeDirectory
-from chaton.services import accounts, reconcile
+from chaton.services import accounts, instance_secrets, reconcile, render
 from chaton.services.models import DesiredState, Host, Instance
 from chaton.testing.pytest_plugin import BASE_DN
 
@@ -31,7 +31,7 @@ def test_sync_adds_fixes_and_removes_service_accounts(directory: FakeDirectory,
     assert not directory.exists(SERVICES)
     assert accounts.sync() == [f"add {SERVICES}", f"add {wiki_dn}"]
     entry = directory.read([wiki_dn], ["objectclass", "userpassword"])[wiki_dn]
-    password = reconcile.instance_secrets(Instance.objects.get(pk=wiki.pk))[
+    password = instance_secrets.ensure(Instance.objects.get(pk=wiki.pk))[
         accounts.PASSWORD_SECRET]
     assert accounts.password_matches(entry["userpassword"], password)
     assert b"{ARGON2}" in entry["userpassword"][0] and password.encode() not in (
@@ -57,7 +57,7 @@ def test_each_instance_gets_its_own_account_and_password(directory: FakeDirector
     first = make_instance(host, "nextcloud", "cloud", 20001)
     second = make_instance(host, "kanboard", "boards", 20002)
     accounts.sync()
-    contexts = [reconcile.ldap_context(instance, reconcile.instance_secrets(instance))
+    contexts = [render.ldap_context(instance, instance_secrets.ensure(instance))
                 for instance in Instance.objects.filter(pk__in=[first.pk, second.pk])
                 .order_by("slug")]
     assert [context["ldap.bind_dn"] for context in contexts] == [

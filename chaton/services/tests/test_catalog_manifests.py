@@ -1,9 +1,16 @@
-"""Every catalogue entry against the manifest contract, without running anything."""
+"""Every catalogue entry against the manifest contract, without running anything.
+
+The entries are whatever folders ``chaton/services/catalog/`` holds: a new
+entry is checked by every test here without being named in any. The tests'
+own applications (``chaton/services/tests/catalog``) are checked for what the
+reconciler needs too.
+"""
 
 from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -11,18 +18,38 @@ import pytest
 
 from chaton.services import catalog
 from chaton.services.catalog import Manifest, Setting
-from chaton.services.reconcile import RenderError, render
+from chaton.services.render import (
+    DATABASE_PORTS,
+    RenderError,
+    known_placeholders,
+    placeholders_in,
+    render,
+)
+from chaton.testing.docker import TEST_CATALOG
 
-APPLICATIONS = ["bookstack", "castopod", "etherpad", "kanboard", "mattermost", "nextcloud",
-                "privatebin"]
-#: Entries whose image Chaton builds itself (``[build]``): a page, holding no user data.
-BUILT = ["homepage"]
-EVERY = sorted(APPLICATIONS + BUILT)
 MANIFESTS = catalog.real_manifests()
-#: ``{ldap.*}`` placeholders the reconciler fills (chaton.services.reconcile.ldap_context).
+#: Every entry of the catalogue folder.
+EVERY = sorted(MANIFESTS)
+#: Entries whose image Chaton builds itself (``[build]``) …
+BUILT = [name for name in EVERY if MANIFESTS[name].build is not None]
+#: … and those that run an image pinned by digest.
+APPLICATIONS = [name for name in EVERY if name not in BUILT]
+#: ``{ldap.*}`` placeholders the reconciler fills (chaton.services.render.ldap_context).
 LDAP_PLACEHOLDERS = ("url", "base_dn", "people_dn", "groups_dn", "group", "group_dn",
                      "user_filter", "bind_dn", "bind_password")
 DATABASE_PLACEHOLDERS = ("kind", "host", "port", "name", "user", "password")
+
+
+def _with_test_applications() -> list[Manifest]:
+    manifests = list(MANIFESTS.values())
+    with catalog.extra_folder(TEST_CATALOG):
+        manifests += [manifest for name, manifest in sorted(catalog.all_manifests().items())
+                      if name not in MANIFESTS]
+    return manifests
+
+
+#: The catalogue's entries and the tests' own applications.
+ENTRIES = _with_test_applications()
 
 
 def placeholder_context(manifest: Manifest) -> dict[str, str]:
@@ -55,14 +82,58 @@ def values_beyond(setting: Setting) -> list[Any]:
     return [7, "x" * ((setting.maximum or 500) + 1)]
 
 
-def test_the_catalogue_holds_every_application_and_each_validates() -> None:
-    assert sorted(MANIFESTS) == EVERY
-    assert [name for name in EVERY if MANIFESTS[name].build is not None] == BUILT
+def test_the_catalogue_folder_holds_only_valid_entries() -> None:
+    folders = [folder.name for folder in catalog.CATALOG_DIR.iterdir()
+               if (folder / "manifest.toml").is_file()]
+    assert EVERY == sorted(folders)
+    assert APPLICATIONS, "the catalogue offers applications"
     for name, manifest in MANIFESTS.items():
         assert manifest.name == name
         assert not manifest.local, f"{name} is a catalogue entry, not a local test image"
         # Loading again through the public entry point gives the same manifest.
         assert catalog.get(name) == manifest
+    assert "webtest" not in catalog.all_manifests(), "test applications stay out of the catalogue"
+
+
+@pytest.mark.parametrize("manifest", ENTRIES, ids=[manifest.name for manifest in ENTRIES])
+def test_manifest_is_deployable(manifest: Manifest) -> None:
+    defaults = manifest.validate_settings({})
+    assert set(defaults) == {setting.name for setting in manifest.settings}
+    known = known_placeholders(manifest)
+    for name, value in [*manifest.environment.items(),
+                        *((f"command[{index}]", part) for index, part
+                          in enumerate(manifest.command))]:
+        unknown = placeholders_in(value) - known
+        assert not unknown, f"{manifest.name}: {name} names unknown placeholders {unknown}"
+    volume_names = [volume.name for volume in manifest.volumes]
+    assert len(volume_names) == len(set(volume_names))
+    assert "database" not in volume_names, "the companion database's volume has that name"
+    assert manifest.local or manifest.build is not None or catalog.is_pinned(manifest.image)
+    if manifest.database is not None:
+        assert manifest.database.kind in DATABASE_PORTS
+        assert manifest.local or catalog.is_pinned(manifest.database.image)
+
+
+def test_extra_folder_refuses_a_name_defined_twice(tmp_path: Path) -> None:
+    (tmp_path / "webtest").mkdir()
+    (tmp_path / "webtest" / "manifest.toml").write_text(
+        (TEST_CATALOG / "webtest" / "manifest.toml").read_text(encoding="utf-8"),
+        encoding="utf-8")
+    with catalog.extra_folder(TEST_CATALOG):
+        with pytest.raises(catalog.ManifestError, match="already in the catalogue"):
+            with catalog.extra_folder(tmp_path):
+                pass
+        assert "webtest" in catalog.all_manifests()
+    assert "webtest" not in catalog.all_manifests()
+
+
+def test_render_fills_placeholders_and_keeps_literal_braces() -> None:
+    context = {"domain": "pad.example.org", "secret.token": "s3cr3t"}
+    assert render("https://{domain}/?t={secret.token}", context) == (
+        "https://pad.example.org/?t=s3cr3t")
+    assert render('{{"json": true}}', context) == '{"json": true}'
+    with pytest.raises(RenderError, match=r"setting\.nope"):
+        render("{setting.nope}", context)
 
 
 @pytest.mark.parametrize("name", APPLICATIONS)
@@ -166,17 +237,16 @@ def test_login_through_ldap_or_a_reason(name: str) -> None:
         assert len(manifest.ldap.reason) > 40, f"{name}: say why there is no LDAP login"
 
 
-@pytest.mark.parametrize("name", APPLICATIONS)
-def test_backups_health_probes_and_usage(name: str) -> None:
+@pytest.mark.parametrize("name", EVERY)
+def test_backups_health_probes_and_usage_when_given(name: str) -> None:
+    """``user_data``, ``probes`` and ``usage`` are optional; what an entry gives is sound."""
     manifest = MANIFESTS[name]
     volumes = {volume.name for volume in manifest.volumes}
     assert set(manifest.user_data) <= volumes
-    assert manifest.user_data or manifest.database is not None, f"{name} backs nothing up"
     paths = [volume.path for volume in manifest.volumes]
     assert len(paths) == len(set(paths)), f"{name}: two volumes at one path"
     assert manifest.health.path.startswith("/")
-    assert manifest.probes, f"{name}: nothing to probe"
-    assert manifest.usage, f"{name}: no usage figure"
+    assert all(probe.path.startswith("/") for probe in manifest.probes)
     for figure in manifest.usage:
         if figure.source == "sql":
             assert manifest.database is not None, f"{name}: {figure.name} reads no database"
@@ -185,8 +255,20 @@ def test_backups_health_probes_and_usage(name: str) -> None:
             assert figure.query.split(":", 1)[0] in volumes, figure.query
 
 
+def test_probes_usage_and_user_data_may_be_left_out(tmp_path: Path) -> None:
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    (folder / "manifest.toml").write_text(
+        'name = "bare"\nlabel = "Bare"\ndescription = "Nothing but a page"\n'
+        'image = "chaton-test/web:1"\nlocal = true\nport = 8080\n'
+        '[ldap]\nsupported = false\nreason = "A page without accounts."\n', encoding="utf-8")
+    with catalog.extra_folder(tmp_path):
+        manifest = catalog.get("bare")
+    assert (manifest.probes, manifest.usage, manifest.user_data) == ([], [], [])
+
+
 def test_a_manifest_that_breaks_the_contract_is_refused_with_its_file_named(
-        tmp_path: Any) -> None:
+        tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
     text = (catalog.CATALOG_DIR / "privatebin" / "manifest.toml").read_text(encoding="utf-8")
@@ -286,7 +368,7 @@ def test_ldap_wired_entries_search_with_their_service_account_and_login_group(
     from chaton.directory.models import Group
     from chaton.services import accounts
     from chaton.services.models import Host, Instance
-    from chaton.services.reconcile import ldap_context
+    from chaton.services.render import ldap_context
 
     host = Host(name="box", docker_url="unix:///run/fake/docker.sock")
     group = Group(name="staff")
@@ -316,7 +398,7 @@ def test_ldap_wired_entries_search_with_their_service_account_and_login_group(
 
 def test_an_application_without_ldap_gets_no_service_account() -> None:
     from chaton.services import accounts
-    from chaton.services.reconcile import secret_lengths
+    from chaton.services.instance_secrets import secret_lengths
 
     for name, manifest in MANIFESTS.items():
         wanted = manifest.ldap.supported

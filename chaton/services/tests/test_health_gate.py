@@ -1,4 +1,4 @@
-"""The upgrade's health gate (``reconcile.wait_healthy``) on a scripted engine and clock:
+"""The upgrade's health gate (``apply.wait_healthy``) on a scripted engine and clock:
 Docker's own verdict counts when the image declares a health check, and a new version
 must stay healthy for the whole stability window."""
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chaton.adapters.docker import Workload
+from chaton.services.apply import HEALTH_POLL_SECONDS, wait_healthy
 from chaton.services.catalog import Health
-from chaton.services.reconcile import HEALTH_POLL_SECONDS, wait_healthy
 
 HEALTH = Health(path="/health", status=200, timeout=10)
 

@@ -12,7 +12,7 @@ from chaton.core.errors import Conflict, InvalidInput
 from chaton.core.models import AuditLog
 from chaton.core.worker import Schedule
 from chaton.directory import actions as directory_actions
-from chaton.services import actions, jobs, queries, reconcile
+from chaton.services import actions, apply, jobs, queries, reconcile
 from chaton.services.actions import EngineUnavailable
 from chaton.services.models import (
     Deployment,
@@ -253,7 +253,7 @@ def test_an_upgrade_left_under_way_is_taken_up(host: Host, engine: FakeEngine,
                                              wait=False)
     assert deployment.outcome == Outcome.PENDING
     # While it is under way, the proxy keeps the old port.
-    assert {route.upstream for route in reconcile.routes()} == {f"{ADDRESS}:20000"}
+    assert {route.upstream for route in apply.routes()} == {f"{ADDRESS}:20000"}
     assert jobs.work_waiting()
     # The process dies right after starting the new version: it runs, unchecked.
     engine.fail_after = engine.writes + 1
