@@ -34,12 +34,13 @@ def test_the_bars_keep_their_links_in_order() -> None:
 def test_the_cli_groups_keep_their_order() -> None:
     assert [group.name for group in registry.cli_groups()] == [
         "directory", "member", "org", "account", "group", "ssh-key", "token", "decision",
-        "backup", "job", "service"]
+        "backup", "job", "notification", "service"]
 
 
 def test_the_worker_asks_the_directory_first_and_the_demo_loads_members_first() -> None:
     assert registry.job_modules() == ["chaton.directory.jobs", "chaton.governance.jobs",
-                                      "chaton.backups.jobs", "chaton.services.jobs"]
+                                      "chaton.backups.jobs", "chaton.services.jobs",
+                                      "chaton.notifications.jobs"]
     assert [loader.__module__ for loader in registry.demo_loaders()] == [
         "chaton.members.demo", "chaton.directory.demo", "chaton.governance.demo",
         "chaton.backups.demo", "chaton.services.demo"]

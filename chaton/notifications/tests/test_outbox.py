@@ -105,8 +105,9 @@ def test_a_mail_the_server_takes_later_goes_once(fake: FakeNotifier) -> None:
     assert len(fake.mails) == 1
 
 
+@pytest.mark.usefixtures("english")
 def test_the_worker_drains_the_queue_in_its_long_lane(fake: FakeNotifier) -> None:
-    assert "chaton.notifications.jobs" in worker.JOB_MODULES
+    assert "chaton.notifications.jobs" in worker.job_modules()
     assert "notifications.send" in jobs.LONG_JOBS
     fake.mail_down = True
     queue_mail()
@@ -205,6 +206,7 @@ def test_the_password_reset_mail_goes_now_and_is_never_queued(fake: FakeNotifier
         outbox.send_mail_now(["anouk@example.org"], "Choose a new password", "link\n")
 
 
+@pytest.mark.usefixtures("english")
 def test_sent_rows_are_deleted_after_a_month_and_failed_ones_stay(fake: FakeNotifier) -> None:
     sent = queue_mail("sent")
     fake.mail_down = True
