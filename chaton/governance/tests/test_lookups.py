@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from chaton.backups import queries as backups_queries
 from chaton.core import queries as core_queries
 from chaton.core.actions import do_create_api_token
 from chaton.core.errors import NotFound
@@ -60,6 +61,9 @@ def test_each_lookup_finds_its_thing_by_its_key(community) -> None:
     (governance_queries.decision_row_by_id, 999_999, "No decision has the number 999999.",
      "decision_id"),
     (core_queries.job_by_id, 999_999, "No job has this id.", "job_id"),
+    (backups_queries.plan_by_name, "nightly", "No backup plan is named nightly.", "plan"),
+    (backups_queries.repository_by_name, "offsite", "No repository is named offsite.",
+     "repository"),
 ])
 def test_each_lookup_names_the_key_it_did_not_find(community, lookup, key, message,
                                                     field) -> None:
@@ -84,6 +88,9 @@ def test_each_lookup_names_the_key_it_did_not_find(community, lookup, key, messa
     (governance_queries.decision_by_id, 2**64),
     (governance_queries.decision_row_by_id, -1),
     (core_queries.job_by_id, 0),
+    (backups_queries.plan_by_name, "night\x00ly"),
+    (backups_queries.plan_by_name, "Nightly"),
+    (backups_queries.repository_by_name, "a" * 100),
 ])
 def test_a_key_that_cannot_name_anything_is_not_found_without_a_query(community, lookup,
                                                                       key) -> None:
