@@ -46,7 +46,7 @@ from chaton.backups.models import (
     SourceResult,
 )
 from chaton.backups.queries import PlanStatus
-from chaton.backups.views import NAME, SUMMARY_DAYS
+from chaton.backups.texts import SUMMARY_DAYS
 from chaton.core import clock, jobs
 from chaton.core.api import (
     ERRORS,
@@ -58,7 +58,7 @@ from chaton.core.api import (
     acting_account,
     as_json,
 )
-from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.errors import InvalidInput
 from chaton.core.models import Job
 from chaton.core.secrets import SecretError
 
@@ -66,33 +66,6 @@ router = Router(tags=["backups"])
 
 #: Every error a backups operation may answer: the shared ones, and 502 ``backup_error``.
 BACKUP_ERRORS: dict[int, Any] = {**ERRORS, 502: ErrorOut}
-
-
-# --- lookups --------------------------------------------------------------------------------
-
-
-def repository_or_404(name: str) -> Repository:
-    """Return the repository named ``name``. Raise NotFound (never a query for a bad name)."""
-    if not NAME.fullmatch(name):
-        raise NotFound(_("No repository is named %(name)s.") % {"name": name[:64]},
-                       field="repository")
-    return queries.repository_by_name(name)
-
-
-def plan_or_404(name: str) -> Plan:
-    """Return the plan named ``name``, repository joined. Raise NotFound."""
-    if not NAME.fullmatch(name):
-        raise NotFound(_("No backup plan is named %(name)s.") % {"name": name[:64]},
-                       field="plan")
-    return queries.plan_by_name(name)
-
-
-def source_or_404(plan: Plan, name: str) -> Source:
-    """Return the source ``name`` of ``plan``. Raise NotFound."""
-    if not NAME.fullmatch(name):
-        raise NotFound(_("Plan %(plan)s has no source named %(name)s.")
-                       % {"plan": plan.name, "name": name[:64]}, field="source")
-    return queries.source_by_name(plan, name)
 
 
 @contextlib.contextmanager
@@ -529,13 +502,13 @@ def create_repository(request: HttpRequest,
 @router.get("/repositories/{name}", response={200: RepositoryOut, **ERRORS},
             summary="Get a repository")
 def get_repository(request: HttpRequest, name: str) -> Repository:
-    return queries.repositories().get(pk=repository_or_404(name).pk)
+    return queries.repositories().get(pk=queries.repository_by_name(name).pk)
 
 
 @router.patch("/repositories/{name}", response={200: RepositoryOut, **ERRORS},
               summary="Change a repository's location, password, variables or checks")
 def update_repository(request: HttpRequest, name: str, payload: RepositoryPatch) -> Repository:
-    repository = repository_or_404(name)
+    repository = queries.repository_by_name(name)
     actions.do_update_repository(
         repository, acting_user=acting_account(request), location=payload.location,
         password=payload.password, environment=payload.environment,
@@ -548,7 +521,8 @@ def update_repository(request: HttpRequest, name: str, payload: RepositoryPatch)
                summary="Delete a repository record (its restic data stays where it is)")
 def delete_repository(request: HttpRequest, name: str) -> tuple[int, None]:
     """409 ``conflict`` while a plan uses it or a run of it is in progress."""
-    actions.do_delete_repository(repository_or_404(name), acting_user=acting_account(request))
+    actions.do_delete_repository(queries.repository_by_name(name),
+                                 acting_user=acting_account(request))
     return 204, None
 
 
@@ -558,7 +532,7 @@ def init_repository(request: HttpRequest, name: str) -> tuple[int, Job]:
     """The job's result is the repository. Its error is ``invalid`` (field ``password``)
     when a repository is there that the password does not open, ``backup_error`` when
     restic cannot reach or write the location."""
-    return _init_job(request, repository_or_404(name))
+    return _init_job(request, queries.repository_by_name(name))
 
 
 def _init_job(request: HttpRequest, repository: Repository) -> tuple[int, Job]:
@@ -578,7 +552,7 @@ def _init_work(job: Job) -> dict[str, Any]:
              summary="Run restic check now, reading a share of the data")
 def check_repository(request: HttpRequest, name: str, payload: CheckIn | None = None) -> Run:
     """Answers the check run: ``outcome`` failed, with restic's findings, for damaged data."""
-    repository = repository_or_404(name)
+    repository = queries.repository_by_name(name)
     run = actions.do_check_repository(
         repository, acting_user=acting_account(request),
         read_data_subset=payload.read_data_subset if payload is not None else None)
@@ -603,7 +577,7 @@ def create_plan(request: HttpRequest, payload: PlanIn) -> tuple[int, dict[str, A
     """Add its data sources with ``POST /plans/{name}/sources``."""
     values = payload.model_dump()
     name = values.pop("name")
-    repository = repository_or_404(values.pop("repository"))
+    repository = queries.repository_by_name(values.pop("repository"))
     plan = actions.do_create_plan(name, repository, acting_user=acting_account(request),
                                   **values)
     return 201, _one_plan(plan)
@@ -611,16 +585,16 @@ def create_plan(request: HttpRequest, payload: PlanIn) -> tuple[int, dict[str, A
 
 @router.get("/plans/{name}", response={200: PlanOut, **ERRORS}, summary="Get a plan")
 def get_plan(request: HttpRequest, name: str) -> dict[str, Any]:
-    return _one_plan(plan_or_404(name))
+    return _one_plan(queries.plan_by_name(name))
 
 
 @router.patch("/plans/{name}", response={200: PlanOut, **ERRORS},
               summary="Change a plan's settings (its name stays)")
 def update_plan(request: HttpRequest, name: str, payload: PlanPatch) -> dict[str, Any]:
-    plan = plan_or_404(name)
+    plan = queries.plan_by_name(name)
     changes = payload.model_dump(exclude_unset=True)
     if changes.get("repository") is not None:
-        changes["repository"] = repository_or_404(changes["repository"])
+        changes["repository"] = queries.repository_by_name(changes["repository"])
     actions.do_update_plan(plan, acting_user=acting_account(request), **changes)
     return _one_plan(plan)
 
@@ -628,7 +602,7 @@ def update_plan(request: HttpRequest, name: str, payload: PlanPatch) -> dict[str
 @router.delete("/plans/{name}", response={204: None, **ERRORS},
                summary="Delete a plan and its history (its snapshots stay in the repository)")
 def delete_plan(request: HttpRequest, name: str) -> tuple[int, None]:
-    actions.do_delete_plan(plan_or_404(name), acting_user=acting_account(request))
+    actions.do_delete_plan(queries.plan_by_name(name), acting_user=acting_account(request))
     return 204, None
 
 
@@ -637,7 +611,7 @@ def delete_plan(request: HttpRequest, name: str) -> tuple[int, None]:
 def add_source(request: HttpRequest, name: str, payload: SourceIn) -> tuple[int, Source]:
     """The kind checks its parameters: an unknown kind or a bad parameter is 400 with the
     faulty parameter in ``field``."""
-    plan = plan_or_404(name)
+    plan = queries.plan_by_name(name)
     return 201, actions.do_add_source(plan, payload.kind, payload.name, payload.params,
                                       acting_user=acting_account(request))
 
@@ -645,7 +619,7 @@ def add_source(request: HttpRequest, name: str, payload: SourceIn) -> tuple[int,
 @router.delete("/plans/{name}/sources/{source}", response={204: None, **ERRORS},
                summary="Remove a data source (its snapshots and history stay)")
 def remove_source(request: HttpRequest, name: str, source: str) -> tuple[int, None]:
-    found = source_or_404(plan_or_404(name), source)
+    found = queries.source_by_name(queries.plan_by_name(name), source)
     actions.do_remove_source(found, acting_user=acting_account(request))
     return 204, None
 
@@ -655,7 +629,7 @@ def remove_source(request: HttpRequest, name: str, source: str) -> tuple[int, No
             summary="The source's snapshots that can be restored, newest first")
 @paginate(Page)
 def list_snapshots(request: HttpRequest, name: str, source: str) -> Any:
-    return queries.snapshots_of(source_or_404(plan_or_404(name), source))
+    return queries.snapshots_of(queries.source_by_name(queries.plan_by_name(name), source))
 
 
 # --- runs -----------------------------------------------------------------------------------
@@ -669,7 +643,7 @@ def list_runs(request: HttpRequest, name: str, kind: str = "") -> Any:
     if kind and kind not in RunKind.values:
         raise InvalidInput(_("Unknown kind of run: choose among %(choices)s.")
                            % {"choices": ", ".join(RunKind.values)}, field="kind")
-    return queries.run_history(plan=plan_or_404(name), kind=kind or None)
+    return queries.run_history(plan=queries.plan_by_name(name), kind=kind or None)
 
 
 def _plan_job(request: HttpRequest, kind: str, plan: Plan, **params: Any) -> tuple[int, Job]:
@@ -684,7 +658,7 @@ def _plan_job(request: HttpRequest, kind: str, plan: Plan, **params: Any) -> tup
 def run_plan(request: HttpRequest, name: str) -> tuple[int, Job]:
     """The job's result is the run: ``outcome`` failed (and ``error``) when a source or the
     repository failed. Its error is ``conflict`` when the plan is already running."""
-    return _plan_job(request, "backups.run", plan_or_404(name))
+    return _plan_job(request, "backups.run", queries.plan_by_name(name))
 
 
 def _run_work(job: Job) -> dict[str, Any]:
@@ -702,7 +676,7 @@ def _run_work(job: Job) -> dict[str, Any]:
             summary="What the plan's retention keeps and removes now (changes nothing)")
 def preview_retention(request: HttpRequest, name: str) -> dict[str, Any]:
     """Each kept snapshot comes with the rules that keep it (daily, weekly …)."""
-    plan = plan_or_404(name)
+    plan = queries.plan_by_name(name)
     with readable_secrets():
         return _retention_out(queries.retention_preview(plan))
 
@@ -711,7 +685,7 @@ def preview_retention(request: HttpRequest, name: str) -> dict[str, Any]:
              summary="Apply the plan's retention now (restic forget --prune): a job")
 def apply_retention(request: HttpRequest, name: str) -> tuple[int, Job]:
     """The job's result is what was kept and removed, as ``GET`` shows it beforehand."""
-    return _plan_job(request, "backups.retention", plan_or_404(name))
+    return _plan_job(request, "backups.retention", queries.plan_by_name(name))
 
 
 def _retention_work(job: Job) -> dict[str, Any]:
@@ -729,7 +703,7 @@ def _retention_work(job: Job) -> dict[str, Any]:
 def list_drills(request: HttpRequest, plan: str = "", since: DateTimeIn | None = None,
                 until: DateTimeIn | None = None) -> Any:
     """``?plan=`` keeps one plan's; ``?since=`` and ``?until=`` bound when they started."""
-    return queries.drill_history(plan=plan_or_404(plan) if plan else None, since=since,
+    return queries.drill_history(plan=queries.plan_by_name(plan) if plan else None, since=since,
                                  until=until)
 
 
@@ -741,7 +715,7 @@ def drill_summary(request: HttpRequest, plan: str = "", since: DateTimeIn | None
     "restores tested: 12, all passed"."""
     start = since if since is not None else clock.now() - dt.timedelta(days=SUMMARY_DAYS)
     summary = queries.drill_summary(start, until,
-                                    plans=[plan_or_404(plan)] if plan else None)
+                                    plans=[queries.plan_by_name(plan)] if plan else None)
     return {"since": summary.since, "until": summary.until, "tested": summary.tested,
             "passed": summary.passed, "failed": summary.failed,
             "all_passed": summary.all_passed, "text": str(summary)}
@@ -751,7 +725,7 @@ def drill_summary(request: HttpRequest, plan: str = "", since: DateTimeIn | None
             summary="A plan's restore drills, newest first")
 @paginate(Page)
 def list_plan_drills(request: HttpRequest, name: str) -> Any:
-    return queries.drill_history(plan=plan_or_404(name))
+    return queries.drill_history(plan=queries.plan_by_name(name))
 
 
 @router.post("/plans/{name}/drill", response={202: JobOut, **BACKUP_ERRORS},
@@ -763,8 +737,8 @@ def drill_plan(request: HttpRequest, name: str, payload: DrillIn | None = None
     when one failed (the evidence is in each drill's ``details``). Its error is
     ``conflict`` when the plan is already running."""
     options = payload or DrillIn(source=None, check=True)
-    plan = plan_or_404(name)
-    source = source_or_404(plan, options.source) if options.source else None
+    plan = queries.plan_by_name(name)
+    source = queries.source_by_name(plan, options.source) if options.source else None
     return _plan_job(request, "backups.drill", plan,
                      source=source.name if source is not None else None, check=options.check)
 
@@ -795,7 +769,7 @@ def restore_source(request: HttpRequest, name: str, source: str,
     ``details.safety_snapshot``): if it fails, nothing is overwritten. A source that
     cannot be restored in place (Chaton's own database, a directory server) answers 400
     with the reason. The job's result is the restore's run."""
-    found = source_or_404(plan_or_404(name), source)
+    found = queries.source_by_name(queries.plan_by_name(name), source)
     if payload.in_place and payload.target is not None:
         raise InvalidInput(_("Restore either to a target or in place."), field="target")
     if not payload.in_place and payload.target is None:

@@ -7,6 +7,7 @@ which lists the repository's snapshots (``restic snapshots --no-lock``).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -110,30 +111,52 @@ def stale_plans() -> list[PlanStatus]:
             if status.stale]
 
 
+# -- lookups by natural key ----------------------------------------------------------------
+#
+# Every interface (pages, API, CLI) finds a plan, a repository or a source through these: one
+# message per thing, NotFound for the pages' 404, the API's ``not_found`` and the CLI's line.
+# A text that cannot be a name (see actions.clean_name) is not found without a query
+# (PostgreSQL refuses a NUL outright).
+
+#: What a plan, repository or source name can be.
+NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
+
+
+def _name(text: str) -> str | None:
+    text = text.strip()
+    return text if NAME.fullmatch(text) else None
+
+
 def plan_by_name(name: str) -> Plan:
-    """Return the plan named ``name``. Raise NotFound."""
-    plan = Plan.objects.select_related("repository").filter(name=name.strip()).first()
+    """Given a plan's name (surrounding spaces ignored), return it, its repository joined.
+
+    Raise NotFound.
+    """
+    key = _name(name)
+    plan = Plan.objects.select_related("repository").filter(name=key).first() if key else None
     if plan is None:
-        raise NotFound(_("No backup plan is named %(name)s.") % {"name": name.strip()},
+        raise NotFound(_("No backup plan is named %(name)s.") % {"name": name.strip()[:64]},
                        field="plan")
     return plan
 
 
 def repository_by_name(name: str) -> Repository:
-    """Return the repository named ``name``. Raise NotFound."""
-    repository = Repository.objects.filter(name=name.strip()).first()
+    """Given a repository's name (surrounding spaces ignored), return it. Raise NotFound."""
+    key = _name(name)
+    repository = Repository.objects.filter(name=key).first() if key else None
     if repository is None:
-        raise NotFound(_("No repository is named %(name)s.") % {"name": name.strip()},
+        raise NotFound(_("No repository is named %(name)s.") % {"name": name.strip()[:64]},
                        field="repository")
     return repository
 
 
 def source_by_name(plan: Plan, name: str) -> Source:
-    """Return the source ``name`` of ``plan``. Raise NotFound."""
-    source = plan.sources.filter(name=name.strip()).first()
+    """Given a plan and a source's name, return the source (plan set). Raise NotFound."""
+    key = _name(name)
+    source = plan.sources.filter(name=key).first() if key else None
     if source is None:
         raise NotFound(_("Plan %(plan)s has no source named %(name)s.")
-                       % {"plan": plan.name, "name": name.strip()}, field="source")
+                       % {"plan": plan.name, "name": name.strip()[:64]}, field="source")
     source.plan = plan
     return source
 

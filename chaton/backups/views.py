@@ -14,7 +14,6 @@ the field it names, and a password typed in a form is never shown again.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils import formats, timezone
@@ -40,108 +39,29 @@ from chaton.backups.forms import (
     SourceForm,
 )
 from chaton.backups.models import Plan, Repository, Run, RunKind, Source, SourceResult
+from chaton.backups.texts import (
+    SUMMARY_DAYS,
+    duration_text,
+    interval_text,
+    params_text,
+    reason_labels,
+    retention_text,
+)
 from chaton.core import clock
 from chaton.core.charts import Series, stacked_bars
-from chaton.core.errors import ChatonError, NotFound
+from chaton.core.errors import ChatonError
 from chaton.core.secrets import SecretError
 from chaton.core.views import admin_required, paginate, posted, show_error, signed_in
 
-#: The drill summary on the pages covers this many days (about six months).
-SUMMARY_DAYS = 183
 #: Runs per page of a plan's history, and drills per page of its drill history.
 HISTORY_PAGE_SIZE = 20
 #: How many of the last backups the chart of bytes added shows.
 CHART_RUNS = 30
 #: Checks listed on a repository's page.
 CHECKS_SHOWN = 20
-#: What a plan, repository or source name can be (see actions.clean_name): anything else
-#: in a URL is not found, without a query (PostgreSQL refuses a NUL in one).
-NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
 
 
 # -- helpers -----------------------------------------------------------------
-
-
-def _plan_or_404(name: str) -> Plan:
-    try:
-        if not NAME.fullmatch(name):
-            raise NotFound(name)
-        return queries.plan_by_name(name)
-    except NotFound:
-        raise Http404(_("No backup plan has this name.")) from None
-
-
-def _repository_or_404(name: str) -> Repository:
-    try:
-        if not NAME.fullmatch(name):
-            raise NotFound(name)
-        return queries.repository_by_name(name)
-    except NotFound:
-        raise Http404(_("No repository has this name.")) from None
-
-
-def duration_text(seconds: float | None) -> str:
-    """Given a duration in seconds (None: unfinished), return it for people: ``2 min 05 s``."""
-    if seconds is None:
-        return "—"
-    if seconds < 10:
-        return _("%(seconds).1f s") % {"seconds": seconds}
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return _("%(hours)d h %(minutes)02d min") % {"hours": hours, "minutes": minutes}
-    if minutes:
-        return _("%(minutes)d min %(seconds)02d s") % {"minutes": minutes, "seconds": secs}
-    return _("%(seconds)d s") % {"seconds": secs}
-
-
-def interval_text(minutes: int) -> str:
-    """Given a plan's interval in minutes, return it for people: ``every day``, ``every 6
-    hours``, ``every 90 minutes``."""
-    if minutes % (24 * 60) == 0:
-        days = minutes // (24 * 60)
-        return ngettext("every day", "every %(count)d days", days) % {"count": days}
-    if minutes % 60 == 0:
-        hours = minutes // 60
-        return ngettext("every hour", "every %(count)d hours", hours) % {"count": hours}
-    return ngettext("every minute", "every %(count)d minutes", minutes) % {"count": minutes}
-
-
-def retention_text(plan: Plan) -> str:
-    """Given a plan, return its retention policy in words: ``keeps 7 daily snapshots, 4
-    weekly snapshots``."""
-    if plan.keep_policy().keeps_everything:
-        return _("keeps every snapshot")
-    rules = (
-        (plan.keep_last, ngettext("the last snapshot", "the last %(count)d snapshots",
-                                  plan.keep_last)),
-        (plan.keep_daily, ngettext("%(count)d daily snapshot", "%(count)d daily snapshots",
-                                   plan.keep_daily)),
-        (plan.keep_weekly, ngettext("%(count)d weekly snapshot", "%(count)d weekly snapshots",
-                                    plan.keep_weekly)),
-        (plan.keep_monthly, ngettext("%(count)d monthly snapshot",
-                                     "%(count)d monthly snapshots", plan.keep_monthly)),
-        (plan.keep_yearly, ngettext("%(count)d yearly snapshot", "%(count)d yearly snapshots",
-                                    plan.keep_yearly)),
-    )
-    parts = [text % {"count": count} for count, text in rules if count]
-    return _("keeps %(rules)s") % {"rules": ", ".join(parts)}
-
-
-def params_text(params: dict[str, Any]) -> list[tuple[str, str]]:
-    """Given a source's parameters fit to show (secrets masked), return (name, text) pairs:
-    lists joined, true and false in words."""
-    shown = []
-    for name, value in params.items():
-        if isinstance(value, bool):
-            text = _("yes") if value else _("no")
-        elif isinstance(value, list):
-            text = ", ".join(str(item) for item in value) or "—"
-        else:
-            text = str(value)
-        shown.append((name, text))
-    return shown
 
 
 def _seconds(delta: dt.timedelta | None) -> float | None:
@@ -284,7 +204,8 @@ def with_health(repositories: Iterable[Repository]) -> list[Repository]:
 @admin_required
 def repository_detail(request: HttpRequest, name: str) -> HttpResponse:
     """Show a repository: where it is, the plans using it, its health, its checks."""
-    (repository,) = with_health(queries.repositories().filter(pk=_repository_or_404(name).pk))
+    found = queries.repository_by_name(name)
+    (repository,) = with_health(queries.repositories().filter(pk=found.pk))
     checks = list(queries.run_history(repository=repository, kind=RunKind.CHECK)[:CHECKS_SHOWN])
     _decorate_runs(checks)
     return render(request, "backups/repository_detail.html", {
@@ -298,7 +219,7 @@ def repository_detail(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 def repository_edit(request: HttpRequest, name: str) -> HttpResponse:
     """Change a repository's location, password, extra variables or checks."""
-    repository = _repository_or_404(name)
+    repository = queries.repository_by_name(name)
     form = RepositoryEditForm(posted(request), initial={
         "location": repository.location,
         "check_interval_days": repository.check_interval_days,
@@ -324,7 +245,7 @@ def repository_edit(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 @require_POST
 def repository_init(request: HttpRequest, name: str) -> HttpResponse:
-    _initialise(request, _repository_or_404(name))
+    _initialise(request, queries.repository_by_name(name))
     return redirect("backup-repository", name)
 
 
@@ -332,7 +253,7 @@ def repository_init(request: HttpRequest, name: str) -> HttpResponse:
 def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
     """Ask for confirmation (GET), then forget the repository (POST): refused while a plan
     uses it; the restic repository itself stays where it is."""
-    repository = _repository_or_404(name)
+    repository = queries.repository_by_name(name)
     if request.method == "POST":
         try:
             actions.do_delete_repository(repository, acting_user=signed_in(request))
@@ -352,7 +273,7 @@ def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def repository_check(request: HttpRequest, name: str) -> HttpResponse:
     """Run ``restic check`` on the repository now (reading its usual share of the data)."""
-    repository = _repository_or_404(name)
+    repository = queries.repository_by_name(name)
     try:
         run = actions.do_check_repository(repository, acting_user=signed_in(request))
     except ChatonError as error:
@@ -389,13 +310,6 @@ def plan_create(request: HttpRequest) -> HttpResponse:
     return render(request, "backups/plan_form.html", {"form": form, "plan": None})
 
 
-def reason_labels() -> dict[str, str]:
-    """Return the words for why retention keeps a snapshot, by the rule's name."""
-    return {"last": _("one of the last"), "hourly": _("hourly"), "daily": _("daily"),
-            "weekly": _("weekly"), "monthly": _("monthly"), "yearly": _("yearly"),
-            "all": _("no rule: everything is kept"), "kept": _("kept")}
-
-
 def retention_groups(outcome: actions.RetentionOutcome) -> list[dict[str, Any]]:
     """Given what retention keeps and removes, return per group its label, the kept
     snapshots with their reasons in words, and the snapshots removed."""
@@ -420,7 +334,7 @@ def _retention(plan: Plan) -> tuple[list[dict[str, Any]] | None, str]:
 @admin_required
 def plan_detail(request: HttpRequest, name: str) -> HttpResponse:
     """Show a plan: sources, schedule, retention and its preview, runs, drills, chart."""
-    plan = _plan_or_404(name)
+    plan = queries.plan_by_name(name)
     status = queries.plan_status(plan)
     sources = list(plan.sources.order_by("name"))
     for source in sources:
@@ -452,7 +366,7 @@ def plan_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 @admin_required
 def plan_edit(request: HttpRequest, name: str) -> HttpResponse:
-    plan = _plan_or_404(name)
+    plan = queries.plan_by_name(name)
     initial = {field: getattr(plan, field) for field in PlanSettingsForm.base_fields}
     initial["repository"] = plan.repository.name
     form = PlanSettingsForm(posted(request), initial=initial)
@@ -473,7 +387,7 @@ def plan_edit(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 def plan_delete(request: HttpRequest, name: str) -> HttpResponse:
     """Ask for confirmation (GET), then delete the plan and its history (POST)."""
-    plan = _plan_or_404(name)
+    plan = queries.plan_by_name(name)
     if request.method == "POST":
         try:
             actions.do_delete_plan(plan, acting_user=signed_in(request))
@@ -489,7 +403,7 @@ def plan_delete(request: HttpRequest, name: str) -> HttpResponse:
 
 @admin_required
 def source_add(request: HttpRequest, name: str) -> HttpResponse:
-    plan = _plan_or_404(name)
+    plan = queries.plan_by_name(name)
     form = SourceForm(posted(request))
     if request.method == "POST" and form.is_valid():
         try:
@@ -508,13 +422,8 @@ def source_add(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 @require_POST
 def source_remove(request: HttpRequest, name: str, source: str) -> HttpResponse:
-    plan = _plan_or_404(name)
-    try:
-        if not NAME.fullmatch(source):
-            raise NotFound(source)
-        found = queries.source_by_name(plan, source)
-    except NotFound:
-        raise Http404(_("This plan has no source with this name.")) from None
+    plan = queries.plan_by_name(name)
+    found = queries.source_by_name(plan, source)
     actions.do_remove_source(found, acting_user=signed_in(request))
     messages.success(request, _("The source %(name)s was removed; its snapshots and history "
                                 "stay.") % {"name": found.name})
@@ -528,7 +437,7 @@ def source_remove(request: HttpRequest, name: str, source: str) -> HttpResponse:
 @require_POST
 def plan_run(request: HttpRequest, name: str) -> HttpResponse:
     """Back the plan up now; refuse, with a message, while it is already running."""
-    plan = _plan_or_404(name)
+    plan = queries.plan_by_name(name)
     try:
         run = actions.run_backup(plan, acting_user=signed_in(request))
     except ChatonError as error:
@@ -547,7 +456,7 @@ def plan_run(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def plan_drill(request: HttpRequest, name: str) -> HttpResponse:
     """Drill a restore of every source now, then check the repository."""
-    plan = _plan_or_404(name)
+    plan = queries.plan_by_name(name)
     try:
         report = actions.run_drill(plan, acting_user=signed_in(request))
     except ChatonError as error:
@@ -576,7 +485,7 @@ def plan_drill(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def plan_retention(request: HttpRequest, name: str) -> HttpResponse:
     """Apply the plan's retention now (``restic forget --prune``)."""
-    plan = _plan_or_404(name)
+    plan = queries.plan_by_name(name)
     try:
         outcome = actions.apply_retention(plan, acting_user=signed_in(request))
     except ChatonError as error:

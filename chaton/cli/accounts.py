@@ -11,12 +11,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from rich.table import Table
 
-from chaton.cli.members import find_organization, find_person
 from chaton.cli.runtime import (
     acting_user,
     cell,
     console,
-    find_account,
     parse_until,
     setup_django,
 )
@@ -24,23 +22,11 @@ from chaton.cli.runtime import (
 if TYPE_CHECKING:
     import datetime as dt
 
-    from chaton.directory.models import Group
 
 account_app = typer.Typer(no_args_is_help=True, add_completion=False)
 group_app = typer.Typer(no_args_is_help=True, add_completion=False)
 ssh_key_app = typer.Typer(no_args_is_help=True, add_completion=False)
 token_app = typer.Typer(no_args_is_help=True, add_completion=False)
-
-
-def find_group(name: str) -> Group:
-    """Given a group's name, return it. Raise NotFound when there is none."""
-    from chaton.core.errors import NotFound
-    from chaton.directory.models import Group
-
-    group = Group.objects.filter(name=name.strip()).first()
-    if group is None:
-        raise NotFound(_("No group is named %(name)s.") % {"name": name.strip()}, field="group")
-    return group
 
 
 def read_password(password_file: Path | None, prompt: str) -> str:
@@ -129,12 +115,13 @@ def add_account(
     setup_django()
     from chaton.core.errors import InvalidInput
     from chaton.directory import actions
+    from chaton.members.queries import organization_by_slug, person_by_email
 
     if person_email and organization_slug:
         raise InvalidInput(_("An account has one owner: a person or an organization."),
                            field="organization")
-    person = find_person(person_email) if person_email else None
-    organization = find_organization(organization_slug) if organization_slug else None
+    person = person_by_email(person_email) if person_email else None
+    organization = organization_by_slug(organization_slug) if organization_slug else None
     owner = person or organization
     name = display_name or (str(owner) if owner is not None else "")
     address = email or (owner.email if owner is not None else "")
@@ -158,8 +145,9 @@ def _set_state(uid: str, enabled: bool) -> None:
     setup_django()
     from chaton.directory import actions
     from chaton.directory.models import AccountState
+    from chaton.directory.queries import account_by_uid
 
-    account = find_account(uid)
+    account = account_by_uid(uid)
     state = AccountState.ACTIVE if enabled else AccountState.DISABLED
     actions.do_set_state(account, state, acting_user=acting_user())
     console().print(_("Account %(uid)s: %(state)s.")
@@ -188,8 +176,9 @@ def set_password(
     """Set an account's password (typed twice at a hidden prompt, or read from a file)."""
     setup_django()
     from chaton.directory import actions
+    from chaton.directory.queries import account_by_uid
 
-    account = find_account(uid)
+    account = account_by_uid(uid)
     password = read_password(password_file, _("New password for %(uid)s") % {"uid": account.uid})
     actions.do_set_password(account, password, acting_user=acting_user())
     console().print(_("Password of %(uid)s changed.") % {"uid": account.uid}, markup=False)
@@ -204,9 +193,10 @@ def reset_second_factor(uid: Annotated[str, typer.Argument(metavar="UID")]) -> N
     account's tokens with the ``admin`` scope are revoked with it.
     """
     setup_django()
+    from chaton.directory.queries import account_by_uid
     from chaton.security import actions
 
-    account = find_account(uid)
+    account = account_by_uid(uid)
     revoked = actions.do_remove_second_factor(account, acting_user=acting_user())
     console().print(_("Second factor of %(uid)s removed: they enrol again at their next "
                       "login.") % {"uid": account.uid}, markup=False)
@@ -225,8 +215,9 @@ def expire_account(
     """Set the last day an account works, or remove its end with 'never'."""
     setup_django()
     from chaton.directory import actions
+    from chaton.directory.queries import account_by_uid
 
-    account = find_account(uid)
+    account = account_by_uid(uid)
     expires_at = None if until.strip().lower() == "never" else parse_until(until, field="expires")
     actions.do_update_account(account, acting_user=acting_user(), expires_at=expires_at)
     if expires_at is None:
@@ -266,9 +257,9 @@ def list_group_members(name: Annotated[str, typer.Argument(metavar="GROUP")]) ->
     """List the members of a group, with the end of each one's access."""
     setup_django()
     from chaton.core import clock
-    from chaton.directory.queries import group_members
+    from chaton.directory.queries import group_by_name, group_members
 
-    group = find_group(name)
+    group = group_by_name(name)
     now = clock.now()
     table = Table(title=_("Members of %(group)s") % {"group": group.name})
     for header in (_("User name"), _("Name"), _("Until")):
@@ -306,8 +297,9 @@ def rename_group(
     decision)."""
     setup_django()
     from chaton.directory import actions
+    from chaton.directory.queries import group_by_name
 
-    group = actions.do_rename_group(find_group(name), new_name, acting_user=acting_user())
+    group = actions.do_rename_group(group_by_name(name), new_name, acting_user=acting_user())
     console().print(_("Group %(name)s renamed to %(new)s.") % {"name": name.strip(),
                                                                "new": group.name},
                     style="green", markup=False)
@@ -319,8 +311,9 @@ def delete_group(name: Annotated[str, typer.Argument(metavar="GROUP")]) -> None:
     only: by decision)."""
     setup_django()
     from chaton.directory import actions
+    from chaton.directory.queries import group_by_name
 
-    group = find_group(name)
+    group = group_by_name(name)
     actions.do_delete_group(group, acting_user=acting_user())
     console().print(_("Group %(name)s deleted.") % {"name": group.name}, markup=False)
 
@@ -336,9 +329,10 @@ def add_group_member(
     """Put an account in a group, for good or until a date (adding again changes the date)."""
     setup_django()
     from chaton.directory import actions
+    from chaton.directory.queries import account_by_uid, group_by_name
 
-    group = find_group(name)
-    account = find_account(uid)
+    group = group_by_name(name)
+    account = account_by_uid(uid)
     expires_at = parse_until(until, field="until") if until else None
     actions.do_add_to_group(group, account, acting_user=acting_user(), expires_at=expires_at)
     if expires_at is None:
@@ -358,9 +352,10 @@ def remove_group_member(
     """Take an account out of a group."""
     setup_django()
     from chaton.directory import actions
+    from chaton.directory.queries import account_by_uid, group_by_name
 
-    group = find_group(name)
-    account = find_account(uid)
+    group = group_by_name(name)
+    account = account_by_uid(uid)
     actions.do_remove_from_group(group, account, acting_user=acting_user())
     console().print(_("%(uid)s is not in %(group)s.") % {"uid": account.uid, "group": group.name},
                     markup=False)
@@ -382,8 +377,9 @@ def add_ssh_key(
 
     from chaton.core.errors import InvalidInput
     from chaton.directory import actions
+    from chaton.directory.queries import account_by_uid
 
-    account = find_account(uid)
+    account = account_by_uid(uid)
     if key_file == "-":
         text = sys.stdin.read()
     else:
@@ -409,7 +405,8 @@ def add_ssh_key(
 def list_ssh_keys(uid: Annotated[str, typer.Argument(metavar="USER")]) -> None:
     """List an account's SSH public keys, one per line: id, fingerprint, type, comment, added."""
     setup_django()
-    account = find_account(uid)
+    from chaton.directory.queries import account_by_uid
+    account = account_by_uid(uid)
     keys = list(account.ssh_keys.order_by("added_at", "id"))
     for key in keys:
         # One line each, never cut: the fingerprint is what `remove` takes.
@@ -429,8 +426,9 @@ def remove_ssh_key(
     setup_django()
     from chaton.core.errors import NotFound
     from chaton.directory import actions
+    from chaton.directory.queries import account_by_uid
 
-    account = find_account(uid)
+    account = account_by_uid(uid)
     keys = account.ssh_keys.all()
     by_id = key.isascii() and key.isdigit() and int(key) < 2**63
     found = keys.filter(pk=int(key)).first() if by_id else keys.filter(fingerprint=key).first()
@@ -463,8 +461,9 @@ def create_token(
     setup_django()
     from chaton.cli.governance import own_credential
     from chaton.core.actions import do_create_api_token
+    from chaton.directory.queries import account_by_uid
 
-    account = find_account(uid)
+    account = account_by_uid(uid)
     wanted = [scope.strip().lower() for scope in scopes] if scopes else None
     creator, proved = acting_user(), False
     if wanted and "vote" in wanted:

@@ -77,7 +77,7 @@ def _size(value: int) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    from chaton.backups.views import duration_text
+    from chaton.backups.texts import duration_text
 
     return duration_text(seconds)
 
@@ -103,27 +103,6 @@ def _print_errors(lines: list[tuple[str, str]]) -> None:
     for what, error in lines:
         if error:
             console().print(cell(f"! {what}: {error}", "red"), soft_wrap=True)
-
-
-def find_plan(name: str) -> Plan:
-    """Given a plan's name, return it. Raise NotFound."""
-    from chaton.backups import queries
-
-    return queries.plan_by_name(name)
-
-
-def find_repository(name: str) -> Repository:
-    """Given a repository's name, return it. Raise NotFound."""
-    from chaton.backups import queries
-
-    return queries.repository_by_name(name)
-
-
-def find_source(plan_name: str, name: str) -> Source:
-    """Given a plan's and a source's names, return the source. Raise NotFound."""
-    from chaton.backups import queries
-
-    return queries.source_by_name(find_plan(plan_name), name)
 
 
 def parse_params(values: list[str]) -> dict[str, Any]:
@@ -268,8 +247,9 @@ def set_repository(
     setup_django()
     from chaton.backups import actions
     from chaton.backups.forms import parse_environment
+    from chaton.backups.queries import repository_by_name
 
-    repository = find_repository(name)
+    repository = repository_by_name(name)
     password = None
     if password_file is not None or ask_password:
         password = _read_secret(password_file, _("Repository password"))
@@ -290,8 +270,9 @@ def delete_repository(
     """Forget a repository that no plan uses; the restic repository itself stays."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import repository_by_name
 
-    repository = find_repository(name)
+    repository = repository_by_name(name)
     if not yes and not typer.confirm(_("Delete repository %(name)s from Chaton (its data stays "
                                        "at %(location)s)?")
                                      % {"name": repository.name,
@@ -309,8 +290,9 @@ def init_repository(name: Annotated[str, typer.Argument(metavar="NAME")]) -> Non
     """Initialise the repository at its location, or adopt the one the password opens."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import repository_by_name
 
-    repository = actions.do_init_repository(find_repository(name), acting_user=acting_user())
+    repository = actions.do_init_repository(repository_by_name(name), acting_user=acting_user())
     console().print(_("Repository %(name)s initialised at %(location)s.")
                     % {"name": repository.name, "location": repository.location},
                     style="green", markup=False)
@@ -326,9 +308,10 @@ def check_repository(
     """Run ``restic check`` now. Exit 1 when it found errors."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import repository_by_name
 
     account, triggered_by = _who()
-    repository = find_repository(name)
+    repository = repository_by_name(name)
     run = actions.do_check_repository(repository, acting_user=account,
                                       read_data_subset=read_data_subset,
                                       triggered_by=triggered_by)
@@ -347,7 +330,7 @@ def check_repository(
 
 def _summary_line(plans: list[Plan] | None = None, since: dt.datetime | None = None) -> str:
     from chaton.backups import queries
-    from chaton.backups.views import SUMMARY_DAYS
+    from chaton.backups.texts import SUMMARY_DAYS
     from chaton.core import clock
 
     start = since or clock.now() - dt.timedelta(days=SUMMARY_DAYS)
@@ -385,7 +368,7 @@ def list_plans() -> None:
 
 
 def _policy_text(plan: Plan) -> str:
-    from chaton.backups.views import retention_text
+    from chaton.backups.texts import retention_text
 
     arguments = " ".join(plan.keep_policy().arguments())
     return retention_text(plan) + (f" ({arguments})" if arguments else "")
@@ -397,7 +380,7 @@ def show_plan(name: Annotated[str, typer.Argument(metavar="PLAN")]) -> None:
     setup_django()
     from chaton.backups import engine, queries
 
-    plan = find_plan(name)
+    plan = queries.plan_by_name(name)
     status = queries.plan_status(plan)
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
@@ -451,9 +434,10 @@ def add_plan(
     """Create a backup plan (then add its sources with ``chaton backup source add``)."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import repository_by_name
 
     plan = actions.do_create_plan(
-        name, find_repository(repository), acting_user=acting_user(), enabled=not disabled,
+        name, repository_by_name(repository), acting_user=acting_user(), enabled=not disabled,
         interval_minutes=every, keep_last=keep_last, keep_daily=keep_daily,
         keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
         stale_after_hours=stale_after, drill_interval_days=drill_every)
@@ -479,15 +463,16 @@ def set_plan(
     """Change a plan's settings (only those given); its name stays."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import plan_by_name, repository_by_name
 
-    plan = find_plan(name)
+    plan = plan_by_name(name)
     changes: dict[str, Any] = {
         "enabled": enabled, "interval_minutes": every, "keep_last": keep_last,
         "keep_daily": keep_daily, "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
         "keep_yearly": keep_yearly, "stale_after_hours": stale_after,
         "drill_interval_days": drill_every}
     if repository is not None:
-        changes["repository"] = find_repository(repository)
+        changes["repository"] = repository_by_name(repository)
     actions.do_update_plan(plan, acting_user=acting_user(), **changes)
     console().print(_("Plan %(name)s saved.") % {"name": plan.name}, markup=False)
 
@@ -500,8 +485,9 @@ def delete_plan(
     """Delete a plan with its sources and history; its snapshots stay in the repository."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import plan_by_name
 
-    plan = find_plan(name)
+    plan = plan_by_name(name)
     if not yes and not typer.confirm(_("Delete plan %(name)s and its history?")
                                      % {"name": plan.name}, default=False):
         console().print(_("Nothing was deleted."), markup=False)
@@ -531,8 +517,9 @@ def add_source(
     """Add a data source to a plan; its kind checks the parameters."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import plan_by_name
 
-    plan = find_plan(plan_name)
+    plan = plan_by_name(plan_name)
     params = parse_params(param or [])
     if password_file is not None:
         params["password"] = _read_secret(password_file, _("Password"))
@@ -550,8 +537,9 @@ def remove_source(
     """Remove a data source from a plan; its snapshots and history stay."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import plan_by_name, source_by_name
 
-    source = find_source(plan_name, name)
+    source = source_by_name(plan_by_name(plan_name), name)
     actions.do_remove_source(source, acting_user=acting_user())
     console().print(_("Source %(name)s removed from %(plan)s.")
                     % {"name": name, "plan": plan_name}, markup=False)
@@ -620,8 +608,9 @@ def run(plan_name: Annotated[str, typer.Argument(metavar="PLAN")]) -> None:
     """Back a plan up now, with a progress bar. Exit 1 when the backup failed."""
     setup_django()
     from chaton.backups import actions
+    from chaton.backups.queries import plan_by_name
 
-    plan = find_plan(plan_name)
+    plan = plan_by_name(plan_name)
     account, triggered_by = _who()
     with BackupBar(list(plan.sources.values_list("name", flat=True))) as bar:
         result = actions.run_backup(plan, acting_user=account, progress=bar.update,
@@ -666,13 +655,13 @@ def runs(
     if kind is not None and kind not in RunKind.values:
         raise InvalidInput(_("Unknown kind of run: choose among %(choices)s.")
                            % {"choices": ", ".join(RunKind.values)}, field="kind")
-    plan = find_plan(plan_name)
+    plan = queries.plan_by_name(plan_name)
     _print_runs(list(queries.run_history(plan=plan, kind=kind)[:limit]),
                 _("Runs of %(plan)s") % {"plan": plan.name})
 
 
 def _print_retention(outcome: RetentionOutcome) -> None:
-    from chaton.backups.views import reason_labels
+    from chaton.backups.texts import reason_labels
 
     labels = reason_labels()
     for group in outcome.groups:
@@ -702,7 +691,7 @@ def retention(
     setup_django()
     from chaton.backups import actions, queries
 
-    plan = find_plan(plan_name)
+    plan = queries.plan_by_name(plan_name)
     account, triggered_by = _who()
     if not apply:
         outcome = queries.retention_preview(plan)
@@ -747,11 +736,12 @@ def restore(
     """
     setup_django()
     from chaton.backups import actions, engine
+    from chaton.backups.queries import plan_by_name, source_by_name
     from chaton.core.errors import InvalidInput
 
     if in_place == (to is not None):
         raise InvalidInput(_("Give either --to DIR or --in-place."), field="target")
-    source = find_source(plan_name, source_name)
+    source = source_by_name(plan_by_name(plan_name), source_name)
     chosen = actions.good_result(source, snapshot)
     account, triggered_by = _who()
     if in_place:
@@ -814,9 +804,10 @@ def drill(
     setup_django()
     from chaton.backups import actions
     from chaton.backups.errors import BackupError
+    from chaton.backups.queries import plan_by_name, source_by_name
 
-    plan = find_plan(plan_name)
-    target: Plan | Source = find_source(plan_name, source_name) if source_name else plan
+    plan = plan_by_name(plan_name)
+    target: Plan | Source = source_by_name(plan, source_name) if source_name else plan
     account, triggered_by = _who()
     with console().status(_("Drilling %(plan)s…") % {"plan": plan.name}):
         report = actions.run_drill(target, acting_user=account, check=check,
@@ -848,13 +839,13 @@ def drills(
     passed")."""
     setup_django()
     from chaton.backups import queries
-    from chaton.backups.views import SUMMARY_DAYS
+    from chaton.backups.texts import SUMMARY_DAYS
     from chaton.core import clock
 
     start = clock.now() - dt.timedelta(days=SUMMARY_DAYS)
     if since is not None:
         start = clock.start_of_day(parse_date(since, field="since"))
-    plan = find_plan(plan_name) if plan_name else None
+    plan = queries.plan_by_name(plan_name) if plan_name else None
     history = queries.drill_history(plan=plan, since=start)
     _print_drills(list(history[:limit]), _("Restore drills"))
     console().print(_summary_line([plan] if plan else None, start), markup=False)

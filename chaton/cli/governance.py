@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from rich.table import Table
 from typer.core import TyperCommand
 
-from chaton.cli.runtime import cell, console, find_account, invocation, parse_date, setup_django
+from chaton.cli.runtime import cell, console, invocation, parse_date, setup_django
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -190,23 +190,12 @@ def _actor(uid: str | None, message: str) -> Account:
     unknown uid.
     """
     from chaton.core.errors import InvalidInput
+    from chaton.directory.queries import account_by_uid
 
     chosen = uid or invocation.acting_uid
     if not chosen or not chosen.strip():
         raise InvalidInput(message, field="as")
-    return find_account(chosen)
-
-
-def _decision(number: int) -> Decision:
-    """Given a decision's number, return it. Raise NotFound."""
-    from chaton.core.errors import NotFound
-    from chaton.governance.models import Decision
-
-    decision = Decision.objects.filter(pk=number).first() if 0 < number < 2**63 else None
-    if decision is None:
-        raise NotFound(_("No decision has the number %(number)d.") % {"number": number},
-                       field="decision")
-    return decision
+    return account_by_uid(chosen)
 
 
 # -- printing ------------------------------------------------------------------------------
@@ -325,8 +314,9 @@ def show_decision(number: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     from chaton.governance import queries
     from chaton.governance.models import Status
     from chaton.governance.policy import current
+    from chaton.governance.queries import decision_by_id
 
-    decision = _decision(number)
+    decision = decision_by_id(number)
     row = _row(decision)
     _say(f"#{decision.pk} {decision.title}", style="bold")
     _say(_("%(kind)s, %(status)s. Proposed by %(who)s on %(date)s.") % {
@@ -541,6 +531,7 @@ def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
     """
     from chaton.core.errors import Unauthorized
     from chaton.core.models import ApiToken
+    from chaton.directory.queries import account_by_uid
     from chaton.governance.credentials import Credential, NotOwnCredential
 
     chosen = (acting_uid or invocation.acting_uid or "").strip()
@@ -550,7 +541,7 @@ def voter_credential(acting_uid: str | None) -> tuple[Account, Credential]:
         if token is None or not token.account.is_active:
             raise Unauthorized(_("The token in $%(variable)s is not valid.")
                                % {"variable": TOKEN_VARIABLE})
-        if chosen and find_account(chosen).pk != token.account_id:
+        if chosen and account_by_uid(chosen).pk != token.account_id:
             raise NotOwnCredential(_("The token in $%(variable)s belongs to %(owner)s, not to "
                                      "%(uid)s: a vote is cast only with the voter's own "
                                      "credentials.") % {"variable": TOKEN_VARIABLE,
@@ -578,8 +569,9 @@ def vote(
     """
     setup_django()
     from chaton.governance import actions
+    from chaton.governance.queries import decision_by_id
 
-    decision = _decision(number)
+    decision = decision_by_id(number)
     account, credential = voter_credential(acting_uid)
     actions.do_vote(decision, choice.strip().lower(), acting_user=account,
                     credential=credential)
@@ -598,8 +590,9 @@ def withdraw(
     """Withdraw an open proposal (its author or an administrator)."""
     setup_django()
     from chaton.governance import actions
+    from chaton.governance.queries import decision_by_id
 
-    decision = _decision(number)
+    decision = decision_by_id(number)
     account = _actor(acting_uid, _("Say which account withdraws: --as UID."))
     actions.do_withdraw(decision, acting_user=account)
     _say(_("Proposal #%(number)d withdrawn.") % {"number": decision.pk})
@@ -613,8 +606,9 @@ def contest(
     """Open a counter-vote on an ordinary action, within its window (voting members)."""
     setup_django()
     from chaton.governance import actions
+    from chaton.governance.queries import decision_by_id
 
-    decision = _decision(number)
+    decision = decision_by_id(number)
     account = _actor(acting_uid, _("Say which account contests: --as UID."))
     actions.do_open_counter_vote(decision, acting_user=account)
     _say(_("Counter-vote opened on #%(number)d.") % {"number": decision.pk}, style="green")
@@ -637,8 +631,9 @@ def retry(
     from chaton.core.worker import finish_long_jobs, long_lane
     from chaton.governance import actions
     from chaton.governance.models import OperationStatus
+    from chaton.governance.queries import decision_by_id
 
-    decision = _decision(number)
+    decision = decision_by_id(number)
     account = _actor(acting_uid, _("Say which administrator retries: --as UID."))
     row = actions.failed_operation(decision, None if position is None else position - 1)
     # A deployment it starts runs in the long lane: its outcome is the answer.

@@ -49,13 +49,9 @@ def list_jobs(
 def show_job(job_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Show a job: its state, progress, and its result or error (JSON)."""
     setup_django()
-    from chaton.core.errors import NotFound
-    from chaton.core.models import Job
+    from chaton.core.queries import job_by_id
 
-    job = Job.objects.select_related("created_by").filter(pk=job_id).first() if (
-        0 < job_id < 2**63) else None
-    if job is None:
-        raise NotFound(_("No job has this id."))
+    job = job_by_id(job_id)
     console().print(_("Job %(id)d: %(kind)s on %(target)s, %(state)s")
                     % {"id": job.pk, "kind": job.kind, "target": job.target_label,
                        "state": job.get_state_display()}, markup=False)

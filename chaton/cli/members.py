@@ -17,35 +17,6 @@ member_app = typer.Typer(no_args_is_help=True, add_completion=False)
 organization_app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
-def find_organization(slug: str) -> Organization:
-    """Given an organization's short name, return it. Raise NotFound when there is none."""
-    from chaton.core.errors import NotFound
-    from chaton.members.models import Organization
-
-    organization = Organization.objects.filter(slug=slug.strip().lower()).first()
-    if organization is None:
-        raise NotFound(_("No organization has the short name %(slug)s.")
-                       % {"slug": slug.strip()}, field="organization")
-    return organization
-
-
-def find_person(email: str) -> Person:
-    """Given a person's e-mail address, return them. Raise NotFound when there is none."""
-    from chaton.core.errors import NotFound
-    from chaton.members.models import Person
-
-    person = Person.objects.filter(email=email.strip().lower()).first()
-    if person is None:
-        raise NotFound(_("No person has the e-mail address %(email)s.")
-                       % {"email": email.strip()}, field="person")
-    return person
-
-
-def find_member(name: str) -> Person | Organization:
-    """Given an e-mail address (a person) or a short name (an organization), return the member."""
-    return find_person(name) if "@" in name else find_organization(name)
-
-
 # -- members -------------------------------------------------------------------
 
 
@@ -103,6 +74,7 @@ def add_member(
     from chaton.core.errors import InvalidInput
     from chaton.members import actions
     from chaton.members.models import Person
+    from chaton.members.queries import organization_by_slug
 
     starts_on = parse_date(since, field="since") if since else clock.today()
     ends_on = parse_date(until, field="until") if until else None
@@ -114,7 +86,7 @@ def add_member(
             if full_name or email:
                 raise InvalidInput(_("Give either --org or a person's name and e-mail, not "
                                      "both."), field="organization")
-            member = find_organization(organization_slug)
+            member = organization_by_slug(organization_slug)
         elif not email:
             raise InvalidInput(_("Give the person's e-mail with --email."), field="email")
         else:
@@ -150,10 +122,10 @@ def end_member(
     from chaton.core import clock
     from chaton.core.errors import InvalidInput, NotFound
     from chaton.governance.actions import do_end_membership_ordinarily
-    from chaton.members.queries import open_membership_of
+    from chaton.members.queries import member_by_name, open_membership_of
 
     last_day = parse_date(on, field="on") if on else clock.today()
-    member = find_member(member_name)
+    member = member_by_name(member_name)
     membership = open_membership_of(member, last_day)
     if membership is None:
         raise NotFound(_("%(member)s has no membership running on %(date)s.")

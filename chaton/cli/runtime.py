@@ -88,22 +88,11 @@ def acting_user() -> Account | None:
 
     Raise NotFound when no account has that uid.
     """
-    if not invocation.acting_uid:
-        return None
-    return find_account(invocation.acting_uid)
-
-
-def find_account(uid: str) -> Account:
-    """Given a uid, return its account. Raise NotFound when there is none."""
-    from django.utils.translation import gettext as _
-
-    from chaton.core.errors import NotFound
     from chaton.directory.queries import account_by_uid
 
-    account = account_by_uid(uid.strip()).first()
-    if account is None:
-        raise NotFound(_("No account is named %(uid)s.") % {"uid": uid.strip()}, field="uid")
-    return account
+    if not invocation.acting_uid:
+        return None
+    return account_by_uid(invocation.acting_uid)
 
 
 # -- dates -------------------------------------------------------------------

@@ -23,7 +23,7 @@ from chaton.cli.runtime import acting_user, cell, console, setup_django
 if TYPE_CHECKING:
     from chaton.services.apply import Result
     from chaton.services.catalog import Manifest
-    from chaton.services.models import Host, Instance
+    from chaton.services.models import Instance
     from chaton.services.plan import Plan
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -43,20 +43,6 @@ STATE_STYLES = {"ok": "green", "busy": "yellow", "idle": "dim", "bad": "red"}
 
 
 # -- lookups -------------------------------------------------------------------------------------
-
-
-def find_host(name: str) -> Host:
-    """Given a host's name, return it. Raise NotFound when there is none."""
-    from chaton.services.api import host_or_404
-
-    return host_or_404(name)
-
-
-def find_instance(slug: str) -> Instance:
-    """Given an instance's short name, return it. Raise NotFound when there is none."""
-    from chaton.services.api import instance_or_404
-
-    return instance_or_404(slug)
 
 
 def parse_settings(words: list[str], manifest: Manifest) -> dict[str, Any]:
@@ -80,12 +66,6 @@ def parse_settings(words: list[str], manifest: Manifest) -> dict[str, Any]:
                                field="settings")
         values[name] = value
     return typed_settings(manifest, values)
-
-
-def _manifest(name: str) -> Manifest:
-    from chaton.services.api import manifest_or_404
-
-    return manifest_or_404(name)
 
 
 def print_plan(plan: Plan) -> None:
@@ -164,7 +144,7 @@ def catalog_command(
     up, and its settings with their defaults and bounds.
     """
     setup_django()
-    from chaton.services import catalog
+    from chaton.services import catalog, queries
 
     if application is None:
         table = Table(title=_("Catalogue"))
@@ -180,7 +160,7 @@ def catalog_command(
         return
     from chaton.services.forms import shown_value
 
-    manifest = _manifest(application)
+    manifest = queries.manifest_by_name(application)
     out = console()
     out.print(cell(f"{manifest.label} ({manifest.name}): {manifest.description}", "bold"))
     out.print(cell(_("Image: %(image)s") % {"image": manifest.image}))
@@ -224,9 +204,9 @@ def image_import(
     """
     setup_django()
     from chaton.core.errors import InvalidInput
-    from chaton.services import actions
+    from chaton.services import actions, queries
 
-    chosen = find_host(host) if host else _default_host()
+    chosen = queries.host_or_default(host)
     try:
         file = archive.open("rb")
     except OSError as error:
@@ -255,22 +235,11 @@ def image_list(
     for header in (_("Host"), _("Name"), _("Image id"), _("Loaded")):
         # An id is typed back whole (--image): folded, never cut.
         table.add_column(header, overflow="fold")
-    for record in queries.loaded_images(host=find_host(host) if host else None):
+    for record in queries.loaded_images(host=queries.host_by_name(host) if host else None):
         table.add_row(cell(record.host.name), cell(record.reference or "—"),
                       cell(record.image_id),
                       cell(timezone.localtime(record.loaded_at).strftime("%Y-%m-%d %H:%M")))
     console().print(table)
-
-
-def _default_host() -> Host:
-    """Return the default host. Raise InvalidInput when there is none."""
-    from chaton.core.errors import InvalidInput
-    from chaton.services import queries
-
-    default = queries.default_host()
-    if default is None:
-        raise InvalidInput(_("There is no default host: name one with --host."), field="host")
-    return default
 
 
 # -- instances -----------------------------------------------------------------------------------
@@ -284,7 +253,7 @@ def instance_list(
     setup_django()
     from chaton.services import diagram, queries
 
-    chosen = queries.instances(host=find_host(host) if host else None)
+    chosen = queries.instances(host=queries.host_by_name(host) if host else None)
     table = Table(title=_("Instances"))
     for header in (_("Short name"), _("Domain"), _("Application"), _("Host"), _("Owner"),
                    _("State")):
@@ -325,27 +294,17 @@ def instance_add(
 ) -> None:
     """Open an instance of an application and deploy it."""
     setup_django()
-    from chaton.cli.accounts import find_group
+    from chaton.directory.queries import group_by_name
     from chaton.services import actions, queries
-    from chaton.services.api import find_owner
 
-    manifest = _manifest(application)
+    manifest = queries.manifest_by_name(application)
     values = parse_settings(settings or [], manifest)
-    if host:
-        chosen = find_host(host)
-    else:
-        default = queries.default_host()
-        if default is None:
-            from chaton.core.errors import InvalidInput
-
-            raise InvalidInput(_("There is no default host: name one with --host."),
-                               field="host")
-        chosen = default
+    chosen = queries.host_or_default(host)
     instance = actions.do_create_instance(
         manifest.name, domain, chosen, acting_user=acting_user(),
-        owner=find_owner(organization or None, person or None), settings=values,
-        login_group=find_group(login_group) if login_group else None, slug=slug, port=port,
-        image=image)
+        owner=queries.owner_by_key(organization or None, person or None), settings=values,
+        login_group=group_by_name(login_group, field="login_group") if login_group else None,
+        slug=slug, port=port, image=image)
     report_certificate(instance)
 
 
@@ -389,7 +348,7 @@ def instance_show(slug: Annotated[str, typer.Argument(help="The instance's short
     from chaton.services.forms import shown_value
     from chaton.services.models import DesiredState
 
-    instance = find_instance(slug)
+    instance = queries.instance_by_slug(slug)
     item = queries.instance_with_state(instance)
     out = console()
     state = item.live.state
@@ -446,19 +405,21 @@ def instance_set(
     The other settings keep their values; its containers are replaced.
     """
     setup_django()
-    from chaton.cli.accounts import find_group
     from chaton.core.errors import InvalidInput
-    from chaton.services import actions
+    from chaton.directory.queries import group_by_name
+    from chaton.services import actions, queries
 
-    instance = find_instance(slug)
+    instance = queries.instance_by_slug(slug)
     if login_group and every_account:
         raise InvalidInput(_("Choose --login-group or --every-account, not both."),
                            field="login_group")
     if not settings and not login_group and not every_account:
         raise InvalidInput(_("Give settings as name=value, or --login-group."),
                            field="settings")
-    group: Any = find_group(login_group) if login_group else None if every_account else ...
-    values = parse_settings(settings, _manifest(instance.application)) if settings else None
+    group: Any = (group_by_name(login_group, field="login_group") if login_group
+                  else None if every_account else ...)
+    values = (parse_settings(settings, queries.manifest_by_name(instance.application))
+              if settings else None)
     actions.do_update_instance_settings(instance, values, acting_user=acting_user(),
                                         login_group=group)
     console().print(_("Saved; %(slug)s follows its new settings.") % {"slug": instance.slug},
@@ -478,10 +439,10 @@ def instance_upgrade(
     and the old one keeps serving. Exit 1 when rolled back.
     """
     setup_django()
-    from chaton.services import actions
+    from chaton.services import actions, queries
     from chaton.services.models import Outcome
 
-    deployment = actions.do_upgrade_instance(find_instance(slug), image,
+    deployment = actions.do_upgrade_instance(queries.instance_by_slug(slug), image,
                                              acting_user=acting_user(), wait=not no_wait)
     if deployment.outcome == Outcome.PENDING:
         console().print(_("The upgrade to %(image)s is under way.")
@@ -504,9 +465,9 @@ def instance_remove(
 ) -> None:
     """Remove an instance; you type its short name to confirm (or give --yes)."""
     setup_django()
-    from chaton.services import actions
+    from chaton.services import actions, queries
 
-    instance = find_instance(slug)
+    instance = queries.instance_by_slug(slug)
     confirm = instance.slug if yes else typer.prompt(
         _("Type %(slug)s to remove it%(data)s") % {
             "slug": instance.slug, "data": _(" with its data") if delete_data else ""},

@@ -36,9 +36,6 @@ from chaton.core.models import ApiToken, Job, JobState, Scope
 if TYPE_CHECKING:
     from chaton.directory.models import Account
 
-#: The largest value of a database id (a signed 64-bit integer): a larger one
-#: would overflow the database driver instead of simply not being found.
-MAX_ID = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -209,7 +206,7 @@ class InputSchema(Schema):
 
 def check_id(value: int) -> int:
     """Return ``value`` if it can be a database id; raise NotFound otherwise (never an overflow)."""
-    if not 0 < value <= MAX_ID:
+    if not queries.is_database_id(value):
         raise NotFound(_("Nothing has this id."))
     return value
 
@@ -303,13 +300,13 @@ def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, ApiToken]
     A token with the ``admin`` scope (asked, or an administrator's default) for another
     account that has no second factor is refused (403 ``second_factor_required``).
     """
-    # Imported here: the directory's API module imports this one.
-    from chaton.directory.api import account_or_404
+    # Imported here: the directory imports this module.
+    from chaton.directory.queries import account_by_uid
 
     if not queries.has_second_factor(acting_account(request)):
         raise SecondFactorRequired(_("Set up a second factor (My account → Two-step login) "
                                      "before creating API tokens."))
-    account = account_or_404(payload.account)
+    account = account_by_uid(payload.account)
     asked = (payload.scopes if payload.scopes is not None
              else actions.default_scopes(account, by_owner=False))
     if (Scope.ADMIN in asked and account.pk != acting_account(request).pk
@@ -451,7 +448,4 @@ def list_jobs(request: HttpRequest, state: str = "", kind: str = "") -> Any:
 @jobs_router.get("/jobs/{job_id}", response={200: JobOut, **ERRORS}, url_name="job",
                  summary="A job: its state, progress, result or error (administrators)")
 def get_job(request: HttpRequest, job_id: int) -> Job:
-    job = Job.objects.select_related("created_by").filter(pk=check_id(job_id)).first()
-    if job is None:
-        raise NotFound(_("No job has this id."))
-    return job
+    return queries.job_by_id(job_id)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -128,19 +127,28 @@ class ObjectField(forms.CharField):
         return object_as_text(value)
 
     def to_python(self, value: Any) -> dict[str, Any] | None:  # type: ignore[override]
-        text = str(super().to_python(value) or "").strip()
-        if not text:
-            return None
-        if text.startswith("{"):
-            try:
-                parsed = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise forms.ValidationError(_("This is not valid JSON: %(error)s"),
-                                            params={"error": error.msg}) from None
-            if not isinstance(parsed, dict):
-                raise forms.ValidationError(_("Expected a JSON object."))
-            return parsed
-        return key_value_lines(text.splitlines()) or None
+        return object_from_text(str(super().to_python(value) or "")) or None
+
+
+def object_from_text(text: str) -> dict[str, Any]:
+    """Given a JSON object's text, or "name=value" lines, return the object (a line's value
+    is a text; an empty text is an empty object).
+
+    The one parser of objects typed as text: a form's field, an operation's
+    params from a proposal link or a command line. Raise ValidationError for
+    JSON that is not an object, or a line without "=".
+    """
+    text = text.strip()
+    if not text.startswith("{"):
+        return key_value_lines(text.splitlines())
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise forms.ValidationError(_("This is not valid JSON: %(error)s"),
+                                    params={"error": error.msg}) from None
+    if not isinstance(parsed, dict):
+        raise forms.ValidationError(_("Expected a JSON object."))
+    return parsed
 
 
 def key_value_lines(lines: Iterable[str]) -> dict[str, str]:
@@ -163,17 +171,13 @@ def key_value_lines(lines: Iterable[str]) -> dict[str, str]:
 
 
 def object_as_text(value: Any) -> Any:
-    """Given a dict, or its JSON or Python text (a proposal link carries ``str(dict)``),
-    return it as "key=value" lines; any other value unchanged."""
+    """Given a dict, or its JSON text (a proposal link carries a dict as JSON), return it as
+    "key=value" lines; any other value unchanged."""
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            try:
-                # Only literals: a link's text can never run code here.
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                return value
+            return value
     if isinstance(value, Mapping):
         return "\n".join(f"{key}={item}" for key, item in value.items())
     return value

@@ -26,7 +26,6 @@ from chaton.core.api import (
     Page,
     account_token,
     acting_account,
-    check_id,
     clean_search,
     request_token,
 )
@@ -34,8 +33,7 @@ from chaton.core.errors import Forbidden, InvalidInput, NotFound
 from chaton.directory import actions, queries, reconcile
 from chaton.directory.backend import get_directory
 from chaton.directory.models import Account, AccountState, Group, GroupKind, SSHKey
-from chaton.directory.names import GROUP_PATTERN, UID_PATTERN
-from chaton.members.models import Organization, Person
+from chaton.members.queries import organization_by_id, person_by_id
 
 router = Router(tags=["accounts"])
 groups_router = Router(tags=["groups"])
@@ -46,47 +44,14 @@ me_router = Router(tags=["me"], auth=account_token)
 # --- lookups --------------------------------------------------------------------------------
 
 
-def account_or_404(uid: str) -> Account:
-    """Given a uid from a URL or a body, return its account, owner joined.
-
-    Raise NotFound for an unknown uid, and for a string that cannot be a uid at
-    all (LDAP special characters, NUL …) without asking the database.
-    """
-    account = queries.account_by_uid(uid).first() if UID_PATTERN.fullmatch(uid) else None
-    if account is None:
-        raise NotFound(_("No account has the user name “%(uid)s”.") % {"uid": uid[:64]},
-                       field="uid")
-    return account
-
-
-def group_or_404(name: str) -> Group:
-    """Given a group name, return the group. Raise NotFound (never a query for a bad name)."""
-    group = Group.objects.filter(name=name).first() if GROUP_PATTERN.fullmatch(name) else None
-    if group is None:
-        raise NotFound(_("No group is named “%(name)s”.") % {"name": name[:64]}, field="name")
-    return group
-
-
 def _owner(person_id: int | None, organization_id: int | None) -> dict[str, Any]:
     """Return the owner keyword arguments of an account. Raise NotFound for an unknown id."""
     owner: dict[str, Any] = {}
     if person_id is not None:
-        owner["person"] = Person.objects.filter(pk=check_id(person_id)).first()
-        if owner["person"] is None:
-            raise NotFound(_("No person has this id."), field="person_id")
+        owner["person"] = person_by_id(person_id)
     if organization_id is not None:
-        owner["organization"] = Organization.objects.filter(pk=check_id(organization_id)).first()
-        if owner["organization"] is None:
-            raise NotFound(_("No organization has this id."), field="organization_id")
+        owner["organization"] = organization_by_id(organization_id)
     return owner
-
-
-def _ssh_key_or_404(account: Account, key_id: int) -> SSHKey:
-    ssh_key = account.ssh_keys.filter(pk=check_id(key_id)).first()
-    if ssh_key is None:
-        raise NotFound(_("This account has no SSH key with this id."), field="key_id")
-    ssh_key.account = account
-    return ssh_key
 
 
 # --- schemas --------------------------------------------------------------------------------
@@ -282,13 +247,13 @@ def create_account(request: HttpRequest, payload: AccountIn) -> tuple[int, Accou
 @router.get("/accounts/{uid}", response={200: AccountDetailOut, **ERRORS},
             summary="Get an account")
 def get_account(request: HttpRequest, uid: str) -> Account:
-    return account_or_404(uid)
+    return queries.account_by_uid(uid)
 
 
 @router.patch("/accounts/{uid}", response={200: AccountDetailOut, **ERRORS},
               summary="Change an account")
 def update_account(request: HttpRequest, uid: str, payload: AccountPatch) -> Account:
-    account = account_or_404(uid)
+    account = queries.account_by_uid(uid)
     sent = payload.model_fields_set
     expiry: Any = payload.expires_at if "expires_at" in sent else ...
     owner: Any = ...
@@ -306,7 +271,7 @@ def update_account(request: HttpRequest, uid: str, payload: AccountPatch) -> Acc
 @router.post("/accounts/{uid}/disable", response={200: AccountDetailOut, **ERRORS},
              summary="Disable an account (it leaves the directory)")
 def disable_account(request: HttpRequest, uid: str) -> Account:
-    account = account_or_404(uid)
+    account = queries.account_by_uid(uid)
     actions.do_set_state(account, AccountState.DISABLED, acting_user=acting_account(request))
     return account
 
@@ -314,7 +279,7 @@ def disable_account(request: HttpRequest, uid: str) -> Account:
 @router.post("/accounts/{uid}/enable", response={200: AccountDetailOut, **ERRORS},
              summary="Enable an account again")
 def enable_account(request: HttpRequest, uid: str) -> Account:
-    account = account_or_404(uid)
+    account = queries.account_by_uid(uid)
     actions.do_set_state(account, AccountState.ACTIVE, acting_user=acting_account(request))
     return account
 
@@ -322,7 +287,7 @@ def enable_account(request: HttpRequest, uid: str) -> Account:
 @router.post("/accounts/{uid}/password", response={204: None, **ERRORS},
              summary="Set an account's password")
 def set_password(request: HttpRequest, uid: str, payload: PasswordIn) -> tuple[int, None]:
-    actions.do_set_password(account_or_404(uid), payload.password,
+    actions.do_set_password(queries.account_by_uid(uid), payload.password,
                             acting_user=acting_account(request))
     return 204, None
 
@@ -330,20 +295,20 @@ def set_password(request: HttpRequest, uid: str, payload: PasswordIn) -> tuple[i
 @router.get("/accounts/{uid}/ssh-keys", response={200: list[SSHKeyOut], **ERRORS},
             summary="List an account's SSH keys")
 def list_ssh_keys(request: HttpRequest, uid: str) -> Any:
-    return list(account_or_404(uid).ssh_keys.order_by("added_at", "id"))
+    return list(queries.account_by_uid(uid).ssh_keys.order_by("added_at", "id"))
 
 
 @router.post("/accounts/{uid}/ssh-keys", response={201: SSHKeyOut, **ERRORS},
              summary="Add an SSH key to an account")
 def add_ssh_key(request: HttpRequest, uid: str, payload: SSHKeyIn) -> tuple[int, SSHKey]:
-    return 201, actions.do_add_ssh_key(account_or_404(uid), payload.key,
+    return 201, actions.do_add_ssh_key(queries.account_by_uid(uid), payload.key,
                                        acting_user=acting_account(request))
 
 
 @router.delete("/accounts/{uid}/ssh-keys/{key_id}", response={204: None, **ERRORS},
                summary="Remove an SSH key from an account")
 def remove_ssh_key(request: HttpRequest, uid: str, key_id: int) -> tuple[int, None]:
-    ssh_key = _ssh_key_or_404(account_or_404(uid), key_id)
+    ssh_key = queries.ssh_key_by_id(queries.account_by_uid(uid), key_id)
     actions.do_remove_ssh_key(ssh_key, acting_user=acting_account(request))
     return 204, None
 
@@ -399,7 +364,7 @@ def add_my_ssh_key(request: HttpRequest, payload: SSHKeyIn) -> tuple[int, SSHKey
                   summary="Remove one of my SSH keys")
 def remove_my_ssh_key(request: HttpRequest, key_id: int) -> tuple[int, None]:
     account = acting_account(request)
-    actions.do_remove_ssh_key(_ssh_key_or_404(account, key_id), acting_user=account)
+    actions.do_remove_ssh_key(queries.ssh_key_by_id(account, key_id), acting_user=account)
     return 204, None
 
 
@@ -425,7 +390,7 @@ def create_group(request: HttpRequest, payload: GroupIn) -> tuple[int, Group]:
 
 @groups_router.get("/groups/{name}", response={200: GroupOut, **ERRORS}, summary="Get a group")
 def get_group(request: HttpRequest, name: str) -> Group:
-    return _group_out(group_or_404(name))
+    return _group_out(queries.group_by_name(name, field="name"))
 
 
 @groups_router.patch("/groups/{name}", response={200: GroupOut, **ERRORS},
@@ -433,7 +398,7 @@ def get_group(request: HttpRequest, name: str) -> Group:
 def update_group(request: HttpRequest, name: str, payload: GroupPatch) -> Group:
     """All the changes, or none: a refused one (a rename or unprotection that needs a
     decision) leaves the group as it was."""
-    group = group_or_404(name)
+    group = queries.group_by_name(name, field="name")
     account = acting_account(request)
     with transaction.atomic():
         if payload.name is not None and payload.name != group.name:
@@ -447,7 +412,8 @@ def update_group(request: HttpRequest, name: str, payload: GroupPatch) -> Group:
 @groups_router.delete("/groups/{name}", response={204: None, **ERRORS},
                       summary="Delete a group (a protected one: by decision only)")
 def delete_group(request: HttpRequest, name: str) -> tuple[int, None]:
-    actions.do_delete_group(group_or_404(name), acting_user=acting_account(request))
+    actions.do_delete_group(queries.group_by_name(name, field="name"),
+                            acting_user=acting_account(request))
     return 204, None
 
 
@@ -455,7 +421,7 @@ def delete_group(request: HttpRequest, name: str) -> tuple[int, None]:
                    summary="List a group's members, expired ones included")
 @paginate(Page)
 def list_group_members(request: HttpRequest, name: str) -> Any:
-    return queries.group_members(group_or_404(name))
+    return queries.group_members(queries.group_by_name(name, field="name"))
 
 
 @groups_router.post("/groups/{name}/members", response={201: GroupMemberOut, **ERRORS},
@@ -463,7 +429,8 @@ def list_group_members(request: HttpRequest, name: str) -> Any:
 def add_group_member(request: HttpRequest, name: str,
                      payload: GroupMemberIn) -> tuple[int, Any]:
     """Adding an account already in the group sets its expiry date instead."""
-    membership = actions.do_add_to_group(group_or_404(name), account_or_404(payload.uid),
+    membership = actions.do_add_to_group(queries.group_by_name(name, field="name"),
+                                         queries.account_by_uid(payload.uid),
                                          acting_user=acting_account(request),
                                          expires_at=payload.expires_at)
     return 201, membership
@@ -472,7 +439,7 @@ def add_group_member(request: HttpRequest, name: str,
 @groups_router.delete("/groups/{name}/members/{uid}", response={204: None, **ERRORS},
                       summary="Remove an account from a group")
 def remove_group_member(request: HttpRequest, name: str, uid: str) -> tuple[int, None]:
-    group, account = group_or_404(name), account_or_404(uid)
+    group, account = queries.group_by_name(name, field="name"), queries.account_by_uid(uid)
     if not group.memberships.filter(account=account).exists():
         raise NotFound(_("%(uid)s is not in the group %(name)s.")
                        % {"uid": account.uid, "name": group.name}, field="uid")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Count, Q, QuerySet
+from django.utils.translation import gettext as _
 
-from chaton.directory.models import Account, AccountState, Group, GroupMembership
+from chaton.core.errors import NotFound
+from chaton.core.queries import is_database_id
+from chaton.directory.models import Account, AccountState, Group, GroupMembership, SSHKey
+from chaton.directory.names import GROUP_PATTERN, UID_PATTERN
 
 
 def search_accounts(text: str = "", state: str = "") -> QuerySet[Account]:
@@ -26,9 +30,51 @@ def search_accounts(text: str = "", state: str = "") -> QuerySet[Account]:
     return accounts.order_by("uid")
 
 
-def account_by_uid(uid: str) -> QuerySet[Account]:
-    """Return the account named ``uid`` (0 or 1 row) with its owner joined."""
-    return Account.objects.select_related("person", "organization").filter(uid=uid)
+# -- lookups by natural key ----------------------------------------------------------------
+#
+# Every interface (pages, API, CLI, governance operations) finds an account or a group through
+# these: one message per thing, NotFound for the pages' 404, the API's ``not_found`` and the
+# CLI's one line. A key that cannot be a name is not found without a query (PostgreSQL refuses
+# a NUL outright). Keys are compared as given, never trimmed: " moss" is not "moss".
+
+
+def account_by_uid(uid: str, *, field: str = "uid") -> Account:
+    """Given a uid, return its account with its owner joined.
+
+    Raise NotFound (``field`` names the input) for an unknown uid, and for a
+    string that cannot be a uid at all, without asking the database.
+    """
+    account = (Account.objects.select_related("person", "organization").filter(uid=uid).first()
+               if UID_PATTERN.fullmatch(uid) else None)
+    if account is None:
+        raise NotFound(_("No account has the user name “%(uid)s”.") % {"uid": uid[:64]},
+                       field=field)
+    return account
+
+
+def group_by_name(name: str, *, field: str = "group") -> Group:
+    """Given a group's name, return the group.
+
+    Raise NotFound (``field`` names the input) for an unknown name, and for a
+    string that cannot be a group name, without asking the database.
+    """
+    group = Group.objects.filter(name=name).first() if GROUP_PATTERN.fullmatch(name) else None
+    if group is None:
+        raise NotFound(_("No group is named %(name)s.") % {"name": name[:64]}, field=field)
+    return group
+
+
+def ssh_key_by_id(account: Account, key_id: int, *, field: str = "key_id") -> SSHKey:
+    """Given an account and the id of one of its SSH keys, return the key (account set).
+
+    Raise NotFound for an id that is not one of this account's keys (another
+    account's key is not found either).
+    """
+    ssh_key = account.ssh_keys.filter(pk=key_id).first() if is_database_id(key_id) else None
+    if ssh_key is None:
+        raise NotFound(_("This account has no SSH key with this id."), field=field)
+    ssh_key.account = account
+    return ssh_key
 
 
 def account_for_recovery(text: str) -> Account | None:

@@ -15,8 +15,8 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -50,7 +50,7 @@ from chaton.directory.forms import (
     day_of,
     start_of_day,
 )
-from chaton.directory.models import Account, AccountState, Group, SSHKey, SyncState
+from chaton.directory.models import Account, AccountState, Group, SyncState
 from chaton.members.models import Organization, Person
 
 # -- self-service ------------------------------------------------------------
@@ -115,7 +115,7 @@ def ssh_keys(request: HttpRequest) -> HttpResponse:
 def ssh_key_remove(request: HttpRequest, key_id: int) -> HttpResponse:
     account = signed_in(request)
     # Only one's own keys: another account's key is "not found", not "forbidden".
-    key = get_object_or_404(SSHKey, pk=key_id, account=account)
+    key = queries.ssh_key_by_id(account, key_id)
     fingerprint = key.fingerprint
     actions.do_remove_ssh_key(key, acting_user=account)
     messages.success(request, _("The key %(fingerprint)s was removed.")
@@ -124,13 +124,6 @@ def ssh_key_remove(request: HttpRequest, key_id: int) -> HttpResponse:
 
 
 # -- accounts ----------------------------------------------------------------
-
-
-def _account_or_404(uid: str) -> Account:
-    account = queries.account_by_uid(uid).first()
-    if account is None:
-        raise Http404(_("No account has this user name."))
-    return account
 
 
 @admin_required
@@ -177,7 +170,7 @@ def _account_page(request: HttpRequest, account: Account,
 
 @admin_required
 def account_detail(request: HttpRequest, uid: str) -> HttpResponse:
-    return _account_page(request, _account_or_404(uid))
+    return _account_page(request, queries.account_by_uid(uid))
 
 
 def _one_owner(form: AccountDetailsForm) -> Person | Organization | None:
@@ -190,7 +183,7 @@ def _one_owner(form: AccountDetailsForm) -> Person | Organization | None:
 
 @admin_required
 def account_edit(request: HttpRequest, uid: str) -> HttpResponse:
-    account = _account_or_404(uid)
+    account = queries.account_by_uid(uid)
     form = AccountDetailsForm(posted(request), initial={
         "display_name": account.display_name, "email": account.email,
         "expires_on": day_of(account.expires_at), "is_admin": account.is_admin,
@@ -217,7 +210,7 @@ def account_edit(request: HttpRequest, uid: str) -> HttpResponse:
 @require_POST
 def account_state(request: HttpRequest, uid: str) -> HttpResponse:
     """Disable an active account or enable a disabled one (``state`` in the POST)."""
-    account = _account_or_404(uid)
+    account = queries.account_by_uid(uid)
     wanted = request.POST.get("state", "")
     if wanted not in AccountState.values:
         messages.error(request, _("Unknown account state."))
@@ -239,7 +232,7 @@ def account_state(request: HttpRequest, uid: str) -> HttpResponse:
 @require_POST
 def account_password(request: HttpRequest, uid: str) -> HttpResponse:
     """Set another account's password (an administrator helping someone locked out)."""
-    account = _account_or_404(uid)
+    account = queries.account_by_uid(uid)
     form = SetPasswordForm(request.POST)
     if form.is_valid():
         try:
@@ -300,12 +293,12 @@ def _group_page(request: HttpRequest, group: Group,
 
 @admin_required
 def group_detail(request: HttpRequest, name: str) -> HttpResponse:
-    return _group_page(request, get_object_or_404(Group, name=name))
+    return _group_page(request, queries.group_by_name(name))
 
 
 @admin_required
 def group_edit(request: HttpRequest, name: str) -> HttpResponse:
-    group = get_object_or_404(Group, name=name)
+    group = queries.group_by_name(name)
     form = GroupEditForm(posted(request), initial={"name": group.name,
                                                    "description": group.description,
                                                    "requires_decision": group.requires_decision})
@@ -333,7 +326,7 @@ def group_edit(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 def group_delete(request: HttpRequest, name: str) -> HttpResponse:
     """Ask for confirmation (GET), then delete the group (POST)."""
-    group = get_object_or_404(Group, name=name)
+    group = queries.group_by_name(name)
     status = 200
     if request.method == "POST":
         try:
@@ -353,31 +346,27 @@ def group_delete(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def group_member_add(request: HttpRequest, name: str) -> HttpResponse:
     """Add an account to the group, or change the expiry of its membership."""
-    group = get_object_or_404(Group, name=name)
+    group = queries.group_by_name(name)
     form = GroupMemberForm(request.POST)
     if form.is_valid():
-        uid = form.cleaned_data["uid"].strip()
-        account = queries.account_by_uid(uid).first()
-        if account is None:
-            form.add_error("uid", _("No account has the user name “%(uid)s”.") % {"uid": uid})
+        try:
+            account = queries.account_by_uid(form.cleaned_data["uid"].strip())
+            actions.do_add_to_group(group, account, acting_user=signed_in(request),
+                                    expires_at=start_of_day(form.cleaned_data["expires_on"]))
+        except ChatonError as error:
+            show_error(form, error, FIELD_NAMES)
         else:
-            try:
-                actions.do_add_to_group(group, account, acting_user=signed_in(request),
-                                        expires_at=start_of_day(form.cleaned_data["expires_on"]))
-            except ChatonError as error:
-                show_error(form, error, FIELD_NAMES)
-            else:
-                messages.success(request, _("%(uid)s is in %(group)s.")
-                                 % {"uid": account.uid, "group": group.name})
-                return redirect("group-detail", group.name)
+            messages.success(request, _("%(uid)s is in %(group)s.")
+                             % {"uid": account.uid, "group": group.name})
+            return redirect("group-detail", group.name)
     return _group_page(request, group, member_form=form)
 
 
 @admin_required
 @require_POST
 def group_member_remove(request: HttpRequest, name: str, uid: str) -> HttpResponse:
-    group = get_object_or_404(Group, name=name)
-    account = _account_or_404(uid)
+    group = queries.group_by_name(name)
+    account = queries.account_by_uid(uid)
     try:
         actions.do_remove_from_group(group, account, acting_user=signed_in(request))
     except ChatonError as error:

@@ -37,11 +37,10 @@ from chaton.core.api import (
     Page,
     account_token,
     acting_account,
-    check_id,
     request_token,
     vote_token,
 )
-from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.errors import InvalidInput
 from chaton.governance import actions, export, operations, queries
 from chaton.governance.credentials import Credential
 from chaton.governance.models import Ballot, Decision, Kind, Policy, Status, Vote
@@ -54,15 +53,6 @@ router = Router(tags=["governance"], auth=account_token)
 
 
 # --- lookups --------------------------------------------------------------------------------
-
-
-def decision_or_404(decision_id: int) -> Decision:
-    """Given a decision's number, return it. Raise NotFound (also for a number out of range)."""
-    decision = Decision.objects.filter(pk=check_id(decision_id)).first()
-    if decision is None:
-        raise NotFound(_("No decision has the number %(number)d.") % {"number": decision_id},
-                       field="decision_id")
-    return decision
 
 
 # --- schemas --------------------------------------------------------------------------------
@@ -352,7 +342,7 @@ def create_decision(request: HttpRequest, payload: DecisionIn) -> tuple[int, dic
 @router.get("/decisions/{decision_id}", response={200: DecisionDetailOut, **ERRORS},
             summary="A decision: its operations, ballots, votes and the caller's own vote")
 def get_decision(request: HttpRequest, decision_id: int) -> dict[str, Any]:
-    return _decision_detail(decision_or_404(decision_id), acting_account(request))
+    return _decision_detail(queries.decision_by_id(decision_id), acting_account(request))
 
 
 @router.post("/decisions/{decision_id}/vote", response={200: DecisionDetailOut, **ERRORS},
@@ -367,7 +357,7 @@ def vote(request: HttpRequest, decision_id: int, payload: VoteIn) -> dict[str, A
     token made since someone else set the account's password (it votes again once the
     member set their own from a reset link mailed to their own address)."""
     account = acting_account(request)
-    decision = decision_or_404(decision_id)
+    decision = queries.decision_by_id(decision_id)
     actions.do_vote(decision, payload.choice, acting_user=account,
                     credential=Credential.api_token(request_token(request)))
     return _decision_detail(decision, account)
@@ -377,7 +367,7 @@ def vote(request: HttpRequest, decision_id: int, payload: VoteIn) -> dict[str, A
              summary="Withdraw an open proposal (its author or an administrator)")
 def withdraw(request: HttpRequest, decision_id: int) -> dict[str, Any]:
     account = acting_account(request)
-    decision = actions.do_withdraw(decision_or_404(decision_id), acting_user=account)
+    decision = actions.do_withdraw(queries.decision_by_id(decision_id), acting_user=account)
     return _decision_detail(decision, account)
 
 
@@ -387,7 +377,7 @@ def withdraw(request: HttpRequest, decision_id: int) -> dict[str, Any]:
 def counter_vote(request: HttpRequest, decision_id: int) -> dict[str, Any]:
     """Any voting member may, until ``counter_vote_until``; 409 ``voting_closed`` after."""
     account = acting_account(request)
-    decision = decision_or_404(decision_id)
+    decision = queries.decision_by_id(decision_id)
     actions.do_open_counter_vote(decision, acting_user=account)
     return _decision_detail(decision, account)
 
@@ -403,7 +393,7 @@ def retry(request: HttpRequest, decision_id: int, payload: RetryIn) -> dict[str,
     """The operation runs again at once, then those that were not run because it failed.
     403 ``forbidden`` for a member, 409 ``conflict`` for an operation that did not fail."""
     account = acting_account(request)
-    decision = decision_or_404(decision_id)
+    decision = queries.decision_by_id(decision_id)
     actions.do_retry_operation(actions.failed_operation(decision, payload.position),
                                acting_user=account)
     return _decision_detail(decision, account)

@@ -13,6 +13,7 @@ field they name.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -109,7 +110,14 @@ def operation_fields(operation: operations.OperationType[Any]) -> dict[str, form
 
 
 def initial_value(field: forms.Field, raw: str) -> Any:
-    """Given a field and a text from a link's query, return the initial value it shows."""
+    """Given a field and a text from a link's query, return the initial value it shows, typed:
+    an object or a list that the link carries as JSON (:func:`~chaton.governance.gate.
+    proposal_link`) is that object again."""
+    if isinstance(field, ObjectField | JsonField):
+        try:
+            return json.loads(raw) if raw.strip().startswith(("{", "[")) else raw
+        except json.JSONDecodeError:
+            return raw
     if isinstance(field, forms.BooleanField | forms.NullBooleanField):
         text = raw.strip().lower()
         if text in _TRUE_TEXTS:

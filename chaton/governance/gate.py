@@ -19,6 +19,7 @@ a notice goes out. It never raises: it runs in ``on_commit`` callbacks.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
@@ -45,10 +46,23 @@ class DecisionRequired(Forbidden):
 
 
 def proposal_link(type_name: str, params: dict[str, Any]) -> str:
-    """Return the path of the new-proposal page, filled in with one operation."""
+    """Given an operation's type and its params as JSON values, return the path of the
+    new-proposal page filled in with that operation.
+
+    Each param is one query parameter; an object or a list goes as its JSON text,
+    which the form reads back as the same value (never as Python's ``str``).
+    """
     query = {"operation": type_name}
-    query.update({key: "" if value is None else str(value) for key, value in params.items()})
+    query.update({key: _query_value(value) for key, value in params.items()})
     return f"{reverse('decision-new')}?{urlencode(query)}"
+
+
+def _query_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def classify(operation: OperationType[P], params: P) -> Kind:

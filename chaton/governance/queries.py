@@ -8,7 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext as _
 
+from chaton.core.errors import NotFound
+from chaton.core.queries import is_database_id
 from chaton.governance.models import (
     Ballot,
     BallotKind,
@@ -77,6 +80,27 @@ def decisions() -> QuerySet[Decision]:
             .prefetch_related(Prefetch("operations", queryset=Operation.objects.order_by(
                 "position")), "ballots")
             .order_by("-created_at", "-pk"))
+
+
+def decision_by_id(number: int, *, field: str = "decision_id") -> Decision:
+    """Given a decision's number, return it. Raise NotFound (also for a number out of range)."""
+    decision = Decision.objects.filter(pk=number).first() if is_database_id(number) else None
+    if decision is None:
+        raise _no_decision(number, field)
+    return decision
+
+
+def decision_row_by_id(number: int, *, field: str = "decision_id") -> DecisionRow:
+    """Given a decision's number, return its row (tallies, operations). Raise NotFound."""
+    found = rows(decisions().filter(pk=number)) if is_database_id(number) else []
+    if not found:
+        raise _no_decision(number, field)
+    return found[0]
+
+
+def _no_decision(number: int, field: str) -> NotFound:
+    return NotFound(_("No decision has the number %(number)d.") % {"number": number},
+                    field=field)
 
 
 def rows(page: Iterable[Decision]) -> list[DecisionRow]:

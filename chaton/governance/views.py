@@ -24,7 +24,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import models
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -405,13 +405,6 @@ def _new_post(request: HttpRequest, types: list[operations.OperationType[Any]]) 
 # -- one decision -------------------------------------------------------------------------
 
 
-def _row_or_404(pk: int) -> DecisionRow:
-    found = queries.rows(queries.decisions().filter(pk=pk))
-    if not found:
-        raise Http404(_("There is no decision #%(number)d.") % {"number": pk})
-    return found[0]
-
-
 def _ballot_views(row: DecisionRow, account: Account, policy: Policy) -> list[BallotView]:
     now = clock.now()
     ballots = [(ballot, tally) for ballot, tally in ((row.proposal, row.proposal_tally),
@@ -449,7 +442,7 @@ def decision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Show a decision: its operations and their outcome, its ballots with tallies, the votes
     (when the policy makes them public), and what the viewer may do."""
     account = signed_in(request)
-    row = _row_or_404(pk)
+    row = queries.decision_row_by_id(pk)
     decision = row.decision
     policy = current()
     return render(request, "governance/decision_detail.html", {
@@ -468,18 +461,11 @@ def decision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def _decision_or_404(pk: int) -> Decision:
-    decision = Decision.objects.filter(pk=pk).first()
-    if decision is None:
-        raise Http404(_("There is no decision #%(number)d.") % {"number": pk})
-    return decision
-
-
 @login_required
 @require_POST
 def decision_vote(request: HttpRequest, pk: int) -> HttpResponse:
     """Cast or change the viewer's vote (``choice``: for or against) on the open ballot."""
-    decision = _decision_or_404(pk)
+    decision = queries.decision_by_id(pk)
     choice = request.POST.get("choice", "")
     try:
         account = signed_in(request)
@@ -504,7 +490,7 @@ def decision_vote(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def decision_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """Withdraw an open proposal (its author or an administrator)."""
-    decision = _decision_or_404(pk)
+    decision = queries.decision_by_id(pk)
     try:
         actions.do_withdraw(decision, acting_user=signed_in(request))
     except ChatonError as error:
@@ -519,7 +505,7 @@ def decision_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def decision_contest(request: HttpRequest, pk: int) -> HttpResponse:
     """Open a counter-vote on an ordinary action (voting members, within the window)."""
-    decision = _decision_or_404(pk)
+    decision = queries.decision_by_id(pk)
     try:
         ballot = actions.do_open_counter_vote(decision, acting_user=signed_in(request))
     except ChatonError as error:
@@ -535,7 +521,7 @@ def decision_contest(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def decision_retry(request: HttpRequest, pk: int, position: int) -> HttpResponse:
     """Run a failed operation again (administrators), then those not run because of it."""
-    decision = _decision_or_404(pk)
+    decision = queries.decision_by_id(pk)
     try:
         row = actions.do_retry_operation(actions.failed_operation(decision, position),
                                          acting_user=signed_in(request))

@@ -23,41 +23,13 @@ from chaton.core.api import (
     InputSchema,
     Page,
     acting_account,
-    check_id,
     clean_search,
 )
-from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.errors import InvalidInput
 from chaton.members import actions, queries
 from chaton.members.models import Membership, MembershipKind, Organization, Person
 
 router = Router(tags=["members"])
-
-
-# --- lookups --------------------------------------------------------------------------------
-
-
-def person_or_404(person_id: int) -> Person:
-    """Return the person with this id. Raise NotFound (also for an id out of range)."""
-    person = Person.objects.filter(pk=check_id(person_id)).first()
-    if person is None:
-        raise NotFound(_("No person has this id."), field="person_id")
-    return person
-
-
-def organization_or_404(organization_id: int) -> Organization:
-    """Return the organization with this id. Raise NotFound (also for an id out of range)."""
-    organization = Organization.objects.filter(pk=check_id(organization_id)).first()
-    if organization is None:
-        raise NotFound(_("No organization has this id."), field="organization_id")
-    return organization
-
-
-def membership_or_404(membership_id: int) -> Membership:
-    """Return the membership with this id, member and dues loaded. Raise NotFound."""
-    membership = (_memberships().filter(pk=check_id(membership_id)).first())
-    if membership is None:
-        raise NotFound(_("No membership has this id."), field="membership_id")
-    return membership
 
 
 def _memberships() -> QuerySet[Membership]:
@@ -178,13 +150,14 @@ def create_person(request: HttpRequest, payload: PersonIn) -> tuple[int, Person]
 
 @router.get("/persons/{person_id}", response={200: PersonOut, **ERRORS}, summary="Get a person")
 def get_person(request: HttpRequest, person_id: int) -> Person:
-    return person_or_404(person_id)
+    return queries.person_by_id(person_id)
 
 
 @router.patch("/persons/{person_id}", response={200: PersonOut, **ERRORS},
               summary="Change a person")
 def update_person(request: HttpRequest, person_id: int, payload: PersonPatch) -> Person:
-    return actions.do_update_person(person_or_404(person_id), acting_user=acting_account(request),
+    return actions.do_update_person(queries.person_by_id(person_id),
+                                    acting_user=acting_account(request),
                                     full_name=payload.full_name, email=payload.email,
                                     phone=payload.phone)
 
@@ -192,7 +165,7 @@ def update_person(request: HttpRequest, person_id: int, payload: PersonPatch) ->
 @router.get("/persons/{person_id}/memberships", response={200: list[MembershipOut], **ERRORS},
             summary="A person's memberships, latest first")
 def list_person_memberships(request: HttpRequest, person_id: int) -> Any:
-    return list(_memberships().filter(person=person_or_404(person_id)))
+    return list(_memberships().filter(person=queries.person_by_id(person_id)))
 
 
 @router.post("/persons/{person_id}/memberships", response={201: MembershipOut, **ERRORS},
@@ -200,9 +173,9 @@ def list_person_memberships(request: HttpRequest, person_id: int) -> Any:
 def start_person_membership(request: HttpRequest, person_id: int,
                             payload: MembershipIn) -> tuple[int, Membership]:
     membership = actions.do_start_membership(
-        person_or_404(person_id), acting_user=acting_account(request),
+        queries.person_by_id(person_id), acting_user=acting_account(request),
         starts_on=payload.starts_on, kind=payload.kind, ends_on=payload.ends_on)
-    return 201, membership_or_404(membership.pk)
+    return 201, queries.membership_by_id(membership.pk)
 
 
 # --- organizations --------------------------------------------------------------------------
@@ -227,14 +200,14 @@ def create_organization(request: HttpRequest,
 @router.get("/organizations/{organization_id}", response={200: OrganizationOut, **ERRORS},
             summary="Get an organization")
 def get_organization(request: HttpRequest, organization_id: int) -> Organization:
-    return organization_or_404(organization_id)
+    return queries.organization_by_id(organization_id)
 
 
 @router.patch("/organizations/{organization_id}", response={200: OrganizationOut, **ERRORS},
               summary="Change an organization (its short name stays)")
 def update_organization(request: HttpRequest, organization_id: int,
                         payload: OrganizationPatch) -> Organization:
-    return actions.do_update_organization(organization_or_404(organization_id),
+    return actions.do_update_organization(queries.organization_by_id(organization_id),
                                           acting_user=acting_account(request),
                                           name=payload.name, email=payload.email)
 
@@ -243,7 +216,7 @@ def update_organization(request: HttpRequest, organization_id: int,
             response={200: list[MembershipOut], **ERRORS},
             summary="An organization's memberships, latest first")
 def list_organization_memberships(request: HttpRequest, organization_id: int) -> Any:
-    return list(_memberships().filter(organization=organization_or_404(organization_id)))
+    return list(_memberships().filter(organization=queries.organization_by_id(organization_id)))
 
 
 @router.post("/organizations/{organization_id}/memberships",
@@ -251,9 +224,9 @@ def list_organization_memberships(request: HttpRequest, organization_id: int) ->
 def start_organization_membership(request: HttpRequest, organization_id: int,
                                   payload: MembershipIn) -> tuple[int, Membership]:
     membership = actions.do_start_membership(
-        organization_or_404(organization_id), acting_user=acting_account(request),
+        queries.organization_by_id(organization_id), acting_user=acting_account(request),
         starts_on=payload.starts_on, kind=payload.kind, ends_on=payload.ends_on)
-    return 201, membership_or_404(membership.pk)
+    return 201, queries.membership_by_id(membership.pk)
 
 
 # --- memberships and dues -------------------------------------------------------------------
@@ -262,7 +235,7 @@ def start_organization_membership(request: HttpRequest, organization_id: int,
 @router.get("/memberships/{membership_id}", response={200: MembershipOut, **ERRORS},
             summary="Get a membership and its dues")
 def get_membership(request: HttpRequest, membership_id: int) -> Membership:
-    return membership_or_404(membership_id)
+    return queries.membership_by_id(membership_id)
 
 
 @router.post("/memberships/{membership_id}/end", response={200: MembershipOut, **ERRORS},
@@ -275,16 +248,16 @@ def end_membership(request: HttpRequest, membership_id: int,
     ``decision_required`` when the policy makes it extraordinary."""
     from chaton.governance.actions import do_end_membership_ordinarily
 
-    membership = membership_or_404(membership_id)
+    membership = queries.membership_by_id(membership_id)
     do_end_membership_ordinarily(membership, payload.ends_on,
                                  acting_user=acting_account(request))
-    return membership_or_404(membership.pk)
+    return queries.membership_by_id(membership.pk)
 
 
 @router.post("/memberships/{membership_id}/dues", response={201: DuesOut, **ERRORS},
              summary="Record a dues payment")
 def record_dues(request: HttpRequest, membership_id: int, payload: DuesIn) -> tuple[int, Any]:
-    payment = actions.do_record_dues(membership_or_404(membership_id), payload.amount,
+    payment = actions.do_record_dues(queries.membership_by_id(membership_id), payload.amount,
                                      payload.paid_on, acting_user=acting_account(request))
     return 201, payment
 

@@ -8,8 +8,78 @@ from typing import TypedDict
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils.translation import gettext as _
 
+from chaton.core.errors import NotFound
+from chaton.core.queries import is_database_id, lookup_text
 from chaton.members.models import Membership, MembershipKind, Organization, Person
+
+# -- lookups by natural key ----------------------------------------------------------------
+#
+# Every interface (pages, API, CLI, governance operations) finds a member through these: one
+# message per thing, NotFound for the pages' 404, the API's ``not_found`` and the CLI's line.
+
+
+def person_by_id(person_id: int, *, field: str = "person_id") -> Person:
+    """Given a person's id, return them. Raise NotFound (also for an id out of range)."""
+    person = Person.objects.filter(pk=person_id).first() if is_database_id(person_id) else None
+    if person is None:
+        raise NotFound(_("No person has this id."), field=field)
+    return person
+
+
+def person_by_email(email: str, *, field: str = "person") -> Person:
+    """Given a person's email (any case, surrounding spaces ignored), return them.
+
+    Raise NotFound.
+    """
+    key = lookup_text(email)
+    person = Person.objects.filter(email__iexact=key).first() if key else None
+    if person is None:
+        raise NotFound(_("No person has the email “%(email)s”.") % {"email": email.strip()[:254]},
+                       field=field)
+    return person
+
+
+def organization_by_id(organization_id: int, *, field: str = "organization_id") -> Organization:
+    """Given an organization's id, return it. Raise NotFound (also for an id out of range)."""
+    organization = (Organization.objects.filter(pk=organization_id).first()
+                    if is_database_id(organization_id) else None)
+    if organization is None:
+        raise NotFound(_("No organization has this id."), field=field)
+    return organization
+
+
+def organization_by_slug(slug: str, *, field: str = "organization") -> Organization:
+    """Given an organization's short name (surrounding spaces ignored), return it.
+
+    Raise NotFound.
+    """
+    key = lookup_text(slug)
+    organization = Organization.objects.filter(slug=key.lower()).first() if key else None
+    if organization is None:
+        raise NotFound(_("No organization has the short name “%(slug)s”.")
+                       % {"slug": slug.strip()[:64]}, field=field)
+    return organization
+
+
+def member_by_name(name: str, *, field: str = "member") -> Person | Organization:
+    """Given an email (a person) or a short name (an organization), return the member.
+
+    Raise NotFound.
+    """
+    return person_by_email(name, field=field) if "@" in name else organization_by_slug(
+        name, field=field)
+
+
+def membership_by_id(membership_id: int, *, field: str = "membership_id") -> Membership:
+    """Given a membership's id, return it, its member and dues loaded. Raise NotFound."""
+    membership = (Membership.objects.select_related("person", "organization")
+                  .prefetch_related("dues").filter(pk=membership_id).first()
+                  if is_database_id(membership_id) else None)
+    if membership is None:
+        raise NotFound(_("No membership has this id."), field=field)
+    return membership
 
 
 def voting_delay_days() -> int:
@@ -160,7 +230,7 @@ def month_starts(until: dt.date, count: int = 12) -> list[dt.date]:
     """Return the first day of each of the ``count`` months ending with ``until``'s month."""
     year, month = until.year, until.month
     starts = []
-    for _ in range(count):
+    for _month in range(count):
         starts.append(dt.date(year, month, 1))
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return starts[::-1]

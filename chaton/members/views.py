@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import messages
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import formats
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -77,7 +77,7 @@ def person_create(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 def person_edit(request: HttpRequest, person_id: int) -> HttpResponse:
-    person = get_object_or_404(Person, pk=person_id)
+    person = queries.person_by_id(person_id)
     initial = {"full_name": person.full_name, "email": person.email, "phone": person.phone}
     form = PersonForm(posted(request), initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -125,7 +125,7 @@ def _member_page(request: HttpRequest, member: Person | Organization, *,
 
 @admin_required
 def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
-    return _member_page(request, get_object_or_404(Person, pk=person_id))
+    return _member_page(request, queries.person_by_id(person_id))
 
 
 def _start_membership(request: HttpRequest, member: Person | Organization) -> HttpResponse:
@@ -148,15 +148,14 @@ def _member_url_name(member: Person | Organization) -> str:
 @admin_required
 @require_POST
 def person_start_membership(request: HttpRequest, person_id: int) -> HttpResponse:
-    return _start_membership(request, get_object_or_404(Person, pk=person_id))
+    return _start_membership(request, queries.person_by_id(person_id))
 
 
 @admin_required
 @require_POST
 def membership_end(request: HttpRequest, membership_id: int) -> HttpResponse:
     """Set the last day of a membership, then go back to its member's page."""
-    membership = get_object_or_404(
-        Membership.objects.select_related("person", "organization"), pk=membership_id)
+    membership = queries.membership_by_id(membership_id)
     form = EndMembershipForm(request.POST, prefix=f"end-{membership.pk}")
     if form.is_valid():
         from chaton.governance.actions import do_end_membership_ordinarily
@@ -178,8 +177,7 @@ def membership_end(request: HttpRequest, membership_id: int) -> HttpResponse:
 @require_POST
 def membership_dues(request: HttpRequest, membership_id: int) -> HttpResponse:
     """Record a dues payment on a membership, then go back to its member's page."""
-    membership = get_object_or_404(
-        Membership.objects.select_related("person", "organization"), pk=membership_id)
+    membership = queries.membership_by_id(membership_id)
     form = DuesForm(request.POST, prefix=f"dues-{membership.pk}")
     if form.is_valid():
         try:
@@ -225,7 +223,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 def organization_edit(request: HttpRequest, organization_id: int) -> HttpResponse:
-    organization = get_object_or_404(Organization, pk=organization_id)
+    organization = queries.organization_by_id(organization_id)
     form = OrganizationEditForm(posted(request),
                                 initial={"name": organization.name, "email": organization.email})
     if request.method == "POST" and form.is_valid():
@@ -243,13 +241,13 @@ def organization_edit(request: HttpRequest, organization_id: int) -> HttpRespons
 
 @admin_required
 def organization_detail(request: HttpRequest, organization_id: int) -> HttpResponse:
-    return _member_page(request, get_object_or_404(Organization, pk=organization_id))
+    return _member_page(request, queries.organization_by_id(organization_id))
 
 
 @admin_required
 @require_POST
 def organization_start_membership(request: HttpRequest, organization_id: int) -> HttpResponse:
-    return _start_membership(request, get_object_or_404(Organization, pk=organization_id))
+    return _start_membership(request, queries.organization_by_id(organization_id))
 
 
 # -- counts ------------------------------------------------------------------

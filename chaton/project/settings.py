@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "chaton.security.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A lookup's NotFound raised by a view is the 404 page.
+    "chaton.core.middleware.NotFoundMiddleware",
 ]
 
 ROOT_URLCONF = "chaton.project.urls"

@@ -23,7 +23,6 @@ not paginated (a collective runs a handful of services, not thousands).
 
 
 import datetime as dt
-import re
 from typing import Any
 
 from django.db import transaction
@@ -34,11 +33,9 @@ from pydantic import StrictBool, model_validator
 
 from chaton.core import jobs
 from chaton.core.api import ERRORS, ErrorOut, InputSchema, JobOut, acting_account, as_json
-from chaton.core.errors import InvalidInput, NotFound
 from chaton.core.models import Job
-from chaton.directory.api import group_or_404
 from chaton.directory.models import Group
-from chaton.members.models import Organization, Person
+from chaton.directory.queries import group_by_name
 from chaton.services import actions, catalog, diagram, queries, reconcile
 from chaton.services import jobs as services_jobs
 from chaton.services.catalog import Manifest
@@ -53,77 +50,6 @@ ENGINE_ERRORS: dict[int, Any] = {**ERRORS, 502: ErrorOut, 503: ErrorOut}
 #: The lock of the services' long work: deploys, upgrades and the worker's reconcile run in
 #: turn.
 SERVICES_LOCK = services_jobs.JOB
-
-
-# --- lookups --------------------------------------------------------------------------------
-
-#: What a name looked up may hold: anything else (a NUL …) is not found without asking the
-#: database, which might refuse the query outright (PostgreSQL and NUL: a 500).
-_LOOKUP = re.compile(r"[^\x00-\x1f\x7f]{1,254}")
-
-
-def _looked_up(text: str) -> str | None:
-    """Given a name from a URL or a body, return it stripped, or None when it cannot be one."""
-    text = text.strip()
-    return text if _LOOKUP.fullmatch(text) else None
-
-
-def host_or_404(name: str) -> Host:
-    """Given a host's name, return it. Raise NotFound."""
-    key = _looked_up(name)
-    host = Host.objects.filter(name=key).first() if key else None
-    if host is None:
-        raise NotFound(_("No host is named “%(name)s”.") % {"name": name.strip()[:64]},
-                       field="host")
-    return host
-
-
-def instance_or_404(slug: str) -> Instance:
-    """Given an instance's short name, return it (host, owner and group joined). Raise
-    NotFound."""
-    key = _looked_up(slug)
-    instance = queries.instances().filter(slug=key).first() if key else None
-    if instance is None:
-        raise NotFound(_("No instance has the short name “%(slug)s”.")
-                       % {"slug": slug.strip()[:64]}, field="slug")
-    return instance
-
-
-def manifest_or_404(name: str) -> Manifest:
-    try:
-        return catalog.get(name)
-    except KeyError:
-        raise NotFound(_("There is no application %(name)s in the catalogue.")
-                       % {"name": name[:64]}, field="application") from None
-
-
-def find_owner(organization: str | None, person: str | None) -> Organization | Person | None:
-    """Return the owner named by an organization's short name or a person's email.
-
-    Raise InvalidInput for both, NotFound for an unknown one.
-    """
-    if organization and person:
-        raise InvalidInput(_("An instance has one owner: an organization or a person."),
-                           field="organization")
-    if organization:
-        key = _looked_up(organization)
-        found = Organization.objects.filter(slug=key).first() if key else None
-        if found is None:
-            raise NotFound(_("No organization has the short name “%(slug)s”.")
-                           % {"slug": organization.strip()[:64]}, field="organization")
-        return found
-    if person:
-        key = _looked_up(person)
-        someone = Person.objects.filter(email__iexact=key).first() if key else None
-        if someone is None:
-            raise NotFound(_("No person has the email “%(email)s”.")
-                           % {"email": person.strip()[:254]}, field="person")
-        return someone
-    return None
-
-
-def _group(name: str | None) -> Group | None:
-    return group_or_404(name) if name else None
 
 
 # --- schemas --------------------------------------------------------------------------------
@@ -409,7 +335,7 @@ def create_host(request: HttpRequest, payload: HostIn) -> tuple[int, dict[str, A
 @router.get("/hosts/{name}", response={200: HostDetailOut, **ERRORS},
             summary="Get a host, with what its engine says now")
 def get_host(request: HttpRequest, name: str) -> dict[str, Any]:
-    return _host_detail(host_or_404(name))
+    return _host_detail(queries.host_by_name(name))
 
 
 # --- the catalogue --------------------------------------------------------------------------
@@ -424,7 +350,7 @@ def list_applications(request: HttpRequest) -> Any:
 @router.get("/catalog/{name}", response={200: ApplicationDetailOut, **ERRORS},
             summary="Get an application, with the JSON schema of its settings")
 def get_application(request: HttpRequest, name: str) -> Manifest:
-    return manifest_or_404(name)
+    return queries.manifest_by_name(name)
 
 
 # --- instances ------------------------------------------------------------------------------
@@ -434,7 +360,7 @@ def get_application(request: HttpRequest, name: str) -> Manifest:
             summary="List the instances with their live state")
 def list_instances(request: HttpRequest, host: str = "") -> list[dict[str, Any]]:
     """Every instance (``?host=`` one host's), each with its state on its engine now."""
-    chosen = queries.instances(host=host_or_404(host) if host else None)
+    chosen = queries.instances(host=queries.host_by_name(host) if host else None)
     return [_instance(item) for item in queries.instances_with_state(chosen)]
 
 
@@ -444,23 +370,25 @@ def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, Job
     """Check everything first (domain, settings, image on the host, port): refused, nothing is
     left behind. Then 202 with a job that deploys it, whose result is the instance; when the
     deployment fails, the instance is removed again and the job's error says why."""
-    if payload.host:
-        host = host_or_404(payload.host)
-    else:
-        default = queries.default_host()
-        if default is None:
-            raise InvalidInput(_("There is no default host: name one."), field="host")
-        host = default
+    host = queries.host_or_default(payload.host)
     with transaction.atomic():
         instance = actions.do_create_instance(
             payload.application, payload.domain, host, acting_user=acting_account(request),
-            owner=find_owner(payload.organization, payload.person),
-            settings=payload.settings, login_group=_group(payload.login_group),
+            owner=queries.owner_by_key(payload.organization, payload.person),
+            settings=payload.settings,
+            login_group=_login_group(payload.login_group),
             slug=payload.slug, port=payload.port, image=payload.image, deploy=False)
         job = jobs.do_start_job("services.deploy", params={"instance": instance.pk},
                                 target=instance.slug, lock_key=SERVICES_LOCK,
                                 acting_user=acting_account(request))
     return 202, job
+
+
+def _login_group(name: str | None) -> Group | None:
+    """Given the group a body names (None: every account of the directory), return it.
+
+    Raise NotFound."""
+    return group_by_name(name, field="login_group") if name else None
 
 
 def _deploy_work(job: Job) -> dict[str, Any]:
@@ -472,13 +400,13 @@ def _deploy_work(job: Job) -> dict[str, Any]:
     actions.deploy_created(job.params["instance"], acting_user=job.created_by,
                            operation_id=job.params.get("operation"))
     instance = Instance.objects.get(pk=job.params["instance"])
-    return as_json(InstanceDetailOut, _instance_detail(instance_or_404(instance.slug)))
+    return as_json(InstanceDetailOut, _instance_detail(queries.instance_by_slug(instance.slug)))
 
 
 @router.get("/instances/{slug}", response={200: InstanceDetailOut, **ERRORS},
             summary="Get an instance: live state, history, plan")
 def get_instance(request: HttpRequest, slug: str) -> dict[str, Any]:
-    return _instance_detail(instance_or_404(slug))
+    return _instance_detail(queries.instance_by_slug(slug))
 
 
 @router.patch("/instances/{slug}", response={200: InstanceDetailOut, **ENGINE_ERRORS},
@@ -486,12 +414,12 @@ def get_instance(request: HttpRequest, slug: str) -> dict[str, Any]:
 def update_instance(request: HttpRequest, slug: str,
                     payload: InstancePatch) -> dict[str, Any]:
     """The settings sent change, the others keep their values; its containers are replaced."""
-    instance = instance_or_404(slug)
-    group: Any = (_group(payload.login_group) if "login_group" in payload.model_fields_set
+    instance = queries.instance_by_slug(slug)
+    group: Any = (_login_group(payload.login_group) if "login_group" in payload.model_fields_set
                   else ...)
     actions.do_update_instance_settings(instance, payload.settings,
                                         acting_user=acting_account(request), login_group=group)
-    return _instance_detail(instance_or_404(slug))
+    return _instance_detail(queries.instance_by_slug(slug))
 
 
 @router.post("/instances/{slug}/upgrade", response={202: JobOut, **ENGINE_ERRORS},
@@ -502,7 +430,7 @@ def upgrade_instance(request: HttpRequest, slug: str, payload: UpgradeIn) -> tup
     then 202 with a job whose result is the attempt: ``outcome`` healthy once the new
     version took the traffic, rolled_back (and ``message``) when it failed its health
     check. Upgrades run in turn with the worker's reconcile, never two at once."""
-    instance = instance_or_404(slug)
+    instance = queries.instance_by_slug(slug)
     with transaction.atomic():
         deployment = actions.do_upgrade_instance(instance, payload.image,
                                                  acting_user=acting_account(request), wait=False)
@@ -547,7 +475,7 @@ def remove_instance(request: HttpRequest, slug: str, confirm: str = "",
                     delete_data: bool = False) -> tuple[int, None]:
     """``confirm`` repeats the short name. Its data stays on the host unless ``delete_data``.
     Closing a service is extraordinary by default: 403 ``decision_required``."""
-    actions.do_remove_instance(instance_or_404(slug), confirm=confirm,
+    actions.do_remove_instance(queries.instance_by_slug(slug), confirm=confirm,
                                acting_user=acting_account(request), delete_data=delete_data)
     return 204, None
 

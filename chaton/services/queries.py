@@ -13,9 +13,13 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from chaton.adapters.docker import DockerError, Snapshot, Workload
+from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.queries import lookup_text
 from chaton.members.models import Organization, Person
-from chaton.services import reconcile
+from chaton.members.queries import organization_by_slug, person_by_email
+from chaton.services import catalog, reconcile
 from chaton.services.apply import routes
+from chaton.services.catalog import Manifest
 from chaton.services.models import (
     Deployment,
     DeploymentKind,
@@ -37,6 +41,74 @@ def hosts() -> QuerySet[Host]:
 def default_host() -> Host | None:
     """Return the default host, or None when none is marked."""
     return Host.objects.filter(is_default=True).first()
+
+
+# -- lookups by natural key ----------------------------------------------------------------------
+#
+# Every interface (pages, API, CLI, governance operations) finds a host, an instance or an
+# application through these: one message per thing, NotFound for the pages' 404, the API's
+# ``not_found`` and the CLI's one line.
+
+
+def host_by_name(name: str, *, field: str = "host") -> Host:
+    """Given a host's name (surrounding spaces ignored), return it. Raise NotFound."""
+    key = lookup_text(name)
+    host = Host.objects.filter(name=key).first() if key else None
+    if host is None:
+        raise NotFound(_("No host is named “%(name)s”.") % {"name": name.strip()[:64]},
+                       field=field)
+    return host
+
+
+def host_or_default(name: str | None, *, field: str = "host") -> Host:
+    """Given a host's name, or None (or nothing) for the default host, return the host.
+
+    Raise NotFound for an unknown name, InvalidInput when no name is given and
+    no host is the default.
+    """
+    if name:
+        return host_by_name(name, field=field)
+    default = default_host()
+    if default is None:
+        raise InvalidInput(_("There is no default host: name one."), field=field)
+    return default
+
+
+def instance_by_slug(slug: str, *, field: str = "slug") -> Instance:
+    """Given an instance's short name (surrounding spaces ignored), return it with its host,
+    owner and group joined. Raise NotFound."""
+    key = lookup_text(slug)
+    instance = instances().filter(slug=key).first() if key else None
+    if instance is None:
+        raise NotFound(_("No instance has the short name “%(slug)s”.")
+                       % {"slug": slug.strip()[:64]}, field=field)
+    return instance
+
+
+def manifest_by_name(name: str, *, field: str = "application") -> Manifest:
+    """Given an application's name, return its manifest in the catalogue. Raise NotFound."""
+    try:
+        return catalog.get(name)
+    except KeyError:
+        raise NotFound(_("There is no application %(name)s in the catalogue.")
+                       % {"name": name[:64]}, field=field) from None
+
+
+def owner_by_key(organization: str | None, person: str | None, *,
+                 field: str = "organization") -> Organization | Person | None:
+    """Given an organization's short name or a person's email (or neither: the collective),
+    return the owner of an instance.
+
+    Raise InvalidInput when both are given, NotFound for an unknown one.
+    """
+    if organization and person:
+        raise InvalidInput(_("An instance has one owner: an organization or a person."),
+                           field=field)
+    if organization:
+        return organization_by_slug(organization)
+    if person:
+        return person_by_email(person)
+    return None
 
 
 def instances(*, host: Host | None = None) -> QuerySet[Instance]:

@@ -44,13 +44,6 @@ from chaton.services.models import DesiredState, HostRole, Instance
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _instance_or_404(slug: str) -> Instance:
-    instance = queries.instances().filter(slug=slug).first()
-    if instance is None:
-        raise Http404(_("No instance has this short name."))
-    return instance
-
-
 def _manifest_of(instance: Instance) -> Manifest | None:
     """The instance's manifest, or None when its application left the catalogue."""
     try:
@@ -256,14 +249,14 @@ def _instance_page(request: HttpRequest, instance: Instance, *,
 @admin_required
 def instance_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """An instance: live state, settings, upgrade, history, the plan for it."""
-    return _instance_page(request, _instance_or_404(slug))
+    return _instance_page(request, queries.instance_by_slug(slug))
 
 
 @admin_required
 @require_POST
 def instance_settings(request: HttpRequest, slug: str) -> HttpResponse:
     """Change an instance's settings (and who may log in); its containers are replaced."""
-    instance = _instance_or_404(slug)
+    instance = queries.instance_by_slug(slug)
     manifest = _manifest_of(instance)
     if manifest is None:
         messages.error(request, _("The application %(name)s is no longer in the catalogue.")
@@ -291,7 +284,7 @@ def instance_settings(request: HttpRequest, slug: str) -> HttpResponse:
 def instance_upgrade(request: HttpRequest, slug: str) -> HttpResponse:
     """Move an instance to a new image pin; the worker checks its health, then switches or
     rolls back (the page's history says which)."""
-    instance = _instance_or_404(slug)
+    instance = queries.instance_by_slug(slug)
     form = UpgradeForm(request.POST)
     if form.is_valid():
         try:
@@ -311,7 +304,7 @@ def instance_upgrade(request: HttpRequest, slug: str) -> HttpResponse:
 @admin_required
 def instance_remove(request: HttpRequest, slug: str) -> HttpResponse:
     """Ask for the short name (GET), then remove the instance (POST)."""
-    instance = _instance_or_404(slug)
+    instance = queries.instance_by_slug(slug)
     form = RemoveForm(posted(request))
     if request.method == "POST" and form.is_valid():
         try:

@@ -191,3 +191,28 @@ def test_the_main_help_points_to_ssh_keys(cli):
 def test_decision_help_lists_op(cli, command):
     out = ok(cli("decision", command, "--help"))
     assert "--op" in out and "TYPE key=value" in out and "group.grant" in out
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["group", "members", "nope"], "No group is named nope."),
+    (["group", "add-member", "nope", "alix"], "No group is named nope."),
+    (["account", "disable", "nobody"], "No account has the user name “nobody”."),
+    (["--as", "nobody", "account", "disable", "alix"],
+     "No account has the user name “nobody”."),
+    (["member", "end", "who@example.org"], "No person has the email “who@example.org”."),
+    (["member", "end", "nobody"], "No organization has the short name “nobody”."),
+    (["account", "add", "sam", "--org", "nobody"],
+     "No organization has the short name “nobody”."),
+    (["decision", "show", "999999"], "No decision has the number 999999."),
+    (["decision", "show", str(2**64)], f"No decision has the number {2**64}."),
+    (["job", "show", "0"], "No job has this id."),
+    (["backup", "plan", "show", "nowhere"], "No backup plan is named nowhere."),
+    (["service", "instance", "show", "nothing"], "No instance has the short name “nothing”."),
+])
+def test_what_a_command_names_and_does_not_exist_is_the_lookups_one_line(
+        cli, alix, directory, arguments, message):
+    """Every command finds what it names through the apps' lookups: the same message as
+    the API's and the pages', one line on stderr, exit 2, nothing changed."""
+    before = snapshot(directory)
+    assert one_error_line(cli(*arguments)) == f"chaton: error: {message}"
+    assert snapshot(directory) == before

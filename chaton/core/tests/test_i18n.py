@@ -15,8 +15,8 @@ To fix a failure, from the ``chaton/`` folder::
 
 from __future__ import annotations
 
-import ast
 import gettext
+import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -103,13 +103,18 @@ def parse_po(path: Path) -> list[Entry]:
             keyword, index, text = match.group(1), int(match.group(2) or 0), match.group(3)
             started = True
             current = (keyword, index)
-            _append(entry, keyword, index, ast.literal_eval(text))
+            _append(entry, keyword, index, _po_string(text))
         elif line.startswith('"') and current is not None:
-            _append(entry, current[0], current[1], ast.literal_eval(line))
+            _append(entry, current[0], current[1], _po_string(line))
         else:
             raise AssertionError(f"{path}: cannot read the line {raw_line!r}")
     finish()
     return entries
+
+
+def _po_string(quoted: str) -> str:
+    """Given a PO string literal (``"…"`` with C escapes: \\" \\\\ \\n \\t), return its text."""
+    return str(json.loads(quoted))
 
 
 def _append(entry: Entry, keyword: str, index: int, text: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from chaton.core.errors import Conflict, NotFound
+from chaton.core.errors import Conflict
 from chaton.directory.models import Account
 from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import (
@@ -43,11 +43,10 @@ class CloseServiceParams(StrictParams):
 
 
 def _instance(slug: str) -> Any:
-    from chaton.services.models import DesiredState, Instance
+    from chaton.services.models import DesiredState
+    from chaton.services.queries import instance_by_slug
 
-    instance = Instance.objects.select_related("host").filter(slug=slug).first()
-    if instance is None:
-        raise NotFound(_("There is no instance %(slug)s.") % {"slug": slug}, field="instance")
+    instance = instance_by_slug(slug, field="instance")
     if instance.state == DesiredState.REMOVED:
         raise Conflict(_("The instance %(slug)s is already being removed.") % {"slug": slug},
                        field="instance")

@@ -16,8 +16,9 @@ from django.utils.translation import gettext_lazy
 from chaton.core import clock
 from chaton.directory.models import Account, AccountState
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import OperationType, StrictParams, register
 from chaton.members.models import Organization
+from chaton.members.queries import organization_by_slug
 
 
 class CreatePartnerAccountParams(StrictParams):
@@ -53,7 +54,7 @@ class CreatePartnerAccount(OperationType[CreatePartnerAccountParams]):
 
         validate_create_account(params.uid, display_name=params.display_name,
                                 email=params.email,
-                                organization=_lookups.organization(params.organization))
+                                organization=organization_by_slug(params.organization))
 
     def apply(self, params: CreatePartnerAccountParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
@@ -61,7 +62,7 @@ class CreatePartnerAccount(OperationType[CreatePartnerAccountParams]):
 
         account = do_create_account(
             params.uid, acting_user=acting_user, display_name=params.display_name,
-            email=params.email, organization=_lookups.organization(params.organization),
+            email=params.email, organization=organization_by_slug(params.organization),
             expires_at=clock.end_of_day(params.expires_on), authorised_by=authorised_by)
         return {"account": account.uid}
 

@@ -16,8 +16,9 @@ from chaton.core import clock
 from chaton.core.errors import InvalidInput
 from chaton.directory.models import Account
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
-from chaton.members.models import Membership, Organization, Person
+from chaton.governance.operations import OperationType, StrictParams, register
+from chaton.members.models import Membership
+from chaton.members.queries import member_by_name
 
 
 class EndMembershipParams(StrictParams):
@@ -26,16 +27,10 @@ class EndMembershipParams(StrictParams):
     ends_on: dt.date
 
 
-def _member(key: str) -> Person | Organization:
-    if "@" in key:
-        return _lookups.person(key)
-    return _lookups.organization(key)
-
-
 def _membership(key: str, ends_on: dt.date) -> Membership:
     from chaton.members.queries import open_membership_of
 
-    member = _member(key)
+    member = member_by_name(key)
     membership = open_membership_of(member, min(ends_on, clock.today()))
     if membership is None:
         raise InvalidInput(_("%(member)s has no current membership.") % {"member": member},

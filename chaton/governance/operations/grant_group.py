@@ -16,11 +16,11 @@ from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
 from chaton.directory.models import Account, Group, GroupMembership
+from chaton.directory.queries import account_by_uid, group_by_name
 from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import (
     OperationType,
     StrictParams,
-    _lookups,
     fields_as_params,
     register,
 )
@@ -50,7 +50,7 @@ class GrantGroup(OperationType[GrantGroupParams]):
     def default_kind(self, params: GrantGroupParams) -> Kind:
         from chaton.governance.queries import decided_accesses
 
-        group = _lookups.group(params.group)
+        group = group_by_name(params.group)
         if group.requires_decision:
             return Kind.EXTRAORDINARY
         # Changing the end of an access that the members granted takes them too.
@@ -70,15 +70,16 @@ class GrantGroup(OperationType[GrantGroupParams]):
         from chaton.directory.actions import validate_add_to_group
 
         with fields_as_params({"expires_at": "expires_on"}):
-            validate_add_to_group(_lookups.group(params.group),
-                                  _lookups.account(params.account),
+            validate_add_to_group(group_by_name(params.group),
+                                  account_by_uid(params.account, field="account"),
                                   clock.end_of_day(params.expires_on))
 
     def apply(self, params: GrantGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_add_to_group
 
-        group, account = _lookups.group(params.group), _lookups.account(params.account)
+        group = group_by_name(params.group)
+        account = account_by_uid(params.account, field="account")
         existing = GroupMembership.objects.filter(group=group, account=account).first()
         previous: dict[str, Any] = {"was_member": existing is not None}
         if existing is not None:
@@ -92,7 +93,8 @@ class GrantGroup(OperationType[GrantGroupParams]):
                acting_user: Account | None, authorised_by: Operation) -> None:
         from chaton.directory.actions import do_add_to_group, do_remove_from_group
 
-        group, account = _lookups.group(params.group), _lookups.account(params.account)
+        group = group_by_name(params.group)
+        account = account_by_uid(params.account, field="account")
         if not result.get("was_member"):
             do_remove_from_group(group, account, acting_user=acting_user,
                                  authorised_by=authorised_by)

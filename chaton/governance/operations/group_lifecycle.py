@@ -24,8 +24,9 @@ from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
 from chaton.directory.models import Account, Group, GroupKind, GroupMembership
+from chaton.directory.queries import group_by_name
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import OperationType, StrictParams, register
 
 
 class CreateGroupParams(StrictParams):
@@ -107,7 +108,7 @@ class RenameGroup(OperationType[RenameGroupParams]):
     def default_kind(self, params: RenameGroupParams) -> Kind:
         from chaton.directory.queries import was_protected
 
-        group = _lookups.group(params.group)
+        group = group_by_name(params.group)
         if (group.requires_decision or was_protected(params.name)
                 or _holds_decided_accesses(group)):
             return Kind.EXTRAORDINARY
@@ -120,13 +121,13 @@ class RenameGroup(OperationType[RenameGroupParams]):
     def check(self, params: RenameGroupParams) -> None:
         from chaton.directory.actions import validate_rename_group
 
-        validate_rename_group(_lookups.group(params.group), params.name)
+        validate_rename_group(group_by_name(params.group), params.name)
 
     def apply(self, params: RenameGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_rename_group
 
-        group = do_rename_group(_lookups.group(params.group), params.name,
+        group = do_rename_group(group_by_name(params.group), params.name,
                                 acting_user=acting_user, authorised_by=authorised_by)
         return {"group": group.name, "previous": params.group}
 
@@ -154,7 +155,7 @@ class DeleteGroup(OperationType[DeleteGroupParams]):
     reverts_with = ("group.create", "group.grant")
 
     def default_kind(self, params: DeleteGroupParams) -> Kind:
-        group = _lookups.group(params.group)
+        group = group_by_name(params.group)
         if group.requires_decision or _holds_decided_accesses(group):
             return Kind.EXTRAORDINARY
         return Kind.ORDINARY
@@ -164,13 +165,13 @@ class DeleteGroup(OperationType[DeleteGroupParams]):
             "group": params.group}
 
     def check(self, params: DeleteGroupParams) -> None:
-        _lookups.group(params.group)
+        group_by_name(params.group)
 
     def apply(self, params: DeleteGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_delete_group
 
-        group = _lookups.group(params.group)
+        group = group_by_name(params.group)
         members = [_Member(account=membership.account.uid,
                            expires_on=clock.last_day(membership.expires_at)).model_dump(
                                mode="json")

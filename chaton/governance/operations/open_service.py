@@ -16,19 +16,19 @@ may have put something in them meanwhile (removing it performs
 
 from __future__ import annotations
 
-import ast
-import json
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from chaton.core.errors import InvalidInput, NotFound
+from chaton.core.errors import InvalidInput
 from chaton.directory.models import Account, Group
+from chaton.directory.queries import group_by_name
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import OperationType, StrictParams, register
 from chaton.members.models import Organization, Person
+from chaton.members.queries import organization_by_slug, person_by_email
 
 if TYPE_CHECKING:
     from chaton.services.actions import ValidInstance
@@ -54,32 +54,20 @@ class OpenServiceParams(StrictParams):
     @pydantic.field_validator("settings", mode="before")
     @classmethod
     def _settings_as_text(cls, value: Any) -> Any:
-        """Accept the settings as a JSON (or Python) object's text or as "name=value" lines —
-        what a form, a command line or a proposal link carries — as well as an object."""
+        """Accept the settings as a JSON object's text or as "name=value" lines — what a
+        form, a command line or a proposal link carries — as well as an object."""
         from django import forms
 
-        from chaton.core.forms import key_value_lines
+        from chaton.core.forms import object_from_text
 
         if value is None:
             return {}
         if not isinstance(value, str):
             return value
-        text = value.strip()
-        if not text.startswith("{"):
-            try:
-                return key_value_lines(text.splitlines())
-            except forms.ValidationError:
-                raise ValueError(_("write the settings as name=value lines or as a JSON "
-                                   "object")) from None
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                # Only literals (a proposal link carries ``str(dict)``): never runs code.
-                parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise ValueError(_("the settings are not a valid JSON object")) from None
-        return parsed
+            return object_from_text(value)
+        except forms.ValidationError as error:
+            raise ValueError(" ".join(error.messages)) from None
 
     @classmethod
     def of(cls, valid: ValidInstance, host: Host, *, owner: Person | Organization | None,
@@ -92,20 +80,6 @@ class OpenServiceParams(StrictParams):
                    settings=valid.settings, slug=valid.slug or None)
 
 
-def _host(name: str | None) -> Any:
-    from chaton.services.models import Host
-
-    if name is None:
-        host = Host.objects.filter(is_default=True).first()
-        if host is None:
-            raise InvalidInput(_("There is no default host: name one."), field="host")
-        return host
-    host = Host.objects.filter(name=name).first()
-    if host is None:
-        raise NotFound(_("There is no host %(name)s.") % {"name": name}, field="host")
-    return host
-
-
 def _arguments(params: OpenServiceParams) -> dict[str, Any]:
     """Given the params, return the keyword arguments of ``do_create_instance`` (checked).
 
@@ -113,6 +87,7 @@ def _arguments(params: OpenServiceParams) -> dict[str, Any]:
     """
     from chaton.services import catalog
     from chaton.services.forms import typed_settings
+    from chaton.services.queries import host_or_default
 
     if params.organization and params.person:
         raise InvalidInput(_("An instance has one owner: an organization or a person."),
@@ -122,11 +97,11 @@ def _arguments(params: OpenServiceParams) -> dict[str, Any]:
     except KeyError:
         raise InvalidInput(_("There is no application %(name)s in the catalogue.")
                            % {"name": params.application}, field="application") from None
-    owner = (_lookups.organization(params.organization) if params.organization
-             else _lookups.person(params.person) if params.person else None)
+    owner = (organization_by_slug(params.organization) if params.organization
+             else person_by_email(params.person) if params.person else None)
     return {
-        "host": _host(params.host), "owner": owner,
-        "login_group": _lookups.group(params.login_group) if params.login_group else None,
+        "host": host_or_default(params.host), "owner": owner,
+        "login_group": group_by_name(params.login_group) if params.login_group else None,
         "settings": typed_settings(manifest, params.settings), "slug": params.slug or "",
     }
 

@@ -15,8 +15,9 @@ from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
 from chaton.directory.models import Account, GroupMembership
+from chaton.directory.queries import account_by_uid, group_by_name
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import OperationType, StrictParams, register
 
 
 class RevokeGroupParams(StrictParams):
@@ -34,7 +35,7 @@ class RevokeGroup(OperationType[RevokeGroupParams]):
     def default_kind(self, params: RevokeGroupParams) -> Kind:
         from chaton.governance.queries import decided_accesses
 
-        group = _lookups.group(params.group)
+        group = group_by_name(params.group)
         if group.requires_decision or params.account in decided_accesses(group.name):
             return Kind.EXTRAORDINARY
         return Kind.ORDINARY
@@ -45,14 +46,15 @@ class RevokeGroup(OperationType[RevokeGroupParams]):
 
     def check(self, params: RevokeGroupParams) -> None:
         # Removing has no rule of its own beyond naming a group and an account.
-        _lookups.group(params.group)
-        _lookups.account(params.account)
+        group_by_name(params.group)
+        account_by_uid(params.account, field="account")
 
     def apply(self, params: RevokeGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_remove_from_group
 
-        group, account = _lookups.group(params.group), _lookups.account(params.account)
+        group = group_by_name(params.group)
+        account = account_by_uid(params.account, field="account")
         existing = GroupMembership.objects.filter(group=group, account=account).first()
         result: dict[str, Any] = {"was_member": existing is not None}
         if existing is not None:
@@ -71,6 +73,7 @@ class RevokeGroup(OperationType[RevokeGroupParams]):
         day = dt.date.fromisoformat(previous) if previous else None
         if day is not None and day < clock.today():
             return  # the access would have ended by now anyway
-        do_add_to_group(_lookups.group(params.group), _lookups.account(params.account),
+        do_add_to_group(group_by_name(params.group),
+                        account_by_uid(params.account, field="account"),
                         acting_user=acting_user, expires_at=clock.end_of_day(day),
                         authorised_by=authorised_by)

@@ -12,8 +12,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.directory.models import Account
+from chaton.directory.queries import group_by_name
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import OperationType, StrictParams, register
 
 
 class UnprotectGroupParams(StrictParams):
@@ -34,13 +35,13 @@ class UnprotectGroup(OperationType[UnprotectGroupParams]):
             "group": params.group}
 
     def check(self, params: UnprotectGroupParams) -> None:
-        _lookups.group(params.group)
+        group_by_name(params.group)
 
     def apply(self, params: UnprotectGroupParams, *, acting_user: Account | None,
               authorised_by: Operation) -> dict[str, Any]:
         from chaton.directory.actions import do_update_group
 
-        group = _lookups.group(params.group)
+        group = group_by_name(params.group)
         was_protected = group.requires_decision
         do_update_group(group, acting_user=acting_user, requires_decision=False,
                         authorised_by=authorised_by)
@@ -51,5 +52,5 @@ class UnprotectGroup(OperationType[UnprotectGroupParams]):
         from chaton.directory.actions import do_update_group
 
         if result.get("was_protected"):
-            do_update_group(_lookups.group(params.group), acting_user=acting_user,
+            do_update_group(group_by_name(params.group), acting_user=acting_user,
                             requires_decision=True, authorised_by=authorised_by)

@@ -14,8 +14,9 @@ from chaton.core import clock
 from chaton.core.errors import InvalidInput
 from chaton.directory.models import Account
 from chaton.governance.models import Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import OperationType, StrictParams, register
 from chaton.members.models import Membership
+from chaton.members.queries import person_by_email
 
 
 class WaiveVotingDelayParams(StrictParams):
@@ -32,7 +33,7 @@ class WaiveVotingDelayParams(StrictParams):
 def _membership(email: str) -> Membership:
     from chaton.members.queries import open_membership_of
 
-    person = _lookups.person(email)
+    person = person_by_email(email)
     membership = open_membership_of(person, clock.today())
     if membership is None:
         raise InvalidInput(_("%(person)s has no current membership.") % {"person": person},

@@ -24,6 +24,7 @@ from chaton.core.models import AuditLog
 from chaton.directory.models import GroupMembership
 from chaton.governance import actions, operations
 from chaton.governance.forms import ObjectField, OperationForm, operation_fields
+from chaton.governance.gate import proposal_link
 from chaton.governance.models import (
     Decision,
     Kind,
@@ -305,8 +306,8 @@ def test_a_member_may_not_act_and_a_newcomer_may_not_propose(client, community):
 
 
 @pytest.mark.parametrize(("changes", "field", "message"), [
-    ({"op0-group": "nope"}, "group", "There is no group nope."),
-    ({"op0-account": "nobody"}, "account", "There is no account nobody."),
+    ({"op0-group": "nope"}, "group", "No group is named nope."),
+    ({"op0-account": "nobody"}, "account", "No account has the user name “nobody”."),
     ({"op0-expires_on": "2001-02-03"}, "expires_on", "The expiry date is already past."),
     ({"op0-expires_on": "not a day"}, "expires_on", "Enter a valid date."),
     ({"op0-account": ""}, "account", "This field is required."),
@@ -525,9 +526,13 @@ def test_policy_page_shows_the_rules_and_links_to_a_change(client, community):
 
 def test_a_policy_change_link_with_classes_is_prefilled_as_lines(client, community):
     as_user(client, community.voters[0])
-    query = urlencode({"operation": "policy.change", "votes_public": "False",
-                       "classes": str({"group.revoke": "extraordinary"})})
-    response = client.get(f"{reverse('decision-new')}?{query}")
+    link = proposal_link("policy.change", {"votes_public": False,
+                                           "classes": {"group.revoke": "extraordinary"}})
+    # The object travels as JSON, and the form holds it as an object again.
+    assert "classes=%7B%22group.revoke%22" in link
+    response = client.get(link)
+    assert response.context["entries"][0].form.initial["classes"] == {
+        "group.revoke": "extraordinary"}
     content = page_text(response)
     assert "group.revoke=extraordinary</textarea>" in content
     assert '<option value="false" selected>' in content
@@ -536,6 +541,18 @@ def test_a_policy_change_link_with_classes_is_prefilled_as_lines(client, communi
         "op0-classes": '{"group.revoke": "sometimes"}', "submit": "propose"})
     assert response.status_code == 200
     assert "classes" in response.context["entries"][0].form.errors
+    assert not Decision.objects.exists()
+
+
+def test_a_link_carrying_python_text_is_never_evaluated(client, community):
+    """Only JSON is read from a link: Python's text of a dict (what links once carried) or an
+    expression stays the text it is, shown to be corrected, never evaluated."""
+    as_user(client, community.voters[0])
+    for text in (str({"group.revoke": "extraordinary"}), "{__import__('os').getpid(): 1}"):
+        query = urlencode({"operation": "policy.change", "classes": text})
+        response = client.get(f"{reverse('decision-new')}?{query}")
+        assert response.status_code == 200
+        assert response.context["entries"][0].form.initial["classes"] == text
     assert not Decision.objects.exists()
 
 

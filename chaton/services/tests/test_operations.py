@@ -194,7 +194,7 @@ def test_bad_operations_are_refused_when_proposed(collective) -> None:
 
 def test_settings_typed_as_text_as_a_form_or_a_proposal_link_carries_them(
         collective, engine: FakeEngine) -> None:
-    """The gate's link carries the settings as ``str(dict)``; the proposal form and the CLI
+    """The gate's link carries the settings as JSON; the proposal form and the CLI
     send "name=value" lines: both become the typed settings."""
     with pytest.raises(DecisionRequired) as refused:
         actions.do_create_instance(
