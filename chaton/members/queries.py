@@ -14,9 +14,9 @@ from chaton.members.models import Membership, MembershipKind, Organization, Pers
 
 def voting_delay_days() -> int:
     """Return the days of membership before a person votes: the governance policy's."""
-    from chaton.governance.policy import current
+    from chaton.core import gate
 
-    return current().voting_delay_days
+    return gate.voting_delay_days()
 
 
 def voting_members(on: dt.date, delay_days: int | None = None) -> QuerySet[Person]:

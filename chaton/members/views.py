@@ -159,11 +159,9 @@ def membership_end(request: HttpRequest, membership_id: int) -> HttpResponse:
         Membership.objects.select_related("person", "organization"), pk=membership_id)
     form = EndMembershipForm(request.POST, prefix=f"end-{membership.pk}")
     if form.is_valid():
-        from chaton.governance.actions import do_end_membership_ordinarily
-
         try:
-            decision = do_end_membership_ordinarily(membership, form.cleaned_data["ends_on"],
-                                                    acting_user=signed_in(request))
+            decision = actions.do_end_membership_ordinarily(
+                membership, form.cleaned_data["ends_on"], acting_user=signed_in(request))
         except ChatonError as error:
             show_error(form, error)
         else:

@@ -16,14 +16,9 @@ from chaton.core import clock
 from chaton.core.errors import InvalidInput
 from chaton.directory.models import Account
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
+from chaton.governance.operations import OperationType, _lookups, register
+from chaton.members.gated import EndMembershipParams
 from chaton.members.models import Membership, Organization, Person
-
-
-class EndMembershipParams(StrictParams):
-    #: The email of a person, or the short name of an organization.
-    member: str
-    ends_on: dt.date
 
 
 def _member(key: str) -> Person | Organization:

@@ -16,80 +16,16 @@ may have put something in them meanwhile (removing it performs
 
 from __future__ import annotations
 
-import ast
-import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pydantic
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core.errors import InvalidInput, NotFound
-from chaton.directory.models import Account, Group
+from chaton.directory.models import Account
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
-from chaton.members.models import Organization, Person
-
-if TYPE_CHECKING:
-    from chaton.services.actions import ValidInstance
-    from chaton.services.models import Host
-
-
-class OpenServiceParams(StrictParams):
-    application: str
-    domain: str
-    #: The host's name; none: the default host.
-    host: str | None = None
-    #: The owner: a partner organization's short name, or a person's email; neither: the
-    #: collective.
-    organization: str | None = None
-    person: str | None = None
-    #: Whose members may log in; none: every account of the directory.
-    login_group: str | None = None
-    #: Some settings of the application (the others take their defaults).
-    settings: dict[str, Any] = {}
-    #: The instance's short name; none: made from the domain.
-    slug: str | None = None
-
-    @pydantic.field_validator("settings", mode="before")
-    @classmethod
-    def _settings_as_text(cls, value: Any) -> Any:
-        """Accept the settings as a JSON (or Python) object's text or as "name=value" lines —
-        what a form, a command line or a proposal link carries — as well as an object."""
-        from django import forms
-
-        from chaton.core.forms import key_value_lines
-
-        if value is None:
-            return {}
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if not text.startswith("{"):
-            try:
-                return key_value_lines(text.splitlines())
-            except forms.ValidationError:
-                raise ValueError(_("write the settings as name=value lines or as a JSON "
-                                   "object")) from None
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                # Only literals (a proposal link carries ``str(dict)``): never runs code.
-                parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise ValueError(_("the settings are not a valid JSON object")) from None
-        return parsed
-
-    @classmethod
-    def of(cls, valid: ValidInstance, host: Host, *, owner: Person | Organization | None,
-           login_group: Group | None) -> OpenServiceParams:
-        """The params of opening the instance that ``validate_create_instance`` returned."""
-        return cls(application=valid.manifest.name, domain=valid.domain, host=host.name,
-                   organization=owner.slug if isinstance(owner, Organization) else None,
-                   person=owner.email if isinstance(owner, Person) else None,
-                   login_group=login_group.name if login_group is not None else None,
-                   settings=valid.settings, slug=valid.slug or None)
+from chaton.governance.operations import OperationType, _lookups, register
+from chaton.services.gated import OpenServiceParams
 
 
 def _host(name: str | None) -> Any:

@@ -14,14 +14,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
+from chaton.directory.gated import RevokeGroupParams
 from chaton.directory.models import Account, GroupMembership
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, _lookups, register
-
-
-class RevokeGroupParams(StrictParams):
-    group: str
-    account: str
+from chaton.governance.operations import OperationType, _lookups, register
 
 
 @register
