@@ -19,7 +19,7 @@
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -309,7 +309,7 @@ def _account_or_404(uid: str) -> "Account":
     if account is None:
         raise NotFound(_("No account has the user name “%(uid)s”.") % {"uid": uid[:64]},
                        field="uid")
-    return cast("Account", account)
+    return account
 
 
 @router.post("/tokens", response={201: TokenCreatedOut, **ERRORS},
