@@ -20,7 +20,7 @@ import sys
 
 def main(arguments: list[str]) -> int:
     """Given ``[action, name]``, run the job and return the exit status."""
-    from chaton.cli.runtime import setup_django
+    from chaton.core.startup import setup_django
 
     if len(arguments) != 2 or arguments[0] not in {"backup", "drill", "check"}:
         print("usage: python -m chaton.backups {backup|drill|check} NAME", file=sys.stderr)

@@ -36,6 +36,7 @@ from chaton.adapters.ldap import LdapError
 from chaton.adapters.slapd import SlapdError
 from chaton.cli import recovery, runtime, server
 from chaton.cli.runtime import cell, console, invocation, setup_django
+from chaton.core import startup
 from chaton.core.errors import ChatonError
 from chaton.core.runner import CommandError
 from chaton.project.config import ConfigError
@@ -147,7 +148,8 @@ def _app_groups(ctx: Any) -> dict[str, Any]:
     config = ctx.params.get("config") if ctx is not None else None
     if config is not None:
         os.environ["CHATON_CONFIG"] = config
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", runtime.SETTINGS_MODULE)
+    if not os.environ.get("DJANGO_SETTINGS_MODULE", "").startswith("chaton."):
+        os.environ["DJANGO_SETTINGS_MODULE"] = startup.SETTINGS_MODULE
     from chaton.core.registry import cli_groups
 
     return {group.name: group for group in cli_groups()}

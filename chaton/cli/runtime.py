@@ -9,7 +9,6 @@ because a module-level model import would need Django before it is set up.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
 import urllib.parse
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
+from chaton.core.startup import setup_django as setup_django
 from chaton.project.config import ConfigError
 
 if TYPE_CHECKING:
@@ -57,30 +57,6 @@ def console() -> Console:
 def cell(value: object, style: str = "") -> Text:
     """Return ``value`` as Rich text taken literally: a ``[`` in a name is never markup."""
     return Text("" if value is None else str(value), style=style)
-
-
-#: The settings module ``chaton`` runs with when ``$DJANGO_SETTINGS_MODULE`` names none.
-SETTINGS_MODULE = "chaton.project.settings"
-
-
-def setup_django() -> None:
-    """Configure Django with Chaton's settings and activate the collective's language.
-
-    Safe to call more than once. Raise ConfigError when chaton.toml or a
-    ``CHATON_*`` variable holds an invalid value.
-    """
-    import django
-    from django.apps import apps
-
-    if not apps.ready:
-        # Chaton's settings, unless a settings module built on them is named (one that
-        # installs an app more, say).
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
-        django.setup()
-    from django.conf import settings
-    from django.utils import translation
-
-    translation.activate(settings.LANGUAGE_CODE)
 
 
 def acting_user() -> Account | None:

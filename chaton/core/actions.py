@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from chaton.core import audit, clock, limits
 from chaton.core.errors import Forbidden, InvalidInput
 from chaton.core.models import ApiToken, Scope
+from chaton.core.validation import clean_text
 
 if TYPE_CHECKING:
     from chaton.directory.models import Account
@@ -65,7 +66,6 @@ def do_create_api_token(account: Account, name: str, *,
     ``via_token`` lacks a scope asked for.
     """
     from chaton.core import runner
-    from chaton.directory.validation import clean_text
 
     name = clean_text(name, field="name", max_length=limits.TOKEN_NAME_MAX_LENGTH)
     if not account.is_active:

@@ -16,9 +16,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, clock, limits
+from chaton.core import audit, clock, gate, limits
 from chaton.core.errors import Conflict, Forbidden, InvalidInput
 from chaton.directory import validation
+from chaton.directory.gated import (
+    CreateGroupParams,
+    CreatePartnerAccountParams,
+    DeleteGroupParams,
+    GrantGroupParams,
+    RenameGroupParams,
+    RevokeGroupParams,
+    UnprotectGroupParams,
+)
 from chaton.directory.models import (
     Account,
     AccountState,
@@ -32,7 +41,7 @@ from chaton.directory.tasks import sync_after_commit
 from chaton.members.models import Organization, Person
 
 if TYPE_CHECKING:
-    from chaton.governance.models import Operation
+    from chaton.core.gate import Authorisation
 
 GROUP_FIELDS = ["name", "description", "kind", "requires_decision"]
 ACCOUNT_FIELDS = ["uid", "display_name", "email", "person", "organization", "expires_at",
@@ -41,16 +50,11 @@ ACCOUNT_FIELDS = ["uid", "display_name", "email", "person", "organization", "exp
 
 def _require_partner_account(organization: Organization, uid: str, display_name: str,
                              email: str, expires_at: dt.datetime | None,
-                             authorised_by: Operation | None) -> None:
+                             authorised_by: Authorisation | None) -> None:
     """Refuse an account for an organization that no adopted decision authorises, when the
     policy makes it extraordinary (the gate)."""
-    from chaton.governance.gate import require
-    from chaton.governance.operations.create_partner_account import (
-        CreatePartnerAccountParams,
-    )
-
-    require(CreatePartnerAccountParams.of(organization, uid, display_name, email, expires_at),
-            authorised_by)
+    gate.require(CreatePartnerAccountParams.of(organization, uid, display_name, email,
+                                                expires_at), authorised_by)
 
 
 #: Tries to give a new account a free uid number when others are created at the same time.
@@ -130,7 +134,7 @@ def do_create_account(
     expires_at: dt.datetime | None = None,
     is_admin: bool = False,
     reserved_uid_allowed: bool = False,
-    authorised_by: Operation | None = None,
+    authorised_by: Authorisation | None = None,
     password_by_owner: bool = False,
 ) -> Account:
     """Create an account and project it into the directory.
@@ -195,7 +199,7 @@ def do_update_account(
     expires_at: dt.datetime | EllipsisType | None = ...,
     is_admin: bool | None = None,
     owner: Person | Organization | EllipsisType | None = ...,
-    authorised_by: Operation | None = None,
+    authorised_by: Authorisation | None = None,
 ) -> Account:
     """Change an account's details; fields left out stay as they are (``...`` for expiry).
 
@@ -285,9 +289,7 @@ class VotedOnOpenBallot(Conflict):
 def _refuse_relink_while_voting(account: Account, person: Person | None) -> None:
     """Raise VotedOnOpenBallot when the account's person, or the one it would go to, has
     voted on a ballot still open: the vote must stay the member's own until the close."""
-    from chaton.governance.queries import persons_voting_now
-
-    if persons_voting_now([account.person_id, person.pk if person else None]):
+    if gate.persons_voting_now([account.person_id, person.pk if person else None]):
         raise VotedOnOpenBallot(
             _("%(uid)s cannot be given to another person now: a vote of its member is on a "
               "ballot still open. Try again once the vote is closed.")
@@ -409,17 +411,14 @@ def validate_create_group(name: str, *, description: str = "",
 
 def do_create_group(name: str, *, acting_user: Account | None, description: str = "",
                     kind: str = GroupKind.TEAM, requires_decision: bool = False,
-                    authorised_by: Operation | None = None) -> Group:
+                    authorised_by: Authorisation | None = None) -> Group:
     """Create a group. Raise InvalidInput, Conflict (:func:`validate_create_group`), and
     DecisionRequired when a group whose members were added by decision only bore that name
     (``group.create`` is then extraordinary) and ``authorised_by`` is not the operation of
     an adopted decision."""
-    from chaton.governance.gate import require
-    from chaton.governance.operations.group_lifecycle import CreateGroupParams
-
     name, description = validate_create_group(name, description=description, kind=kind)
-    require(CreateGroupParams(name=name, description=description, kind=kind,
-                              requires_decision=requires_decision), authorised_by)
+    gate.require(CreateGroupParams(name=name, description=description, kind=kind,
+                                   requires_decision=requires_decision), authorised_by)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -436,7 +435,7 @@ def do_create_group(name: str, *, acting_user: Account | None, description: str 
 
 def do_update_group(group: Group, *, acting_user: Account | None,
                     description: str | None = None, requires_decision: bool | None = None,
-                    authorised_by: Operation | None = None) -> Group:
+                    authorised_by: Authorisation | None = None) -> Group:
     """Change a group's description or whether its members are added by decision only.
 
     Marking a group is always allowed; clearing the mark takes a decision
@@ -450,10 +449,7 @@ def do_update_group(group: Group, *, acting_user: Account | None,
         fields.append("description")
     if requires_decision is not None and requires_decision != group.requires_decision:
         if not requires_decision:
-            from chaton.governance.gate import require
-            from chaton.governance.operations.unprotect_group import UnprotectGroupParams
-
-            require(UnprotectGroupParams(group=group.name), authorised_by)
+            gate.require(UnprotectGroupParams(group=group.name), authorised_by)
         fields.append("requires_decision")
     if not fields:
         return group
@@ -483,7 +479,7 @@ def validate_rename_group(group: Group, name: str) -> str:
 
 
 def do_rename_group(group: Group, name: str, *, acting_user: Account | None,
-                    authorised_by: Operation | None = None) -> Group:
+                    authorised_by: Authorisation | None = None) -> Group:
     """Give a group another name (its LDAP entry moves to the new ``cn``).
 
     Raise InvalidInput, Conflict (:func:`validate_rename_group`), and
@@ -491,11 +487,8 @@ def do_rename_group(group: Group, name: str, *, acting_user: Account | None,
     group that was bore the new name (``group.rename`` is then extraordinary),
     and ``authorised_by`` is not the operation of an adopted decision.
     """
-    from chaton.governance.gate import require
-    from chaton.governance.operations.group_lifecycle import RenameGroupParams
-
     name = validate_rename_group(group, name)
-    require(RenameGroupParams(group=group.name, name=name), authorised_by)
+    gate.require(RenameGroupParams(group=group.name, name=name), authorised_by)
     previous = group.name
     with transaction.atomic():
         group.name = name
@@ -513,7 +506,7 @@ def do_rename_group(group: Group, name: str, *, acting_user: Account | None,
 
 
 def do_delete_group(group: Group, *, acting_user: Account | None,
-                    authorised_by: Operation | None = None) -> None:
+                    authorised_by: Authorisation | None = None) -> None:
     """Delete a group and the accesses it gives.
 
     Raise DecisionRequired when its members are added by decision only, or it
@@ -521,10 +514,7 @@ def do_delete_group(group: Group, *, acting_user: Account | None,
     extraordinary), and ``authorised_by`` is not the operation of an adopted
     decision: nothing a decision made is undone without one.
     """
-    from chaton.governance.gate import require
-    from chaton.governance.operations.group_lifecycle import DeleteGroupParams
-
-    require(DeleteGroupParams(group=group.name), authorised_by)
+    gate.require(DeleteGroupParams(group=group.name), authorised_by)
     with transaction.atomic():
         audit.record("group.delete", group, acting_user=acting_user,
                      before=audit.snapshot(group, GROUP_FIELDS))
@@ -546,18 +536,15 @@ def validate_add_to_group(group: Group, account: Account,
 
 def do_add_to_group(group: Group, account: Account, *, acting_user: Account | None,
                     expires_at: dt.datetime | None = None,
-                    authorised_by: Operation | None = None) -> GroupMembership:
+                    authorised_by: Authorisation | None = None) -> GroupMembership:
     """Put ``account`` in ``group`` until ``expires_at`` (or for good); re-adding sets the date.
 
     Raise InvalidInput for a past date, DecisionRequired for a group whose
     members are added by decision only, unless ``authorised_by`` is the
     operation of the decision that adopted it.
     """
-    from chaton.governance.gate import require
-    from chaton.governance.operations.grant_group import GrantGroupParams
-
     validate_add_to_group(group, account, expires_at)
-    require(GrantGroupParams.of(group, account, expires_at), authorised_by)
+    gate.require(GrantGroupParams.of(group, account, expires_at), authorised_by)
     with transaction.atomic():
         membership, created = GroupMembership.objects.get_or_create(
             group=group, account=account, defaults={"expires_at": expires_at})
@@ -572,15 +559,12 @@ def do_add_to_group(group: Group, account: Account, *, acting_user: Account | No
 
 
 def do_remove_from_group(group: Group, account: Account, *, acting_user: Account | None,
-                         authorised_by: Operation | None = None) -> None:
+                         authorised_by: Authorisation | None = None) -> None:
     """Take ``account`` out of ``group``. Raise DecisionRequired when that is extraordinary
     (a group whose members are added by decision only, an access an adopted decision
     granted, or the policy says so) and ``authorised_by`` is not the operation of an
     adopted decision."""
-    from chaton.governance.gate import require
-    from chaton.governance.operations.revoke_group import RevokeGroupParams
-
-    require(RevokeGroupParams(group=group.name, account=account.uid), authorised_by)
+    gate.require(RevokeGroupParams(group=group.name, account=account.uid), authorised_by)
     with transaction.atomic():
         deleted, _count = GroupMembership.objects.filter(group=group, account=account).delete()
         if deleted:

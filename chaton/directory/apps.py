@@ -31,3 +31,13 @@ class DirectoryConfig(registry.ChatonAppConfig):
            CliGroup("ssh-key", "chaton.cli.accounts:ssh_key_app", "SSH public keys of accounts.",
                     order=60)]
     demo = DemoLoader("chaton.directory.demo:load", order=20)
+
+    def ready(self) -> None:
+        # The members app announces its changes; the directory rewrites its entries.
+        from chaton.directory import tasks
+        from chaton.members import signals
+
+        signals.organization_changed.connect(tasks.follow_organization,
+                                             dispatch_uid="directory.follow_organization")
+        signals.memberships_changed.connect(tasks.follow_memberships,
+                                            dispatch_uid="directory.follow_memberships")

@@ -9,6 +9,8 @@ Nothing is trimmed silently: a value with spaces at its start or end is
 refused, naming the field, rather than stored as something else than what
 was sent (`` trailing `` never becomes the uid ``trailing``). Lengths come from
 :mod:`chaton.core.limits`, which the models, forms and API schemas share.
+The checks on free text and addresses that other apps share (``clean_text``,
+``clean_email``) live in :mod:`chaton.core.validation` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 import struct
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 from chaton.core import limits
 from chaton.core.errors import InvalidInput
+from chaton.core.validation import C1_CONTROL, CONTROL
+from chaton.core.validation import check_length as check_length
+from chaton.core.validation import clean_email as clean_email
+from chaton.core.validation import clean_text as clean_text
+from chaton.core.validation import refuse_surrounding_space as refuse_surrounding_space
 from chaton.directory.names import (
     GROUP_PATTERN,
     RESERVED_GROUP_NAMES,
@@ -32,17 +36,6 @@ from chaton.directory.names import (
     SSH_KEY_TYPES,
     UID_PATTERN,
 )
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: The C1 controls (U+0080 to U+009F): no keyboard types them either.
-_C1_CONTROL = re.compile(r"[\x80-\x9f]")
-
-
-def refuse_surrounding_space(value: str, *, field: str) -> None:
-    """Raise InvalidInput naming ``field`` when ``value`` starts or ends with white space."""
-    if value != value.strip():
-        raise InvalidInput(_("Spaces at the start or the end are not kept: remove them."),
-                           field=field)
 
 
 def clean_uid(value: str) -> str:
@@ -74,34 +67,6 @@ def clean_group_name(value: str) -> str:
     return name
 
 
-def clean_text(value: str, *, field: str,
-               max_length: int = limits.DISPLAY_NAME_MAX_LENGTH, required: bool = True,
-               multiline: bool = False) -> str:
-    """Return free text as it will be kept, or raise InvalidInput naming ``field``.
-
-    Refused: nothing at all when ``required``, spaces at the start or the end,
-    control characters (NUL included), more than ``max_length`` characters.
-    ``multiline`` lets line breaks through (a description), stored as ``\n``.
-    """
-    text = value
-    if multiline:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if required and not text.strip():
-        raise InvalidInput(_("This field is required."), field=field)
-    refuse_surrounding_space(text, field=field)
-    if _CONTROL.search(text.replace("\n", "") if multiline else text):
-        raise InvalidInput(_("This text contains control characters."), field=field)
-    check_length(text, field=field, max_length=max_length)
-    return text
-
-
-def check_length(value: str, *, field: str, max_length: int) -> None:
-    """Raise InvalidInput naming ``field`` when ``value`` is longer than ``max_length``."""
-    if len(value) > max_length:
-        raise InvalidInput(_("At most %(count)d characters.") % {"count": max_length},
-                           field=field)
-
-
 def clean_password(value: str, *, field: str = "password") -> str:
     """Return the password unchanged, or raise InvalidInput for what could never be typed again.
 
@@ -110,25 +75,10 @@ def clean_password(value: str, *, field: str = "password") -> str:
     ends: a password is never trimmed. The strength rules are Django's
     validators, checked by the actions.
     """
-    if _CONTROL.search(value) or _C1_CONTROL.search(value):
+    if CONTROL.search(value) or C1_CONTROL.search(value):
         raise InvalidInput(_("A password cannot contain control characters."), field=field)
     check_length(value, field=field, max_length=limits.PASSWORD_MAX_LENGTH)
     return value
-
-
-def clean_email(value: str, *, field: str = "email") -> str:
-    """Return the address in lower case, or raise InvalidInput naming ``field``."""
-    refuse_surrounding_space(value, field=field)
-    email = value
-    check_length(email, field=field, max_length=limits.EMAIL_MAX_LENGTH)
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise InvalidInput(_("“%(value)s” is not a valid email address.") % {"value": email},
-                           field=field) from None
-    if _CONTROL.search(email):
-        raise InvalidInput(_("This text contains control characters."), field=field)
-    return email.lower()
 
 
 def parse_ssh_key(value: str) -> tuple[str, str]:
@@ -140,7 +90,7 @@ def parse_ssh_key(value: str) -> tuple[str, str]:
     check_length(value, field="key", max_length=limits.SSH_KEY_MAX_LENGTH)
     # Around the key, white space (a final newline of a .pub file) is no part of it.
     text = value.strip()
-    if _CONTROL.search(text):
+    if CONTROL.search(text):
         raise InvalidInput(_("An SSH key is one line, without control characters."), field="key")
     parts = text.split(None, 2)
     if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:

@@ -55,7 +55,7 @@ from chaton.governance.models import (
 )
 from chaton.governance.policy import POLICY_FIELDS, current
 from chaton.governance.tally import Tally, due_outcomes
-from chaton.members.models import Membership, Person
+from chaton.members.models import Membership
 from chaton.members.queries import voting_members
 
 logger = logging.getLogger("chaton.governance")
@@ -256,25 +256,14 @@ def do_end_membership_ordinarily(membership: Membership, ends_on: dt.date, *,
     """End a membership directly, as an ordinary action (``membership.end``): done at once,
     announced, open to a counter-vote that would restore it. Return the decision.
 
-    The way the pages, the API and the CLI end a membership. Raise InvalidInput
-    for a day before its start or a membership that is not the member's current
-    one, Forbidden for a non-administrator, DecisionRequired when the policy
-    makes ending a membership extraordinary.
+    The members' own action (:func:`chaton.members.actions.do_end_membership_ordinarily`),
+    typed for the callers above the members app. Raise as it does.
     """
-    from chaton.members.queries import open_membership_of
+    from chaton.members.actions import do_end_membership_ordinarily as end_ordinarily
 
-    if ends_on < membership.starts_on:
-        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
-    member = membership.member
-    if open_membership_of(member, min(ends_on, clock.today())) != membership:
-        raise InvalidInput(_("Only the current membership of %(member)s can be ended.")
-                           % {"member": member}, field="ends_on")
-    key = member.email if isinstance(member, Person) else member.slug
-    return do_act(_("End the membership of %(member)s on %(day)s")
-                  % {"member": member, "day": ends_on.isoformat()},
-                  [{"type": "membership.end", "params": {"member": key,
-                                                         "ends_on": ends_on.isoformat()}}],
-                  acting_user=acting_user)
+    decision = end_ordinarily(membership, ends_on, acting_user=acting_user)
+    assert isinstance(decision, Decision)
+    return decision
 
 
 def open_ballot_of(decision: Decision) -> Ballot | None:

@@ -16,3 +16,10 @@ class GovernanceConfig(registry.ChatonAppConfig):
     cli = [CliGroup("decision", "chaton.cli.governance:app", "Proposals, votes and decisions.",
                     order=80)]
     demo = DemoLoader("chaton.governance.demo:load", order=30)
+
+    def ready(self) -> None:
+        # The apps below governance ask its gate through core's hook, never importing it.
+        from chaton.core import gate
+        from chaton.governance.gate import GovernanceGate
+
+        gate.install(GovernanceGate())

@@ -1,5 +1,8 @@
 """The gate: an extraordinary operation runs only from the decision that adopted it.
 
+The apps below governance reach it through the hook in :mod:`chaton.core.gate`,
+which :class:`GovernanceGate` answers (installed by ``GovernanceConfig.ready``).
+
 Every ``do_*`` action that performs a registered operation calls
 :func:`require` first, with the ``authorised_by`` it received. The web pages,
 the API and the CLI never pass one, so an extraordinary change made through
@@ -21,10 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import pydantic
+from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -32,6 +37,7 @@ from chaton.core.errors import Forbidden
 from chaton.governance.models import Kind, Operation, OperationStatus, Status
 
 if TYPE_CHECKING:
+    from chaton.directory.models import Account
     from chaton.governance.operations import OperationType
 
 logger = logging.getLogger("chaton.governance")
@@ -131,3 +137,56 @@ def effect_failed(authorised_by: Operation | None, reason: str) -> None:
         logger.exception("governance: could not record the failure of operation %s",
                          authorised_by.pk)
 
+
+
+def _operation(authorised_by: models.Model | None) -> Operation | None:
+    """Return ``authorised_by`` if it is an Operation row; anything else authorises nothing."""
+    return authorised_by if isinstance(authorised_by, Operation) else None
+
+
+class GovernanceGate:
+    """The gate that governance installs in core (:mod:`chaton.core.gate`), from
+    ``GovernanceConfig.ready``: the answers the apps below governance ask for."""
+
+    def require(self, params: pydantic.BaseModel, authorised_by: models.Model | None) -> None:
+        require(params, _operation(authorised_by))
+
+    def is_authorised(self, params_class: type[pydantic.BaseModel],
+                      authorised_by: models.Model | None) -> bool:
+        from chaton.governance import operations
+
+        return is_authorised(operations.of_params_class(params_class).type,
+                             _operation(authorised_by))
+
+    def effect_failed(self, operation_id: int, reason: str) -> None:
+        try:
+            operation = Operation.objects.filter(pk=operation_id).first()
+        except Exception:  # the failure is logged; the operation stays as it was
+            logger.exception("governance: cannot find operation %s", operation_id)
+            return
+        effect_failed(operation, reason)
+
+    def proposal_link(self, params: pydantic.BaseModel) -> str:
+        from chaton.governance import operations
+
+        return proposal_link(operations.of_params(params).type,
+                             params.model_dump(mode="json"))
+
+    def act(self, title: str, operations: Sequence[pydantic.BaseModel], *,
+            acting_user: Account) -> models.Model:
+        from chaton.governance import operations as registry
+        from chaton.governance.actions import do_act
+
+        return do_act(title, [{"type": registry.of_params(params).type,
+                               "params": params.model_dump(mode="json")}
+                              for params in operations], acting_user=acting_user)
+
+    def voting_delay_days(self) -> int:
+        from chaton.governance.policy import current
+
+        return current().voting_delay_days
+
+    def persons_voting_now(self, person_ids: Iterable[int | None]) -> list[int]:
+        from chaton.governance.queries import persons_voting_now
+
+        return persons_voting_now(person_ids)

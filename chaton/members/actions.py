@@ -6,19 +6,20 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, clock, limits
+from chaton.core import audit, clock, gate, limits
 from chaton.core.errors import Conflict, Forbidden, InvalidInput
-from chaton.directory.models import Account
-from chaton.directory.tasks import sync_after_commit
-from chaton.directory.validation import clean_email, clean_text
+from chaton.core.validation import clean_email, clean_text
+from chaton.members.gated import EndMembershipParams, WaiveVotingDelayParams
 from chaton.members.models import DuesPayment, Membership, MembershipKind, Organization, Person
+from chaton.members.signals import memberships_changed, organization_changed
 
 if TYPE_CHECKING:
-    from chaton.governance.models import Operation
+    from chaton.core.gate import Authorisation
+    from chaton.directory.models import Account
 
 PERSON_FIELDS = ["full_name", "email", "phone"]
 ORGANIZATION_FIELDS = ["name", "slug", "email"]
@@ -26,11 +27,9 @@ MEMBERSHIP_FIELDS = ["kind", "starts_on", "ends_on", "voting_delay_waived", "rec
 
 
 def _sync_members_groups() -> None:
-    """After the commit, rewrite the groups that hold every member (kind "members")."""
-    from chaton.directory.models import Group, GroupKind
-
-    sync_after_commit(group_names=Group.objects.filter(kind=GroupKind.MEMBERS)
-                      .values_list("name", flat=True))
+    """Announce that who is a member changed: the directory rewrites the groups that hold
+    every member (kind "members") after the commit."""
+    memberships_changed.send(sender=Membership)
 
 
 def do_create_person(full_name: str, email: str, *, acting_user: Account | None,
@@ -102,7 +101,7 @@ def do_create_organization(name: str, email: str, *, acting_user: Account | None
         organization = Organization.objects.create(name=name, slug=slug, email=email)
         audit.record("organization.create", organization, acting_user=acting_user,
                      after=audit.snapshot(organization, ORGANIZATION_FIELDS))
-        sync_after_commit(organization_slugs=[slug])
+        organization_changed.send(sender=Organization, organization=organization)
     return organization
 
 
@@ -127,8 +126,7 @@ def do_update_organization(organization: Organization, *, acting_user: Account |
         organization.save(update_fields=fields)
         audit.record("organization.update", organization, acting_user=acting_user,
                      before=before, after=audit.snapshot(organization, ORGANIZATION_FIELDS))
-        sync_after_commit(organization_slugs=[organization.slug],
-                          account_uids=organization.accounts.values_list("uid", flat=True))
+        organization_changed.send(sender=Organization, organization=organization)
     return organization
 
 
@@ -179,26 +177,23 @@ class OrdinaryActionRequired(Forbidden):
 
 def do_end_membership(membership: Membership, ends_on: dt.date | None, *,
                       acting_user: Account | None,
-                      authorised_by: Operation | None = None) -> Membership:
+                      authorised_by: Authorisation | None = None) -> Membership:
     """Set the last day of a membership (None: open-ended again), for the operation
     ``membership.end`` of a decision (``authorised_by``) only.
 
     Ending a membership changes the electorate, so it is always a decision: an
     ordinary action, announced and open to a counter-vote, unless the policy
     makes it extraordinary (the pages, the API and the CLI go through
-    ``governance.actions.do_end_membership_ordinarily``). Raise InvalidInput if
+    ``do_end_membership_ordinarily``). Raise InvalidInput if
     it is before the first day, DecisionRequired when the policy makes it
     extraordinary and no adopted decision authorises it, OrdinaryActionRequired
     when no decision authorises it at all.
     """
-    from chaton.governance.gate import is_authorised, require
-    from chaton.governance.operations.end_membership import EndMembershipParams
-
     validate_end_membership(membership, ends_on)
     if ends_on is not None:
-        require(EndMembershipParams(member=_member_key(membership), ends_on=ends_on),
-                authorised_by)
-    if not is_authorised("membership.end", authorised_by):
+        gate.require(EndMembershipParams(member=_member_key(membership), ends_on=ends_on),
+                     authorised_by)
+    if not gate.is_authorised(EndMembershipParams, authorised_by):
         raise OrdinaryActionRequired(
             _("Ending a membership is an action of the collective: take it as an ordinary "
               "action (announced, open to a counter-vote)."), field="ends_on")
@@ -212,9 +207,34 @@ def do_end_membership(membership: Membership, ends_on: dt.date | None, *,
     return membership
 
 
+def do_end_membership_ordinarily(membership: Membership, ends_on: dt.date, *,
+                                 acting_user: Account) -> models.Model:
+    """End a membership directly, as an ordinary action (``membership.end``): done at once,
+    announced, open to a counter-vote that would restore it. Return the decision.
+
+    The way the pages, the API and the CLI end a membership; the action is taken through
+    the gate (:func:`chaton.core.gate.act`). Raise InvalidInput for a day before its start
+    or a membership that is not the member's current one, Forbidden for a
+    non-administrator, DecisionRequired when the policy makes ending a membership
+    extraordinary.
+    """
+    from chaton.members.queries import open_membership_of
+
+    if ends_on < membership.starts_on:
+        raise InvalidInput(_("A membership cannot end before it starts."), field="ends_on")
+    member = membership.member
+    if open_membership_of(member, min(ends_on, clock.today())) != membership:
+        raise InvalidInput(_("Only the current membership of %(member)s can be ended.")
+                           % {"member": member}, field="ends_on")
+    return gate.act(_("End the membership of %(member)s on %(day)s")
+                    % {"member": member, "day": ends_on.isoformat()},
+                    [EndMembershipParams(member=_member_key(membership), ends_on=ends_on)],
+                    acting_user=acting_user)
+
+
 def do_set_voting_delay_waived(membership: Membership, waived: bool, *,
                                acting_user: Account | None,
-                               authorised_by: Operation | None = None) -> Membership:
+                               authorised_by: Authorisation | None = None) -> Membership:
     """Let a member vote before the voting delay (``waived``), or make them wait again.
 
     Waiving changes the electorate: raise DecisionRequired unless an adopted
@@ -223,10 +243,7 @@ def do_set_voting_delay_waived(membership: Membership, waived: bool, *,
     if waived and membership.person is None:
         raise InvalidInput(_("Only persons vote."), field="person")
     if waived:
-        from chaton.governance.gate import require
-        from chaton.governance.operations.waive_voting_delay import WaiveVotingDelayParams
-
-        require(WaiveVotingDelayParams.of(membership), authorised_by)
+        gate.require(WaiveVotingDelayParams.of(membership), authorised_by)
     if membership.voting_delay_waived == waived:
         return membership
     before = audit.snapshot(membership, MEMBERSHIP_FIELDS)

@@ -246,10 +246,8 @@ def end_membership(request: HttpRequest, membership_id: int,
     (``membership.end``): done at once, announced, open to a counter-vote that
     would restore it; ``/governance/decisions`` lists it. 403
     ``decision_required`` when the policy makes it extraordinary."""
-    from chaton.governance.actions import do_end_membership_ordinarily
-
     membership = queries.membership_by_id(membership_id)
-    do_end_membership_ordinarily(membership, payload.ends_on,
+    actions.do_end_membership_ordinarily(membership, payload.ends_on,
                                  acting_user=acting_account(request))
     return queries.membership_by_id(membership.pk)
 

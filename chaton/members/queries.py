@@ -84,9 +84,9 @@ def membership_by_id(membership_id: int, *, field: str = "membership_id") -> Mem
 
 def voting_delay_days() -> int:
     """Return the days of membership before a person votes: the governance policy's."""
-    from chaton.governance.policy import current
+    from chaton.core import gate
 
-    return current().voting_delay_days
+    return gate.voting_delay_days()
 
 
 def voting_members(on: dt.date, delay_days: int | None = None) -> QuerySet[Person]:

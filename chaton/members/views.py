@@ -158,11 +158,9 @@ def membership_end(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = queries.membership_by_id(membership_id)
     form = EndMembershipForm(request.POST, prefix=f"end-{membership.pk}")
     if form.is_valid():
-        from chaton.governance.actions import do_end_membership_ordinarily
-
         try:
-            decision = do_end_membership_ordinarily(membership, form.cleaned_data["ends_on"],
-                                                    acting_user=signed_in(request))
+            decision = actions.do_end_membership_ordinarily(
+                membership, form.cleaned_data["ends_on"], acting_user=signed_in(request))
         except ChatonError as error:
             show_error(form, error)
         else:

@@ -35,13 +35,14 @@ from chaton.adapters.docker import (
     ImageNotFound,
     PortInUse,
 )
-from chaton.core import audit, clock, secrets
+from chaton.core import audit, clock, gate, secrets
 from chaton.core.errors import ChatonError, Conflict, InvalidInput
 from chaton.directory.models import Account, Group
 from chaton.members.models import Organization, Person
 from chaton.services import catalog, reconcile
 from chaton.services.apply import Result
 from chaton.services.catalog import Manifest
+from chaton.services.gated import CloseServiceParams, OpenServiceParams
 from chaton.services.instance_secrets import secret_lengths
 from chaton.services.models import (
     Deployment,
@@ -56,7 +57,7 @@ from chaton.services.models import (
 from chaton.services.plan import Action, Plan
 
 if TYPE_CHECKING:
-    from chaton.governance.models import Operation
+    from chaton.core.gate import Authorisation
 
 logger = logging.getLogger("chaton.services")
 
@@ -628,7 +629,7 @@ def do_create_instance(
     slug: str = "",
     port: int | None = None,
     image: str = "",
-    authorised_by: Operation | None = None,
+    authorised_by: Authorisation | None = None,
     deploy: bool = True,
     when_engine_answers: bool = False,
 ) -> Instance:
@@ -660,9 +661,6 @@ def do_create_instance(
     ``authorised_by`` is not the operation of an adopted decision; the engine
     is not contacted then.
     """
-    from chaton.governance.gate import require
-    from chaton.governance.operations.open_service import OpenServiceParams
-
     valid = validate_create_instance(application, domain, host, owner=owner, settings=settings,
                                      login_group=login_group, slug=slug, port=port,
                                      image=image)
@@ -671,8 +669,8 @@ def do_create_instance(
     owner_fields = _owner_fields(owner)
     # After the checks of the database (a proposal for a taken domain would fail anyway),
     # before the engine is asked anything.
-    require(OpenServiceParams.of(valid, host, owner=owner, login_group=login_group),
-            authorised_by)
+    gate.require(OpenServiceParams.of(valid, host, owner=owner, login_group=login_group),
+                 authorised_by)
     engine: Engine | None
     try:
         engine = _check_engine(host, _images(manifest, chosen_image), manifest=manifest,
@@ -725,7 +723,7 @@ def do_create_instance(
 
 
 def _deploy_in_long_lane(instance: Instance, *, acting_user: Account | None,
-                         authorised_by: Operation | None) -> None:
+                         authorised_by: Authorisation | None) -> None:
     """Inside a transaction: record the job that deploys the new ``instance`` in the long
     lane once it commits; its failure fails the operation ``authorised_by``."""
     from chaton.core import jobs
@@ -735,22 +733,6 @@ def _deploy_in_long_lane(instance: Instance, *, acting_user: Account | None,
                       params={"instance": instance.pk,
                               "operation": authorised_by.pk if authorised_by else None},
                       target=instance.slug, lock_key=JOB, acting_user=acting_user)
-
-
-def _effect_failed(operation_id: int | None, reason: str) -> None:
-    """Mark the operation ``operation_id`` (if any) failed with ``reason``; never raise."""
-    if operation_id is None:
-        return
-    # Imported here: governance sits above services.
-    from chaton.governance.gate import effect_failed
-    from chaton.governance.models import Operation
-
-    try:
-        operation = Operation.objects.filter(pk=operation_id).first()
-    except Exception:  # the failure is logged; the operation stays as it was
-        logger.exception("services: cannot find operation %s", operation_id)
-        return
-    effect_failed(operation, reason)
 
 
 def _first_error(instance: Instance, plan: Plan,
@@ -785,10 +767,10 @@ def deploy_created(primary_key: int, *, acting_user: Account | None,
         failure = _deploy_created(primary_key, acting_user)
     except Exception as unexpected:
         logger.exception("services: deploying instance %s failed", primary_key)
-        _effect_failed(operation_id, str(unexpected) or unexpected.__class__.__name__)
+        gate.effect_failed(operation_id, str(unexpected) or unexpected.__class__.__name__)
         raise
     if failure is not None:
-        _effect_failed(operation_id, str(failure))
+        gate.effect_failed(operation_id, str(failure))
         raise failure
 
 
@@ -922,7 +904,7 @@ def do_upgrade_instance(instance: Instance, image: str, *, acting_user: Account 
 
 def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account | None,
                        delete_data: bool = False,
-                       authorised_by: Operation | None = None) -> None:
+                       authorised_by: Authorisation | None = None) -> None:
     """Remove an instance: its containers and network, and with ``delete_data`` its volumes
     (otherwise kept on the host, and reported). ``confirm`` must repeat its short name.
 
@@ -937,10 +919,7 @@ def do_remove_instance(instance: Instance, *, confirm: str, acting_user: Account
     if confirm.strip() != instance.slug:
         raise InvalidInput(_("Type the instance's short name, %(slug)s, to confirm.")
                            % {"slug": instance.slug}, field="confirm")
-    from chaton.governance.gate import require
-    from chaton.governance.operations.close_service import CloseServiceParams
-
-    require(CloseServiceParams(instance=instance.slug, delete_data=delete_data), authorised_by)
+    gate.require(CloseServiceParams(instance=instance.slug, delete_data=delete_data), authorised_by)
     before = audit.snapshot(instance, INSTANCE_FIELDS)
     with transaction.atomic():
         instance.deployments.filter(outcome=Outcome.PENDING).update(

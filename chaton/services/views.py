@@ -22,9 +22,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from chaton.core import gate
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, posted, show_error, signed_in
-from chaton.governance.gate import proposal_link
 from chaton.services import actions, catalog, diagram, proxy, queries, reconcile
 from chaton.services.catalog import Manifest
 from chaton.services.forms import (
@@ -39,6 +39,7 @@ from chaton.services.forms import (
     UpgradeForm,
     shown_value,
 )
+from chaton.services.gated import CloseServiceParams
 from chaton.services.models import DesiredState, HostRole, Instance
 
 # -- reading -------------------------------------------------------------------------------------
@@ -319,8 +320,8 @@ def instance_remove(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("service-overview")
     return render(request, "services/instance_remove.html", {
         "instance": instance, "form": form,
-        "proposal_url": proposal_link("service.close", {"instance": instance.slug,
-                                                        "delete_data": False}),
+        "proposal_url": gate.proposal_link(CloseServiceParams(instance=instance.slug,
+                                                              delete_data=False)),
     })
 
 

@@ -130,3 +130,25 @@ def test_members_group_follows_memberships(directory):
         clock.travel(dt.timedelta(0))
     assert directory.entries[group_dn]["member"] == [group_dn.encode()]
     assert members.memberships.count() == 0 and account.pk
+
+
+def test_organization_entry_and_its_accounts_follow_the_organization(directory):
+    """The members app only announces the change (``members.signals``); the directory
+    rewrites the organization's entry and its accounts' after the commit."""
+    from chaton.members import actions as member_actions
+
+    organization = member_actions.do_create_organization("Radio Ourse", "radio@example.org",
+                                                         slug="radio-ourse", acting_user=None)
+    organization_dn = normalize_dn(f"o=radio-ourse,ou=organizations,{BASE}")
+    assert directory.entries[organization_dn]["description"] == [b"Radio Ourse"]
+    actions.do_create_account("studio", acting_user=None, display_name="Studio",
+                              email="studio@example.org", organization=organization,
+                              authorised_by=None)
+    account_dn = normalize_dn(f"uid=studio,ou=people,{BASE}")
+    assert directory.entries[account_dn]["o"] == [b"Radio Ourse"]
+
+    member_actions.do_update_organization(organization, acting_user=None,
+                                          name="Radio Ourse Libre")
+
+    assert directory.entries[organization_dn]["description"] == [b"Radio Ourse Libre"]
+    assert directory.entries[account_dn]["o"] == [b"Radio Ourse Libre"]

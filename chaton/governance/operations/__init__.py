@@ -16,18 +16,20 @@ One module of this package per operation; each defines a subclass of
         def revert(self, params, result, *, acting_user, authorised_by): ...
 
 ``check`` calls the validation the ``do_*`` action itself runs (a
-``validate_*`` function beside the action), never a copy of its rules. A gated
-action builds the operation's typed ``Params`` (with their ``of`` constructor
-where its arguments differ from them) and hands them to
-:func:`chaton.governance.gate.require`, which finds the operation from the
-class of the params.
+``validate_*`` function beside the action), never a copy of its rules. The
+``Params`` of an operation that gates an action of a lower app (directory,
+members, services) live in that app's ``gated.py``: the action builds them
+(with their ``of`` constructor where its arguments differ from them) and hands
+them to :func:`chaton.core.gate.require`, the hook that
+:class:`chaton.governance.gate.GovernanceGate` answers; it finds the operation
+from the class of the params.
 
 ``apply`` and ``revert`` run inside the executor's transaction and call the
 ordinary ``do_*`` actions, passing ``authorised_by`` (the Operation row) so
 that gated actions let them through. Both must be idempotent: running one
 twice leaves the same state as running it once. An effect that happens after
 the commit (a deployment) reports back through
-:func:`chaton.governance.gate.effect_failed`: the operation is then ``failed``
+:func:`chaton.core.gate.effect_failed`: the operation is then ``failed``
 with the reason, and an administrator may retry it.
 """
 
@@ -45,6 +47,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from chaton.core.errors import ChatonError, InvalidInput, NotFound
+from chaton.core.gate import StrictParams as StrictParams
 from chaton.governance.models import Kind
 
 if TYPE_CHECKING:
@@ -148,6 +151,15 @@ def of_params(params: P) -> OperationType[P]:
     return operation
 
 
+def of_params_class(params_class: builtins.type[pydantic.BaseModel]) -> OperationType[Any]:
+    """Given the class of an operation's params, return the operation. Raise TypeError."""
+    _load()
+    operation = _by_params.get(params_class)
+    if operation is None:
+        raise TypeError(f"{params_class.__name__} are the params of no operation")
+    return operation
+
+
 def parse(type_name: str,
           params: dict[str, Any]) -> tuple[OperationType[Any], pydantic.BaseModel]:
     """Given a type name and raw params, return the operation and its validated params.
@@ -174,12 +186,6 @@ def parse(type_name: str,
 def params_schema(operation: OperationType[Any]) -> dict[str, Any]:
     """Return the JSON schema of an operation's params (for the API and the forms)."""
     return operation.Params.model_json_schema()
-
-
-class StrictParams(pydantic.BaseModel):
-    """Base of every Params model: unknown keys refused, strings stripped, no coercion."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 
 @contextlib.contextmanager

@@ -30,16 +30,9 @@ from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import (
     NotRevertible,
     OperationType,
-    StrictParams,
     register,
 )
-
-
-class CloseServiceParams(StrictParams):
-    #: The instance's short name.
-    instance: str
-    #: Remove its data volumes too (otherwise kept on the host).
-    delete_data: bool = False
+from chaton.services.gated import CloseServiceParams
 
 
 def _instance(slug: str) -> Any:

@@ -7,33 +7,17 @@ deleting it: what it did meanwhile stays attributed).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
+from chaton.directory.gated import CreatePartnerAccountParams
 from chaton.directory.models import Account, AccountState
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, register
-from chaton.members.models import Organization
+from chaton.governance.operations import OperationType, register
 from chaton.members.queries import organization_by_slug
-
-
-class CreatePartnerAccountParams(StrictParams):
-    organization: str
-    uid: str
-    display_name: str
-    email: str
-    expires_on: dt.date | None = None
-
-    @classmethod
-    def of(cls, organization: Organization, uid: str, display_name: str, email: str,
-           expires_at: dt.datetime | None) -> CreatePartnerAccountParams:
-        """The params of an account ``uid`` for ``organization``."""
-        return cls(organization=organization.slug, uid=uid, display_name=display_name,
-                   email=email, expires_on=clock.last_day(expires_at))
 
 
 @register

@@ -16,15 +16,10 @@ from chaton.core import clock
 from chaton.core.errors import InvalidInput
 from chaton.directory.models import Account
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, register
+from chaton.governance.operations import OperationType, register
+from chaton.members.gated import EndMembershipParams
 from chaton.members.models import Membership
 from chaton.members.queries import member_by_name
-
-
-class EndMembershipParams(StrictParams):
-    #: The email of a person, or the short name of an organization.
-    member: str
-    ends_on: dt.date
 
 
 def _membership(key: str, ends_on: dt.date) -> Membership:

@@ -15,29 +15,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
-from chaton.directory.models import Account, Group, GroupMembership
+from chaton.directory.gated import GrantGroupParams
+from chaton.directory.models import Account, GroupMembership
 from chaton.directory.queries import account_by_uid, group_by_name
 from chaton.governance.models import Kind, Operation
 from chaton.governance.operations import (
     OperationType,
-    StrictParams,
     fields_as_params,
     register,
 )
-
-
-class GrantGroupParams(StrictParams):
-    group: str
-    account: str
-    #: The last day of the access; none: for good.
-    expires_on: dt.date | None = None
-
-    @classmethod
-    def of(cls, group: Group, account: Account,
-           expires_at: dt.datetime | None) -> GrantGroupParams:
-        """The params of putting ``account`` in ``group`` until ``expires_at``."""
-        return cls(group=group.name, account=account.uid,
-                   expires_on=clock.last_day(expires_at))
 
 
 @register

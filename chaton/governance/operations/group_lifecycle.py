@@ -23,29 +23,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
+from chaton.directory.gated import CreateGroupParams, DeleteGroupParams, RenameGroupParams
 from chaton.directory.models import Account, Group, GroupKind, GroupMembership
 from chaton.directory.queries import group_by_name
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, register
-
-
-class CreateGroupParams(StrictParams):
-    name: str
-    description: str = ""
-    kind: str = GroupKind.TEAM
-    #: Whether its members are added by decision only.
-    requires_decision: bool = False
-
-
-class RenameGroupParams(StrictParams):
-    #: The group's name now.
-    group: str
-    #: Its new name.
-    name: str
-
-
-class DeleteGroupParams(StrictParams):
-    group: str
+from chaton.governance.operations import OperationType, register
 
 
 def _holds_decided_accesses(group: Group) -> bool:

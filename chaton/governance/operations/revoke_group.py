@@ -14,15 +14,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chaton.core import clock
+from chaton.directory.gated import RevokeGroupParams
 from chaton.directory.models import Account, GroupMembership
 from chaton.directory.queries import account_by_uid, group_by_name
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, register
-
-
-class RevokeGroupParams(StrictParams):
-    group: str
-    account: str
+from chaton.governance.operations import OperationType, register
 
 
 @register

@@ -11,14 +11,11 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from chaton.directory.gated import UnprotectGroupParams
 from chaton.directory.models import Account
 from chaton.directory.queries import group_by_name
 from chaton.governance.models import Kind, Operation
-from chaton.governance.operations import OperationType, StrictParams, register
-
-
-class UnprotectGroupParams(StrictParams):
-    group: str
+from chaton.governance.operations import OperationType, register
 
 
 @register

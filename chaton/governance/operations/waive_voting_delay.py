@@ -14,20 +14,10 @@ from chaton.core import clock
 from chaton.core.errors import InvalidInput
 from chaton.directory.models import Account
 from chaton.governance.models import Operation
-from chaton.governance.operations import OperationType, StrictParams, register
+from chaton.governance.operations import OperationType, register
+from chaton.members.gated import WaiveVotingDelayParams
 from chaton.members.models import Membership
 from chaton.members.queries import person_by_email
-
-
-class WaiveVotingDelayParams(StrictParams):
-    #: The email of the person.
-    person: str
-
-    @classmethod
-    def of(cls, membership: Membership) -> WaiveVotingDelayParams:
-        """The params of waiving the delay of ``membership`` (a person's)."""
-        assert membership.person is not None
-        return cls(person=membership.person.email)
 
 
 def _membership(email: str) -> Membership:
