@@ -66,19 +66,23 @@ def register(name: str, work: Work) -> None:
     _kinds[name] = JobKind(name, work)
 
 
-#: The modules whose import registers every kind: the API's, which imports each app's
-#: ``api.py``, where each kind's work lives beside the endpoint that starts it.
-KIND_MODULES = ("chaton.project.api",)
+def _kind_modules() -> list[str]:
+    """Return the modules whose import registers every kind: each app's API modules (its
+    ``AppConfig.api_routers``), where each kind's work lives beside the endpoint that
+    starts it."""
+    from chaton.core.registry import api_routers
+
+    return list(dict.fromkeys(target.split(":")[0] for _prefix, target in api_routers()))
 
 
 def kind(name: str) -> JobKind:
     """Return the registered kind ``name``. Raise NotFound for an unknown one.
 
     A process that never loaded the API (``chaton worker``) imports
-    :data:`KIND_MODULES` here first.
+    every app's API modules here first.
     """
     if name not in _kinds:
-        for module_name in KIND_MODULES:
+        for module_name in _kind_modules():
             import_module(module_name)
     if name not in _kinds:
         raise NotFound(_("No kind of job is called %(kind)s.") % {"kind": name})

@@ -30,6 +30,8 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"adapters": ("chaton.adapters", "chaton.core.runner", "chaton.core.servers")},
     # The audit log, errors, clock, tokens, jobs, the gate's hook; the configuration file.
     {"core": ("chaton", "chaton.core", "chaton.project.config")},
+    # The queue of mails and webhook posts, which members, the directory and governance use.
+    {"notifications": ("chaton.notifications",)},
     {"members": ("chaton.members",)},
     # Peers: neither imports the other.
     {"directory": ("chaton.directory",), "security": ("chaton.security",)},
@@ -46,24 +48,6 @@ USER_MODEL = ("chaton.directory.models", "Account")
 #: (importing module, imported module or a prefix of it) → why the import stays.
 #: Keep it short: each entry is mirrored in docs/architecture.md.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("chaton.members.demo", "chaton.directory"):
-        "the whole-collective demo, until each app registers its own demo loader (issue 11)",
-    ("chaton.members.demo", "chaton.governance"):
-        "the whole-collective demo, until each app registers its own demo loader (issue 11)",
-    ("chaton.members.demo", "chaton.services"):
-        "the whole-collective demo, until each app registers its own demo loader (issue 11)",
-    ("chaton.members.demo", "chaton.backups"):
-        "the whole-collective demo, until each app registers its own demo loader (issue 11)",
-    ("chaton.core.worker", "chaton.directory"):
-        "the directory's jobs, until they move to directory/jobs.py (issue 11)",
-    ("chaton.core.worker", "chaton.governance.jobs"):
-        "the worker's list of job modules, until apps register their jobs (issue 11)",
-    ("chaton.core.worker", "chaton.backups.jobs"):
-        "the worker's list of job modules, until apps register their jobs (issue 11)",
-    ("chaton.core.worker", "chaton.services.jobs"):
-        "the worker's list of job modules, until apps register their jobs (issue 11)",
-    ("chaton.core.jobs", "chaton.project.api"):
-        "the API modules register the job kinds, until apps register them (issue 11)",
 }
 
 
