@@ -34,7 +34,7 @@ from ninja import Field, Router, Schema
 from ninja.pagination import paginate
 from pydantic import StrictBool, StrictInt
 
-from chaton.backups import actions, checks, engine, queries
+from chaton.backups import actions, checks, engine, queries, sources
 from chaton.backups.errors import BackupError
 from chaton.backups.models import (
     Drill,
@@ -260,13 +260,23 @@ class SourceOut(Schema):
         return engine.shown_params(source.kind, source.params)
 
 
+def _kind_schema(schema: dict[str, Any]) -> None:
+    """Name the kinds (those of chaton/backups/sources/, found when the schema is built)."""
+    schema["description"] = "One of: " + ", ".join(sources.kinds()) + "."
+    schema["examples"] = list(sources.kinds())
+
+
+def _params_schema(schema: dict[str, Any]) -> None:
+    """Describe each kind's parameters from its Params model: one ``anyOf`` item per kind."""
+    schema["description"] = ("The kind's parameters: the item of anyOf whose title is the "
+                             "kind. A refused parameter is a 400 whose field names it.")
+    schema["anyOf"] = [sources.params_json_schema(kind) for kind in sources.kinds()]
+
+
 class SourceIn(InputSchema):
-    kind: str = Field(..., max_length=20,
-                      description="postgres, mariadb, ldap, chaton, paths or docker_volume")
+    kind: str = Field(..., max_length=20, json_schema_extra=_kind_schema)
     name: str = Field(..., max_length=64)
-    params: dict[str, Any] = Field(default_factory=dict,
-                                   description="The kind's parameters (see the docs of "
-                                               "chaton/backups/sources/).")
+    params: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_params_schema)
 
 
 class DrillOut(Schema):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -31,6 +32,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from typer.core import TyperCommand
 
 from chaton.cli.runtime import acting_user, cell, console, parse_date, setup_django
 
@@ -49,10 +51,6 @@ app.add_typer(source_app, name="source", help="What a plan backs up.")
 
 #: Exit status of a backup, check or restore that ran and failed (recorded).
 EXIT_FAILED = 1
-#: Parameters that take several values: given once or more (``--param paths=/srv/a``).
-LIST_PARAMS = frozenset({"paths", "exclude"})
-#: Parameters that are true or false.
-BOOLEAN_PARAMS = frozenset({"chaton_directory"})
 
 
 # -- shared ------------------------------------------------------------------------------
@@ -126,15 +124,26 @@ def find_source(plan_name: str, name: str) -> Source:
     return queries.source_by_name(find_plan(plan_name), name)
 
 
+def _param_shapes() -> tuple[set[str], set[str]]:
+    """Return the names of the list parameters and of the true-or-false ones, of every kind."""
+    from chaton.backups.sources import kinds, param_specs
+
+    specs = [spec for source in kinds().values() for spec in param_specs(source.Params)]
+    return ({spec.name for spec in specs if spec.shape == "lines"},
+            {spec.name for spec in specs if spec.shape == "boolean"})
+
+
 def parse_params(values: list[str]) -> dict[str, Any]:
     """Given ``KEY=VALUE`` words, return a source's parameters.
 
-    A key given twice, or a list parameter (paths, exclude), becomes a list;
-    ``chaton_directory`` takes true or false. Raise InvalidInput for a word
+    A key given twice, or a list parameter (``paths``, ``exclude``: a kind's
+    Params says which), becomes a list; a boolean parameter
+    (``chaton_directory``) takes true or false. Raise InvalidInput for a word
     without ``=``. The kind checks the rest.
     """
     from chaton.core.errors import InvalidInput
 
+    LIST_PARAMS, BOOLEAN_PARAMS = _param_shapes()
     params: dict[str, Any] = {}
     for word in values:
         key, separator, value = word.partition("=")
@@ -421,7 +430,7 @@ def show_plan(name: Annotated[str, typer.Argument(metavar="PLAN")]) -> None:
                        (_("Parameters"), True))
     for source in plan.sources.order_by("name"):
         shown = engine.shown_params(source.kind, source.params)
-        sources.add_row(cell(source.name), cell(source.get_kind_display()),
+        sources.add_row(cell(source.name), cell(source.kind_label),
                         cell(", ".join(f"{key}={value}" for key, value in shown.items())))
     console().print(sources)
     _print_runs(list(queries.run_history(plan=plan)[:5]), _("Last runs"))
@@ -514,15 +523,59 @@ def delete_plan(
 # -- sources -----------------------------------------------------------------------------
 
 
-@source_app.command("add")
+def kinds_help() -> str:
+    """Return every kind and its parameters, read from the kinds' Params, for ``--help``."""
+    from chaton.backups.sources import kinds, param_specs
+
+    paragraphs = [_("Kinds and their parameters (--param KEY=VALUE):")]
+    for kind, source in kinds().items():
+        described = [_describe_param(spec) for spec in param_specs(source.Params)]
+        paragraphs.append(f"{kind} ({source.label}):\n"
+                          + "\n".join(f"  {line}" for line in described or [_("no parameter")]))
+    return "\n\n".join(escape(paragraph) for paragraph in paragraphs)
+
+
+def _describe_param(spec: Any) -> str:
+    """Given a ParamSpec, return it on one line: name, what it takes, its help text."""
+    notes = []
+    if spec.required:
+        notes.append(_("required"))
+    elif spec.default not in (None, "", []):
+        notes.append(_("default %(value)s") % {"value": spec.default})
+    if spec.shape == "lines":
+        notes.append(_("repeat it for several"))
+    elif spec.shape == "boolean":
+        notes.append(_("true or false"))
+    elif spec.shape == "integer":
+        notes.append(_("a number"))
+    if spec.secret:
+        notes.append(_("secret: give it with --password-file"))
+    text = spec.name + (f" ({', '.join(notes)})" if notes else "")
+    return f"{text}: {spec.help}" if spec.help else text
+
+
+class SourceAddCommand(TyperCommand):
+    """``source add``, whose ``--help`` ends with every kind's parameters (read when the help
+    is shown: the kinds are found in chaton/backups/sources/)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        try:
+            setup_django()
+            self.epilog = kinds_help()
+        except Exception:
+            self.epilog = None
+        super().format_help(ctx, formatter)
+
+
+@source_app.command("add", cls=SourceAddCommand)
 def add_source(
     plan_name: Annotated[str, typer.Argument(metavar="PLAN")],
     name: Annotated[str, typer.Argument(metavar="NAME")],
     kind: Annotated[str, typer.Option(
-        "--kind", help="postgres, mariadb, ldap, chaton, paths, docker_volume or secrets_key.")],
+        "--kind", help="The kind of data: see the list of kinds below.")],
     param: Annotated[list[str] | None, typer.Option(
         "--param", metavar="KEY=VALUE", help="A parameter of the kind (paths=/srv/files, "
-        "database=shop …); repeat it.")] = None,
+        "database=shop …); repeat it. The kinds' parameters are listed below.")] = None,
     password_file: Annotated[Path | None, typer.Option(
         "--password-file", metavar="FILE", dir_okay=False,
         help="The source's password (database, LDAP bind), from the first line of FILE.")
@@ -538,7 +591,7 @@ def add_source(
         params["password"] = _read_secret(password_file, _("Password"))
     source = actions.do_add_source(plan, kind, name, params, acting_user=acting_user())
     console().print(_("Source %(name)s (%(kind)s) added to %(plan)s.")
-                    % {"name": source.name, "kind": source.get_kind_display(),
+                    % {"name": source.name, "kind": source.kind_label,
                        "plan": plan.name}, style="green", markup=False)
 
 

@@ -277,32 +277,32 @@ def test_a_plan_is_created_then_given_kind_specific_sources(admin_client, reposi
     assert "kinds-postgres" in form and "kinds-paths" in form
 
     refused = admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "paths", "name": "uploads", "paths": "relative/path"})
-    assert refused.context["form"].errors["paths"]
+        "kind": "paths", "name": "uploads", "paths-paths": "relative/path"})
+    assert refused.context["form"].errors["paths-paths"]
 
     missing = admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "postgres", "name": "db", "password": "pg-secret-value"})
-    assert missing.context["form"].errors["database"]
+        "kind": "postgres", "name": "db", "postgres-password": "pg-secret-value"})
+    assert missing.context["form"].errors["postgres-database"]
     assert "pg-secret-value" not in missing.content.decode()
 
     admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "postgres", "name": "db", "database": "shop", "port": "5433",
-        "password": "pg-secret-value",
+        "kind": "postgres", "name": "db", "postgres-database": "shop", "postgres-port": "5433",
+        "postgres-password": "pg-secret-value",
         # Fields of other kinds are ignored: only the chosen kind's parameters count.
-        "paths": "/ignored", "volume": "ignored"})
+        "paths-paths": "/ignored", "docker_volume-volume": "ignored"})
     source = Source.objects.get(name="db")
     assert source.params["port"] == 5433 and "paths" not in source.params
     assert source.params["password"] != "pg-secret-value"
     assert engine.data_source(source).params["password"] == "pg-secret-value"
 
     admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "ldap", "name": "people", "url": "ldap://127.0.0.1:3389",
-        "base_dn": "dc=example,dc=org", "ldap_password": "bind-secret"})
+        "kind": "ldap", "name": "people", "ldap-url": "ldap://127.0.0.1:3389",
+        "ldap-base_dn": "dc=example,dc=org", "ldap-password": "bind-secret"})
     assert engine.data_source(Source.objects.get(name="people")).params["password"] == \
         "bind-secret"
     ldap_error = admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "ldap", "name": "other", "url": "http://wrong", "base_dn": "dc=x"})
-    assert ldap_error.context["form"].errors["url"]
+        "kind": "ldap", "name": "other", "ldap-url": "http://wrong", "ldap-base_dn": "dc=x"})
+    assert ldap_error.context["form"].errors["ldap-url"]
 
     content = page(admin_client.get(reverse("backup-plan", args=["shop"])))
     assert "pg-secret-value" not in content and "bind-secret" not in content
