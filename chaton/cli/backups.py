@@ -559,8 +559,11 @@ class SourceAddCommand(TyperCommand):
     is shown: the kinds are found in chaton/backups/sources/)."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
+        from django.apps import apps
+
         try:
-            setup_django()
+            if not apps.ready:
+                setup_django()
             self.epilog = kinds_help()
         except Exception:
             self.epilog = None
