@@ -37,8 +37,8 @@ from typer.core import TyperCommand
 from chaton.cli.runtime import acting_user, cell, console, parse_date, setup_django
 
 if TYPE_CHECKING:
-    from chaton.backups.actions import RetentionOutcome, RunProgress
     from chaton.backups.models import Drill, Plan, Repository, Run, Source
+    from chaton.backups.runs import RetentionOutcome, RunProgress
     from chaton.directory.models import Account
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -334,11 +334,11 @@ def check_repository(
 ) -> None:
     """Run ``restic check`` now. Exit 1 when it found errors."""
     setup_django()
-    from chaton.backups import actions
+    from chaton.backups import runs
 
     account, triggered_by = _who()
     repository = find_repository(name)
-    run = actions.do_check_repository(repository, acting_user=account,
+    run = runs.check_repository(repository, acting_user=account,
                                       read_data_subset=read_data_subset,
                                       triggered_by=triggered_by)
     if run.succeeded:
@@ -617,7 +617,7 @@ def remove_source(
 
 
 class BackupBar:
-    """A progress bar per source of a backup, fed by :func:`run_backup`'s progress callback.
+    """A progress bar per source of a backup, fed by :func:`~chaton.backups.runs.run_backup`'s progress callback.
 
     Every source has its bar from the start; a streamed dump has no known size,
     so its bar pulses and counts the bytes read. At the end every bar is full.
@@ -675,12 +675,12 @@ def _print_run(run: Run) -> None:
 def run(plan_name: Annotated[str, typer.Argument(metavar="PLAN")]) -> None:
     """Back a plan up now, with a progress bar. Exit 1 when the backup failed."""
     setup_django()
-    from chaton.backups import actions
+    from chaton.backups import runs
 
     plan = find_plan(plan_name)
     account, triggered_by = _who()
     with BackupBar(list(plan.sources.values_list("name", flat=True))) as bar:
-        result = actions.run_backup(plan, acting_user=account, progress=bar.update,
+        result = runs.run_backup(plan, acting_user=account, progress=bar.update,
                                     triggered_by=triggered_by)
     _print_run(result)
     if not result.succeeded:
@@ -756,7 +756,7 @@ def retention(
 ) -> None:
     """Show which snapshots the plan's retention keeps (and why) and which it removes."""
     setup_django()
-    from chaton.backups import actions, queries
+    from chaton.backups import queries, runs
 
     plan = find_plan(plan_name)
     account, triggered_by = _who()
@@ -768,7 +768,7 @@ def retention(
                         % {"kept": outcome.kept_count, "removed": outcome.removed_count},
                         markup=False)
         return
-    outcome = actions.apply_retention(plan, acting_user=account, triggered_by=triggered_by)
+    outcome = runs.apply_retention(plan, acting_user=account, triggered_by=triggered_by)
     _print_retention(outcome)
     assert outcome.run is not None
     if not outcome.run.succeeded:
@@ -802,13 +802,13 @@ def restore(
     restore can itself be undone; if it fails, nothing is overwritten.
     """
     setup_django()
-    from chaton.backups import actions, engine
+    from chaton.backups import engine, runs
     from chaton.core.errors import InvalidInput
 
     if in_place == (to is not None):
         raise InvalidInput(_("Give either --to DIR or --in-place."), field="target")
     source = find_source(plan_name, source_name)
-    chosen = actions.good_result(source, snapshot)
+    chosen = runs.good_result(source, snapshot)
     account, triggered_by = _who()
     if in_place:
         refusal = engine.data_source(source).in_place_refusal()
@@ -821,7 +821,7 @@ def restore(
         if not yes and not typer.confirm(_("Restore in place?"), default=False):
             console().print(_("Nothing was restored."), markup=False)
             raise typer.Exit(EXIT_FAILED)
-    result = actions.do_restore(source, chosen.snapshot_id, acting_user=account, target=to,
+    result = runs.restore(source, chosen.snapshot_id, acting_user=account, target=to,
                                 in_place=in_place, triggered_by=triggered_by)
     safety = result.details.get("safety_snapshot")
     if safety:
@@ -868,14 +868,14 @@ def drill(
     """Restore each source's newest snapshot into a scratch place and compare it with what
     was backed up; then check the repository. Exit 2 when something failed."""
     setup_django()
-    from chaton.backups import actions
+    from chaton.backups import runs
     from chaton.backups.errors import BackupError
 
     plan = find_plan(plan_name)
     target: Plan | Source = find_source(plan_name, source_name) if source_name else plan
     account, triggered_by = _who()
     with console().status(_("Drilling %(plan)s…") % {"plan": plan.name}):
-        report = actions.run_drill(target, acting_user=account, check=check,
+        report = runs.run_drill(target, acting_user=account, check=check,
                                    triggered_by=triggered_by)
     _print_drills(report.drills, _("Drill of %(plan)s") % {"plan": plan.name}, errors=False)
     if report.check is not None:
