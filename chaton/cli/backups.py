@@ -617,7 +617,8 @@ def remove_source(
 
 
 class BackupBar:
-    """A progress bar per source of a backup, fed by :func:`~chaton.backups.runs.run_backup`'s progress callback.
+    """A progress bar per source of a backup, fed by the progress callback of
+    :func:`~chaton.backups.runs.run_backup`.
 
     Every source has its bar from the start; a streamed dump has no known size,
     so its bar pulses and counts the bytes read. At the end every bar is full.
