@@ -338,6 +338,13 @@ class DataSource(ABC):
     label: ClassVar[str | Promise]
     #: The parameters: their types, defaults, checks, help texts and which are secret.
     Params: ClassVar[type[SourceParams]] = NoParams
+    #: The evidence codes this kind's drills compare, beyond the shared ones of
+    #: :data:`chaton.backups.evidence.MESSAGES`: code → message (``gettext_lazy``).
+    evidence_codes: ClassVar[Mapping[str, str | Promise]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        evidence.register(cls.evidence_codes)
 
     def __init__(self, name: str, params: Mapping[str, Any]) -> None:
         """Given the source's name and its decrypted, cleaned parameters, prepare; touch nothing."""

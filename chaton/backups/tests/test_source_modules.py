@@ -58,6 +58,7 @@ class SampleSource(DataSource):
     kind = "sample"
     label = "Sample store"
     Params = SampleParams
+    evidence_codes = {"sample_shelves": "shelves of %(bucket)s"}
 
     def backup(self, context: BackupContext) -> BackupResult:
         raise NotImplementedError
@@ -139,6 +140,14 @@ def test_the_same_model_serves_the_existing_kinds() -> None:
     assert [spec.name for spec in param_specs(kind_class("ldap").Params) if spec.secret] == [
         "password"]
     assert param_specs(kind_class("chaton").Params) == []
+
+
+def test_a_kind_brings_its_own_evidence_codes(sample_kind: None) -> None:
+    verification = Verification()
+    verification.compare("sample_shelves", 3, 2, bucket="north")
+    assert verification.lines == ["shelves of north: expected 3, found 2"]
+    with pytest.raises(KeyError):
+        verification.compare("sample_shelvs", 3, 3)
 
 
 # -- the form ------------------------------------------------------------------------------
