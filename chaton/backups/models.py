@@ -22,6 +22,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from chaton.adapters.restic import KeepPolicy
+from chaton.backups import sources
 from chaton.core import secrets
 
 
@@ -157,9 +158,7 @@ class Source(models.Model):
     @property
     def kind_label(self) -> str:
         """The kind's label in the active language."""
-        from chaton.backups.sources import kind_label
-
-        return kind_label(self.kind)
+        return sources.kind_label(self.kind)
 
     @property
     def tags(self) -> list[str]:

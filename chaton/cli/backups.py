@@ -39,6 +39,7 @@ from chaton.cli.runtime import acting_user, cell, console, parse_date, setup_dja
 if TYPE_CHECKING:
     from chaton.backups.models import Drill, Plan, Repository, Run, Source
     from chaton.backups.runs import RetentionOutcome, RunProgress
+    from chaton.backups.sources import ParamSpec
     from chaton.directory.models import Account
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -124,26 +125,29 @@ def find_source(plan_name: str, name: str) -> Source:
     return queries.source_by_name(find_plan(plan_name), name)
 
 
-def _param_shapes() -> tuple[set[str], set[str]]:
-    """Return the names of the list parameters and of the true-or-false ones, of every kind."""
+def _param_shapes(kind: str | None) -> tuple[set[str], set[str]]:
+    """Return the names of the list parameters and of the true-or-false ones of ``kind`` (of
+    every kind when None or unknown: the action then names the kinds)."""
     from chaton.backups.sources import kinds, param_specs
 
-    specs = [spec for source in kinds().values() for spec in param_specs(source.Params)]
+    found = kinds()
+    chosen = [found[kind]] if kind in found else list(found.values())
+    specs = [spec for source in chosen for spec in param_specs(source.Params)]
     return ({spec.name for spec in specs if spec.shape == "lines"},
             {spec.name for spec in specs if spec.shape == "boolean"})
 
 
-def parse_params(values: list[str]) -> dict[str, Any]:
-    """Given ``KEY=VALUE`` words, return a source's parameters.
+def parse_params(values: list[str], kind: str | None = None) -> dict[str, Any]:
+    """Given ``KEY=VALUE`` words, return the parameters of a source of ``kind``.
 
-    A key given twice, or a list parameter (``paths``, ``exclude``: a kind's
-    Params says which), becomes a list; a boolean parameter
+    A key given twice, or a list parameter of the kind (``paths``, ``exclude``:
+    its Params says which), becomes a list; a boolean parameter
     (``chaton_directory``) takes true or false. Raise InvalidInput for a word
     without ``=``. The kind checks the rest.
     """
     from chaton.core.errors import InvalidInput
 
-    LIST_PARAMS, BOOLEAN_PARAMS = _param_shapes()
+    LIST_PARAMS, BOOLEAN_PARAMS = _param_shapes(kind)
     params: dict[str, Any] = {}
     for word in values:
         key, separator, value = word.partition("=")
@@ -535,7 +539,7 @@ def kinds_help() -> str:
     return "\n\n".join(escape(paragraph) for paragraph in paragraphs)
 
 
-def _describe_param(spec: Any) -> str:
+def _describe_param(spec: ParamSpec) -> str:
     """Given a ParamSpec, return it on one line: name, what it takes, its help text."""
     notes = []
     if spec.required:
@@ -589,7 +593,7 @@ def add_source(
     from chaton.backups import actions
 
     plan = find_plan(plan_name)
-    params = parse_params(param or [])
+    params = parse_params(param or [], kind)
     if password_file is not None:
         params["password"] = _read_secret(password_file, _("Password"))
     source = actions.do_add_source(plan, kind, name, params, acting_user=acting_user())
