@@ -28,29 +28,29 @@ def main(arguments: list[str]) -> int:
     action, name = arguments
     setup_django()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from chaton.backups import actions, queries
+    from chaton.backups import queries, runs
     from chaton.core.errors import ChatonError
 
     try:
         if action == "backup":
             plan = queries.plan_by_name(name)
-            run = actions.run_backup(plan, triggered_by="worker")
+            run = runs.run_backup(plan, triggered_by="worker")
             print(f"backup {plan.name}: {run.outcome} {run.error}".strip(), flush=True)
             if not run.succeeded:
                 return 1
-            outcome = actions.apply_retention(plan, triggered_by="worker")
+            outcome = runs.apply_retention(plan, triggered_by="worker")
             assert outcome.run is not None
             print(f"retention {plan.name}: {outcome.run.outcome}, kept {outcome.kept_count}, "
                   f"removed {outcome.removed_count} {outcome.run.error}".strip(), flush=True)
             return 0 if outcome.run.succeeded else 1
         if action == "drill":
             plan = queries.plan_by_name(name)
-            report = actions.run_drill(plan, triggered_by="worker")
+            report = runs.run_drill(plan, triggered_by="worker")
             for drill in report.drills:
                 print(f"drill {plan.name}/{drill.source_name}: {drill.outcome}", flush=True)
             return 0 if report.passed else 1
         repository = queries.repository_by_name(name)
-        run = actions.do_check_repository(repository, acting_user=None, triggered_by="worker")
+        run = runs.check_repository(repository, acting_user=None, triggered_by="worker")
         print(f"check {repository.name}: {run.outcome} {run.error}".strip(), flush=True)
         return 0 if run.succeeded else 1
     except ChatonError as error:

@@ -34,7 +34,7 @@ from ninja import Field, Router, Schema
 from ninja.pagination import paginate
 from pydantic import StrictBool, StrictInt
 
-from chaton.backups import actions, checks, engine, queries
+from chaton.backups import actions, checks, engine, queries, runs, sources
 from chaton.backups.errors import BackupError
 from chaton.backups.models import (
     Drill,
@@ -233,13 +233,23 @@ class SourceOut(Schema):
         return engine.shown_params(source.kind, source.params)
 
 
+def _kind_schema(schema: dict[str, Any]) -> None:
+    """Name the kinds (those of chaton/backups/sources/, found when the schema is built)."""
+    schema["description"] = "One of: " + ", ".join(sources.kinds()) + "."
+    schema["examples"] = list(sources.kinds())
+
+
+def _params_schema(schema: dict[str, Any]) -> None:
+    """Describe each kind's parameters from its Params model: one ``anyOf`` item per kind."""
+    schema["description"] = ("The kind's parameters: the item of anyOf whose title is the "
+                             "kind. A refused parameter is a 400 whose field names it.")
+    schema["anyOf"] = [sources.params_json_schema(kind) for kind in sources.kinds()]
+
+
 class SourceIn(InputSchema):
-    kind: str = Field(..., max_length=20,
-                      description="postgres, mariadb, ldap, chaton, paths or docker_volume")
+    kind: str = Field(..., max_length=20, json_schema_extra=_kind_schema)
     name: str = Field(..., max_length=64)
-    params: dict[str, Any] = Field(default_factory=dict,
-                                   description="The kind's parameters (see the docs of "
-                                               "chaton/backups/sources/).")
+    params: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_params_schema)
 
 
 class DrillOut(Schema):
@@ -459,7 +469,7 @@ def _run(run: Run) -> Run:
     return queries.run_history().get(pk=run.pk)
 
 
-def _retention_out(outcome: actions.RetentionOutcome) -> dict[str, Any]:
+def _retention_out(outcome: runs.RetentionOutcome) -> dict[str, Any]:
     def decision(item: Any) -> dict[str, Any]:
         snapshot = item.snapshot
         return {"id": snapshot.id, "short_id": snapshot.short_id, "time": snapshot.time,
@@ -553,7 +563,7 @@ def _init_work(job: Job) -> dict[str, Any]:
 def check_repository(request: HttpRequest, name: str, payload: CheckIn | None = None) -> Run:
     """Answers the check run: ``outcome`` failed, with restic's findings, for damaged data."""
     repository = queries.repository_by_name(name)
-    run = actions.do_check_repository(
+    run = runs.check_repository(
         repository, acting_user=acting_account(request),
         read_data_subset=payload.read_data_subset if payload is not None else None)
     return _run(run)
@@ -665,10 +675,10 @@ def _run_work(job: Job) -> dict[str, Any]:
     plan = Plan.objects.get(pk=job.params["plan"])
     report = jobs.progress_reporter(job)
 
-    def progress(where: actions.RunProgress) -> None:
+    def progress(where: runs.RunProgress) -> None:
         report((where.position - 1 + where.fraction) / max(where.count, 1))
 
-    return as_json(RunOut, _run(actions.run_backup(plan, acting_user=job.created_by,
+    return as_json(RunOut, _run(runs.run_backup(plan, acting_user=job.created_by,
                                                    progress=progress)))
 
 
@@ -690,7 +700,7 @@ def apply_retention(request: HttpRequest, name: str) -> tuple[int, Job]:
 
 def _retention_work(job: Job) -> dict[str, Any]:
     plan = Plan.objects.get(pk=job.params["plan"])
-    outcome = actions.apply_retention(plan, acting_user=job.created_by)
+    outcome = runs.apply_retention(plan, acting_user=job.created_by)
     return as_json(RetentionOut, _retention_out(outcome))
 
 
@@ -747,7 +757,7 @@ def _drill_work(job: Job) -> dict[str, Any]:
     plan = Plan.objects.get(pk=job.params["plan"])
     target: Plan | Source = (queries.source_by_name(plan, job.params["source"])
                              if job.params.get("source") is not None else plan)
-    report = actions.run_drill(target, acting_user=job.created_by,
+    report = runs.run_drill(target, acting_user=job.created_by,
                                check=bool(job.params.get("check", True)))
     drills = list(queries.drill_history(plan=plan).filter(
         pk__in=[drill.pk for drill in report.drills]))
@@ -785,7 +795,7 @@ def restore_source(request: HttpRequest, name: str, source: str,
 def _restore_work(job: Job) -> dict[str, Any]:
     found = queries.source_by_name(Plan.objects.get(pk=job.params["plan"]),
                                    job.params["source"])
-    run = actions.do_restore(found, job.params.get("snapshot"), acting_user=job.created_by,
+    run = runs.restore(found, job.params.get("snapshot"), acting_user=job.created_by,
                              target=job.params.get("target"),
                              in_place=bool(job.params.get("in_place")))
     return as_json(RunOut, _run(run))

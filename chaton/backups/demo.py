@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
 
-from chaton.backups import actions
+from chaton.backups import actions, runs
 from chaton.backups.models import Plan, Run
 from chaton.core import demo
 from chaton.core.errors import ChatonError
@@ -46,7 +46,7 @@ def load_demo(*, back_up: bool = True) -> DemoReport:
     report.created.append(_("backup plan %(name)s in repository %(repository)s")
                           % {"name": plan.name, "repository": plan.repository.name})
     if back_up:
-        report.run = actions.run_backup(plan, triggered_by="demo")
+        report.run = runs.run_backup(plan, triggered_by="demo")
         report.created.append(_("first backup of plan %(name)s: %(outcome)s")
                               % {"name": plan.name, "outcome": report.run.get_outcome_display()})
     return report

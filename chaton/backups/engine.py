@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from chaton.adapters.restic import Restic
 from chaton.backups.models import Plan, Repository, Source
 from chaton.backups.sources import DataSource, ResticClient, build, kind_class
+from chaton.backups.sources.base import secret_fields
 from chaton.core import secrets
 from chaton.core.errors import Conflict
 
@@ -87,9 +88,10 @@ def use_client_factory(factory: ClientFactory) -> Iterator[None]:
 
 
 def encrypt_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Given cleaned parameters of ``kind``, return them with the secret ones encrypted."""
+    """Given cleaned parameters of ``kind``, return them with the secret ones encrypted (the
+    fields of the kind's Params marked ``secret``)."""
     stored = dict(params)
-    for name in kind_class(kind).secret_params:
+    for name in secret_fields(kind_class(kind).Params):
         if stored.get(name):
             stored[name] = secrets.encrypt(str(stored[name]))
     return stored
@@ -98,7 +100,7 @@ def encrypt_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 def decrypt_params(kind: str, stored: dict[str, Any]) -> dict[str, Any]:
     """Given stored parameters, return them with the secret ones in clear."""
     params = dict(stored)
-    for name in kind_class(kind).secret_params:
+    for name in secret_fields(kind_class(kind).Params):
         if params.get(name):
             params[name] = secrets.decrypt(str(params[name]))
     return params
@@ -107,7 +109,7 @@ def decrypt_params(kind: str, stored: dict[str, Any]) -> dict[str, Any]:
 def shown_params(kind: str, stored: dict[str, Any]) -> dict[str, Any]:
     """Given stored parameters, return them fit to show or audit: secrets as ``***``."""
     params = dict(stored)
-    for name in kind_class(kind).secret_params:
+    for name in secret_fields(kind_class(kind).Params):
         if params.get(name):
             params[name] = "***"
     return params

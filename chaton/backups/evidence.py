@@ -7,8 +7,10 @@ into text only when shown (:func:`text`). A parameter may itself be an item
 (the ``what`` of a difference). A plain string (a drill recorded before
 items) is shown as it is.
 
-The codes and their messages are :data:`MESSAGES`; :func:`of_error` makes
-the item of a failure, following :func:`chaton.backups.errors.describe`.
+The codes and their messages are :data:`MESSAGES`, to which each kind of
+data source adds its own (``DataSource.evidence_codes``, through
+:func:`register`); :func:`of_error` makes the item of a failure, following
+:func:`chaton.backups.errors.describe`.
 """
 
 from __future__ import annotations
@@ -69,10 +71,30 @@ _ERRORS: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+def register(codes: Mapping[str, str | Promise]) -> None:
+    """Add a kind's own codes and messages to :data:`MESSAGES`. Raise ValueError for a code
+    that already means something else."""
+    for code, message in codes.items():
+        if code in MESSAGES and MESSAGES[code] != message:
+            raise ValueError(f"evidence code {code!r} is already defined")
+        MESSAGES[code] = message
+
+
+def _known(code: Any) -> bool:
+    """Return whether ``code`` has a message, once every kind has added its own."""
+    if not isinstance(code, str):
+        return False
+    if code not in MESSAGES:
+        from chaton.backups.sources import kinds
+
+        kinds()  # importing each kind's module registers its codes
+    return code in MESSAGES
+
+
 def item(code: str, **params: Any) -> Item:
     """Given a code of :data:`MESSAGES` and its parameters, return the item. Raise KeyError
     for an unknown code (a typo must not reach the database)."""
-    if code not in MESSAGES:
+    if not _known(code):
         raise KeyError(f"unknown evidence code {code!r}")
     return {"code": code, "params": params}
 
@@ -90,7 +112,7 @@ def text(value: Any) -> str:
     """Given an item (or a plain string), return it as text in the active language."""
     if isinstance(value, str):
         return value
-    if not isinstance(value, Mapping) or value.get("code") not in MESSAGES:
+    if not isinstance(value, Mapping) or not _known(value.get("code")):
         return str(value)
     params = {name: text(param) if isinstance(param, Mapping) else param
               for name, param in (value.get("params") or {}).items()}

@@ -1,7 +1,8 @@
 """Forms of the backups pages. They only collect input: the actions check and write it.
 
 Field names match the ``field`` that the actions put on their errors (a source
-form's fields are named after the kind's parameters), so an InvalidInput or a
+form's parameter fields are ``<kind>-<parameter>``, built from each kind's
+``Params``; :meth:`SourceForm.error_field` maps them), so an InvalidInput or a
 Conflict lands next to the field that caused it. A password is never sent
 back to the browser: the repository form leaves its field empty, and an empty
 field on the edit form keeps the stored password.
@@ -13,22 +14,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from chaton.backups.models import Repository, RepositoryKind, SourceKind
+from chaton.backups.models import Repository, RepositoryKind
+from chaton.backups.sources import ParamSpec, kinds, param_specs
 from chaton.core.errors import InvalidInput
-
-#: Which fieldset of the source form each kind shows (the CSS hides the others).
-SOURCE_FIELDSETS: dict[str, tuple[str, ...]] = {
-    SourceKind.POSTGRES: ("database", "host", "port", "user", "password"),
-    SourceKind.MARIADB: ("database", "host", "port", "user", "password"),
-    SourceKind.LDAP: ("chaton_directory", "base_dn", "config", "url", "bind_dn",
-                      "ldap_password"),
-    SourceKind.CHATON: (),
-    SourceKind.PATHS: ("paths", "exclude"),
-    SourceKind.DOCKER_VOLUME: ("volume",),
-}
 
 
 def parse_environment(lines: Iterable[str]) -> dict[str, str]:
@@ -165,97 +157,81 @@ def _lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
 
+def _kind_choices() -> list[tuple[str, str]]:
+    return [(kind, str(source.label)) for kind, source in kinds().items()]
+
+
+def param_field_name(kind: str, name: str) -> str:
+    """Return the form field of parameter ``name`` of ``kind``: ``<kind>-<name>``."""
+    return f"{kind}-{name}"
+
+
+def param_field(spec: ParamSpec) -> forms.Field:
+    """Given a parameter of a kind, return its form field (never required: the kind judges)."""
+    help_text: Any = spec.help
+    if spec.default not in (None, "", []):
+        help_text = format_lazy("{} {}", spec.help, format_lazy(
+            gettext_lazy("Default: {}."), spec.default)) if spec.help else format_lazy(
+            gettext_lazy("Default: {}."), spec.default)
+    common: dict[str, Any] = {"label": spec.label, "help_text": help_text, "required": False}
+    if spec.shape == "boolean":
+        return forms.BooleanField(**common)
+    if spec.shape == "integer":
+        return forms.IntegerField(**common)
+    if spec.shape == "lines":
+        return forms.CharField(max_length=20000, **common, widget=forms.Textarea(
+            attrs={"rows": 3, "spellcheck": "false"}))
+    if spec.secret:
+        return forms.CharField(max_length=1024, strip=False, widget=_password_widget(),
+                               **common)
+    return forms.CharField(max_length=500, **common)
+
+
 class SourceForm(forms.Form):
     """A data source: its kind, its name, and the parameters of that kind.
 
-    The fields of every kind are in the form; :meth:`params` keeps those of the
-    chosen kind, and the kind's own check (``clean_params``) judges them.
+    The parameters of every kind are in the form, built from each kind's
+    ``Params`` (one field ``<kind>-<parameter>`` each, one fieldset per kind);
+    :meth:`params` keeps those of the chosen kind that were filled in, and the
+    kind's own model judges them.
     """
 
-    kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=SourceKind.choices)
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=_kind_choices)
     name = forms.CharField(label=gettext_lazy("Name"), max_length=64,
                            help_text=gettext_lazy("Lower-case letters, digits and hyphens."))
-    # PostgreSQL and MariaDB
-    database = forms.CharField(label=gettext_lazy("Database"), required=False, max_length=200)
-    host = forms.CharField(label=gettext_lazy("Host"), required=False, max_length=300,
-                           help_text=gettext_lazy("Default 127.0.0.1; for PostgreSQL also a "
-                                                  "socket directory."))
-    port = forms.IntegerField(label=gettext_lazy("Port"), required=False,
-                              help_text=gettext_lazy("Default 5432 (PostgreSQL), 3306 "
-                                                     "(MariaDB)."))
-    user = forms.CharField(label=gettext_lazy("User"), required=False, max_length=200)
-    password = forms.CharField(label=gettext_lazy("Password"), required=False, strip=False,
-                               max_length=1024, widget=_password_widget(),
-                               help_text=gettext_lazy("Stored encrypted."))
-    # LDAP
-    chaton_directory = forms.BooleanField(
-        label=gettext_lazy("Chaton's own directory"), required=False,
-        help_text=gettext_lazy("As chaton.toml says; no other parameter."))
-    base_dn = forms.CharField(label=gettext_lazy("Base DN"), required=False, max_length=500)
-    config = forms.CharField(label=gettext_lazy("slapd configuration"), required=False,
-                             max_length=500,
-                             help_text=gettext_lazy("A slapd.conf path: read with slapcat."))
-    url = forms.CharField(label=gettext_lazy("Directory URL"), required=False, max_length=500,
-                          help_text=gettext_lazy("ldap://, ldaps:// or ldapi://, when the "
-                                                 "server's files are out of reach."))
-    bind_dn = forms.CharField(label=gettext_lazy("Bind DN"), required=False, max_length=500)
-    ldap_password = forms.CharField(label=gettext_lazy("Bind password"), required=False,
-                                    strip=False, max_length=1024, widget=_password_widget(),
-                                    help_text=gettext_lazy("Stored encrypted."))
-    # Directories
-    paths = forms.CharField(
-        label=gettext_lazy("Directories"), required=False, max_length=20000,
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text=gettext_lazy("One absolute path per line."))
-    exclude = forms.CharField(
-        label=gettext_lazy("Excluded patterns"), required=False, max_length=20000,
-        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
-        help_text=gettext_lazy("One restic exclude pattern per line."))
-    # Docker
-    volume = forms.CharField(label=gettext_lazy("Docker volume"), required=False,
-                             max_length=200)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for kind, source in kinds().items():
+            for spec in param_specs(source.Params):
+                self.fields[param_field_name(kind, spec.name)] = param_field(spec)
 
     def fieldsets(self) -> list[tuple[str, str, list[forms.BoundField]]]:
-        """Return (kinds as CSS classes, legend, bound fields) per group of parameters."""
-        groups = [
-            ("postgres mariadb", _("Database"), SOURCE_FIELDSETS[SourceKind.POSTGRES]),
-            ("ldap", _("LDAP directory"), SOURCE_FIELDSETS[SourceKind.LDAP]),
-            ("paths", _("Directories"), SOURCE_FIELDSETS[SourceKind.PATHS]),
-            ("docker_volume", _("Docker volume"), SOURCE_FIELDSETS[SourceKind.DOCKER_VOLUME]),
-        ]
-        return [(kinds, legend, [self[name] for name in names])
-                for kinds, legend, names in groups]
+        """Return (kind, its label, its parameters' bound fields) for every kind."""
+        return [(kind, str(source.label),
+                 [self[param_field_name(kind, spec.name)] for spec in param_specs(source.Params)])
+                for kind, source in kinds().items()]
 
     def params(self) -> dict[str, Any]:
         """Return the parameters of the chosen kind that were filled in, as the action takes."""
         data = self.cleaned_data
         kind = data.get("kind", "")
+        source = kinds().get(kind)
         params: dict[str, Any] = {}
-        if kind in (SourceKind.POSTGRES, SourceKind.MARIADB):
-            for name in ("database", "host", "user", "password"):
-                if data.get(name):
-                    params[name] = data[name]
-            if data.get("port") is not None:
-                params["port"] = data["port"]
-        elif kind == SourceKind.LDAP:
-            if data.get("chaton_directory"):
-                params["chaton_directory"] = True
-            for name in ("base_dn", "config", "url", "bind_dn"):
-                if data.get(name):
-                    params[name] = data[name]
-            if data.get("ldap_password"):
-                params["password"] = data["ldap_password"]
-        elif kind == SourceKind.PATHS:
-            params["paths"] = _lines(data.get("paths") or "")
-            params["exclude"] = _lines(data.get("exclude") or "")
-        elif kind == SourceKind.DOCKER_VOLUME and data.get("volume"):
-            params["volume"] = data["volume"]
+        if source is None:
+            return params
+        for spec in param_specs(source.Params):
+            value = data.get(param_field_name(kind, spec.name))
+            if spec.shape == "lines":
+                value = _lines(value or "")
+            if value or (spec.shape == "integer" and value is not None):
+                params[spec.name] = value
         return params
 
     def error_field(self, field: str | None) -> dict[str, str]:
-        """Return the mapping for :func:`~chaton.core.views.show_error`: an LDAP password
-        error belongs to the LDAP password field."""
-        if field == "password" and self.cleaned_data.get("kind") == SourceKind.LDAP:
-            return {"password": "ldap_password"}
+        """Return the mapping for :func:`~chaton.core.views.show_error`: a parameter's error
+        belongs to the chosen kind's field of that parameter."""
+        kind = self.cleaned_data.get("kind", "")
+        if field and param_field_name(kind, field) in self.fields:
+            return {field: param_field_name(kind, field)}
         return {}
-

@@ -22,6 +22,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from chaton.adapters.restic import KeepPolicy
+from chaton.backups import sources
 from chaton.core import secrets
 
 
@@ -132,22 +133,14 @@ class Plan(models.Model):
         return dt.timedelta(hours=self.stale_after_hours)
 
 
-class SourceKind(models.TextChoices):
-    POSTGRES = "postgres", _("PostgreSQL database")
-    MARIADB = "mariadb", _("MariaDB or MySQL database")
-    LDAP = "ldap", _("LDAP directory")
-    CHATON = "chaton", _("Chaton's own database")
-    PATHS = "paths", _("directories")
-    DOCKER_VOLUME = "docker_volume", _("Docker volume")
-    SECRETS_KEY = "secrets_key", _("Chaton's secrets key")
-
-
 class Source(models.Model):
     """One thing a plan backs up; ``params`` depend on the kind (see ``backups/sources/``)."""
 
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="sources",
                              verbose_name=_("plan"))
-    kind = models.CharField(_("kind"), max_length=20, choices=SourceKind.choices)
+    #: A kind of :mod:`chaton.backups.sources` (one module each; no choices here, so that a
+    #: new kind needs no migration).
+    kind = models.CharField(_("kind"), max_length=20)
     name = models.SlugField(_("name"), max_length=64)
     #: The kind's parameters; its secret ones (passwords) are stored encrypted.
     params = models.JSONField(_("parameters"), default=dict, blank=True)
@@ -161,6 +154,11 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan.name}/{self.name}"
+
+    @property
+    def kind_label(self) -> str:
+        """The kind's label in the active language."""
+        return sources.kind_label(self.kind)
 
     @property
     def tags(self) -> list[str]:
@@ -233,7 +231,7 @@ class SourceResult(models.Model):
                                related_name="results")
     #: Kept when the source is removed: the history still says what it was.
     source_name = models.CharField(max_length=64)
-    source_kind = models.CharField(max_length=20, choices=SourceKind.choices)
+    source_kind = models.CharField(max_length=20)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -280,7 +278,7 @@ class Drill(models.Model):
     source = models.ForeignKey(Source, on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="drills")
     source_name = models.CharField(max_length=64)
-    source_kind = models.CharField(max_length=20, choices=SourceKind.choices)
+    source_kind = models.CharField(max_length=20)
     #: The backup whose snapshot was restored; None when there was none to test.
     result = models.ForeignKey(SourceResult, on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="drills")

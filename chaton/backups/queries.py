@@ -16,7 +16,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from chaton.backups import engine
-from chaton.backups.actions import RetentionOutcome, preview_retention
 from chaton.backups.models import (
     Drill,
     DrillOutcome,
@@ -28,6 +27,7 @@ from chaton.backups.models import (
     Source,
     SourceResult,
 )
+from chaton.backups.runs import RetentionOutcome, preview_retention
 from chaton.core import clock
 from chaton.core.errors import NotFound
 

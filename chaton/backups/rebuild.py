@@ -382,15 +382,15 @@ def service_data(backup: Backup, *, client_for: Callable[[Repository], ResticCli
     Each repository is asked once; one that cannot be read is named in the notes.
     """
     from chaton.backups import engine
-    from chaton.backups.models import Outcome, Plan, SourceKind, SourceResult
+    from chaton.backups.models import Outcome, Plan, SourceResult
 
     factory = client_for or engine.restic_for
     rows: list[ServiceData] = []
     snapshots_of: dict[int, list[Snapshot] | str] = {}
     for plan in Plan.objects.select_related("repository").order_by("name"):
         for source in plan.sources.order_by("name"):
-            if source.kind in (SourceKind.CHATON, SourceKind.SECRETS_KEY) or (
-                    source.kind == SourceKind.LDAP and source.params.get("chaton_directory")):
+            if source.kind in ("chaton", "secrets_key") or (
+                    source.kind == "ldap" and source.params.get("chaton_directory")):
                 continue
             repository = plan.repository
             if repository.pk not in snapshots_of:

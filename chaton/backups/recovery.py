@@ -38,7 +38,6 @@ from chaton.backups.models import (
     Repository,
     RepositoryKind,
     Source,
-    SourceKind,
 )
 from chaton.backups.sources.secrets_key import key_id
 from chaton.core import audit, clock, secrets
@@ -124,12 +123,12 @@ def _digest(key: str, accesses: list[tuple[str, str, str, dict[str, str]]]) -> s
 def _filename(kind: str, name: str) -> str:
     from chaton.backups.sources import kind_class
 
-    if kind == SourceKind.PATHS:
+    if kind == "paths":
         return ""
-    if kind == SourceKind.CHATON:
+    if kind == "chaton":
         engine = settings.DATABASES["default"]["ENGINE"]
         return f"{name}.{'pgdump' if 'postgresql' in engine else 'sqlite3'}"
-    if kind == SourceKind.SECRETS_KEY:
+    if kind == "secrets_key":
         return "secrets.key"
     return f"{name}.{kind_class(kind).extension}"
 
@@ -240,7 +239,7 @@ def restore_command(kit: RecoveryKit, repository: KitRepository) -> list[str]:
 
 def holds_chaton(repository: KitRepository) -> bool:
     """Return whether ``repository`` holds a backup of Chaton's own database."""
-    return any(source.kind == SourceKind.CHATON for source in repository.sources)
+    return any(source.kind == "chaton" for source in repository.sources)
 
 
 def render_text(kit: RecoveryKit) -> str:

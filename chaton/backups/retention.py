@@ -5,7 +5,7 @@ that shows what the policy keeps would wait behind every running backup.
 :func:`apply_policy` is the same algorithm (restic 0.14, ``ApplyPolicy``) on
 the list that ``restic snapshots --no-lock`` gives: the newest snapshot of
 each of the last N days (weeks, months, years) that have one is kept, and
-the last N snapshots. The real pass (:func:`chaton.backups.actions.apply_retention`)
+the last N snapshots. The real pass (:func:`chaton.backups.runs.apply_retention`)
 is restic's own ``forget --prune``.
 """
 

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from chaton.backups import actions, checks, engine, queries, recovery
+from chaton.backups import actions, checks, engine, queries, recovery, runs
 from chaton.backups.forms import (
     PlanForm,
     PlanSettingsForm,
@@ -275,7 +275,7 @@ def repository_check(request: HttpRequest, name: str) -> HttpResponse:
     """Run ``restic check`` on the repository now (reading its usual share of the data)."""
     repository = queries.repository_by_name(name)
     try:
-        run = actions.do_check_repository(repository, acting_user=signed_in(request))
+        run = runs.check_repository(repository, acting_user=signed_in(request))
     except ChatonError as error:
         messages.error(request, str(error))
     else:
@@ -310,7 +310,7 @@ def plan_create(request: HttpRequest) -> HttpResponse:
     return render(request, "backups/plan_form.html", {"form": form, "plan": None})
 
 
-def retention_groups(outcome: actions.RetentionOutcome) -> list[dict[str, Any]]:
+def retention_groups(outcome: runs.RetentionOutcome) -> list[dict[str, Any]]:
     """Given what retention keeps and removes, return per group its label, the kept
     snapshots with their reasons in words, and the snapshots removed."""
     labels = reason_labels()
@@ -439,7 +439,7 @@ def plan_run(request: HttpRequest, name: str) -> HttpResponse:
     """Back the plan up now; refuse, with a message, while it is already running."""
     plan = queries.plan_by_name(name)
     try:
-        run = actions.run_backup(plan, acting_user=signed_in(request))
+        run = runs.run_backup(plan, acting_user=signed_in(request))
     except ChatonError as error:
         messages.error(request, str(error))
     else:
@@ -458,7 +458,7 @@ def plan_drill(request: HttpRequest, name: str) -> HttpResponse:
     """Drill a restore of every source now, then check the repository."""
     plan = queries.plan_by_name(name)
     try:
-        report = actions.run_drill(plan, acting_user=signed_in(request))
+        report = runs.run_drill(plan, acting_user=signed_in(request))
     except ChatonError as error:
         messages.error(request, str(error))
     else:
@@ -487,7 +487,7 @@ def plan_retention(request: HttpRequest, name: str) -> HttpResponse:
     """Apply the plan's retention now (``restic forget --prune``)."""
     plan = queries.plan_by_name(name)
     try:
-        outcome = actions.apply_retention(plan, acting_user=signed_in(request))
+        outcome = runs.apply_retention(plan, acting_user=signed_in(request))
     except ChatonError as error:
         messages.error(request, str(error))
     else:

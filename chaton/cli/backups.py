@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -31,12 +32,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from typer.core import TyperCommand
 
 from chaton.cli.runtime import acting_user, cell, console, parse_date, setup_django
 
 if TYPE_CHECKING:
-    from chaton.backups.actions import RetentionOutcome, RunProgress
     from chaton.backups.models import Drill, Plan, Repository, Run, Source
+    from chaton.backups.runs import RetentionOutcome, RunProgress
+    from chaton.backups.sources import ParamSpec
     from chaton.directory.models import Account
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -49,10 +52,6 @@ app.add_typer(source_app, name="source", help="What a plan backs up.")
 
 #: Exit status of a backup, check or restore that ran and failed (recorded).
 EXIT_FAILED = 1
-#: Parameters that take several values: given once or more (``--param paths=/srv/a``).
-LIST_PARAMS = frozenset({"paths", "exclude"})
-#: Parameters that are true or false.
-BOOLEAN_PARAMS = frozenset({"chaton_directory"})
 
 
 # -- shared ------------------------------------------------------------------------------
@@ -105,15 +104,29 @@ def _print_errors(lines: list[tuple[str, str]]) -> None:
             console().print(cell(f"! {what}: {error}", "red"), soft_wrap=True)
 
 
-def parse_params(values: list[str]) -> dict[str, Any]:
-    """Given ``KEY=VALUE`` words, return a source's parameters.
+def _param_shapes(kind: str | None) -> tuple[set[str], set[str]]:
+    """Return the names of the list parameters and of the true-or-false ones of ``kind`` (of
+    every kind when None or unknown: the action then names the kinds)."""
+    from chaton.backups.sources import kinds, param_specs
 
-    A key given twice, or a list parameter (paths, exclude), becomes a list;
-    ``chaton_directory`` takes true or false. Raise InvalidInput for a word
+    found = kinds()
+    chosen = [found[kind]] if kind in found else list(found.values())
+    specs = [spec for source in chosen for spec in param_specs(source.Params)]
+    return ({spec.name for spec in specs if spec.shape == "lines"},
+            {spec.name for spec in specs if spec.shape == "boolean"})
+
+
+def parse_params(values: list[str], kind: str | None = None) -> dict[str, Any]:
+    """Given ``KEY=VALUE`` words, return the parameters of a source of ``kind``.
+
+    A key given twice, or a list parameter of the kind (``paths``, ``exclude``:
+    its Params says which), becomes a list; a boolean parameter
+    (``chaton_directory``) takes true or false. Raise InvalidInput for a word
     without ``=``. The kind checks the rest.
     """
     from chaton.core.errors import InvalidInput
 
+    LIST_PARAMS, BOOLEAN_PARAMS = _param_shapes(kind)
     params: dict[str, Any] = {}
     for word in values:
         key, separator, value = word.partition("=")
@@ -307,12 +320,12 @@ def check_repository(
 ) -> None:
     """Run ``restic check`` now. Exit 1 when it found errors."""
     setup_django()
-    from chaton.backups import actions
+    from chaton.backups import runs
     from chaton.backups.queries import repository_by_name
 
     account, triggered_by = _who()
     repository = repository_by_name(name)
-    run = actions.do_check_repository(repository, acting_user=account,
+    run = runs.check_repository(repository, acting_user=account,
                                       read_data_subset=read_data_subset,
                                       triggered_by=triggered_by)
     if run.succeeded:
@@ -404,7 +417,7 @@ def show_plan(name: Annotated[str, typer.Argument(metavar="PLAN")]) -> None:
                        (_("Parameters"), True))
     for source in plan.sources.order_by("name"):
         shown = engine.shown_params(source.kind, source.params)
-        sources.add_row(cell(source.name), cell(source.get_kind_display()),
+        sources.add_row(cell(source.name), cell(source.kind_label),
                         cell(", ".join(f"{key}={value}" for key, value in shown.items())))
     console().print(sources)
     _print_runs(list(queries.run_history(plan=plan)[:5]), _("Last runs"))
@@ -500,15 +513,62 @@ def delete_plan(
 # -- sources -----------------------------------------------------------------------------
 
 
-@source_app.command("add")
+def kinds_help() -> str:
+    """Return every kind and its parameters, read from the kinds' Params, for ``--help``."""
+    from chaton.backups.sources import kinds, param_specs
+
+    paragraphs = [_("Kinds and their parameters (--param KEY=VALUE):")]
+    for kind, source in kinds().items():
+        described = [_describe_param(spec) for spec in param_specs(source.Params)]
+        paragraphs.append(f"{kind} ({source.label}):\n"
+                          + "\n".join(f"  {line}" for line in described or [_("no parameter")]))
+    return "\n\n".join(escape(paragraph) for paragraph in paragraphs)
+
+
+def _describe_param(spec: ParamSpec) -> str:
+    """Given a ParamSpec, return it on one line: name, what it takes, its help text."""
+    notes = []
+    if spec.required:
+        notes.append(_("required"))
+    elif spec.default not in (None, "", []):
+        notes.append(_("default %(value)s") % {"value": spec.default})
+    if spec.shape == "lines":
+        notes.append(_("repeat it for several"))
+    elif spec.shape == "boolean":
+        notes.append(_("true or false"))
+    elif spec.shape == "integer":
+        notes.append(_("a number"))
+    if spec.secret:
+        notes.append(_("secret: give it with --password-file"))
+    text = spec.name + (f" ({', '.join(notes)})" if notes else "")
+    return f"{text}: {spec.help}" if spec.help else text
+
+
+class SourceAddCommand(TyperCommand):
+    """``source add``, whose ``--help`` ends with every kind's parameters (read when the help
+    is shown: the kinds are found in chaton/backups/sources/)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from django.apps import apps
+
+        try:
+            if not apps.ready:
+                setup_django()
+            self.epilog = kinds_help()
+        except Exception:
+            self.epilog = None
+        super().format_help(ctx, formatter)
+
+
+@source_app.command("add", cls=SourceAddCommand)
 def add_source(
     plan_name: Annotated[str, typer.Argument(metavar="PLAN")],
     name: Annotated[str, typer.Argument(metavar="NAME")],
     kind: Annotated[str, typer.Option(
-        "--kind", help="postgres, mariadb, ldap, chaton, paths, docker_volume or secrets_key.")],
+        "--kind", help="The kind of data: see the list of kinds below.")],
     param: Annotated[list[str] | None, typer.Option(
         "--param", metavar="KEY=VALUE", help="A parameter of the kind (paths=/srv/files, "
-        "database=shop …); repeat it.")] = None,
+        "database=shop …); repeat it. The kinds' parameters are listed below.")] = None,
     password_file: Annotated[Path | None, typer.Option(
         "--password-file", metavar="FILE", dir_okay=False,
         help="The source's password (database, LDAP bind), from the first line of FILE.")
@@ -520,12 +580,12 @@ def add_source(
     from chaton.backups.queries import plan_by_name
 
     plan = plan_by_name(plan_name)
-    params = parse_params(param or [])
+    params = parse_params(param or [], kind)
     if password_file is not None:
         params["password"] = _read_secret(password_file, _("Password"))
     source = actions.do_add_source(plan, kind, name, params, acting_user=acting_user())
     console().print(_("Source %(name)s (%(kind)s) added to %(plan)s.")
-                    % {"name": source.name, "kind": source.get_kind_display(),
+                    % {"name": source.name, "kind": source.kind_label,
                        "plan": plan.name}, style="green", markup=False)
 
 
@@ -549,7 +609,8 @@ def remove_source(
 
 
 class BackupBar:
-    """A progress bar per source of a backup, fed by :func:`run_backup`'s progress callback.
+    """A progress bar per source of a backup, fed by the progress callback of
+    :func:`~chaton.backups.runs.run_backup`.
 
     Every source has its bar from the start; a streamed dump has no known size,
     so its bar pulses and counts the bytes read. At the end every bar is full.
@@ -607,13 +668,13 @@ def _print_run(run: Run) -> None:
 def run(plan_name: Annotated[str, typer.Argument(metavar="PLAN")]) -> None:
     """Back a plan up now, with a progress bar. Exit 1 when the backup failed."""
     setup_django()
-    from chaton.backups import actions
+    from chaton.backups import runs
     from chaton.backups.queries import plan_by_name
 
     plan = plan_by_name(plan_name)
     account, triggered_by = _who()
     with BackupBar(list(plan.sources.values_list("name", flat=True))) as bar:
-        result = actions.run_backup(plan, acting_user=account, progress=bar.update,
+        result = runs.run_backup(plan, acting_user=account, progress=bar.update,
                                     triggered_by=triggered_by)
     _print_run(result)
     if not result.succeeded:
@@ -689,7 +750,7 @@ def retention(
 ) -> None:
     """Show which snapshots the plan's retention keeps (and why) and which it removes."""
     setup_django()
-    from chaton.backups import actions, queries
+    from chaton.backups import queries, runs
 
     plan = queries.plan_by_name(plan_name)
     account, triggered_by = _who()
@@ -701,7 +762,7 @@ def retention(
                         % {"kept": outcome.kept_count, "removed": outcome.removed_count},
                         markup=False)
         return
-    outcome = actions.apply_retention(plan, acting_user=account, triggered_by=triggered_by)
+    outcome = runs.apply_retention(plan, acting_user=account, triggered_by=triggered_by)
     _print_retention(outcome)
     assert outcome.run is not None
     if not outcome.run.succeeded:
@@ -735,14 +796,14 @@ def restore(
     restore can itself be undone; if it fails, nothing is overwritten.
     """
     setup_django()
-    from chaton.backups import actions, engine
+    from chaton.backups import engine, runs
     from chaton.backups.queries import plan_by_name, source_by_name
     from chaton.core.errors import InvalidInput
 
     if in_place == (to is not None):
         raise InvalidInput(_("Give either --to DIR or --in-place."), field="target")
     source = source_by_name(plan_by_name(plan_name), source_name)
-    chosen = actions.good_result(source, snapshot)
+    chosen = runs.good_result(source, snapshot)
     account, triggered_by = _who()
     if in_place:
         refusal = engine.data_source(source).in_place_refusal()
@@ -755,7 +816,7 @@ def restore(
         if not yes and not typer.confirm(_("Restore in place?"), default=False):
             console().print(_("Nothing was restored."), markup=False)
             raise typer.Exit(EXIT_FAILED)
-    result = actions.do_restore(source, chosen.snapshot_id, acting_user=account, target=to,
+    result = runs.restore(source, chosen.snapshot_id, acting_user=account, target=to,
                                 in_place=in_place, triggered_by=triggered_by)
     safety = result.details.get("safety_snapshot")
     if safety:
@@ -802,7 +863,7 @@ def drill(
     """Restore each source's newest snapshot into a scratch place and compare it with what
     was backed up; then check the repository. Exit 2 when something failed."""
     setup_django()
-    from chaton.backups import actions
+    from chaton.backups import runs
     from chaton.backups.errors import BackupError
     from chaton.backups.queries import plan_by_name, source_by_name
 
@@ -810,7 +871,7 @@ def drill(
     target: Plan | Source = source_by_name(plan, source_name) if source_name else plan
     account, triggered_by = _who()
     with console().status(_("Drilling %(plan)s…") % {"plan": plan.name}):
-        report = actions.run_drill(target, acting_user=account, check=check,
+        report = runs.run_drill(target, acting_user=account, check=check,
                                    triggered_by=triggered_by)
     _print_drills(report.drills, _("Drill of %(plan)s") % {"plan": plan.name}, errors=False)
     if report.check is not None:

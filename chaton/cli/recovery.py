@@ -203,8 +203,8 @@ def _restore_directory(backup: object, managed: bool) -> None:
 def _list_service_data(backup: object) -> None:
     from django.utils import timezone
 
-    from chaton.backups.models import SourceKind
     from chaton.backups.rebuild import Backup, service_data
+    from chaton.backups.sources import kind_label
 
     assert isinstance(backup, Backup)
     with console().status(_("Listing the services' data in the repositories…")):
@@ -219,7 +219,7 @@ def _list_service_data(backup: object) -> None:
                 % {"id": row.snapshot.short_id,
                    "when": timezone.localtime(row.snapshot.time).strftime("%Y-%m-%d %H:%M")}
                 if row.snapshot else _("no snapshot"))
-        console().print(f"  {row.plan}/{row.source} ({SourceKind(row.kind).label}, "
+        console().print(f"  {row.plan}/{row.source} ({kind_label(row.kind)}, "
                         f"{row.repository}): {when}", markup=False)
         if row.command:
             console().print(f"    {row.command}", markup=False)

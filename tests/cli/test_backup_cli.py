@@ -20,7 +20,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from chaton.adapters.restic import FakeRestic
-from chaton.backups import actions, engine
+from chaton.backups import actions, engine, runs
 from chaton.backups.__main__ import main as child_main
 from chaton.backups.models import Drill, Outcome, Plan, Repository, Run, RunKind
 from chaton.cli import runtime
@@ -173,7 +173,7 @@ def test_a_failed_run_exits_1_and_says_why(cli, plan, fake_restic):
 
 
 def test_in_place_restore_asks_and_takes_a_safety_snapshot_first(cli, plan, files):
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     (files / "minutes" / "spring.txt").write_text("overwritten by mistake\n")
 
     refused = cli("backup", "restore", "nightly", "files", "--in-place", input="n\n")
@@ -195,7 +195,7 @@ def test_in_place_restore_asks_and_takes_a_safety_snapshot_first(cli, plan, file
 def test_retention_shows_kept_with_reasons_then_applies(cli, plan):
     start = clock.now() - dt.timedelta(days=2)
     for hours in (0, 1, 24, 48):
-        actions.run_backup(plan, time=start + dt.timedelta(hours=hours))
+        runs.run_backup(plan, time=start + dt.timedelta(hours=hours))
     preview = cli("backup", "retention", "nightly")
     assert preview.exit_code == 0, preview.output
     assert "kept: daily" in preview.stdout and "to remove" in preview.stdout
@@ -215,7 +215,7 @@ def test_drill_failure_is_one_line_on_stderr_exit_2_and_drills_sum_up(cli, plan,
     # Nor a traceback in the log the command writes to stderr.
     assert not [record for record in caplog.records
                 if record.exc_info and record.levelno >= logging.INFO]
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     assert cli("backup", "drill", "nightly").exit_code == 0
     # A restore that raises (the repository's key changed behind Chaton's back).
     fake_restic.repository_password = "another password entirely"
@@ -230,7 +230,7 @@ def test_drill_failure_is_one_line_on_stderr_exit_2_and_drills_sum_up(cli, plan,
 
 
 def test_lists_and_settings(cli, plan):
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     plans = cli("backup", "plan", "list")
     assert plans.exit_code == 0 and "nightly" in plans.stdout and "ok" in plans.stdout
     shown = cli("backup", "plan", "show", "nightly")
@@ -283,7 +283,7 @@ def test_errors_are_one_stderr_line_and_exit_2(cli, plan, arguments, expected):
 
 def test_an_in_place_restore_chaton_refuses_is_said_before_asking(cli, plan):
     source = actions.do_add_source(plan, "chaton", "itself", {}, acting_user=None)
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     line = one_error_line(cli("backup", "restore", "nightly", source.name, "--in-place"))
     assert "stop Chaton" in line
     assert not Run.objects.filter(kind=RunKind.RESTORE).exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chaton.backups import actions, queries
+from chaton.backups import actions, queries, runs
 from chaton.backups.models import Outcome, Repository
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -44,7 +44,7 @@ def test_a_rotating_check_finds_a_damaged_pack_within_one_cycle_and_stays_red(
     # Several backups: several packs, spread over the four parts.
     for index in range(6):
         (files / f"data-{index}.bin").write_bytes(os.urandom(300_000))
-        assert actions.run_backup(plan).outcome == Outcome.SUCCEEDED
+        assert runs.run_backup(plan).outcome == Outcome.SUCCEEDED
     packs = [path for path in (Path(backup_repository.location) / "data").rglob("*")
              if path.is_file()]
     assert len(packs) >= 6
@@ -57,7 +57,7 @@ def test_a_rotating_check_finds_a_damaged_pack_within_one_cycle_and_stays_red(
 
     subsets = []
     for _ in range(4):
-        run = actions.do_check_repository(backup_repository, acting_user=None)
+        run = runs.check_repository(backup_repository, acting_user=None)
         subsets.append(run.details["read_data_subset"])
         if run.outcome == Outcome.FAILED:
             break
@@ -68,7 +68,7 @@ def test_a_rotating_check_finds_a_damaged_pack_within_one_cycle_and_stays_red(
     assert health(backup_repository).state == "check_failed"
 
     # Still damaged: the next check reads the same part, and the repository stays red.
-    again = actions.do_check_repository(backup_repository, acting_user=None)
+    again = runs.check_repository(backup_repository, acting_user=None)
     assert again.details["read_data_subset"] == failed_part
     assert again.outcome == Outcome.FAILED
     assert health(backup_repository).state == "check_failed"
@@ -78,7 +78,7 @@ def test_a_rotating_check_finds_a_damaged_pack_within_one_cycle_and_stays_red(
     # Repaired (the pack put back as it was): the part passes, green again, and the cycle
     # goes on to its end, a full read.
     damaged.write_bytes(original)
-    repaired = actions.do_check_repository(backup_repository, acting_user=None)
+    repaired = runs.check_repository(backup_repository, acting_user=None)
     assert repaired.details["read_data_subset"] == failed_part
     assert repaired.outcome == Outcome.SUCCEEDED, repaired.error
     assert health(backup_repository).ok
@@ -86,6 +86,6 @@ def test_a_rotating_check_finds_a_damaged_pack_within_one_cycle_and_stays_red(
         backup_repository.refresh_from_db()
         if backup_repository.check_cycle_position == 0:
             break
-        run = actions.do_check_repository(backup_repository, acting_user=None)
+        run = runs.check_repository(backup_repository, acting_user=None)
         assert run.outcome == Outcome.SUCCEEDED, run.error
     assert backup_repository.last_full_read_at is not None

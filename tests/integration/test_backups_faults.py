@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from chaton.backups import actions
+from chaton.backups import actions, runs
 from chaton.backups.models import DrillOutcome, Outcome, Repository
 
 pytestmark = [pytest.mark.integration]
@@ -68,11 +68,11 @@ def test_a_full_disk_fails_the_run_visibly_and_loses_nothing(small_disk: Path,
     (files / "small.txt").write_text("fits on the disk\n")
     plan = actions.do_create_plan("tight", repository, acting_user=None)
     actions.do_add_source(plan, "paths", "files", {"paths": [str(files)]}, acting_user=None)
-    first = actions.run_backup(plan)
+    first = runs.run_backup(plan)
     assert first.outcome == Outcome.SUCCEEDED, first.error
 
     (files / "big.bin").write_bytes(os.urandom(40 * 1024 * 1024))
-    full = actions.run_backup(plan)
+    full = runs.run_backup(plan)
     assert full.outcome == Outcome.FAILED
     # restic 0.14 either exits on the full disk or, now and then, deadlocks after it: then
     # the run is stopped once restic has been silent past backups.stall_seconds.
@@ -80,10 +80,10 @@ def test_a_full_disk_fails_the_run_visibly_and_loses_nothing(small_disk: Path,
             or "stopped answering" in full.error), full.error
 
     (files / "big.bin").unlink()
-    again = actions.run_backup(plan)
+    again = runs.run_backup(plan)
     assert again.outcome == Outcome.SUCCEEDED, again.error
     # The earlier snapshot still restores and matches; the repository is consistent.
-    report = actions.run_drill(plan)
+    report = runs.run_drill(plan)
     assert [drill.outcome for drill in report.drills] == [DrillOutcome.PASSED]
     assert report.check is not None and report.check.outcome == Outcome.SUCCEEDED, \
         report.check.error
@@ -94,7 +94,7 @@ import django, sys
 django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
-from chaton.backups import actions
+from chaton.backups import actions, runs
 repository = actions.do_create_repository(
     "shared", kind="local", location=sys.argv[1], password="correct horse battery staple",
     acting_user=None)
@@ -198,5 +198,5 @@ def test_a_plan_locked_by_another_process_is_refused(backup_repository: Reposito
 
     plan = actions.do_create_plan("busy", backup_repository, acting_user=None)
     with engine.plan_lock(plan), pytest.raises(Conflict, match="already running"):
-        actions.run_backup(plan)
+        runs.run_backup(plan)
     assert not plan.runs.exists()

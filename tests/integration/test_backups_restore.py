@@ -18,7 +18,7 @@ from chaton.adapters.ldap import Change
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.postgres import Database, TemporaryPostgres, table_fingerprints
 from chaton.adapters.slapd import ManagedSlapd
-from chaton.backups import actions, queries
+from chaton.backups import actions, queries, runs
 from chaton.backups.models import DrillOutcome, Outcome, Repository, RunKind
 from chaton.core.errors import InvalidInput
 from chaton.testing.pytest_plugin import BASE_DN
@@ -83,7 +83,7 @@ def test_postgres_backup_change_restore_and_drill(source_postgres: TemporaryPost
                                    {"database": "shop", "port": source_postgres.port},
                                    acting_user=None)
 
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     assert run.outcome == Outcome.SUCCEEDED, run.error
     [result] = run.results.all()
     assert result.snapshot_id and result.bytes_processed > 0
@@ -97,18 +97,18 @@ def test_postgres_backup_change_restore_and_drill(source_postgres: TemporaryPost
 
     # To a scratch database, by URL: the same rows and checksums as at backup time.
     copy = _create_database(source_postgres, "shop_copy")
-    restore = actions.do_restore(source, acting_user=None, target=(
+    restore = runs.restore(source, acting_user=None, target=(
         f"postgresql://postgres@127.0.0.1:{source_postgres.port}/shop_copy"))
     assert restore.outcome == Outcome.SUCCEEDED, restore.error
     assert _fingerprints(copy) == original
 
     # To a scratch directory: the dump file.
-    restore = actions.do_restore(source, acting_user=None, target=str(scratch_path / "out"))
+    restore = runs.restore(source, acting_user=None, target=str(scratch_path / "out"))
     assert restore.outcome == Outcome.SUCCEEDED, restore.error
     assert (scratch_path / "out" / "shop.pgdump").read_bytes()[:5] == b"PGDMP"
 
     # In place: a safety snapshot first, then the database is as it was backed up.
-    restore = actions.do_restore(source, acting_user=None, in_place=True)
+    restore = runs.restore(source, acting_user=None, in_place=True)
     assert restore.outcome == Outcome.SUCCEEDED, restore.error
     [safety] = restore.results.all()
     assert safety.safety and safety.outcome == Outcome.SUCCEEDED
@@ -117,7 +117,7 @@ def test_postgres_backup_change_restore_and_drill(source_postgres: TemporaryPost
     # The safety snapshot holds the changed data, and can be restored itself.
     assert safety.fingerprint["tables"]["public.item"]["rows"] == 2000
 
-    report = actions.run_drill(plan)
+    report = runs.run_drill(plan)
     assert report.passed, [(drill.findings_text, drill.found) for drill in report.drills]
     [drill] = report.drills
     assert drill.outcome == DrillOutcome.PASSED
@@ -158,7 +158,7 @@ def test_ldap_files_and_chatons_database(slapd: ManagedSlapd, ldap_directory: Ld
         "url": slapd.url, "bind_dn": slapd.admin_dn, "password": slapd.admin_password,
         "base_dn": BASE_DN}, acting_user=None)
 
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     assert run.outcome == Outcome.SUCCEEDED, run.error
     by_name = {result.source_name: result for result in run.results.all()}
     assert by_name["directory"].fingerprint["entries"] >= 5  # base, ou=people …, 3 accounts
@@ -173,24 +173,24 @@ def test_ldap_files_and_chatons_database(slapd: ManagedSlapd, ldap_directory: Ld
     (files / "a.txt").write_text("second version, longer\n")
     (files / "c.txt").write_text("new since the backup\n")
 
-    restore = actions.do_restore(directory, acting_user=None, target=str(scratch_path / "ldif"))
+    restore = runs.restore(directory, acting_user=None, target=str(scratch_path / "ldif"))
     assert restore.outcome == Outcome.SUCCEEDED, restore.error
     assert b"uid=anatole,ou=people" in (scratch_path / "ldif" / "directory.ldif").read_bytes()
 
-    restore = actions.do_restore(paths, acting_user=None, in_place=True)
+    restore = runs.restore(paths, acting_user=None, in_place=True)
     assert restore.outcome == Outcome.SUCCEEDED, restore.error
     assert (files / "a.txt").read_text() == "first version\n"
     assert (files / "c.txt").exists()  # restic restores, it does not delete
     assert restore.details["safety_snapshot"]
 
     with pytest.raises(InvalidInput, match="directory"):
-        actions.do_restore(directory, acting_user=None, in_place=True)
+        runs.restore(directory, acting_user=None, in_place=True)
     with pytest.raises(InvalidInput, match="holds its own database open"):
-        actions.do_restore(database, acting_user=None, in_place=True)
+        runs.restore(database, acting_user=None, in_place=True)
     with pytest.raises(InvalidInput, match="new or empty"):
-        actions.do_restore(paths, acting_user=None, target=str(files))
+        runs.restore(paths, acting_user=None, target=str(files))
 
-    report = actions.run_drill(plan, check=False)
+    report = runs.run_drill(plan, check=False)
     outcomes = {drill.source_name: (drill.outcome, drill.findings_text)
                 for drill in report.drills}
     assert all(outcome == DrillOutcome.PASSED for outcome, _ in outcomes.values()), outcomes
@@ -208,7 +208,7 @@ def test_a_damaged_pack_fails_the_drill_and_the_check(backup_repository: Reposit
                                  check_read_data_subset="100%")
     plan = actions.do_create_plan("fragile", backup_repository, acting_user=None)
     actions.do_add_source(plan, "paths", "files", {"paths": [str(files)]}, acting_user=None)
-    assert actions.run_backup(plan).outcome == Outcome.SUCCEEDED
+    assert runs.run_backup(plan).outcome == Outcome.SUCCEEDED
 
     packs = sorted((Path(backup_repository.location) / "data").rglob("*"),
                    key=lambda path: path.stat().st_size if path.is_file() else 0)
@@ -218,7 +218,7 @@ def test_a_damaged_pack_fails_the_drill_and_the_check(backup_repository: Reposit
         pack.seek(largest.stat().st_size // 2)
         pack.write(b"\xde\xad\xbe\xef" * 4)
 
-    report = actions.run_drill(plan)
+    report = runs.run_drill(plan)
     [drill] = report.drills
     assert drill.outcome == DrillOutcome.FAILED
     assert "Damaged data" in drill.findings_text
@@ -238,7 +238,7 @@ def test_a_wrong_password_and_an_unreachable_database_are_recorded(
     gone = actions.do_add_source(plan, "postgres", "gone", {"database": "nowhere",
                                                             "port": closed_port},
                                  acting_user=None)
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     assert run.outcome == Outcome.FAILED
     [result] = run.results.all()
     assert "cannot connect to PostgreSQL" in result.error and result.snapshot_id == ""
@@ -248,7 +248,7 @@ def test_a_wrong_password_and_an_unreachable_database_are_recorded(
                           acting_user=None)
     actions.do_update_repository(backup_repository, acting_user=None,
                                  password="not the right one")
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     assert run.outcome == Outcome.FAILED
     assert "Wrong repository password" in run.error
     with pytest.raises(InvalidInput, match="does not open"):

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chaton.backups import actions, engine
+from chaton.backups import actions, engine, runs
 from chaton.backups.models import Outcome, Repository, SourceResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -57,14 +57,14 @@ def test_retention_keeps_exactly_the_policy(backup_repository: Repository,
     snapshots: dict[dt.datetime, str] = {}
     for when, _kept in sorted(CALENDAR):
         (files / "day.txt").write_text(when.isoformat())
-        run = actions.run_backup(plan, time=when)
+        run = runs.run_backup(plan, time=when)
         assert run.outcome == Outcome.SUCCEEDED, run.error
         snapshots[when] = run.results.get().snapshot_id
     expected_kept = {snapshots[when] for when, kept in CALENDAR if kept}
     expected_removed = {snapshots[when] for when, kept in CALENDAR if not kept}
 
     # The preview (restic's algorithm here, without the repository's lock) says the same.
-    preview = actions.apply_retention(plan, dry_run=True)
+    preview = runs.apply_retention(plan, dry_run=True)
     [group] = preview.groups
     assert {decision.snapshot.short_id for decision in group.kept} == expected_kept
     assert {decision.snapshot.short_id for decision in group.removed} == expected_removed
@@ -72,7 +72,7 @@ def test_retention_keeps_exactly_the_policy(backup_repository: Repository,
     assert reasons[snapshots[at("2024-02-14")]] == ("daily", "weekly", "monthly", "yearly")
     assert reasons[snapshots[at("2023-12-28")]] == ("monthly", "yearly")
 
-    outcome = actions.apply_retention(plan)
+    outcome = runs.apply_retention(plan)
     assert outcome.run is not None and outcome.run.outcome == Outcome.SUCCEEDED, outcome.run
     remaining = engine.restic_for(backup_repository).snapshots(tags=plan.tags)
     assert {snapshot.short_id for snapshot in remaining} == expected_kept
@@ -80,5 +80,5 @@ def test_retention_keeps_exactly_the_policy(backup_repository: Repository,
     assert {result.snapshot_id for result in forgotten} == expected_removed
 
     # Applying it again removes nothing more.
-    again = actions.apply_retention(plan)
+    again = runs.apply_retention(plan)
     assert again.removed_count == 0 and again.kept_count == len(expected_kept)

@@ -1,9 +1,12 @@
 """The contract every data source keeps: back up, restore, verify.
 
 A data source kind is one module of this package with one subclass of
-:class:`DataSource`, listed in :data:`chaton.backups.sources.KINDS`. Each
-instance is built from a :class:`~chaton.backups.models.Source` row's name and
-its (decrypted) parameters, and knows how to:
+:class:`DataSource` (found there by :func:`chaton.backups.sources.kinds`). Its
+parameters are a pydantic model, :class:`SourceParams`, whose fields carry a
+:class:`Param` (label, help text, secret or not, one value per line): the web
+form, the API schema, the CLI help and the encryption of secrets are built
+from it. Each instance is built from a :class:`~chaton.backups.models.Source`
+row's name and its (decrypted) parameters, and knows how to:
 
 - :meth:`~DataSource.backup`: put a consistent copy into the repository,
   streamed where it can be (no clear copy on disk), and return the snapshot
@@ -22,14 +25,17 @@ the real client and the unit tests' fake satisfy.
 from __future__ import annotations
 
 import datetime as dt
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol, Union, get_args, get_origin
 
+import pydantic
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from chaton.adapters.restic import (
     BackupProgress,
@@ -166,18 +172,179 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+# -- parameters ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """How a parameter of a kind is presented, put in its field's ``Annotated[...]``.
+
+    ``label`` and ``help`` are translatable (``gettext_lazy``); a ``secret``
+    parameter is stored encrypted, masked as ``***`` and typed in a password
+    field; a list parameter takes one value per line in the form and a
+    repeated ``--param`` on the command line.
+    """
+
+    label: str | Promise
+    help: str | Promise = ""
+    secret: bool = False
+
+
+class ParamError(ValueError):
+    """A parameter refused by a validator of a :class:`SourceParams`, naming the parameter.
+
+    A field validator may raise a plain ValueError (the field is known); a
+    model validator raises this one to name the field it blames.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class SourceParams(BaseModel):
+    """The parameters of a kind: subclass it with one annotated field per parameter.
+
+    Unknown parameters are refused. :meth:`DataSource.clean_params` validates
+    with it and stores ``model_dump(exclude_none=True)``: a field whose value
+    is None is left out of what is stored.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter as the form, the API schema and the CLI see it."""
+
+    name: str
+    label: str | Promise
+    help: str | Promise
+    #: ``text``, ``integer``, ``boolean`` or ``lines`` (a list of text).
+    shape: str
+    secret: bool
+    required: bool
+    default: Any
+
+
+def _shape(annotation: Any) -> str:
+    """Given a field's annotation, return the shape of its values."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        remaining = [arg for arg in get_args(annotation) if arg is not type(None)]
+        annotation = remaining[0] if len(remaining) == 1 else str
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if annotation is bool:
+        return "boolean"
+    if annotation is int:
+        return "integer"
+    if get_origin(annotation) is list:
+        return "lines"
+    return "text"
+
+
+def param_specs(model: type[SourceParams]) -> list[ParamSpec]:
+    """Given a kind's Params model, return its parameters in their declared order."""
+    specs = []
+    for name, info in model.model_fields.items():
+        presentation = next((item for item in info.metadata if isinstance(item, Param)),
+                            Param(label=name))
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        specs.append(ParamSpec(name=name, label=presentation.label, help=presentation.help,
+                               shape=_shape(info.annotation), secret=presentation.secret,
+                               required=info.is_required(), default=default))
+    return specs
+
+
+def secret_fields(model: type[SourceParams]) -> tuple[str, ...]:
+    """Given a kind's Params model, return the names of its secret parameters."""
+    return tuple(spec.name for spec in param_specs(model) if spec.secret)
+
+
+def invalid_params(error: pydantic.ValidationError) -> InvalidInput:
+    """Given the model's refusal, return it as InvalidInput naming the first faulty parameter."""
+    problems = error.errors()
+    unknown = sorted(str(problem["loc"][0]) for problem in problems
+                     if problem["type"] == "extra_forbidden" and problem["loc"])
+    if unknown:
+        return InvalidInput(_("Unknown parameter(s): %(names)s.") % {"names": ", ".join(unknown)},
+                            field=unknown[0])
+    problem = problems[0]
+    name = str(problem["loc"][0]) if problem["loc"] else None
+    cause = (problem.get("ctx") or {}).get("error")
+    if isinstance(cause, ParamError):
+        return InvalidInput(cause.message, field=cause.field or name)
+    if isinstance(cause, ValueError):
+        return InvalidInput(str(cause), field=name)
+    if problem["type"] == "missing":
+        return InvalidInput(_("The parameter “%(name)s” is required.") % {"name": name},
+                            field=name)
+    return InvalidInput(_("The parameter “%(name)s” is not valid: %(error)s")
+                        % {"name": name, "error": problem["msg"]}, field=name)
+
+
+def _one_line(value: str) -> str:
+    if any(character in value for character in "\n\r\0"):
+        raise ValueError(_("A parameter must be text on one line."))
+    return value.strip()
+
+
+def _required(value: str) -> str:
+    if not value:
+        raise ValueError(_("This parameter is required."))
+    return value
+
+
+def _port(value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = 0
+    if isinstance(value, bool) or not 0 < port < 65536:
+        raise ValueError(_("A port number goes from 1 to 65535."))
+    return port
+
+
+def _listed(value: Any) -> Any:
+    """One text given where a list is expected is a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+#: Text on one line, stripped (may be empty).
+Text = Annotated[str, AfterValidator(_one_line)]
+#: Text on one line, stripped, not empty.
+RequiredText = Annotated[str, AfterValidator(_one_line), AfterValidator(_required)]
+#: A TCP port (a number, or digits as text).
+Port = Annotated[int, BeforeValidator(_port)]
+#: A list of text; one text alone is a list of one.
+Lines = Annotated[list[str], BeforeValidator(_listed)]
+
+
+class NoParams(SourceParams):
+    """The parameters of a kind that takes none."""
+
+
 class RestoreRefused(Exception):
     """An in-place restore this source will not do; the message says why and what to do."""
 
 
 class DataSource(ABC):
-    """One kind of data to back up. Subclasses set ``kind``, ``label`` and the methods."""
+    """One kind of data to back up. Subclasses set ``kind``, ``label``, ``Params`` and the
+    methods."""
 
     #: The value of Source.kind.
     kind: ClassVar[str]
     label: ClassVar[str | Promise]
-    #: Parameters stored encrypted (passwords).
-    secret_params: ClassVar[tuple[str, ...]] = ()
+    #: The parameters: their types, defaults, checks, help texts and which are secret.
+    Params: ClassVar[type[SourceParams]] = NoParams
+    #: The evidence codes this kind's drills compare, beyond the shared ones of
+    #: :data:`chaton.backups.evidence.MESSAGES`: code → message (``gettext_lazy``).
+    evidence_codes: ClassVar[Mapping[str, str | Promise]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        evidence.register(cls.evidence_codes)
 
     def __init__(self, name: str, params: Mapping[str, Any]) -> None:
         """Given the source's name and its decrypted, cleaned parameters, prepare; touch nothing."""
@@ -185,12 +352,22 @@ class DataSource(ABC):
         self.params = dict(params)
 
     @classmethod
-    @abstractmethod
     def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Given parameters typed by someone, return them checked and normalised.
+        """Given parameters typed by someone, return them checked and normalised by
+        :attr:`Params` (None values left out).
 
         Raise InvalidInput naming the faulty parameter.
         """
+        try:
+            model = cls.Params.model_validate(dict(params))
+        except pydantic.ValidationError as error:
+            raise invalid_params(error) from None
+        return model.model_dump(exclude_none=True)
+
+    @classmethod
+    def secret_params(cls) -> tuple[str, ...]:
+        """Return the names of the parameters stored encrypted (from :attr:`Params`)."""
+        return secret_fields(cls.Params)
 
     @property
     def filename(self) -> str:
@@ -202,7 +379,8 @@ class DataSource(ABC):
 
     def secrets(self) -> list[str]:
         """Return the secret values of the parameters, to mask in logs."""
-        return [str(self.params[name]) for name in self.secret_params if self.params.get(name)]
+        return [str(self.params[name]) for name in self.secret_params()
+                if self.params.get(name)]
 
     @abstractmethod
     def backup(self, context: BackupContext) -> BackupResult:
@@ -241,49 +419,3 @@ class DataSource(ABC):
         exception. Raise ResticError when the data cannot be read back
         (CorruptRepository for damaged data) and the servers' errors.
         """
-
-    # -- helpers for subclasses --------------------------------------------------
-
-    @staticmethod
-    def require_text(params: Mapping[str, Any], key: str, *, default: str | None = None) -> str:
-        """Return ``params[key]`` as stripped text. Raise InvalidInput when missing or not text."""
-        value = params.get(key, default)
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidInput(_("The parameter “%(name)s” is required.") % {"name": key},
-                               field=key)
-        if any(character in value for character in "\n\r\0"):
-            raise InvalidInput(_("The parameter “%(name)s” must be on one line.")
-                               % {"name": key}, field=key)
-        return value.strip()
-
-    @staticmethod
-    def optional_text(params: Mapping[str, Any], key: str, default: str = "") -> str:
-        """Return ``params[key]`` as text, or ``default``. Raise InvalidInput for a non-text."""
-        value = params.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, str) or any(character in value for character in "\n\r\0"):
-            raise InvalidInput(_("The parameter “%(name)s” must be text on one line.")
-                               % {"name": key}, field=key)
-        return value.strip()
-
-    @staticmethod
-    def port(params: Mapping[str, Any], key: str, default: int) -> int:
-        """Return ``params[key]`` as a TCP port. Raise InvalidInput otherwise."""
-        value = params.get(key, default)
-        try:
-            port = int(value)
-        except (TypeError, ValueError):
-            port = 0
-        if isinstance(value, bool) or not 0 < port < 65536:
-            raise InvalidInput(_("The parameter “%(name)s” must be a port number (1 to 65535).")
-                               % {"name": key}, field=key)
-        return port
-
-    @staticmethod
-    def reject_unknown(params: Mapping[str, Any], known: Iterable[str]) -> None:
-        """Raise InvalidInput when ``params`` holds a key this kind does not know."""
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise InvalidInput(_("Unknown parameter(s): %(names)s.")
-                               % {"names": ", ".join(unknown)}, field=unknown[0])

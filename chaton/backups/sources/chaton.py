@@ -39,7 +39,6 @@ from chaton.backups.sources.base import (
     Verification,
 )
 from chaton.backups.sources.postgres import PostgresSource, compare_tables, summarise
-from chaton.core.errors import InvalidInput
 
 _MASK = (1 << 64) - 1
 #: Seconds the SQLite copy waits for a writer to let go of the database.
@@ -119,13 +118,6 @@ class ChatonSource(DataSource):
     kind = "chaton"
     label = gettext_lazy("Chaton's own database")
     extension = "sqlite3"
-
-    @classmethod
-    def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        if params:
-            raise InvalidInput(_("Chaton's own database takes no parameter."),
-                               field=sorted(params)[0])
-        return {}
 
     @property
     def filename(self) -> str:

@@ -1,55 +1,78 @@
-"""A named volume of the local Docker Engine, backed up as the directory it lives in.
+"""A named volume of a Docker Engine, backed up as the directory it lives in.
 
-Parameter: ``volume``, the volume's name. ``docker volume inspect`` gives its
-mountpoint, which is then a :mod:`paths <chaton.backups.sources.paths>` source.
-For a consistent copy of a database's volume, back up the database instead
-(or stop its container first). Docker is not installed on the test machines
-yet, so this source has unit tests only.
+Parameters: ``volume``, the volume's name, and ``engine``, the engine's
+endpoint (empty: ``$DOCKER_HOST``, else the local socket). The Docker adapter
+(:meth:`~chaton.adapters.docker.DockerEngine.volume_mountpoint`) gives the
+volume's directory, which is then a :mod:`paths <chaton.backups.sources.paths>`
+source: the engine must run on this machine. For a consistent copy of a
+database's volume, back up the database instead (or stop its container first).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from pydantic import field_validator
 
+from chaton.adapters.docker import DockerEngine, Engine
 from chaton.backups.sources.base import (
     BackupContext,
     BackupResult,
     DataSource,
+    Param,
+    RequiredText,
     ResticClient,
+    SourceParams,
+    Text,
     Verification,
 )
 from chaton.backups.sources.paths import PathsSource
-from chaton.core import runner
-from chaton.core.errors import InvalidInput
 
 _VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: The endpoint of the local engine when neither the source nor ``$DOCKER_HOST`` names one.
+LOCAL_ENGINE = "unix:///var/run/docker.sock"
+
+
+def connect(url: str) -> Engine:
+    """Given an endpoint URL, return the Docker engine there (tests put a fake in its place)."""
+    return DockerEngine(url)
+
+
+class DockerVolumeParams(SourceParams):
+    volume: Annotated[RequiredText, Param(gettext_lazy("Docker volume"),
+                                          gettext_lazy("The volume's name."))]
+    engine: Annotated[Text, Param(gettext_lazy("Docker endpoint"), gettext_lazy(
+        "Empty: $DOCKER_HOST, else the local socket. The engine must run on this "
+        "machine."))] = ""
+
+    @field_validator("volume", mode="after")
+    @classmethod
+    def _volume_name(cls, volume: str) -> str:
+        if not _VOLUME_NAME.match(volume):
+            raise ValueError(_("“%(name)s” is not a Docker volume name.") % {"name": volume})
+        return volume
 
 
 class DockerVolumeSource(DataSource):
     kind = "docker_volume"
     label = gettext_lazy("Docker volume")
-
-    @classmethod
-    def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        cls.reject_unknown(params, ("volume",))
-        volume = cls.require_text(params, "volume")
-        if not _VOLUME_NAME.match(volume):
-            raise InvalidInput(_("“%(name)s” is not a Docker volume name.") % {"name": volume},
-                               field="volume")
-        return {"volume": volume}
+    Params = DockerVolumeParams
 
     def mountpoint(self) -> str:
-        """Return the volume's directory on this machine. Raise CommandError (no such volume,
-        no Docker)."""
-        completed = runner.run(["docker", "volume", "inspect", "--format", "{{.Mountpoint}}",
-                                self.params["volume"]], timeout=30)
-        return completed.stdout.strip()
+        """Return the volume's directory on this machine. Raise ObjectNotFound (no such
+        volume), EngineUnreachable (no Docker)."""
+        url = self.params.get("engine") or os.environ.get("DOCKER_HOST") or LOCAL_ENGINE
+        engine = connect(url)
+        try:
+            return engine.volume_mountpoint(self.params["volume"])
+        finally:
+            engine.close()
 
     def _paths(self, mountpoint: str | None = None) -> PathsSource:
         return PathsSource(self.name, {"paths": [mountpoint or self.mountpoint()],

@@ -29,10 +29,11 @@ import io
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from pydantic import model_validator
 
 from chaton.adapters.ldap import Attributes, normalize_dn
 from chaton.adapters.ldap.client import LdapDirectory
@@ -41,8 +42,12 @@ from chaton.backups.sources.base import (
     BackupContext,
     BackupResult,
     DataSource,
+    Param,
+    ParamError,
     ResticClient,
     RestoreRefused,
+    SourceParams,
+    Text,
     Verification,
 )
 from chaton.core import runner
@@ -134,34 +139,61 @@ def _chaton_directory_params() -> dict[str, Any]:
             "password": config.resolved_bind_password(), "base_dn": config.base_dn}
 
 
+class LdapParams(SourceParams):
+    """One of three ways: Chaton's own directory; ``config`` and ``base_dn``; ``url``,
+    ``bind_dn``, ``password`` and ``base_dn``. What the chosen way does not use is None."""
+
+    chaton_directory: Annotated[bool | None, Param(
+        gettext_lazy("Chaton's own directory"),
+        gettext_lazy("As chaton.toml says; no other parameter."))] = None
+    base_dn: Annotated[Text | None, Param(gettext_lazy("Base DN"))] = None
+    config: Annotated[Text | None, Param(
+        gettext_lazy("slapd configuration"),
+        gettext_lazy("A slapd.conf path: read with slapcat."))] = None
+    url: Annotated[Text | None, Param(
+        gettext_lazy("Directory URL"),
+        gettext_lazy("ldap://, ldaps:// or ldapi://, when the server's files are out of "
+                     "reach."))] = None
+    bind_dn: Annotated[Text | None, Param(gettext_lazy("Bind DN"))] = None
+    password: Annotated[Text | None, Param(gettext_lazy("Bind password"),
+                                           gettext_lazy("Stored encrypted."), secret=True)
+                        ] = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> LdapParams:
+        """Keep the parameters of the way chosen. Raise ParamError naming the faulty one."""
+        if self.chaton_directory:
+            if self.model_fields_set - {"chaton_directory"}:
+                raise ParamError(_("Chaton's own directory takes no other parameter."),
+                                 field="chaton_directory")
+            return self
+        self.chaton_directory = None
+        if not self.base_dn:
+            raise ParamError(_("The parameter “%(name)s” is required.") % {"name": "base_dn"},
+                             field="base_dn")
+        if self.config:
+            if not self.config.startswith("/"):
+                raise ParamError(_("The slapd configuration must be an absolute path."),
+                                 field="config")
+            self.url = self.bind_dn = self.password = None
+            return self
+        self.config = None
+        if not self.url:
+            raise ParamError(_("The parameter “%(name)s” is required.") % {"name": "url"},
+                             field="url")
+        if not self.url.startswith(("ldap://", "ldaps://", "ldapi://")):
+            raise ParamError(_("The directory URL must start with ldap://, ldaps:// or "
+                               "ldapi://."), field="url")
+        self.bind_dn = self.bind_dn or ""
+        self.password = self.password or ""
+        return self
+
+
 class LdapSource(DataSource):
     kind = "ldap"
     label = gettext_lazy("LDAP directory")
-    secret_params = ("password",)
+    Params = LdapParams
     extension = "ldif"
-
-    @classmethod
-    def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        cls.reject_unknown(params, ("chaton_directory", "config", "base_dn", "url", "bind_dn",
-                                    "password"))
-        if params.get("chaton_directory"):
-            if set(params) - {"chaton_directory"}:
-                raise InvalidInput(_("Chaton's own directory takes no other parameter."),
-                                   field="chaton_directory")
-            return {"chaton_directory": True}
-        base_dn = cls.require_text(params, "base_dn")
-        if params.get("config"):
-            config = cls.require_text(params, "config")
-            if not config.startswith("/"):
-                raise InvalidInput(_("The slapd configuration must be an absolute path."),
-                                   field="config")
-            return {"config": config, "base_dn": base_dn}
-        url = cls.require_text(params, "url")
-        if not url.startswith(("ldap://", "ldaps://", "ldapi://")):
-            raise InvalidInput(_("The directory URL must start with ldap://, ldaps:// or "
-                                 "ldapi://."), field="url")
-        return {"url": url, "bind_dn": cls.optional_text(params, "bind_dn"),
-                "password": cls.optional_text(params, "password"), "base_dn": base_dn}
 
     def _resolved(self) -> dict[str, Any]:
         return _chaton_directory_params() if self.params.get("chaton_directory") else self.params

@@ -23,17 +23,23 @@ import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from pydantic import ValidationInfo, field_validator
 
 from chaton.adapters.restic import SourceFailed
 from chaton.backups.sources.base import (
     BackupContext,
     BackupResult,
     DataSource,
+    Param,
+    Port,
+    RequiredText,
     ResticClient,
+    SourceParams,
+    Text,
     Verification,
 )
 from chaton.core import runner
@@ -49,22 +55,25 @@ def _program(*names: str) -> str:
     return names[0]
 
 
+class MariadbParams(SourceParams):
+    database: Annotated[RequiredText, Param(gettext_lazy("Database"))]
+    host: Annotated[Text, Param(gettext_lazy("Host"))] = "127.0.0.1"
+    port: Annotated[Port, Param(gettext_lazy("Port"))] = 3306
+    user: Annotated[Text, Param(gettext_lazy("User"))] = "root"
+    password: Annotated[Text, Param(gettext_lazy("Password"), gettext_lazy("Stored encrypted."),
+                                    secret=True)] = ""
+
+    @field_validator("host", "user", mode="after")
+    @classmethod
+    def _default_when_empty(cls, value: str, info: ValidationInfo) -> str:
+        return value or str(cls.model_fields[str(info.field_name)].default)
+
+
 class MariadbSource(DataSource):
     kind = "mariadb"
     label = gettext_lazy("MariaDB or MySQL database")
-    secret_params = ("password",)
+    Params = MariadbParams
     extension = "sql"
-
-    @classmethod
-    def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        cls.reject_unknown(params, ("database", "host", "port", "user", "password"))
-        return {
-            "database": cls.require_text(params, "database"),
-            "host": cls.optional_text(params, "host", "127.0.0.1") or "127.0.0.1",
-            "port": cls.port(params, "port", 3306),
-            "user": cls.optional_text(params, "user", "root") or "root",
-            "password": cls.optional_text(params, "password"),
-        }
 
     def _connection_options(self) -> list[str]:
         return [f"--host={self.params['host']}", f"--port={self.params['port']}",

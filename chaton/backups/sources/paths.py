@@ -21,20 +21,23 @@ import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from pydantic import field_validator
 
 from chaton.backups import evidence
 from chaton.backups.sources.base import (
     BackupContext,
     BackupResult,
     DataSource,
+    Lines,
+    Param,
     ResticClient,
+    SourceParams,
     Verification,
 )
-from chaton.core.errors import InvalidInput
 
 
 def tree_summary(roots: Sequence[Path]) -> dict[str, Any]:
@@ -64,31 +67,32 @@ def tree_summary(roots: Sequence[Path]) -> dict[str, Any]:
             "content_sha256": hashlib.sha256("\n".join(listing).encode()).hexdigest()}
 
 
+class PathsParams(SourceParams):
+    paths: Annotated[Lines, Param(gettext_lazy("Directories"),
+                                  gettext_lazy("One absolute path per line."))]
+    exclude: Annotated[Lines, Param(gettext_lazy("Excluded patterns"),
+                                    gettext_lazy("One restic exclude pattern per line."))] = []
+
+    @field_validator("paths", mode="after")
+    @classmethod
+    def _absolute(cls, paths: list[str]) -> list[str]:
+        if not paths:
+            raise ValueError(_("Give at least one directory to back up."))
+        for path in paths:
+            if not path.startswith("/") or "\0" in path or "\n" in path:
+                raise ValueError(_("“%(path)s” is not an absolute path.") % {"path": path})
+        return [os.path.normpath(path) for path in paths]
+
+    @field_validator("exclude", mode="after")
+    @classmethod
+    def _patterns(cls, exclude: list[str]) -> list[str]:
+        return [item for item in exclude if item.strip()]
+
+
 class PathsSource(DataSource):
     kind = "paths"
     label = gettext_lazy("directories")
-
-    @classmethod
-    def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        cls.reject_unknown(params, ("paths", "exclude"))
-        paths = params.get("paths")
-        if isinstance(paths, str):
-            paths = [paths]
-        if not isinstance(paths, list) or not paths:
-            raise InvalidInput(_("Give at least one directory to back up."), field="paths")
-        cleaned = []
-        for path in paths:
-            if not isinstance(path, str) or not path.startswith("/") or "\0" in path \
-                    or "\n" in path:
-                raise InvalidInput(_("“%(path)s” is not an absolute path.") % {"path": path},
-                                   field="paths")
-            cleaned.append(os.path.normpath(path))
-        exclude = params.get("exclude") or []
-        if isinstance(exclude, str):
-            exclude = [exclude]
-        if not isinstance(exclude, list) or not all(isinstance(item, str) for item in exclude):
-            raise InvalidInput(_("Exclusions must be a list of patterns."), field="exclude")
-        return {"paths": cleaned, "exclude": [item for item in exclude if item.strip()]}
+    Params = PathsParams
 
     @property
     def paths(self) -> list[str]:

@@ -21,10 +21,11 @@ import urllib.parse
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from pydantic import ValidationInfo, field_validator
 
 from chaton.adapters.postgres import (
     ConsistentRead,
@@ -41,7 +42,12 @@ from chaton.backups.sources.base import (
     BackupContext,
     BackupResult,
     DataSource,
+    Param,
+    Port,
+    RequiredText,
     ResticClient,
+    SourceParams,
+    Text,
     Verification,
 )
 from chaton.core.errors import InvalidInput
@@ -71,22 +77,26 @@ def summarise(verification: Verification, expected: Mapping[str, Any],
         target["per_table"] = dict(tables)
 
 
+class PostgresParams(SourceParams):
+    database: Annotated[RequiredText, Param(gettext_lazy("Database"))]
+    host: Annotated[Text, Param(gettext_lazy("Host"), gettext_lazy(
+        "A name, an address, or a socket directory."))] = "127.0.0.1"
+    port: Annotated[Port, Param(gettext_lazy("Port"))] = 5432
+    user: Annotated[Text, Param(gettext_lazy("User"))] = "postgres"
+    password: Annotated[Text, Param(gettext_lazy("Password"), gettext_lazy("Stored encrypted."),
+                                    secret=True)] = ""
+
+    @field_validator("host", "user", mode="after")
+    @classmethod
+    def _default_when_empty(cls, value: str, info: ValidationInfo) -> str:
+        return value or str(cls.model_fields[str(info.field_name)].default)
+
+
 class PostgresSource(DataSource):
     kind = "postgres"
     label = gettext_lazy("PostgreSQL database")
-    secret_params = ("password",)
+    Params = PostgresParams
     extension = "pgdump"
-
-    @classmethod
-    def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        cls.reject_unknown(params, ("database", "host", "port", "user", "password"))
-        return {
-            "database": cls.require_text(params, "database"),
-            "host": cls.optional_text(params, "host", "127.0.0.1") or "127.0.0.1",
-            "port": cls.port(params, "port", 5432),
-            "user": cls.optional_text(params, "user", "postgres") or "postgres",
-            "password": cls.optional_text(params, "password"),
-        }
 
     @property
     def database(self) -> Database:

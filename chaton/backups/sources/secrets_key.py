@@ -36,7 +36,6 @@ from chaton.backups.sources.base import (
     Verification,
 )
 from chaton.core import secrets
-from chaton.core.errors import InvalidInput
 
 #: The name of the file in the snapshot, and in the data directory.
 FILENAME = "secrets.key"
@@ -50,13 +49,6 @@ def key_id(key: str) -> str:
 class SecretsKeySource(DataSource):
     kind = "secrets_key"
     label = gettext_lazy("Chaton's secrets key")
-
-    @classmethod
-    def clean_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        if params:
-            raise InvalidInput(_("Chaton's secrets key takes no parameter."),
-                               field=sorted(params)[0])
-        return {}
 
     @property
     def filename(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chaton.adapters.restic import FakeRestic
-from chaton.backups import actions, engine, jobs, queries
+from chaton.backups import actions, engine, jobs, queries, runs
 from chaton.backups.models import (
     Drill,
     DrillOutcome,
@@ -115,7 +115,7 @@ def test_names_are_unique_and_plan_settings_checked(repository: Repository) -> N
 def test_a_backup_records_each_source_and_reports_progress(plan: Plan,
                                                            fake_restic: FakeRestic) -> None:
     seen = []
-    run = actions.run_backup(plan, progress=seen.append)
+    run = runs.run_backup(plan, progress=seen.append)
     assert run.outcome == Outcome.SUCCEEDED and run.kind == RunKind.BACKUP
     [result] = run.results.all()
     assert result.snapshot_id == fake_restic.listed[0].short_id
@@ -129,7 +129,7 @@ def test_a_backup_records_each_source_and_reports_progress(plan: Plan,
 def test_a_failing_source_fails_the_run_but_not_the_others(plan: Plan, tmp_path: Path) -> None:
     actions.do_add_source(plan, "paths", "gone", {"paths": [str(tmp_path / "missing")]},
                           acting_user=None)
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     assert run.outcome == Outcome.FAILED
     outcomes = {result.source_name: result.outcome for result in run.results.all()}
     assert outcomes == {"files": Outcome.SUCCEEDED, "gone": Outcome.FAILED}
@@ -139,14 +139,14 @@ def test_a_failing_source_fails_the_run_but_not_the_others(plan: Plan, tmp_path:
 def test_a_wrong_password_is_a_failed_run_with_the_reason(plan: Plan,
                                                           fake_restic: FakeRestic) -> None:
     fake_restic.repository_password = "another password"
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     assert run.outcome == Outcome.FAILED
     assert "Wrong repository password" in run.error
 
 
 def test_a_plan_with_no_source_fails_visibly(repository: Repository) -> None:
     plan = actions.do_create_plan("empty", repository, acting_user=None)
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     assert run.outcome == Outcome.FAILED and "no data source" in run.error
 
 
@@ -154,11 +154,11 @@ def test_a_second_run_of_a_plan_is_refused_while_its_lock_is_held(plan: Plan) ->
     with engine.plan_lock(plan):
         assert queries.plan_is_running(plan)
         with pytest.raises(Conflict, match="already running"):
-            actions.run_backup(plan)
+            runs.run_backup(plan)
         with pytest.raises(Conflict):
             actions.do_delete_plan(plan, acting_user=None)
     assert not queries.plan_is_running(plan)
-    assert actions.run_backup(plan).outcome == Outcome.SUCCEEDED
+    assert runs.run_backup(plan).outcome == Outcome.SUCCEEDED
 
 
 def test_a_run_left_running_by_a_dead_process_is_marked_interrupted(plan: Plan) -> None:
@@ -166,7 +166,7 @@ def test_a_run_left_running_by_a_dead_process_is_marked_interrupted(plan: Plan) 
                               started_at=clock.now(), pid=999_999)
     SourceResult.objects.create(run=dead, source_name="files", source_kind="paths",
                                 started_at=clock.now())
-    run = actions.run_backup(plan)
+    run = runs.run_backup(plan)
     dead.refresh_from_db()
     assert dead.outcome == Outcome.FAILED and "Interrupted" in dead.error
     assert run.outcome == Outcome.SUCCEEDED
@@ -179,7 +179,7 @@ def test_the_stale_flag_follows_the_clock(plan: Plan) -> None:
     clock.travel(dt.timedelta(hours=37))
     assert queries.plan_status(plan).stale
     assert [item.plan for item in queries.stale_plans()] == [plan]
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     status = queries.plan_status(plan)
     assert not status.stale and status.last_good_backup is not None
     clock.travel(dt.timedelta(hours=37 + 35))
@@ -191,16 +191,16 @@ def test_the_stale_flag_follows_the_clock(plan: Plan) -> None:
 def test_restore_and_drill_through_the_actions(plan: Plan, tmp_path: Path) -> None:
     source = plan.sources.get()
     with pytest.raises(InvalidInput, match="either"):
-        actions.do_restore(source, acting_user=None)
-    first = actions.run_backup(plan).results.get()
-    report = actions.run_drill(plan)
+        runs.restore(source, acting_user=None)
+    first = runs.run_backup(plan).results.get()
+    report = runs.run_drill(plan)
     assert report.passed and report.check is not None
     [drill] = report.drills
     assert drill.result == first and drill.check_run == report.check
-    run = actions.do_restore(source, acting_user=None, target=str(tmp_path / "out"))
+    run = runs.restore(source, acting_user=None, target=str(tmp_path / "out"))
     assert run.outcome == Outcome.SUCCEEDED and run.kind == RunKind.RESTORE
     with pytest.raises(InvalidInput):
-        actions.do_restore(source, "zz", acting_user=None, target=str(tmp_path / "x"))
+        runs.restore(source, "zz", acting_user=None, target=str(tmp_path / "x"))
     summary = queries.drill_summary(since=clock.now() - dt.timedelta(days=1))
     assert (summary.tested, summary.passed, summary.failed) == (1, 1, 0)
     assert str(summary) == "restores tested: 1, passed"
@@ -210,7 +210,7 @@ def test_restore_and_drill_through_the_actions(plan: Plan, tmp_path: Path) -> No
 
 
 def test_a_source_without_backup_fails_its_drill(plan: Plan) -> None:
-    report = actions.run_drill(plan, check=False)
+    report = runs.run_drill(plan, check=False)
     [drill] = report.drills
     assert drill.outcome == DrillOutcome.FAILED and "no successful backup" in drill.findings_text
 
@@ -249,9 +249,9 @@ def test_the_worker_starts_due_backups_as_children_and_records_a_failed_start(
     now = clock.now()
     assert jobs.due_action(plan.pk, now) is None
     assert jobs.due_action(plan.pk, now + dt.timedelta(minutes=61)) == "backup"
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     assert jobs.due_action(plan.pk, now + dt.timedelta(minutes=61)) == "drill"
-    actions.run_drill(plan, check=False)
+    runs.run_drill(plan, check=False)
     assert jobs.due_action(plan.pk, now + dt.timedelta(hours=23)) is None
     assert jobs.due_action(plan.pk, now + dt.timedelta(hours=25)) == "backup"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chaton.backups import actions, engine
+from chaton.backups import actions, engine, runs
 from chaton.backups.models import Drill, DrillOutcome, Plan, Repository, Run, RunKind, Source
 from chaton.core import clock
 from chaton.core.actions import do_create_api_token
@@ -249,8 +249,8 @@ def test_the_plan_list_flags_stale_plans_with_a_constant_number_of_queries(
                                           stale_after_hours=1)
             actions.do_add_source(plan, "paths", "files", {"paths": [str(files)]},
                                   acting_user=None)
-            actions.run_backup(plan)
-            actions.run_drill(plan, check=False)
+            runs.run_backup(plan)
+            runs.run_drill(plan, check=False)
 
     make(2)
     api.get("/plans")  # the token's first use is recorded once: not part of the count
@@ -331,8 +331,8 @@ def test_undecryptable_stored_secrets_are_a_coded_502(api, plan):
 def test_retention_preview_gives_reasons_and_apply_records_a_run(api, plan):
     start = clock.now() - dt.timedelta(days=3)
     for day in range(3):
-        actions.run_backup(plan, time=start + dt.timedelta(days=day))
-    actions.run_backup(plan, time=start + dt.timedelta(days=2, hours=1))
+        runs.run_backup(plan, time=start + dt.timedelta(days=day))
+    runs.run_backup(plan, time=start + dt.timedelta(days=2, hours=1))
     preview = api.get("/plans/nightly/retention").json()
     assert preview["dry_run"] is True and preview["run"] is None
     [group] = preview["groups"]

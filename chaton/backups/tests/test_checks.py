@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from chaton.adapters.restic import FakeRestic
-from chaton.backups import actions, checks, queries
+from chaton.backups import actions, checks, queries, runs
 from chaton.backups.models import Drill, DrillOutcome, Outcome, Plan, Repository
 from chaton.core.actions import do_create_api_token
 from chaton.core.models import AuditLog
@@ -45,7 +45,7 @@ def health(repository: Repository) -> queries.RepositoryHealth:
 
 def check(repository: Repository) -> str:
     """Run the repository's check; return the subset it read and its outcome."""
-    run = actions.do_check_repository(repository, acting_user=None)
+    run = runs.check_repository(repository, acting_user=None)
     return f"{run.details['read_data_subset']} {run.outcome}"
 
 
@@ -93,7 +93,7 @@ def test_a_damaged_part_stays_red_and_is_read_again_until_it_passes(
     assert check(repository) == "2/4 failed"
     assert health(repository).state == "check_failed"
     # A manual check of another share reads it and does not move the rotation.
-    run = actions.do_check_repository(repository, acting_user=None, read_data_subset="1/10")
+    run = runs.check_repository(repository, acting_user=None, read_data_subset="1/10")
     assert run.details["read_data_subset"] == "1/10"
     repository.refresh_from_db()
     assert repository.check_cycle_position == 1
@@ -109,7 +109,7 @@ def test_a_damaged_part_stays_red_and_is_read_again_until_it_passes(
 def test_a_failed_full_check_is_not_hidden_by_a_later_partial_one(
         repository: Repository, fake_restic: FakeRestic) -> None:
     fake_restic.damaged_subsets = {"100%"}
-    run = actions.do_check_repository(repository, acting_user=None, read_data_subset="100%")
+    run = runs.check_repository(repository, acting_user=None, read_data_subset="100%")
     assert run.outcome == Outcome.FAILED
     repository.refresh_from_db()
     assert repository.last_full_read_at is None
@@ -130,9 +130,9 @@ def test_another_share_per_check_starts_a_new_cycle(repository: Repository) -> N
 
 def test_a_drill_whose_repository_check_fails_is_a_failed_drill(
         plan: Plan, repository: Repository, fake_restic: FakeRestic) -> None:
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     fake_restic.damaged_subsets = {"1/4"}
-    report = actions.run_drill(plan)
+    report = runs.run_drill(plan)
     [drill] = report.drills
     assert not report.passed
     assert drill.outcome == DrillOutcome.FAILED
@@ -146,19 +146,19 @@ def test_a_drill_whose_repository_check_fails_is_a_failed_drill(
                                    after__outcome=DrillOutcome.FAILED).exists()
     # The next drill, on a repaired repository, passes as one verdict again.
     fake_restic.damaged_subsets = set()
-    report = actions.run_drill(plan)
+    report = runs.run_drill(plan)
     assert report.passed and report.drills[0].passed
     assert report.check is not None and report.check.details["read_data_subset"] == "1/4"
 
 
 def test_a_repository_is_not_green_while_the_last_drill_failed(
         plan: Plan, repository: Repository, fake_restic: FakeRestic, client) -> None:
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     check(repository)
     assert health(repository).ok
     # The restore fails (its password no longer opens the repository); the check passed.
     fake_restic.repository_password = "changed behind Chaton's back"
-    report = actions.run_drill(plan, check=False)
+    report = runs.run_drill(plan, check=False)
     assert not report.passed
     assert health(repository).state == "drill_failed"
     admin = directory_actions.do_create_account("camille", acting_user=None,
@@ -172,7 +172,7 @@ def test_a_repository_is_not_green_while_the_last_drill_failed(
         assert "badge ok repository-health" not in content, url
     # A drill that passes again turns it green.
     fake_restic.repository_password = PASSWORD
-    assert actions.run_drill(plan, check=False).passed
+    assert runs.run_drill(plan, check=False).passed
     assert health(repository).ok
     content = client.get(reverse("backup-repository", args=["offsite"])).content.decode()
     assert "badge ok repository-health" in content
@@ -199,9 +199,9 @@ def test_the_api_says_the_health_the_cycle_and_the_last_full_read(
     body = shown()
     assert body["healthy"] is True and body["last_full_read_at"] is not None
     assert body["check_cycle"] == "1/4"
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     fake_restic.repository_password = "changed behind Chaton's back"
-    actions.run_drill(plan, check=False)
+    runs.run_drill(plan, check=False)
     body = shown()
     assert body["healthy"] is False and body["last_drill_outcome"] == "failed"
 
@@ -211,9 +211,9 @@ def test_the_api_says_the_health_the_cycle_and_the_last_full_read(
 
 def test_drill_evidence_is_stored_neutral_and_read_in_each_language(
         plan: Plan, client) -> None:
-    actions.run_backup(plan)
+    runs.run_backup(plan)
     with translation.override("fr"):  # the worker runs in the collective's language
-        report = actions.run_drill(plan, check=False)
+        report = runs.run_drill(plan, check=False)
     [drill] = report.drills
     drill = Drill.objects.get(pk=drill.pk)
     assert {"code": "files", "params": {}} in drill.compared
@@ -235,7 +235,7 @@ def test_drill_evidence_is_stored_neutral_and_read_in_each_language(
 
 
 def test_differences_and_failures_are_items_too(plan: Plan, fake_restic: FakeRestic) -> None:
-    report = actions.run_drill(plan, check=False)  # nothing backed up yet
+    report = runs.run_drill(plan, check=False)  # nothing backed up yet
     [drill] = report.drills
     assert drill.findings == [{"code": "no_backup", "params": {"source": "nightly/files"}}]
     with translation.override("en"):
@@ -247,7 +247,7 @@ def test_an_interrupted_drill_says_so_in_the_readers_language(plan: Plan) -> Non
 
     Drill.objects.create(plan=plan, source_name="files", source_kind="paths",
                          started_at=clock.now(), outcome=DrillOutcome.RUNNING)
-    assert actions.mark_interrupted(plan) == 1
+    assert runs.mark_interrupted(plan) == 1
     drill = Drill.objects.get()
     assert drill.outcome == DrillOutcome.FAILED
     assert drill.findings == [{"code": "interrupted", "params": {}}]

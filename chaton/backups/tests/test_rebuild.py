@@ -12,7 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from chaton.adapters.restic import FakeRestic
-from chaton.backups import actions, rebuild
+from chaton.backups import actions, rebuild, runs
 from chaton.backups.models import Outcome
 from chaton.core import secrets
 from chaton.core.errors import InvalidInput, NotFound
@@ -35,8 +35,8 @@ def backed_up(fake_restic: FakeRestic, tmp_path: Path) -> FakeRestic:
     other = actions.do_create_plan("files", repository, acting_user=None)
     actions.do_add_source(other, "paths", "documents", {"paths": [str(files)]},
                           acting_user=None)
-    assert actions.run_backup(other).outcome == Outcome.SUCCEEDED
-    assert actions.run_backup(plan).outcome == Outcome.SUCCEEDED
+    assert runs.run_backup(other).outcome == Outcome.SUCCEEDED
+    assert runs.run_backup(plan).outcome == Outcome.SUCCEEDED
     return fake_restic
 
 

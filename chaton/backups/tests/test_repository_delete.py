@@ -11,7 +11,7 @@ from django.urls import reverse
 from typer.testing import CliRunner
 
 from chaton.adapters.restic import FakeRestic
-from chaton.backups import actions
+from chaton.backups import actions, runs
 from chaton.backups.models import Outcome, Plan, Repository, Run
 from chaton.cli.app import app
 from chaton.core.actions import do_create_api_token
@@ -65,7 +65,7 @@ def cli(*arguments: str):
 
 def test_an_unused_repository_is_deleted_with_its_checks_and_audited(
         repository: Repository) -> None:
-    actions.do_check_repository(repository, acting_user=None)
+    runs.check_repository(repository, acting_user=None)
     actions.do_delete_repository(repository, acting_user=None)
     assert not Repository.objects.exists() and not Run.objects.exists()
     row = AuditLog.objects.get(action="backups.repository.delete")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chaton.adapters.restic import FakeRestic, SourceFailed
-from chaton.backups.sources import KINDS, BackupContext, RestoreRefused, build, kind_class
+from chaton.backups.sources import BackupContext, RestoreRefused, build, kind_class, kinds
 from chaton.backups.sources.ldap import fingerprint_entries, parse_ldif, write_ldif
 from chaton.backups.sources.mariadb import MariadbSource
 from chaton.core.errors import InvalidInput
@@ -42,7 +42,7 @@ def test_each_kind_refuses_bad_parameters_naming_the_field(kind: str, params: di
 
 
 def test_every_kind_is_registered_and_cleans_good_parameters() -> None:
-    assert set(KINDS) == {"postgres", "mariadb", "ldap", "chaton", "paths", "docker_volume",
+    assert set(kinds()) == {"postgres", "mariadb", "ldap", "chaton", "paths", "docker_volume",
                           "secrets_key"}
     assert kind_class("postgres").clean_params({"database": "shop", "port": "5433"}) == {
         "database": "shop", "host": "127.0.0.1", "port": 5433, "user": "postgres",

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from chaton.backups import actions, engine
+from chaton.backups import actions, engine, runs
 from chaton.backups.models import (
     Drill,
     DrillOutcome,
@@ -132,8 +132,8 @@ def test_the_admin_navigation_links_the_backups(admin_client, plan):
 
 
 def test_overview_flags_stale_plans_and_summarises_drills(admin_client, plan, repository):
-    actions.run_backup(plan)
-    actions.run_drill(plan)
+    runs.run_backup(plan)
+    runs.run_drill(plan)
     content = page(admin_client.get(reverse("backup-overview")))
     assert "restores tested: 1, passed" in content
     assert 'class="badge stale"' not in content
@@ -169,8 +169,8 @@ def _make_plans(repository: Repository, files: Path, count: int, start: int = 0)
         plan = actions.do_create_plan(f"plan-{number}", repository, acting_user=None)
         actions.do_add_source(plan, "paths", "files", {"paths": [str(files)]},
                               acting_user=None)
-        actions.run_backup(plan)
-        actions.run_drill(plan, check=False)
+        runs.run_backup(plan)
+        runs.run_drill(plan, check=False)
 
 
 def test_overview_uses_a_constant_number_of_queries(admin_client, repository, files,
@@ -187,13 +187,13 @@ def test_overview_uses_a_constant_number_of_queries(admin_client, repository, fi
 
 def test_plan_page_uses_a_constant_number_of_queries(admin_client, plan,
                                                      django_assert_max_num_queries):
-    actions.run_backup(plan)
-    actions.run_drill(plan, check=False)
+    runs.run_backup(plan)
+    runs.run_drill(plan, check=False)
     with django_assert_max_num_queries(25) as few:
         admin_client.get(reverse("backup-plan", args=["nightly"]))
     for _ in range(6):
-        actions.run_backup(plan)
-        actions.run_drill(plan, check=False)
+        runs.run_backup(plan)
+        runs.run_drill(plan, check=False)
     with django_assert_max_num_queries(25) as many:
         page(admin_client.get(reverse("backup-plan", args=["nightly"])))
     assert len(few.captured_queries) == len(many.captured_queries)
@@ -277,32 +277,32 @@ def test_a_plan_is_created_then_given_kind_specific_sources(admin_client, reposi
     assert "kinds-postgres" in form and "kinds-paths" in form
 
     refused = admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "paths", "name": "uploads", "paths": "relative/path"})
-    assert refused.context["form"].errors["paths"]
+        "kind": "paths", "name": "uploads", "paths-paths": "relative/path"})
+    assert refused.context["form"].errors["paths-paths"]
 
     missing = admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "postgres", "name": "db", "password": "pg-secret-value"})
-    assert missing.context["form"].errors["database"]
+        "kind": "postgres", "name": "db", "postgres-password": "pg-secret-value"})
+    assert missing.context["form"].errors["postgres-database"]
     assert "pg-secret-value" not in missing.content.decode()
 
     admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "postgres", "name": "db", "database": "shop", "port": "5433",
-        "password": "pg-secret-value",
+        "kind": "postgres", "name": "db", "postgres-database": "shop", "postgres-port": "5433",
+        "postgres-password": "pg-secret-value",
         # Fields of other kinds are ignored: only the chosen kind's parameters count.
-        "paths": "/ignored", "volume": "ignored"})
+        "paths-paths": "/ignored", "docker_volume-volume": "ignored"})
     source = Source.objects.get(name="db")
     assert source.params["port"] == 5433 and "paths" not in source.params
     assert source.params["password"] != "pg-secret-value"
     assert engine.data_source(source).params["password"] == "pg-secret-value"
 
     admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "ldap", "name": "people", "url": "ldap://127.0.0.1:3389",
-        "base_dn": "dc=example,dc=org", "ldap_password": "bind-secret"})
+        "kind": "ldap", "name": "people", "ldap-url": "ldap://127.0.0.1:3389",
+        "ldap-base_dn": "dc=example,dc=org", "ldap-password": "bind-secret"})
     assert engine.data_source(Source.objects.get(name="people")).params["password"] == \
         "bind-secret"
     ldap_error = admin_client.post(reverse("backup-source-add", args=["shop"]), {
-        "kind": "ldap", "name": "other", "url": "http://wrong", "base_dn": "dc=x"})
-    assert ldap_error.context["form"].errors["url"]
+        "kind": "ldap", "name": "other", "ldap-url": "http://wrong", "ldap-base_dn": "dc=x"})
+    assert ldap_error.context["form"].errors["ldap-url"]
 
     content = page(admin_client.get(reverse("backup-plan", args=["shop"])))
     assert "pg-secret-value" not in content and "bind-secret" not in content
@@ -344,8 +344,8 @@ def test_back_up_drill_and_retention_from_the_plan_page(admin_client, plan, fake
     # Three days of backups: the daily rule keeps the newest of each day.
     start = clock.now() - dt.timedelta(days=3)
     for day in range(3):
-        actions.run_backup(plan, time=start + dt.timedelta(days=day))
-    actions.run_backup(plan, time=start + dt.timedelta(days=2, hours=1))
+        runs.run_backup(plan, time=start + dt.timedelta(days=day))
+    runs.run_backup(plan, time=start + dt.timedelta(days=2, hours=1))
 
     response = admin_client.post(reverse("backup-plan-run", args=["nightly"]), follow=True)
     assert "Backup done" in " ".join(messages_of(response))
