@@ -29,7 +29,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from chaton.adapters.restic import Restic
+from chaton.adapters.restic.client import Restic
 from chaton.backups.models import Plan, Repository, Source
 from chaton.backups.sources import DataSource, ResticClient, build, kind_class
 from chaton.core import secrets

@@ -27,7 +27,9 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from chaton.adapters import caddy
-from chaton.adapters.caddy import ManagedCaddy, ProxyAdmin, ProxyPlan, Route, RouteChange
+from chaton.adapters.caddy import ProxyAdmin, ProxyPlan, Route, RouteChange
+from chaton.adapters.caddy.client import CaddyAdmin
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core.errors import ChatonError, Conflict, InvalidInput
 from chaton.project.config import ConfigError
 
@@ -109,7 +111,7 @@ def proxy_admin() -> ProxyAdmin:
     """Return the admin API every call goes to: :func:`use_proxy`'s, else the configured one."""
     if _override is not None:
         return _override
-    return caddy.CaddyAdmin(settings.CHATON.proxy.admin_url, log_path=log_path())
+    return CaddyAdmin(settings.CHATON.proxy.admin_url, log_path=log_path())
 
 
 def root_certificate() -> str:

@@ -52,7 +52,6 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from chaton.adapters.docker import (
-    DockerEngine,
     DockerError,
     Engine,
     EngineError,
@@ -65,6 +64,7 @@ from chaton.adapters.docker import (
     Workload,
     WorkloadSpec,
 )
+from chaton.adapters.docker.client import DockerEngine
 from chaton.adapters.ldap import LdapError, escape_dn_value, escape_filter_value
 from chaton.core import audit, clock, runner, secrets
 from chaton.services import accounts, catalog, proxy

@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, engine
 from chaton.backups.__main__ import main as child_main
 from chaton.backups.models import Drill, Outcome, Plan, Repository, Run, RunKind

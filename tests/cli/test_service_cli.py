@@ -12,7 +12,7 @@ import pytest
 from django.utils import translation
 from typer.testing import CliRunner
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.cli.app import app
 from chaton.governance.policy import current
 from chaton.services import actions, proxy, reconcile

@@ -18,7 +18,7 @@ from pathlib import Path
 import ldap
 import pytest
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.testing.pytest_plugin import BASE_DN

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core.servers import free_port
 from chaton.governance import actions as governance
 from chaton.governance import queries

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.adapters.docker import EngineUnreachable
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.core.models import AuditLog

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic.fake import FakeRestic
 
 
 @pytest.fixture

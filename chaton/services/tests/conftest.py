@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 
 from chaton.adapters import caddy
-from chaton.adapters.caddy import FakeCaddyAdmin
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.caddy.fake import FakeCaddyAdmin
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.services import actions, proxy, reconcile
 from chaton.services.models import Host
 
