@@ -59,16 +59,15 @@ from chaton.adapters.docker import (
     NetworkSpec,
     Port,
     Snapshot,
-    TlsFiles,
     VolumeSpec,
     Workload,
     WorkloadSpec,
 )
-from chaton.adapters.docker.client import DockerEngine
 from chaton.adapters.ldap import LdapError, escape_dn_value, escape_filter_value
 from chaton.core import audit, clock, runner, secrets
 from chaton.services import accounts, catalog, proxy
 from chaton.services.catalog import Health, Manifest
+from chaton.services.engine import engine_for as engine_for  # where the services' engines come from
 from chaton.services.models import (
     Deployment,
     DeploymentKind,
@@ -95,47 +94,6 @@ DRAIN_SECONDS = 2.0
 
 class RenderError(ValueError):
     """A manifest names a placeholder that does not exist."""
-
-
-# -- engines -------------------------------------------------------------------------------------
-
-EngineFactory = Callable[[Host], Engine]
-_engine_factory: EngineFactory | None = None
-_engines = threading.local()
-
-
-def _tls(host: Host) -> TlsFiles | None:
-    if host.tls_ca or host.tls_certificate or host.tls_key:
-        return TlsFiles(ca=host.tls_ca, certificate=host.tls_certificate, key=host.tls_key)
-    return None
-
-
-def engine_for(host: Host) -> Engine:
-    """Given a host, return the engine to talk to (one client per endpoint and thread).
-
-    Nothing is sent yet: the first call connects, and raises EngineUnreachable
-    if the endpoint does not answer.
-    """
-    if _engine_factory is not None:
-        return _engine_factory(host)
-    cache: dict[tuple[Any, ...], Engine] = getattr(_engines, "cache", None) or {}
-    _engines.cache = cache
-    key = (host.docker_url, host.swarm, _tls(host))
-    engine = cache.get(key)
-    if engine is None:
-        engine = cache[key] = DockerEngine(host.docker_url, swarm=host.swarm, tls=_tls(host))
-    return engine
-
-
-@contextmanager
-def use_engines(factory: EngineFactory) -> Iterator[EngineFactory]:
-    """Within the block, talk to ``factory(host)`` instead of each host's endpoint (tests)."""
-    global _engine_factory
-    previous, _engine_factory = _engine_factory, factory
-    try:
-        yield factory
-    finally:
-        _engine_factory = previous
 
 
 # -- the desired state of one instance ----------------------------------------------------------

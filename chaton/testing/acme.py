@@ -352,10 +352,10 @@ def caddy(pebble: Pebble, monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedCa
 @pytest.fixture
 def fake_proxy() -> Iterator[FakeCaddyAdmin]:
     """Yield the in-memory Caddy that every proxy call of the test goes to."""
-    from chaton.services.proxy import use_proxy
+    from chaton.adapters.caddy import use_caddy
 
     fake = FakeCaddyAdmin()
-    with use_proxy(fake):
+    with use_caddy(fake):
         yield fake
 
 

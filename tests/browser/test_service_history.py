@@ -15,6 +15,8 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import Browser
 
+from chaton.adapters.caddy import use_caddy
+from chaton.adapters.docker import use_docker
 from chaton.core import clock
 from chaton.directory import actions as directory_actions
 from chaton.services import actions, proxy, reconcile
@@ -35,7 +37,7 @@ def fakes(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeE
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
     engines = FakeEngines()
-    with reconcile.use_engines(engines), proxy.use_proxy(recorder.admin):
+    with use_docker(engines), use_caddy(recorder.admin):
         yield engines
 
 

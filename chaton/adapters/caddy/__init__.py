@@ -51,10 +51,13 @@ import logging
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from chaton.adapters import Slot
 
 logger = logging.getLogger("chaton.proxy")
 
@@ -400,6 +403,7 @@ def plan(current: Mapping[str, Any], routes: Iterable[Route],
 # -- the admin API ------------------------------------------------------------------------------
 
 
+@runtime_checkable
 class ProxyAdmin(Protocol):
     """What :func:`sync` needs of Caddy: read its configuration and load a new one; and what
     the pages need: its own authority's root, and why a certificate is missing."""
@@ -484,3 +488,12 @@ def sync(admin: ProxyAdmin, routes: Sequence[Route], settings: ProxySettings, *,
     return result
 
 
+#: Where a test's replacement for the real client sits (see :mod:`chaton.adapters`).
+slot: Slot[ProxyAdmin] = Slot("caddy", ProxyAdmin)
+
+
+def use_caddy(replacement: ProxyAdmin | Callable[[Any], ProxyAdmin]
+             ) -> AbstractContextManager[ProxyAdmin | Callable[[Any], ProxyAdmin]]:
+    """Within the block, every caddy client comes from ``replacement``: a ProxyAdmin, or a
+    function of None (there is one proxy) returning one (tests, benchmarks)."""
+    return slot.use(replacement)

@@ -45,10 +45,13 @@ import logging
 import re
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
+
+from chaton.adapters import Slot
 
 logger = logging.getLogger("chaton.docker")
 
@@ -259,6 +262,7 @@ class TlsFiles:
     key: str
 
 
+@runtime_checkable
 class Engine(Protocol):
     """What the services' reconciler needs of one Docker endpoint."""
 
@@ -348,3 +352,12 @@ def files_archive(files: Sequence[tuple[str, str]]) -> bytes:
     return buffer.getvalue()
 
 
+#: Where a test's replacement for the real client sits (see :mod:`chaton.adapters`).
+slot: Slot[Engine] = Slot("docker", Engine)
+
+
+def use_docker(replacement: Engine | Callable[[Any], Engine]
+              ) -> AbstractContextManager[Engine | Callable[[Any], Engine]]:
+    """Within the block, every docker client comes from ``replacement``: an Engine, or a
+    function of the host returning one (tests, benchmarks)."""
+    return slot.use(replacement)
