@@ -33,10 +33,12 @@ import datetime as dt
 import errno
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from chaton.adapters import Slot
 from chaton.core import runner
 
 #: A day is enough for the largest backup of a small collective; the caller may shorten it.
@@ -116,8 +118,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], type[ResticError]], ...] = (
                 r"errors|hash does not match|pack .* contains \d+ errors|invalid data "
                 r"returned|unexpected EOF|Load\(.*\) returned error", re.I),
      CorruptRepository),
+    # restic copies ssh's own message ("subprocess ssh: …") in a goroutine that may not run
+    # before it exits: its own line about the sftp session is the one always there.
     (re.compile(r"connection refused|no route to host|network is unreachable|ssh: |"
-                r"subprocess ssh|i/o timeout|no such host|dial tcp|connection reset", re.I),
+                r"subprocess ssh|i/o timeout|no such host|dial tcp|connection reset|"
+                r"unable to start the sftp session", re.I),
      RepositoryUnreachable),
 )
 
@@ -275,6 +280,7 @@ class CheckResult:
 # -- what apps call ---------------------------------------------------------------------
 
 
+@runtime_checkable
 class ResticClient(Protocol):
     """What Chaton needs of one restic repository: :class:`~chaton.adapters.restic.client.Restic`,
     or :class:`~chaton.adapters.restic.fake.FakeRestic` in unit tests."""
@@ -322,3 +328,13 @@ class ResticClient(Protocol):
     def forget_snapshots(self, snapshot_ids: Sequence[str], *, prune: bool = False
                          ) -> None: ...
 
+
+#: Where a test's replacement for the real client sits (see :mod:`chaton.adapters`).
+slot: Slot[ResticClient] = Slot("restic", ResticClient)
+
+
+def use_restic(replacement: ResticClient | Callable[[Any], ResticClient]
+              ) -> AbstractContextManager[ResticClient | Callable[[Any], ResticClient]]:
+    """Within the block, every restic client comes from ``replacement``: a ResticClient, or a
+    function of the repository returning one (tests, benchmarks)."""
+    return slot.use(replacement)

@@ -16,6 +16,7 @@ from chaton.adapters.restic import (
     KeepPolicy,
     RepositoryExists,
     RepositoryMissing,
+    RepositoryUnreachable,
     ResticError,
     Snapshot,
     SourceFailed,
@@ -29,7 +30,9 @@ class FakeRestic:
     """An in-memory repository with the same methods as :class:`Restic`, for unit tests.
 
     Streams and paths are stored as bytes; ``password`` must match
-    ``repository_password`` or WrongPassword is raised, as restic would.
+    ``repository_password`` or WrongPassword is raised, as restic would. Set
+    ``reachable`` false to make the repository's location unreachable
+    (RepositoryUnreachable, as an sftp host that is down).
     """
 
     location: str = "memory"
@@ -44,8 +47,12 @@ class FakeRestic:
     checked_subsets: list[str | None] = field(default_factory=list)
     #: Subsets (``"2/4"``) whose check finds damaged data, as a damaged pack would.
     damaged_subsets: set[str] = field(default_factory=set)
+    reachable: bool = True
 
     def _open(self) -> None:
+        if not self.reachable:
+            raise RepositoryUnreachable("restic: the repository's location does not answer",
+                                        detail="connection refused")
         if not self.initialised:
             raise RepositoryMissing("restic: no repository", detail="Is there a repository")
         if self.password != self.repository_password:
@@ -53,12 +60,16 @@ class FakeRestic:
 
     def init(self) -> None:
         self.calls.append("init")
+        if not self.reachable:
+            self._open()
         if self.initialised:
             raise RepositoryExists("restic init: config file already exists")
         self.initialised = True
         self.repository_password = self.password
 
     def exists(self) -> bool:
+        if not self.reachable:
+            self._open()
         if not self.initialised:
             return False
         self._open()
@@ -151,7 +162,11 @@ class FakeRestic:
     def dump(self, snapshot_id: str, path: str, *, timeout: float | None = None) -> bytes:
         self.calls.append("dump")
         self._open()
-        return self.files[self._find(snapshot_id)][path]
+        content = self.files[self._find(snapshot_id)]
+        if path not in content:
+            raise ResticError(f"restic dump: cannot dump file: path {path!r} not found in "
+                              "snapshot")
+        return content[path]
 
     def dump_into(self, snapshot_id: str, path: str, consumer: Sequence[str], *,
                   consumer_environment: Mapping[str, str] | None = None,
