@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "chaton.security.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A server that is down (LDAP, Docker, Caddy, restic) shows a coded error page, not a 500.
+    "chaton.core.middleware.AdapterErrorMiddleware",
 ]
 
 ROOT_URLCONF = "chaton.project.urls"
