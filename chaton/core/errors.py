@@ -96,7 +96,7 @@ class AdapterError:
     secrets in their messages).
     """
 
-    exception: type[BaseException]
+    exception: type[Exception]
     status: int
     code: str
     message: str | Promise
