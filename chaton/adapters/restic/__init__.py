@@ -1,7 +1,8 @@
-"""A small typed client over the restic command line, through :mod:`chaton.core.runner`.
+"""The restic adapter: a small typed client over the restic command line, through
+:mod:`chaton.core.runner`.
 
-One :class:`~chaton.adapters.restic.client.Restic` object speaks to one repository: a local path, ``sftp:…``
-or ``s3:…``. The password goes to restic through ``RESTIC_PASSWORD`` in its
+One client (:class:`~chaton.adapters.restic.client.Restic`) speaks to one
+repository: a local path, ``sftp:…`` or ``s3:…``. The password goes to restic through ``RESTIC_PASSWORD`` in its
 environment, never on its command line, and is masked in every log line and
 error message; so are the values of the extra environment (S3 keys …).
 
