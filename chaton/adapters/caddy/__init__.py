@@ -8,7 +8,7 @@ server on the HTTPS port with one host-matched ``reverse_proxy`` route per
 domain, automatic HTTPS (certificates from the ACME server, obtained with the
 HTTP-01 challenge on the HTTP port, which also redirects to HTTPS — or, with
 ``tls = "internal"``, from Caddy's own certificate authority, whose root
-:meth:`CaddyAdmin.root_certificate` returns), and the certificates kept in a
+:meth:`ProxyAdmin.root_certificate` returns), and the certificates kept in a
 storage folder. :func:`plan` compares that with the
 configuration Caddy holds and says what changes (routes added, removed,
 changed; settings changed); :func:`sync` loads the new configuration only when
@@ -18,8 +18,8 @@ configuration leaves the previous one serving.
 What apps call is the :class:`ProxyAdmin` protocol:
 :class:`chaton.adapters.caddy.client.CaddyAdmin` is the real client of the
 admin API, :class:`chaton.adapters.caddy.fake.FakeCaddyAdmin` an in-memory
-stand-in for unit tests. :class:`chaton.adapters.caddy.server.ManagedCaddy` runs ``caddy run`` with
-its admin API on 127.0.0.1, its data and configuration in a folder it is given,
+stand-in for unit tests. :class:`chaton.adapters.caddy.server.ManagedCaddy` runs
+``caddy run`` with its admin API on 127.0.0.1, its data and configuration in a folder it is given,
 and stops it by its own pid. It starts from the configuration Caddy saved last
 time (its "autosave"), so a restarted Caddy serves the same routes at once.
 

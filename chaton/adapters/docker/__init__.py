@@ -3,9 +3,9 @@
 The :class:`Engine` protocol is what apps call; the real client is
 :class:`chaton.adapters.docker.client.DockerEngine`, over the Docker SDK
 (``docker``), and :class:`chaton.adapters.docker.fake.FakeEngine` the same
-interface in memory, for unit tests. One ``DockerEngine`` talks to one endpoint: a local socket
-(``unix:///var/run/docker.sock``), TCP with TLS files (``tcp://host:2376``),
-or SSH (``ssh://user@host``, through the ``ssh`` program, which the SDK
+interface in memory, for unit tests. One ``DockerEngine`` talks to one
+endpoint: a local socket (``unix:///var/run/docker.sock``), TCP with TLS files
+(``tcp://host:2376``), or SSH (``ssh://user@host``, through the ``ssh`` program, which the SDK
 starts itself). On a Swarm manager (``swarm=True``) the workloads are Swarm
 services published in host mode; elsewhere they are containers.
 

@@ -2,9 +2,10 @@
 :mod:`chaton.core.runner`.
 
 One client (:class:`~chaton.adapters.restic.client.Restic`) speaks to one
-repository: a local path, ``sftp:…`` or ``s3:…``. The password goes to restic through ``RESTIC_PASSWORD`` in its
-environment, never on its command line, and is masked in every log line and
-error message; so are the values of the extra environment (S3 keys …).
+repository: a local path, ``sftp:…`` or ``s3:…``. The password goes to restic
+through ``RESTIC_PASSWORD`` in its environment, never on its command line, and
+is masked in every log line and error message; so are the values of the extra
+environment (S3 keys …).
 
 restic 0.14 (Debian 12) exits with 1 for nearly every failure, so errors are
 told apart by the text of its standard error. Exceptions::
