@@ -67,7 +67,7 @@ def error_message(error: BaseException) -> str | None:
         return _translated(gettext_noop("configuration: %(error)s"), error)
     # An adapter's error, coded by the table the API and the pages read (Django is set up
     # by then: adapters are called from commands).
-    failure = coded(error)
+    failure = coded(error, with_detail=True)
     if failure is not None:
         return str(failure)
     if isinstance(error, SlapdError):

@@ -92,8 +92,8 @@ class ServerFailure(ChatonError):
 class AdapterError:
     """One row of :data:`ADAPTER_ERRORS`: an adapter's exception class and what people see.
 
-    ``message`` names ``%(error)s``, the adapter's own one-line account (adapters mask
-    secrets in their messages).
+    ``message`` may name ``%(error)s``, the adapter's own one-line account (adapters
+    mask secrets in their messages).
     """
 
     exception: type[Exception]
@@ -105,8 +105,8 @@ class AdapterError:
 #: Adapter errors → coded errors, most specific first: the first row that matches wins.
 ADAPTER_ERRORS: tuple[AdapterError, ...] = (
     AdapterError(ldap.LdapUnavailable, 503, "directory_unavailable",
-                 gettext_lazy("The directory server cannot be reached (%(error)s); try "
-                              "again later.")),
+                 # No detail: members read it too, and the server's address is not theirs.
+                 gettext_lazy("The directory server cannot be reached; try again later.")),
     AdapterError(ldap.LdapError, 502, "directory_error",
                  gettext_lazy("The directory server refused the change: %(error)s")),
     AdapterError(docker.EngineUnreachable, 503, "engine_unreachable",
@@ -130,14 +130,22 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def coded(error: BaseException) -> ChatonError | None:
+def coded(error: BaseException, *, with_detail: bool = False) -> ChatonError | None:
     """Given an exception, return the error to show people: itself when it is a ChatonError,
     its :data:`ADAPTER_ERRORS` row as a ServerFailure when an adapter raised it, else None
-    (a bug, shown as such)."""
+    (a bug, shown as such).
+
+    With ``with_detail`` (the CLI, whose reader runs the servers), a message that does not
+    name the adapter's own account gets it appended in parentheses.
+    """
     if isinstance(error, ChatonError):
         return error
     for row in ADAPTER_ERRORS:
         if isinstance(error, row.exception):
-            message = str(row.message) % {"error": _one_line(error)}
+            template = str(row.message)
+            if "%(error)s" in template:
+                message = template % {"error": _one_line(error)}
+            else:
+                message = f"{template} ({_one_line(error)})" if with_detail else template
             return ServerFailure(message, code=row.code, status=row.status)
     return None
