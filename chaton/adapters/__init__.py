@@ -31,12 +31,21 @@ reach the replacement too. Blocks nest; leaving one puts the previous replacemen
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 Client = TypeVar("Client")
+
+
+@dataclass(frozen=True)
+class _Held(Generic[Client]):
+    """What a slot holds: the replacement, whether it is a client itself, and its details."""
+
+    replacement: Client | Callable[[Any], Client]
+    is_client: bool
+    details: dict[str, Any]
 
 
 class Slot(Generic[Client]):
@@ -51,23 +60,24 @@ class Slot(Generic[Client]):
         """
         self.name = name
         self.protocol = protocol
-        self._replacement: Client | Callable[[Any], Client] | None = None
-        self._details: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        # One reference, swapped whole: a reader never sees a replacement with the
+        # details of another.
+        self._held: _Held[Client] | None = None
 
     def current(self, key: Any = None) -> Client | None:
         """Given the key of a server, return the replacement's client for it, or None when
         the slot is empty (then the app makes its real client)."""
-        replacement = self._replacement
-        if replacement is None:
+        held = self._held
+        if held is None:
             return None
-        if isinstance(replacement, self.protocol):
-            return replacement
-        return cast(Callable[[Any], Client], replacement)(key)
+        if held.is_client:
+            return cast(Client, held.replacement)
+        return cast(Callable[[Any], Client], held.replacement)(key)
 
     def detail(self, name: str) -> Any:
         """Return a detail given with the replacement (the LDAP base DN), or None."""
-        return self._details.get(name) if self._replacement is not None else None
+        held = self._held
+        return held.details.get(name) if held is not None else None
 
     @contextmanager
     def use(self, replacement: Client | Callable[[Any], Client], **details: Any
@@ -76,14 +86,12 @@ class Slot(Generic[Client]):
 
         Raise TypeError when ``replacement`` is neither a client nor callable.
         """
-        if not isinstance(replacement, self.protocol) and not callable(replacement):
+        is_client = isinstance(replacement, self.protocol)
+        if not is_client and not callable(replacement):
             raise TypeError(f"use_{self.name}() takes a client or a function of the key, "
                             f"not {type(replacement).__name__}")
-        with self._lock:
-            previous = (self._replacement, self._details)
-            self._replacement, self._details = replacement, details
+        previous, self._held = self._held, _Held(replacement, is_client, details)
         try:
             yield replacement
         finally:
-            with self._lock:
-                self._replacement, self._details = previous
+            self._held = previous
