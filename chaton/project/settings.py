@@ -61,7 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A server that is down (LDAP, Docker, Caddy, restic) shows a coded error page, not a 500.
-    "chaton.core.middleware.AdapterErrorMiddleware",
+    "chaton.core.failure_middleware.AdapterErrorMiddleware",
 ]
 
 ROOT_URLCONF = "chaton.project.urls"
