@@ -83,6 +83,9 @@ def test_networks_and_volumes_are_made_listed_and_removed(side: Side) -> None:
     snapshot = engine.snapshot()
     assert snapshot.networks == {NETWORK.name: INSTANCE}
     assert snapshot.volumes == {VOLUME.name: INSTANCE}
+    assert engine.volume_mountpoint(VOLUME.name).endswith(f"/volumes/{VOLUME.name}/_data")
+    with pytest.raises(ObjectNotFound):
+        engine.volume_mountpoint("chaton-contract-nothing")
     with pytest.raises(EngineError):
         engine.create_network(NETWORK)  # the name is taken
     engine.remove_volume(VOLUME.name)

@@ -343,6 +343,13 @@ class DockerEngine:
         except ObjectNotFound:
             pass
 
+    def volume_mountpoint(self, name: str) -> str:
+        """Return the directory that holds a volume's data on the engine's machine (any
+        volume, Chaton's or not). Raise ObjectNotFound when there is no such volume."""
+        with self._errors(what=f"volume {name}"):
+            volume = self.api.inspect_volume(name)
+        return str(volume.get("Mountpoint") or "")
+
     def run(self, spec: WorkloadSpec, *, dry_run: bool = False) -> str:
         """Create and start a container (a service on a Swarm) from ``spec``; return its id.
 

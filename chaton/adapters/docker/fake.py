@@ -52,6 +52,8 @@ class FakeEngine:
     available: bool = True
     networks: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, str] = field(default_factory=dict)
+    #: Volumes made "by hand" (not Chaton's), by name: their directory.
+    mountpoints: dict[str, str] = field(default_factory=dict)
     workloads: dict[str, _FakeWorkload] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     fail_after: int | None = None
@@ -146,6 +148,17 @@ class FakeEngine:
         self._call("remove_volume", write=not dry_run)
         if not dry_run:
             self.volumes.pop(name, None)
+            self.mountpoints.pop(name, None)
+
+    def volume_mountpoint(self, name: str) -> str:
+        """Return ``mountpoints[name]``, else where the local driver would keep a volume
+        created here. Raise ObjectNotFound for a volume in neither."""
+        self._call("volume_mountpoint")
+        if name in self.mountpoints:
+            return self.mountpoints[name]
+        if name in self.volumes:
+            return f"/var/lib/docker/volumes/{name}/_data"
+        raise ObjectNotFound(f"volume {name} not found on the fake engine")
 
     def run(self, spec: WorkloadSpec, *, dry_run: bool = False) -> str:
         self._call("run", write=not dry_run)
