@@ -16,12 +16,12 @@ from django.conf import settings
 from django.core.management import call_command
 
 from bench.population import Population, populate
+from chaton.adapters.ldap import use_ldap
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.core import clock, runner
 from chaton.core.servers import free_port
 from chaton.directory import reconcile
-from chaton.directory.backend import use_directory
 from chaton.directory.projection import Projection
 
 BASE_DN = "dc=chaton,dc=test"
@@ -121,7 +121,7 @@ def bench_directory(report: Report, workspace: Path) -> None:
 
     with slapd_in(workspace, "slapd-sync") as server:
         directory = directory_of(server)
-        with use_directory(directory, BASE_DN):
+        with use_ldap(directory, BASE_DN):
             progress("first reconcile into an empty slapd")
             (plan, outcome), sync_seconds = timed(reconcile.sync_all)
             if outcome is None or not outcome.ok or outcome.applied != count:
@@ -176,7 +176,7 @@ def bench_ssh_keys(report: Report, workspace: Path, population: Population) -> N
     """Time the whole ``chaton ssh-keys`` process against a slapd holding the 10k accounts."""
     with slapd_in(workspace, "slapd-lookup") as server:
         directory = directory_of(server)
-        with use_directory(directory, BASE_DN):
+        with use_ldap(directory, BASE_DN):
             progress("loading the directory for the ssh-keys lookups")
             reconcile.sync_all()
         directory.close()

@@ -43,7 +43,7 @@ NOOP_RUNS = 5
 def servers(workspace: Path) -> Iterator[tuple[object, object]]:
     """Start a dockerd, pebble (with its DNS) and Caddy in ``workspace``; point Chaton's proxy
     settings at that Caddy; yield (dockerd, pebble); stop them all by their pids."""
-    from chaton.adapters.caddy import ManagedCaddy
+    from chaton.adapters.caddy.server import ManagedCaddy
     from chaton.core.servers import free_port
     from chaton.project.config import ProxyConfig
     from chaton.testing.acme import ChallengeDns, Pebble

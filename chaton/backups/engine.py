@@ -22,22 +22,20 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from chaton.adapters.restic import Restic
+from chaton.adapters import restic as restic_adapter
+from chaton.adapters.restic.client import Restic
 from chaton.backups.models import Plan, Repository, Source
 from chaton.backups.sources import DataSource, ResticClient, build, kind_class
 from chaton.backups.sources.base import secret_fields
 from chaton.core import secrets
 from chaton.core.errors import Conflict
-
-ClientFactory = Callable[[Repository], ResticClient]
-_client_factory: ClientFactory | None = None
 
 
 def backups_directory() -> Path:
@@ -58,12 +56,14 @@ def host_name() -> str:
 
 
 def restic_for(repository: Repository) -> ResticClient:
-    """Return the restic client for ``repository`` (a fake one when a test installed it).
+    """Return the restic client for ``repository`` (the replacement's inside
+    :func:`chaton.adapters.restic.use_restic`).
 
     Raise SecretError when its password was encrypted with another key.
     """
-    if _client_factory is not None:
-        return _client_factory(repository)
+    replacement = restic_adapter.slot.current(repository)
+    if replacement is not None:
+        return replacement
     config = settings.CHATON.backups
     cache = backups_directory() / "cache"
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -71,17 +71,6 @@ def restic_for(repository: Repository) -> ResticClient:
                   environment=repository.environment(), program=config.restic,
                   cache_directory=str(cache), timezone=settings.TIME_ZONE,
                   timeout=config.timeout_seconds, stall_timeout=config.stall_seconds)
-
-
-@contextlib.contextmanager
-def use_client_factory(factory: ClientFactory) -> Iterator[None]:
-    """Make :func:`restic_for` return ``factory(repository)`` inside the block (unit tests)."""
-    global _client_factory
-    previous, _client_factory = _client_factory, factory
-    try:
-        yield
-    finally:
-        _client_factory = previous
 
 
 # -- parameters ------------------------------------------------------------------------------

@@ -558,7 +558,7 @@ class DrillReport:
             self.check is None or self.check.succeeded)
 
 
-def _drill_source(plan: Plan, source: Source, client: restic_adapter.Restic | Any,
+def _drill_source(plan: Plan, source: Source, client: restic_adapter.ResticClient | Any,
                   acting_user: Account | None, triggered_by: str | None) -> Drill:
     """Restore the source's newest good snapshot into scratch space and compare; record it."""
     started = clock.now()

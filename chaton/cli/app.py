@@ -37,7 +37,7 @@ from chaton.adapters.slapd import SlapdError
 from chaton.cli import recovery, runtime, server
 from chaton.cli.runtime import cell, console, invocation, setup_django
 from chaton.core import startup
-from chaton.core.errors import ChatonError
+from chaton.core.errors import ChatonError, coded
 from chaton.core.runner import CommandError
 from chaton.project.config import ConfigError
 
@@ -60,8 +60,11 @@ def error_message(error: BaseException) -> str | None:
         return str(error)
     if isinstance(error, ConfigError):
         return _translated(gettext_noop("configuration: %(error)s"), error)
-    if isinstance(error, LdapError):
-        return _translated(gettext_noop("directory: %(error)s"), error)
+    # An adapter's error, coded by the table the API and the pages read (Django is set up
+    # by then: adapters are called from commands).
+    failure = coded(error, with_detail=True)
+    if failure is not None:
+        return str(failure)
     if isinstance(error, SlapdError):
         return _translated(gettext_noop("slapd: %(error)s"), error)
     if isinstance(error, (CommandError, SecretError)):

@@ -95,7 +95,7 @@ def restore(
     from django.core.management import call_command
     from django.utils import timezone
 
-    from chaton.adapters.restic import Restic
+    from chaton.adapters.restic.client import Restic
     from chaton.backups import rebuild
     from chaton.core.errors import InvalidInput
 

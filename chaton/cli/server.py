@@ -25,7 +25,7 @@ from chaton.cli import runtime
 from chaton.cli.runtime import console, setup_django
 
 if TYPE_CHECKING:
-    from chaton.adapters.caddy import ManagedCaddy
+    from chaton.adapters.caddy.server import ManagedCaddy
     from chaton.adapters.dockerd import ManagedDockerd
     from chaton.adapters.slapd import ManagedSlapd
 

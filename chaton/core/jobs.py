@@ -39,7 +39,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
-from chaton.core.errors import ChatonError, InvalidInput, NotFound
+from chaton.core.errors import ChatonError, InvalidInput, NotFound, coded
 from chaton.core.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -173,17 +173,9 @@ def _claim(job_id: int) -> Job | None:
 
 def _error_of(error: BaseException) -> dict[str, Any]:
     """Given what a job raised, return its error as the API shows errors."""
-    from chaton.adapters.ldap import LdapError, LdapUnavailable
-
-    if isinstance(error, ChatonError):
-        return {**error.as_dict(), "status": error.status}
-    if isinstance(error, LdapUnavailable):
-        return {"code": "directory_unavailable", "status": 503, "field": None,
-                "message": _("The directory server cannot be reached; try again later.")}
-    if isinstance(error, LdapError):
-        return {"code": "directory_error", "status": 502, "field": None,
-                "message": _("The directory server refused the change: %(error)s")
-                % {"error": error}}
+    failure = coded(error)
+    if failure is not None:
+        return {**failure.as_dict(), "status": failure.status}
     return {"code": "server_error", "status": 500, "field": None,
             "message": _("Something went wrong on the server.")}
 

@@ -1,19 +1,18 @@
-"""Which directory server Chaton talks to: the managed slapd, a configured one, or a fake."""
+"""Which directory server Chaton talks to: the managed slapd, a configured one, or the one
+a test put in :func:`chaton.adapters.ldap.use_ldap`."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 
+from chaton.adapters import ldap
 from chaton.adapters.ldap import Directory
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.core import secrets
 
-_override: tuple[Directory, str] | None = None
 _connections = threading.local()
 
 
@@ -34,7 +33,10 @@ def managed_admin_password() -> str:
 
 
 def base_dn() -> str:
-    return _override[1] if _override else settings.CHATON.ldap.base_dn
+    """Return the directory's base DN: the replacement's in :func:`use_ldap`, else the
+    configured one."""
+    replaced: str | None = ldap.slot.detail("base_dn")
+    return replaced if replaced is not None else settings.CHATON.ldap.base_dn
 
 
 def get_directory() -> Directory:
@@ -44,8 +46,9 @@ def get_directory() -> Directory:
     (about 100 ms), too dear to pay on every change. The connection reopens by
     itself after the server went away.
     """
-    if _override is not None:
-        return _override[0]
+    replacement = ldap.slot.current()
+    if replacement is not None:
+        return replacement
     connection: Directory | None = getattr(_connections, "directory", None)
     if connection is None:
         config = settings.CHATON.ldap
@@ -58,13 +61,3 @@ def get_directory() -> Directory:
         _connections.directory = connection
     return connection
 
-
-@contextmanager
-def use_directory(directory: Directory, base: str) -> Iterator[Directory]:
-    """Make every directory call in the block go to ``directory`` (tests, benchmarks)."""
-    global _override
-    previous, _override = _override, (directory, base)
-    try:
-        yield directory
-    finally:
-        _override = previous

@@ -39,9 +39,12 @@ status      code
             ``voting_closed``: the vote or counter-vote is over; a backup plan
             that is already running
 502         ``backup_error``: restic failed; ``engine_error``: a Docker engine
-            refused; ``proxy_refused``: Caddy refused the configuration
+            refused; ``proxy_refused``: Caddy refused the configuration;
+            ``directory_error``: the directory refused a change
 503         ``directory_unavailable``, ``engine_unreachable``,
-            ``proxy_unavailable``: that server cannot be reached
+            ``proxy_unavailable``, ``backup_unavailable``: that server cannot
+            be reached (one table, ``core/errors.ADAPTER_ERRORS``, maps each
+            adapter's errors to these codes)
 ==========  ===================================================================
 
 An unexpected exception is logged and answers 500 ``server_error`` without
@@ -63,10 +66,9 @@ from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from chaton.adapters.ldap import LdapError, LdapUnavailable
 from chaton.core import api as core_api
 from chaton.core import registry
-from chaton.core.errors import ChatonError, NotFound
+from chaton.core.errors import ADAPTER_ERRORS, ChatonError, NotFound, coded
 
 logger = logging.getLogger("chaton.api")
 
@@ -182,15 +184,18 @@ def integrity_error(request: HttpRequest, error: IntegrityError) -> HttpResponse
     return _error(request, 409, "conflict", _("This value was just taken; try again."))
 
 
-@api.exception_handler(LdapError)
-def directory_error(request: HttpRequest, error: LdapError) -> HttpResponse:
-    """The directory could not be read or written: 503 when down, 502 when it refused."""
-    logger.warning("API: directory error on %s: %s", request.path, error)
-    if isinstance(error, LdapUnavailable):
-        return _error(request, 503, "directory_unavailable",
-                      _("The directory server cannot be reached; try again later."))
-    return _error(request, 502, "directory_error",
-                  _("The directory server refused the change: %(error)s") % {"error": error})
+def adapter_error(request: HttpRequest, error: Exception) -> HttpResponse:
+    """A server Chaton drives failed and no app said more: the coded error of
+    :data:`chaton.core.errors.ADAPTER_ERRORS` (503 when down, 502 when it refused)."""
+    logger.warning("API: %s on %s: %s", type(error).__name__, request.path, error)
+    failure = coded(error)
+    assert failure is not None  # registered only for the table's exceptions
+    return _error(request, failure.status, failure.code, str(failure.message))
+
+
+for _row in ADAPTER_ERRORS:
+    # cast: ninja types the handler's error as "the exception or its class".
+    api.add_exception_handler(_row.exception, cast(Any, adapter_error))
 
 
 @api.exception_handler(SuspiciousOperation)

@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A lookup's NotFound raised by a view is the 404 page.
     "chaton.core.middleware.NotFoundMiddleware",
+    # A server that is down (LDAP, Docker, Caddy, restic) shows a coded error page, not a 500.
+    "chaton.core.failure_middleware.AdapterErrorMiddleware",
 ]
 
 ROOT_URLCONF = "chaton.project.urls"

@@ -5,18 +5,27 @@ Where systemd runs, Debian's ``docker.service`` is the local engine. Elsewhere
 :class:`~chaton.adapters.dockerd.ManagedDockerd` on the socket of
 ``services.docker_url``, as it starts its slapd and Caddy
 (``services.docker_managed``). :func:`unreachable_advice` tells people, in
-their language, what to do when an engine does not answer.
+their language, what to do when an engine does not answer. :func:`engine_for`
+is where every app gets the client of a host's engine.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from chaton.adapters import docker
+from chaton.adapters.docker import Engine, TlsFiles
+from chaton.adapters.docker.client import DockerEngine
 from chaton.adapters.dockerd import ManagedDockerd, engine_answers
 from chaton.project.config import ConfigError
+
+if TYPE_CHECKING:
+    from chaton.services.models import Host
 
 #: ``services.docker_managed`` values.
 MANAGED_CHOICES = ("auto", "yes", "no")
@@ -84,3 +93,35 @@ def unreachable_advice(docker_url: str, *, is_default: bool) -> str:
                  "%(socket)s.") % {"socket": docker_url.removeprefix("unix://")}
     return _("Start a Docker engine on %(socket)s (dockerd, as root).") % {
         "socket": docker_url.removeprefix("unix://")}
+
+
+# -- the client of a host's engine --------------------------------------------------------------
+
+
+#: This thread's clients, one per endpoint (see :func:`engine_for`).
+_engines = threading.local()
+
+
+def _tls(host: Host) -> TlsFiles | None:
+    if host.tls_ca or host.tls_certificate or host.tls_key:
+        return TlsFiles(ca=host.tls_ca, certificate=host.tls_certificate, key=host.tls_key)
+    return None
+
+
+def engine_for(host: Host) -> Engine:
+    """Given a host, return the engine to talk to (one client per endpoint and thread).
+
+    Nothing is sent yet: the first call connects, and raises EngineUnreachable
+    if the endpoint does not answer. Inside :func:`chaton.adapters.docker.use_docker`,
+    return the replacement's engine.
+    """
+    replacement = docker.slot.current(host)
+    if replacement is not None:
+        return replacement
+    cache: dict[tuple[Any, ...], Engine] = getattr(_engines, "cache", None) or {}
+    _engines.cache = cache
+    key = (host.docker_url, host.swarm, _tls(host))
+    engine = cache.get(key)
+    if engine is None:
+        engine = cache[key] = DockerEngine(host.docker_url, swarm=host.swarm, tls=_tls(host))
+    return engine

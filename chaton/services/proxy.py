@@ -10,7 +10,8 @@ next sync tries again with the whole desired state.
 
 Certificates live in ``data_dir/caddy/storage``; a managed Caddy (``chaton
 serve`` with ``proxy.managed``) runs from ``data_dir/caddy``. Tests and
-benchmarks route every call to another admin API with :func:`use_proxy`.
+benchmarks route every call to another admin API with
+:func:`chaton.adapters.caddy.use_caddy`.
 """
 
 from __future__ import annotations
@@ -19,25 +20,25 @@ import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from chaton.adapters import caddy
-from chaton.adapters.caddy import ManagedCaddy, ProxyAdmin, ProxyPlan, Route, RouteChange
+from chaton.adapters.caddy import ProxyAdmin, ProxyPlan, Route, RouteChange
+from chaton.adapters.caddy.client import CaddyAdmin
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core.errors import ChatonError, Conflict, InvalidInput
 from chaton.project.config import ConfigError
 
 __all__ = ["ProxyRejected", "ProxyUnavailable", "Route", "certificate_failure", "describe",
-           "managed_caddy", "plan_proxy", "root_certificate", "sync_proxy", "use_proxy",
+           "managed_caddy", "plan_proxy", "root_certificate", "sync_proxy",
            "uses_internal_ca"]
 
 logger = logging.getLogger("chaton.proxy")
 
-_override: ProxyAdmin | None = None
 #: One sync at a time in this process: two reads before two loads would each report the
 #: same changes, and the older desired state could be loaded last.
 _sync_lock = threading.Lock()
@@ -106,10 +107,12 @@ def log_path() -> Path | None:
 
 
 def proxy_admin() -> ProxyAdmin:
-    """Return the admin API every call goes to: :func:`use_proxy`'s, else the configured one."""
-    if _override is not None:
-        return _override
-    return caddy.CaddyAdmin(settings.CHATON.proxy.admin_url, log_path=log_path())
+    """Return the admin API every call goes to: :func:`~chaton.adapters.caddy.use_caddy`'s,
+    else the configured one."""
+    replacement = caddy.slot.current()
+    if replacement is not None:
+        return replacement
+    return CaddyAdmin(settings.CHATON.proxy.admin_url, log_path=log_path())
 
 
 def root_certificate() -> str:
@@ -156,17 +159,6 @@ def certificate_failure(domain: str) -> str | None:
     """Return Caddy's reason why ``domain`` has no certificate (its last failed attempt), or
     None when none failed since the last success, or when Caddy's log is out of reach."""
     return proxy_admin().certificate_failure(domain)
-
-
-@contextmanager
-def use_proxy(admin: ProxyAdmin) -> Iterator[ProxyAdmin]:
-    """Make every proxy call in the block go to ``admin`` (a fake in unit tests)."""
-    global _override
-    previous, _override = _override, admin
-    try:
-        yield admin
-    finally:
-        _override = previous
 
 
 def _checked(routes: Sequence[Route]) -> list[Route]:

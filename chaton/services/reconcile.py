@@ -49,65 +49,21 @@ of its spec (``chaton-<slug>-<role>-<hash>``) and labelled with it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterable
 
-from chaton.adapters.docker import DockerEngine, DockerError, Engine, TlsFiles
+from chaton.adapters.docker import DockerError, Engine
 from chaton.adapters.ldap import LdapError
 from chaton.core import secrets
 from chaton.services import accounts, instance_secrets
 from chaton.services.apply import Result, apply_plan
+from chaton.services.engine import engine_for as engine_for  # where the services' engines come from
 from chaton.services.models import DesiredState, Host, Instance
 from chaton.services.plan import Plan, pending_upgrades, phase, plan_host
 
 logger = logging.getLogger("chaton.services")
 
 
-# -- engines -------------------------------------------------------------------------------------
-
-EngineFactory = Callable[[Host], Engine]
-_engine_factory: EngineFactory | None = None
-_engines = threading.local()
-
-
-def _tls(host: Host) -> TlsFiles | None:
-    if host.tls_ca or host.tls_certificate or host.tls_key:
-        return TlsFiles(ca=host.tls_ca, certificate=host.tls_certificate, key=host.tls_key)
-    return None
-
-
-def engine_for(host: Host) -> Engine:
-    """Given a host, return the engine to talk to (one client per endpoint and thread).
-
-    Nothing is sent yet: the first call connects, and raises EngineUnreachable
-    if the endpoint does not answer.
-    """
-    if _engine_factory is not None:
-        return _engine_factory(host)
-    cache: dict[tuple[Any, ...], Engine] = getattr(_engines, "cache", None) or {}
-    _engines.cache = cache
-    key = (host.docker_url, host.swarm, _tls(host))
-    engine = cache.get(key)
-    if engine is None:
-        engine = cache[key] = DockerEngine(host.docker_url, swarm=host.swarm, tls=_tls(host))
-    return engine
-
-
-@contextmanager
-def use_engines(factory: EngineFactory) -> Iterator[EngineFactory]:
-    """Within the block, talk to ``factory(host)`` instead of each host's endpoint (tests)."""
-    global _engine_factory
-    previous, _engine_factory = _engine_factory, factory
-    try:
-        yield factory
-    finally:
-        _engine_factory = previous
-
-
-# -- the steps -----------------------------------------------------------------------------------
 
 
 def _hosts_and_instances(hosts: Iterable[Host] | None, instances: Iterable[Instance] | None

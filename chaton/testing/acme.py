@@ -8,7 +8,7 @@
   Validation is real (no ``PEBBLE_VA_ALWAYS_VALID``), only its random sleeps
   are off. ``Pebble.roots_path()`` holds pebble's issuing root, for a client to
   verify the certificates Caddy serves.
-- ``caddy``: a :class:`~chaton.adapters.caddy.ManagedCaddy` on free ports
+- ``caddy``: a :class:`~chaton.adapters.caddy.server.ManagedCaddy` on free ports
   whose ACME CA is that pebble, with ``settings.CHATON.proxy`` pointed at it
   for the test.
 - ``fake_proxy``: every proxy call of a unit test goes to an in-memory Caddy.
@@ -42,7 +42,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from chaton.adapters.caddy import FakeCaddyAdmin, ManagedCaddy
+from chaton.adapters.caddy.fake import FakeCaddyAdmin
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core import runner
 from chaton.core.servers import LoopbackServer, free_port
 
@@ -351,10 +352,10 @@ def caddy(pebble: Pebble, monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedCa
 @pytest.fixture
 def fake_proxy() -> Iterator[FakeCaddyAdmin]:
     """Yield the in-memory Caddy that every proxy call of the test goes to."""
-    from chaton.services.proxy import use_proxy
+    from chaton.adapters.caddy import use_caddy
 
     fake = FakeCaddyAdmin()
-    with use_proxy(fake):
+    with use_caddy(fake):
         yield fake
 
 

@@ -313,14 +313,14 @@ class CatalogEntryTests:
 
     def back_up_and_restore(self, instance: Any, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
-        from chaton.adapters.restic import Restic
+        from chaton.adapters.restic.client import Restic
         from chaton.backups.sources import BackupContext
         from chaton.backups.sources.docker_volume import DockerVolumeSource
         from chaton.services import render
 
         if not self.manifest.user_data:
             return
-        # The source asks the docker command, which talks to the daemon DOCKER_HOST names.
+        # The source asks the Docker adapter at the endpoint DOCKER_HOST names.
         monkeypatch.setenv("DOCKER_HOST", self.dockerd.url)
         restic = Restic(str(tmp_path / "repository"), secrets.token_urlsafe(16),
                         cache_directory=str(tmp_path / "restic-cache"))

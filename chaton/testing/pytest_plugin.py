@@ -251,13 +251,13 @@ def ldap_directory(slapd: ManagedSlapd) -> Iterator[LdapDirectory]:
     gives each test the empty directory its empty database expects. The
     clock is put back after the test, in case it travelled.
     """
+    from chaton.adapters.ldap import use_ldap
     from chaton.core import clock
-    from chaton.directory.backend import use_directory
 
     directory = LdapDirectory(slapd.url, slapd.admin_dn, slapd.admin_password, timeout=5)
     empty_directory(directory)
     try:
-        with use_directory(directory, BASE_DN):
+        with use_ldap(directory, BASE_DN):
             yield directory
     finally:
         clock.travel(datetime.timedelta(0))
@@ -282,8 +282,8 @@ def directory() -> Iterator[FakeDirectory]:
 
     The fast tier's default; integration tests use ``ldap_directory`` instead.
     """
-    from chaton.directory.backend import use_directory
+    from chaton.adapters.ldap import use_ldap
 
     fake = FakeDirectory(BASE_DN)
-    with use_directory(fake, BASE_DN):
+    with use_ldap(fake, BASE_DN):
         yield fake

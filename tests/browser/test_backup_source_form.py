@@ -12,8 +12,9 @@ from django.test import Client
 from django.urls import reverse
 from playwright.sync_api import Browser
 
-from chaton.adapters.restic import FakeRestic
-from chaton.backups import actions, engine
+from chaton.adapters.restic import use_restic
+from chaton.adapters.restic.fake import FakeRestic
+from chaton.backups import actions
 from chaton.backups.models import Source
 from chaton.backups.sources import kinds
 from chaton.directory import actions as directory_actions
@@ -28,7 +29,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def fake_restic() -> Iterator[FakeRestic]:
     fake = FakeRestic(password=PASSWORD, repository_password=PASSWORD)
-    with engine.use_client_factory(lambda repository: fake):
+    with use_restic(lambda repository: fake):
         yield fake
 
 

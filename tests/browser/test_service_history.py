@@ -15,9 +15,11 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import Browser
 
+from chaton.adapters.caddy import use_caddy
+from chaton.adapters.docker import use_docker
 from chaton.core import clock
 from chaton.directory import actions as directory_actions
-from chaton.services import actions, apply, proxy, reconcile
+from chaton.services import actions, apply, proxy
 from chaton.services.models import Deployment, DeploymentKind, Outcome
 from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy
 from chaton.testing.second_factor import login_with_second_factor
@@ -35,7 +37,7 @@ def fakes(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeE
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
     engines = FakeEngines()
-    with reconcile.use_engines(engines), proxy.use_proxy(recorder.admin):
+    with use_docker(engines), use_caddy(recorder.admin):
         yield engines
 
 

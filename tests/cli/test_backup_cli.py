@@ -19,7 +19,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic import use_restic
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, engine, runs
 from chaton.backups.__main__ import main as child_main
 from chaton.backups.models import Drill, Outcome, Plan, Repository, Run, RunKind
@@ -57,7 +58,7 @@ def fake_restic() -> Iterator[FakeRestic]:
         fake.password = repository.password()
         return fake
 
-    with engine.use_client_factory(client):
+    with use_restic(client):
         yield fake
 
 

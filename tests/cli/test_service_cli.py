@@ -12,10 +12,12 @@ import pytest
 from django.utils import translation
 from typer.testing import CliRunner
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.caddy import use_caddy
+from chaton.adapters.docker import use_docker
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.cli.app import app
 from chaton.governance.policy import current
-from chaton.services import actions, apply, proxy, reconcile
+from chaton.services import actions, apply, proxy
 from chaton.services.models import Deployment, Host, Instance
 from chaton.services.tests.conftest import ADDRESS, FakeEngines, RecordedProxy, saved_archive
 
@@ -33,7 +35,7 @@ def english(settings, directory):
 def engines(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEngines]:
     monkeypatch.setattr(apply, "DRAIN_SECONDS", 0)
     fakes = FakeEngines()
-    with reconcile.use_engines(fakes):
+    with use_docker(fakes):
         yield fakes
 
 
@@ -41,7 +43,7 @@ def engines(test_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
 def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedProxy]:
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
-    with proxy.use_proxy(recorder.admin):
+    with use_caddy(recorder.admin):
         yield recorder
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chaton.adapters.docker import DockerEngine, ObjectNotFound, VolumeSpec
+from chaton.adapters.docker import ObjectNotFound, VolumeSpec
+from chaton.adapters.docker.client import DockerEngine
 from chaton.backups import actions, runs
 from chaton.backups.models import DrillOutcome, Outcome
 from chaton.testing.docker import TemporaryDockerd

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.adapters.ldap import normalize_dn
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.core import clock, worker

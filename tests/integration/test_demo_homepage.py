@@ -23,7 +23,7 @@ from cryptography import x509
 from django.conf import settings
 
 import chaton
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core.servers import free_port
 from chaton.services.demo import DOMAIN
 from chaton.testing.acme import wait_for_https

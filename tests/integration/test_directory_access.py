@@ -18,7 +18,8 @@ from pathlib import Path
 import ldap
 import pytest
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker import use_docker
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.testing.pytest_plugin import BASE_DN
@@ -225,14 +226,14 @@ def test_memberof_follows_the_groups(people: Directory) -> None:
 def fake_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], FakeEngine]]:
     """Route every host's engine to one FakeEngine holding the catalogue's images, and the proxy
     to nothing: these tests are about the directory."""
-    from chaton.services import catalog, proxy, reconcile
+    from chaton.services import catalog, proxy
 
     images = {manifest.image for manifest in catalog.real_manifests().values()}
     images |= {manifest.database.image for manifest in catalog.real_manifests().values()
                if manifest.database is not None}
     engine = FakeEngine(images=images)
     monkeypatch.setattr(proxy, "sync_proxy", lambda routes, *, dry_run=False: [])
-    with reconcile.use_engines(lambda host: engine):
+    with use_docker(lambda host: engine):
         yield lambda: engine
 
 

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from chaton.adapters.ldap import Change, LdapError, LdapUnavailable, normalize_dn
+from chaton.adapters.ldap import Change, LdapError, LdapUnavailable, normalize_dn, use_ldap
 from chaton.adapters.ldap.client import LdapDirectory
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.core import clock
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.directory import actions, reconcile
-from chaton.directory.backend import use_directory
 from chaton.directory.models import Account, Group, SyncState
 from chaton.testing.pytest_plugin import empty_directory, free_port
 
@@ -172,7 +171,7 @@ def test_slapd_down_then_back(tmp_path_factory: pytest.TempPathFactory) -> None:
     server.start()
     directory = LdapDirectory(server.url, server.admin_dn, server.admin_password, timeout=2)
     try:
-        with use_directory(directory, BASE):
+        with use_ldap(directory, BASE):
             reconcile.sync_all()
             server.stop()
             account = actions.do_create_account(

@@ -7,10 +7,10 @@ import email
 
 import pytest
 
+from chaton.adapters.ldap import use_ldap
 from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock, worker
 from chaton.directory import actions
-from chaton.directory.backend import use_directory
 from chaton.directory.expiry import process_expiries
 from chaton.notifications.models import Notification
 from chaton.testing.pytest_plugin import SmtpCatcher, free_port
@@ -29,7 +29,7 @@ def smtp_settings(settings, smtp_catcher: SmtpCatcher) -> SmtpCatcher:
 def test_expiry_notice_is_mailed_in_the_collectives_language(smtp_settings: SmtpCatcher,
                                                               settings) -> None:
     settings.LANGUAGE_CODE = "fr"
-    with use_directory(FakeDirectory(), "dc=chaton,dc=test"):
+    with use_ldap(FakeDirectory(), "dc=chaton,dc=test"):
         account = actions.do_create_account("gil", acting_user=None, display_name="Gil Essai",
                                             email="gil@example.org")
         tech = actions.do_create_group("tech", acting_user=None)
@@ -50,7 +50,7 @@ def test_unreachable_mail_server_does_not_stop_expiry(settings) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
     settings.EMAIL_TIMEOUT = 2
-    with use_directory(FakeDirectory(), "dc=chaton,dc=test"):
+    with use_ldap(FakeDirectory(), "dc=chaton,dc=test"):
         actions.do_create_account("hal", acting_user=None, display_name="Hal",
                                   email="hal@example.org",
                                   expires_at=clock.now() + dt.timedelta(days=2))
@@ -73,7 +73,7 @@ def test_a_notice_the_mail_server_missed_is_sent_by_the_worker_once_it_is_back(
     settings.EMAIL_HOST_PASSWORD = "smtp-pa55word-of-the-collective"
     settings.DEFAULT_FROM_EMAIL = "chaton@collectif.example.org"
     settings.LANGUAGE_CODE = "en"
-    with use_directory(FakeDirectory(), "dc=chaton,dc=test"):
+    with use_ldap(FakeDirectory(), "dc=chaton,dc=test"):
         actions.do_create_account("ines", acting_user=None, display_name="Ines Essai",
                                   email="ines@example.org",
                                   expires_at=clock.now() + dt.timedelta(days=2))

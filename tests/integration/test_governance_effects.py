@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core.servers import free_port
 from chaton.governance import actions as governance
 from chaton.governance import queries
 from chaton.governance.models import OperationStatus
 from chaton.governance.tests.test_api import api_for, make_account
-from chaton.services import actions, reconcile
+from chaton.services import actions
+from chaton.services import engine as service_engine
 from chaton.services.models import Instance
 from chaton.testing.docker import TemporaryDockerd
 from chaton.testing.jobs import finish_jobs
@@ -110,7 +111,7 @@ def test_a_deployment_that_fails_after_the_commit_fails_its_operation_and_a_retr
 
     def unreachable_first(primary_key: int, acting_user: object) -> object:
         relay["now"].cut()
-        reconcile._engines.cache = {}  # no connection kept from the checks
+        service_engine._engines.cache = {}  # no connection kept from the checks
         return deploy(primary_key, acting_user)  # type: ignore[arg-type]
 
     monkeypatch.setattr(actions, "_deploy_created", unreachable_first)
@@ -129,7 +130,7 @@ def test_a_deployment_that_fails_after_the_commit_fails_its_operation_and_a_retr
     # The engine is back: the administrator's retry deploys the pad, which answers.
     monkeypatch.setattr(actions, "_deploy_created", deploy)
     relay["now"] = _Relay(port, docker_engine.socket_path)
-    reconcile._engines.cache = {}
+    service_engine._engines.cache = {}
     body = api_for(client, wren).post(f"/governance/decisions/{decision.pk}/retry", {}).json()
     finish_jobs()
     assert body["operations"][0]["status"] == "done", body

@@ -27,7 +27,8 @@ import pytest
 from cryptography import x509
 from django.conf import settings
 
-from chaton.adapters.caddy import CaddyStartError, ManagedCaddy
+from chaton.adapters.caddy import CaddyStartError
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core.servers import free_port
 from chaton.services.proxy import ProxyRejected, ProxyUnavailable, Route, sync_proxy
 from chaton.testing.acme import Pebble, https_get, wait_for_https

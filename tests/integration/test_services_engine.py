@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from chaton.adapters.caddy import ManagedCaddy
-from chaton.adapters.docker import EngineUnreachable
+from chaton.adapters.caddy.server import ManagedCaddy
+from chaton.adapters.docker import EngineUnreachable, use_docker
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.core.models import AuditLog
 from chaton.core.servers import free_port
@@ -387,7 +387,7 @@ def test_a_reconcile_killed_half_way_is_completed_by_the_next(
     # The machine lost everything (same database, fresh engine); the reconcile dies half way.
     docker_engine.remove_owned()
     real = reconcile.engine_for(host)
-    with reconcile.use_engines(lambda _host: _Interrupted(real, writes=4)):  # type: ignore[arg-type,return-value]
+    with use_docker(lambda _host: _Interrupted(real, writes=4)):  # type: ignore[arg-type,return-value]
         with pytest.raises(_Killed):
             reconcile.reconcile()
     plan, _engines, _planned = reconcile.plan()

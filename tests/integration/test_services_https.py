@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.governance import actions as governance
 from chaton.governance.tests.test_api import api_for, assert_error, make_account, make_member
 from chaton.services import actions

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.core.errors import InvalidInput
 from chaton.services import actions, catalog, queries
 from chaton.services.models import Host, HostImage

@@ -21,9 +21,12 @@ Exceptions::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from chaton.adapters import Slot
 
 Attributes = dict[str, list[bytes]]
 
@@ -65,6 +68,7 @@ class Change:
     attributes: Mapping[str, Sequence[bytes]] = field(default_factory=dict)
 
 
+@runtime_checkable
 class Directory(Protocol):
     """What Chaton needs from a directory server."""
 
@@ -161,3 +165,17 @@ def argon2_userpassword(django_encoded: str) -> str:
         # Never echo the value: it is a password hash.
         raise ValueError("not a Django argon2 hash (expected argon2$argon2id$v=19$m=…)")
     return "{ARGON2}" + match["phc"]
+
+
+#: Where a test's replacement for the real client sits (see :mod:`chaton.adapters`).
+slot: Slot[Directory] = Slot("ldap", Directory)
+
+
+def use_ldap(replacement: Directory | Callable[[Any], Directory], base_dn: str | None = None
+            ) -> AbstractContextManager[Directory | Callable[[Any], Directory]]:
+    """Within the block, every ldap client comes from ``replacement``: a Directory, or a
+    function of None (there is one directory) returning one (tests, benchmarks).
+    ``base_dn`` is the directory's base (default: the replacement's ``base_dn``)."""
+    if base_dn is None:
+        base_dn = getattr(replacement, "base_dn", None)
+    return slot.use(replacement, base_dn=base_dn)

@@ -27,10 +27,10 @@ from __future__ import annotations
 import datetime as dt
 import types
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Protocol, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 import pydantic
 from django.utils.functional import Promise
@@ -40,62 +40,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from chaton.adapters.restic import (
     BackupProgress,
     BackupSummary,
-    CheckResult,
-    ForgetGroup,
-    KeepPolicy,
-    Snapshot,
+)
+from chaton.adapters.restic import (
+    ResticClient as ResticClient,  # the protocol lives in the adapter; sources name it here
 )
 from chaton.backups import evidence
-from chaton.core import runner
 from chaton.core.errors import InvalidInput
-
-
-class ResticClient(Protocol):
-    """What the backups engine needs of restic: :class:`chaton.adapters.restic.Restic`, or
-    its fake in unit tests."""
-
-    location: str
-
-    def init(self) -> None: ...
-
-    def exists(self) -> bool: ...
-
-    def unlock(self) -> None: ...
-
-    def check(self, *, read_data_subset: str | None = None,
-              timeout: float | None = None) -> CheckResult: ...
-
-    def snapshots(self, *, tags: Iterable[str] = (), host: str | None = None
-                  ) -> list[Snapshot]: ...
-
-    def forget(self, policy: KeepPolicy, *, tags: Iterable[str] = (),
-               group_by: str = "host,tags", dry_run: bool = False, prune: bool = False,
-               timeout: float | None = None) -> list[ForgetGroup]: ...
-
-    def backup_stream(self, producer: Sequence[str] | bytes, *, filename: str,
-                      tags: Iterable[str], host: str, time: dt.datetime | None = None,
-                      producer_environment: Mapping[str, str] | None = None,
-                      progress: Callable[[BackupProgress], None] | None = None,
-                      timeout: float | None = None, secrets: Sequence[str] = ()
-                      ) -> BackupSummary: ...
-
-    def backup_paths(self, paths: Sequence[str], *, tags: Iterable[str], host: str,
-                     exclude: Sequence[str] = (), time: dt.datetime | None = None,
-                     progress: Callable[[BackupProgress], None] | None = None,
-                     timeout: float | None = None) -> BackupSummary: ...
-
-    def restore(self, snapshot_id: str, target: str | Path, *, include: Sequence[str] = (),
-                verify: bool = True, timeout: float | None = None) -> None: ...
-
-    def dump(self, snapshot_id: str, path: str, *, timeout: float | None = None) -> bytes: ...
-
-    def dump_into(self, snapshot_id: str, path: str, consumer: Sequence[str], *,
-                  consumer_environment: Mapping[str, str] | None = None,
-                  timeout: float | None = None, secrets: Sequence[str] = ()
-                  ) -> runner.PipelineResult: ...
-
-    def forget_snapshots(self, snapshot_ids: Sequence[str], *, prune: bool = False
-                         ) -> None: ...
 
 
 @dataclass(frozen=True)

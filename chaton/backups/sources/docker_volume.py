@@ -2,7 +2,7 @@
 
 Parameters: ``volume``, the volume's name, and ``engine``, the engine's
 endpoint (empty: ``$DOCKER_HOST``, else the local socket). The Docker adapter
-(:meth:`~chaton.adapters.docker.DockerEngine.volume_mountpoint`) gives the
+(:meth:`~chaton.adapters.docker.Engine.volume_mountpoint`) gives the
 volume's directory, which is then a :mod:`paths <chaton.backups.sources.paths>`
 source: the engine must run on this machine. For a consistent copy of a
 database's volume, back up the database instead (or stop its container first).
@@ -20,7 +20,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from pydantic import field_validator
 
-from chaton.adapters.docker import DockerEngine, Engine
+from chaton.adapters import docker as docker_adapter
+from chaton.adapters.docker import Engine
+from chaton.adapters.docker.client import DockerEngine
 from chaton.backups.sources.base import (
     BackupContext,
     BackupResult,
@@ -40,8 +42,10 @@ LOCAL_ENGINE = "unix:///var/run/docker.sock"
 
 
 def connect(url: str) -> Engine:
-    """Given an endpoint URL, return the Docker engine there (tests put a fake in its place)."""
-    return DockerEngine(url)
+    """Given an endpoint URL, return the Docker engine there, or the replacement a test put
+    in the adapter's slot (:func:`chaton.adapters.docker.use_docker`; its key is the URL)."""
+    replacement = docker_adapter.slot.current(url)
+    return replacement if replacement is not None else DockerEngine(url)
 
 
 class DockerVolumeParams(SourceParams):

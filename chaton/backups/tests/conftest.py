@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic import use_restic
+from chaton.adapters.restic.fake import FakeRestic
 
 
 @pytest.fixture
 def fake_restic(db: None) -> Iterator[FakeRestic]:
     """Yield one in-memory repository that every Chaton call to restic reaches."""
-    from chaton.backups import engine
 
     fake = FakeRestic(password="correct horse battery staple",
                       repository_password="correct horse battery staple")
@@ -21,7 +21,7 @@ def fake_restic(db: None) -> Iterator[FakeRestic]:
         fake.password = repository.password()  # type: ignore[attr-defined]
         return fake
 
-    with engine.use_client_factory(client):
+    with use_restic(client):
         yield fake
 
 

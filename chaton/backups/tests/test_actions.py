@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, engine, jobs, queries, runs
 from chaton.backups.models import (
     Drill,

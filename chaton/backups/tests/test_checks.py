@@ -10,7 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, checks, queries, runs
 from chaton.backups.models import Drill, DrillOutcome, Outcome, Plan, Repository
 from chaton.core.actions import do_create_api_token

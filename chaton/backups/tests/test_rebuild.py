@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, rebuild, runs
 from chaton.backups.models import Outcome
 from chaton.core import secrets

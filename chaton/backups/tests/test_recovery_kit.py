@@ -16,7 +16,7 @@ from django.conf import settings
 from django.urls import reverse
 from typer.testing import CliRunner
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, recovery
 from chaton.backups.models import RecoveryKitEvent, RecoveryKitEventKind, Source
 from chaton.backups.sources import build

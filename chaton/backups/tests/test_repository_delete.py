@@ -10,7 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 from typer.testing import CliRunner
 
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, runs
 from chaton.backups.models import Outcome, Plan, Repository, Run
 from chaton.cli.app import app

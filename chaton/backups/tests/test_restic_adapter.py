@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaton.adapters import restic
+from chaton.adapters.restic.client import Restic
 from chaton.core import runner
 
 SCRIPT = """#!/bin/sh
@@ -37,13 +38,13 @@ esac
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> restic.Restic:
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Restic:
     program = tmp_path / "restic"
     program.write_text(SCRIPT)
     program.chmod(program.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("RECORD", str(tmp_path / "call"))
     monkeypatch.setenv("RESTIC_REPOSITORY", "/somewhere/else")  # must not leak in
-    return restic.Restic(location=str(tmp_path / "repo"), password="pa55word-of-the-repo",
+    return Restic(location=str(tmp_path / "repo"), password="pa55word-of-the-repo",
                          program=str(program), cache_directory=str(tmp_path / "cache"))
 
 
@@ -51,7 +52,7 @@ def recorded(tmp_path: Path, suffix: str) -> str:
     return (tmp_path / f"call.{suffix}").read_text()
 
 
-def test_the_password_goes_through_the_environment_only(client: restic.Restic,
+def test_the_password_goes_through_the_environment_only(client: Restic,
                                                         tmp_path: Path) -> None:
     [snapshot] = client.snapshots(tags=["chaton"])
     assert recorded(tmp_path, "password") == "pa55word-of-the-repo"
@@ -61,7 +62,7 @@ def test_the_password_goes_through_the_environment_only(client: restic.Restic,
     assert client._environment()["RESTIC_REPOSITORY"] == client.location
 
 
-def test_a_stream_reports_progress_and_its_summary(client: restic.Restic,
+def test_a_stream_reports_progress_and_its_summary(client: Restic,
                                                    tmp_path: Path) -> None:
     seen: list[restic.BackupProgress] = []
     summary = client.backup_stream(["printf", "hello"], filename="db.dump", tags=["a", "b"],
@@ -74,7 +75,7 @@ def test_a_stream_reports_progress_and_its_summary(client: restic.Restic,
     assert arguments.count("--tag") == 2
 
 
-def test_a_producer_failing_half_way_leaves_no_snapshot(client: restic.Restic,
+def test_a_producer_failing_half_way_leaves_no_snapshot(client: Restic,
                                                         tmp_path: Path) -> None:
     with pytest.raises(restic.SourceFailed, match="connection to server lost"):
         client.backup_stream(["sh", "-c", "printf half; echo 'connection to server lost' >&2;"
@@ -82,7 +83,7 @@ def test_a_producer_failing_half_way_leaves_no_snapshot(client: restic.Restic,
     assert "forget 12345678" in recorded(tmp_path, "forgotten")
 
 
-def test_restics_messages_become_typed_errors(client: restic.Restic) -> None:
+def test_restics_messages_become_typed_errors(client: Restic) -> None:
     with pytest.raises(restic.RepositoryExists) as exists:
         client.init()
     assert isinstance(exists.value, FileExistsError)
@@ -105,7 +106,7 @@ def test_restics_messages_become_typed_errors(client: restic.Restic) -> None:
 
 
 def test_a_missing_restic_is_named() -> None:
-    missing = restic.Restic(location="/r", password="never-used-password",
+    missing = Restic(location="/r", password="never-used-password",
                             program="/nonexistent/restic")
     with pytest.raises(restic.ResticNotInstalled):
         missing.snapshots()

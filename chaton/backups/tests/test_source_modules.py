@@ -16,8 +16,9 @@ import pytest
 from django.urls import reverse
 from typer.testing import CliRunner
 
-from chaton.adapters.docker import FakeEngine, ObjectNotFound
-from chaton.adapters.restic import FakeRestic
+from chaton.adapters.docker import ObjectNotFound, use_docker
+from chaton.adapters.docker.fake import FakeEngine
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups import actions, engine, sources
 from chaton.backups.forms import SourceForm
 from chaton.backups.models import Source
@@ -32,7 +33,6 @@ from chaton.backups.sources import (
     kind_class,
     kinds,
 )
-from chaton.backups.sources import docker_volume as docker_volume_module
 from chaton.backups.sources.base import RequiredText, Text, param_specs
 from chaton.backups.sources.docker_volume import DockerVolumeSource
 from chaton.cli.app import app
@@ -251,21 +251,21 @@ def test_a_docker_volume_is_found_through_the_docker_adapter(monkeypatch, tmp_pa
         reached.append(url)
         return fake
 
-    monkeypatch.setattr(docker_volume_module, "connect", connect)
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    params = DockerVolumeSource.clean_params({"volume": "pads-data"})
-    assert params == {"volume": "pads-data", "engine": ""}
-    source = DockerVolumeSource("pads", params)
-    assert source.mountpoint() == str(folder)
-    assert reached == ["unix:///var/run/docker.sock"]
+    with use_docker(connect):
+        monkeypatch.delenv("DOCKER_HOST", raising=False)
+        params = DockerVolumeSource.clean_params({"volume": "pads-data"})
+        assert params == {"volume": "pads-data", "engine": ""}
+        source = DockerVolumeSource("pads", params)
+        assert source.mountpoint() == str(folder)
+        assert reached == ["unix:///var/run/docker.sock"]
 
-    restic = FakeRestic()
-    result = source.backup(BackupContext(restic=restic, tags=["chaton"], host="unit"))
-    assert result.fingerprint["volume"] == "pads-data"
-    assert result.fingerprint["paths"] == [str(folder)]
+        restic = FakeRestic()
+        result = source.backup(BackupContext(restic=restic, tags=["chaton"], host="unit"))
+        assert result.fingerprint["volume"] == "pads-data"
+        assert result.fingerprint["paths"] == [str(folder)]
 
-    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:23750")
-    missing = DockerVolumeSource("gone", {"volume": "gone"})
-    with pytest.raises(ObjectNotFound):
-        missing.mountpoint()
-    assert reached[-1] == "tcp://127.0.0.1:23750"
+        monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:23750")
+        missing = DockerVolumeSource("gone", {"volume": "gone"})
+        with pytest.raises(ObjectNotFound):
+            missing.mountpoint()
+        assert reached[-1] == "tcp://127.0.0.1:23750"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chaton.adapters.restic import FakeRestic, SourceFailed
+from chaton.adapters.restic import SourceFailed
+from chaton.adapters.restic.fake import FakeRestic
 from chaton.backups.sources import BackupContext, RestoreRefused, build, kind_class, kinds
 from chaton.backups.sources.ldap import fingerprint_entries, parse_ldif, write_ldif
 from chaton.backups.sources.mariadb import MariadbSource

@@ -30,11 +30,11 @@ from django.urls import reverse
 from django.utils import translation
 from pytest_django.fixtures import Settings as DjangoSettings
 
+from chaton.adapters.ldap import use_ldap
 from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import runner
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.directory import actions
-from chaton.directory.backend import use_directory
 
 BASE = "dc=chaton,dc=test"
 SOURCE_DIRECTORY = Path(settings.BASE_DIR)
@@ -274,7 +274,7 @@ def test_language_switch_in_the_footer_gives_french_pages(client: Client,
 
 @pytest.mark.django_db
 def test_action_errors_read_in_the_active_language() -> None:
-    with use_directory(FakeDirectory(BASE), BASE):
+    with use_ldap(FakeDirectory(BASE), BASE):
         actions.do_create_account("sacha", acting_user=None, display_name="Sacha Dupré",
                                   email="sacha@example.org")
         with translation.override("fr"), pytest.raises(Conflict) as duplicate:

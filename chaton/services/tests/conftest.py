@@ -11,9 +11,11 @@ import pytest
 from django.conf import settings
 
 from chaton.adapters import caddy
-from chaton.adapters.caddy import FakeCaddyAdmin
-from chaton.adapters.docker import FakeEngine
-from chaton.services import actions, apply, proxy, reconcile
+from chaton.adapters.caddy import use_caddy
+from chaton.adapters.caddy.fake import FakeCaddyAdmin
+from chaton.adapters.docker import use_docker
+from chaton.adapters.docker.fake import FakeEngine
+from chaton.services import actions, apply, proxy
 from chaton.services.models import Host
 
 IMAGES = {"chaton-test/web:1", "chaton-test/web:2", "chaton-test/web:broken"}
@@ -82,7 +84,7 @@ def no_stability_window(monkeypatch: pytest.MonkeyPatch) -> None:
 def engines(test_catalog: Path) -> Iterator[FakeEngines]:
     """Route every host's engine to a FakeEngine holding the test images."""
     fakes = FakeEngines()
-    with reconcile.use_engines(fakes):
+    with use_docker(fakes):
         yield fakes
 
 
@@ -90,7 +92,7 @@ def engines(test_catalog: Path) -> Iterator[FakeEngines]:
 def recorded_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedProxy]:
     recorder = RecordedProxy()
     monkeypatch.setattr(proxy, "sync_proxy", recorder)
-    with proxy.use_proxy(recorder.admin):
+    with use_caddy(recorder.admin):
         yield recorder
 
 

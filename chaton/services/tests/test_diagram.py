@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.members import actions as member_actions
 from chaton.services import actions, diagram
 from chaton.services.models import Host, Instance

@@ -9,13 +9,13 @@ from dataclasses import replace
 import pytest
 
 from chaton.adapters.docker import (
-    DockerEngine,
     EngineUnreachable,
     Port,
     WorkloadSpec,
     files_archive,
     health_from_status,
 )
+from chaton.adapters.docker.client import DockerEngine
 from chaton.core.servers import free_port
 
 SPEC = WorkloadSpec(instance="pad", role="app", image="chaton-test/web:1", network="chaton-pad",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.core.models import AuditLog
 from chaton.services import catalog, images, reconcile
 from chaton.services.catalog import Manifest, ManifestError

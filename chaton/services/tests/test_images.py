@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.core.errors import InvalidInput
 from chaton.core.models import AuditLog
 from chaton.directory import actions as directory_actions

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.adapters.ldap import normalize_dn
 from chaton.adapters.ldap.fake import FakeDirectory
 from chaton.core import clock, worker

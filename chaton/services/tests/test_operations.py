@@ -11,7 +11,7 @@ import pytest
 from django.utils import translation
 from typer.testing import CliRunner
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.cli.app import app
 from chaton.core.errors import Conflict, InvalidInput, NotFound
 from chaton.core.models import AuditLog

@@ -15,8 +15,6 @@ from django.conf import settings
 
 from chaton.adapters import caddy
 from chaton.adapters.caddy import (
-    CaddyAdmin,
-    FakeCaddyAdmin,
     ProxyInvalid,
     ProxyRefused,
     ProxySettings,
@@ -26,6 +24,8 @@ from chaton.adapters.caddy import (
     build_config,
     plan,
 )
+from chaton.adapters.caddy.client import CaddyAdmin
+from chaton.adapters.caddy.fake import FakeCaddyAdmin
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.core.servers import free_port
 from chaton.project.config import ConfigError, ProxyConfig

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.services import actions, instance_secrets, reconcile, render
 from chaton.services.models import Host, Instance
 from chaton.services.plan import Action, pending_upgrades, plan_host

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from chaton.adapters.docker import LABEL_SPEC, FakeEngine
+from chaton.adapters.docker import LABEL_SPEC
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.core.errors import Conflict, InvalidInput
 from chaton.core.models import AuditLog
 from chaton.core.worker import Schedule

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from chaton.adapters.docker import FakeEngine
+from chaton.adapters.docker.fake import FakeEngine
 from chaton.directory import actions as directory_actions
 from chaton.directory.models import Account
 from chaton.governance.policy import current

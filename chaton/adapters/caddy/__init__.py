@@ -8,16 +8,18 @@ server on the HTTPS port with one host-matched ``reverse_proxy`` route per
 domain, automatic HTTPS (certificates from the ACME server, obtained with the
 HTTP-01 challenge on the HTTP port, which also redirects to HTTPS — or, with
 ``tls = "internal"``, from Caddy's own certificate authority, whose root
-:meth:`CaddyAdmin.root_certificate` returns), and the certificates kept in a
+:meth:`ProxyAdmin.root_certificate` returns), and the certificates kept in a
 storage folder. :func:`plan` compares that with the
 configuration Caddy holds and says what changes (routes added, removed,
 changed; settings changed); :func:`sync` loads the new configuration only when
 it differs, through ``POST /load``, which Caddy applies atomically: a refused
 configuration leaves the previous one serving.
 
-:class:`CaddyAdmin` is the client of the admin API; :class:`FakeCaddyAdmin` an
-in-memory stand-in for unit tests. :class:`ManagedCaddy` runs ``caddy run`` with
-its admin API on 127.0.0.1, its data and configuration in a folder it is given,
+What apps call is the :class:`ProxyAdmin` protocol:
+:class:`chaton.adapters.caddy.client.CaddyAdmin` is the real client of the
+admin API, :class:`chaton.adapters.caddy.fake.FakeCaddyAdmin` an in-memory
+stand-in for unit tests. :class:`chaton.adapters.caddy.server.ManagedCaddy` runs
+``caddy run`` with its admin API on 127.0.0.1, its data and configuration in a folder it is given,
 and stops it by its own pid. It starts from the configuration Caddy saved last
 time (its "autosave"), so a restarted Caddy serves the same routes at once.
 
@@ -43,24 +45,19 @@ Nothing here imports Django.
 from __future__ import annotations
 
 import copy
-import http.client
 import ipaddress
 import json
 import logging
 import os
 import re
-import socket
-import ssl
-import subprocess
-import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from chaton.core import runner
-from chaton.core.servers import PidFileServer
+from chaton.adapters import Slot
 
 logger = logging.getLogger("chaton.proxy")
 
@@ -406,6 +403,7 @@ def plan(current: Mapping[str, Any], routes: Iterable[Route],
 # -- the admin API ------------------------------------------------------------------------------
 
 
+@runtime_checkable
 class ProxyAdmin(Protocol):
     """What :func:`sync` needs of Caddy: read its configuration and load a new one; and what
     the pages need: its own authority's root, and why a certificate is missing."""
@@ -472,188 +470,6 @@ def parse_admin_url(admin_url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-class CaddyAdmin:
-    """A client of one Caddy's admin API (plain HTTP, as Caddy serves it on loopback)."""
-
-    def __init__(self, admin_url: str, *, timeout: float = READ_TIMEOUT,
-                 load_timeout: float = LOAD_TIMEOUT, log_path: Path | None = None) -> None:
-        """Given the admin API's URL (and the file Caddy logs to, when known), prepare;
-        nothing is sent yet. Raise ProxyInvalid."""
-        self.admin_url = admin_url.rstrip("/")
-        self.host, self.port = parse_admin_url(admin_url)
-        self.timeout = timeout
-        self.load_timeout = load_timeout
-        self.log_path = log_path
-
-    @property
-    def listen(self) -> str:
-        """The admin API's address as Caddy's ``admin.listen`` spells it."""
-        return _listen_address(self.host, self.port)
-
-    def _request(self, method: str, path: str, body: bytes | None,
-                 timeout: float) -> tuple[int, bytes]:
-        """Send one request; return (status, body). Raise ProxyUnreachable."""
-        # http.client, not urllib: no proxy from the environment may sit between Chaton and
-        # a loopback admin API.
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException) as error:
-            raise ProxyUnreachable(
-                f"Caddy's admin API at {self.admin_url} does not answer: "
-                f"{getattr(error, 'strerror', None) or error or type(error).__name__}"
-            ) from None
-        finally:
-            connection.close()
-
-    @staticmethod
-    def _reason(body: bytes) -> str:
-        """Return Caddy's error message from an error answer's body."""
-        text = body.decode("utf-8", errors="replace").strip()
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return text[:500] or "(no reason given)"
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
-            return str(parsed["error"])
-        return text[:500]
-
-    def read_config(self) -> dict[str, Any]:
-        """Return the configuration Caddy runs ({} when it has none).
-
-        Raise ProxyUnreachable, or ProxyRefused when the answer is not Caddy's.
-        """
-        status, body = self._request("GET", "/config/", None, self.timeout)
-        if status != 200:
-            raise ProxyRefused(f"GET {self.admin_url}/config/: {status} {self._reason(body)}")
-        try:
-            config = json.loads(body or b"null")
-        except ValueError:
-            raise ProxyRefused(f"{self.admin_url} answered something that is not JSON: is it "
-                               "Caddy's admin API?") from None
-        if config is None:
-            return {}
-        if not isinstance(config, dict):
-            raise ProxyRefused(f"{self.admin_url}/config/ is not a JSON object")
-        return config
-
-    def load(self, config: Mapping[str, Any]) -> None:
-        """Replace Caddy's whole configuration with ``config``, atomically.
-
-        Raise ProxyUnreachable, or ProxyRefused with Caddy's reason (a port
-        already taken …), in which case the previous configuration keeps serving.
-        """
-        body = json.dumps(config).encode()
-        status, answer = self._request("POST", "/load", body, self.load_timeout)
-        if status != 200:
-            raise ProxyRefused(f"Caddy refused the configuration: {self._reason(answer)}")
-
-    def root_certificate(self) -> str:
-        """Return the PEM root certificate of Caddy's own authority (``tls = "internal"``).
-
-        Caddy creates the authority when a configuration first uses it. Raise
-        ProxyUnreachable, or ProxyRefused when Caddy has no such authority.
-        """
-        status, body = self._request("GET", f"/pki/ca/{INTERNAL_CA}", None, self.timeout)
-        if status != 200:
-            raise ProxyRefused(f"Caddy has no certificate authority of its own: "
-                               f"{self._reason(body)}")
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            answer = None
-        root = answer.get("root_certificate") if isinstance(answer, dict) else None
-        if not isinstance(root, str) or "BEGIN CERTIFICATE" not in root:
-            raise ProxyRefused(f"{self.admin_url}/pki/ca/{INTERNAL_CA} holds no root "
-                               "certificate")
-        return root
-
-    def certificate_failure(self, domain: str) -> str | None:
-        """Return Caddy's reason for the last failed attempt at ``domain``'s certificate
-        (read from its log, when this client knows where it is), or None."""
-        if self.log_path is None:
-            return None
-        return certificate_failure_in_log(self.log_path, domain)
-
-    def certificate_served(self, domain: str) -> bool:
-        """Return whether Caddy completes a TLS handshake for ``domain`` on its HTTPS
-        listener (read from its configuration; 127.0.0.1 when it listens everywhere).
-
-        The certificate is not verified: only whether Caddy has one to present.
-        Raise ProxyUnreachable, ProxyRefused as :meth:`read_config`.
-        """
-        listen = _get(self.read_config(), "apps", "http", "servers", SERVER_NAME, "listen")
-        if not isinstance(listen, list) or not listen or not isinstance(listen[0], str):
-            return False
-        host, _colon, port_text = listen[0].rpartition(":")
-        host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
-        if host in ("0.0.0.0", "::"):  # noqa: S104 - where to connect, not to listen
-            host = "127.0.0.1"
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        try:
-            with socket.create_connection((host, int(port_text)), timeout=self.timeout) as raw, \
-                    context.wrap_socket(raw, server_hostname=domain):
-                return True
-        except (OSError, ValueError):
-            return False
-
-    def answers(self) -> bool:
-        """Return whether the admin API answers right now."""
-        try:
-            self.read_config()
-        except CaddyError:
-            return False
-        return True
-
-
-class FakeCaddyAdmin:
-    """An in-memory admin API for unit tests: keeps the last configuration loaded.
-
-    Set ``down`` to make every call raise ProxyUnreachable, ``refuse`` to a
-    reason to make loads raise ProxyRefused. ``loads`` counts the loads accepted.
-    """
-
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        self.config: dict[str, Any] = copy.deepcopy(dict(config or {}))
-        self.down = False
-        self.refuse: str | None = None
-        self.loads = 0
-        #: The root of its "own authority"; ``failures``: {domain: Caddy's reason}.
-        self.root = "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
-        self.failures: dict[str, str] = {}
-
-    def root_certificate(self) -> str:
-        if self.down:
-            raise ProxyUnreachable("the fake Caddy is down")
-        return self.root
-
-    def certificate_failure(self, domain: str) -> str | None:
-        return self.failures.get(domain)
-
-    def certificate_served(self, domain: str) -> bool:
-        """A domain routed in the loaded configuration has a certificate, unless it failed."""
-        return domain in served_routes(self.read_config()) and domain not in self.failures
-
-    def read_config(self) -> dict[str, Any]:
-        if self.down:
-            raise ProxyUnreachable("the fake Caddy is down")
-        return copy.deepcopy(self.config)
-
-    def load(self, config: Mapping[str, Any]) -> None:
-        if self.down:
-            raise ProxyUnreachable("the fake Caddy is down")
-        if self.refuse is not None:
-            raise ProxyRefused(f"Caddy refused the configuration: {self.refuse}")
-        # Through JSON, as the real API: what is stored is what a JSON round trip gives.
-        self.config = json.loads(json.dumps(config))
-        self.loads += 1
-
-
 def sync(admin: ProxyAdmin, routes: Sequence[Route], settings: ProxySettings, *,
          dry_run: bool = False) -> ProxyPlan:
     """Given an admin API, every route that must exist and the settings, make Caddy serve
@@ -672,149 +488,12 @@ def sync(admin: ProxyAdmin, routes: Sequence[Route], settings: ProxySettings, *,
     return result
 
 
-# -- a Caddy that Chaton runs -------------------------------------------------------------------
+#: Where a test's replacement for the real client sits (see :mod:`chaton.adapters`).
+slot: Slot[ProxyAdmin] = Slot("caddy", ProxyAdmin)
 
 
-class ManagedCaddy(PidFileServer):
-    """A Caddy that runs from, and keeps all its state in, one folder; admin API on loopback.
-
-    Its routes and ports come later, from :func:`sync` through the admin API;
-    at start it takes back the configuration it saved last (with the admin
-    address of this object), so a restart loses nothing.
-    """
-
-    program = "caddy"
-    error = CaddyStartError
-
-    def __init__(self, directory: Path, *, admin_port: int, caddy: str = CADDY) -> None:
-        """Given a folder and the admin API's loopback port, prepare; nothing starts yet."""
-        # Absolute, because the start file's path on Caddy's command line is how
-        # stop_stale() recognises a Caddy started from this folder.
-        self.directory = Path(directory).absolute()
-        self.port = admin_port
-        self.caddy = caddy
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
-        #: Why the saved configuration could not be taken back at the last start, if so.
-        self.resume_failure: str | None = None
-
-    # -- paths and addresses -------------------------------------------------
-
-    @property
-    def data_directory(self) -> Path:
-        return self.directory / "data"
-
-    @property
-    def config_directory(self) -> Path:
-        return self.directory / "config"
-
-    @property
-    def autosave_path(self) -> Path:
-        """Where Caddy saves every configuration it loads."""
-        return self.config_directory / "caddy" / "autosave.json"
-
-    @property
-    def start_config_path(self) -> Path:
-        return self.directory / "start.json"
-
-    @property
-    def pid_path(self) -> Path:
-        return self.directory / "caddy.pid"
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "caddy.log"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self) -> CaddyAdmin:
-        """Return a client of this Caddy's admin API."""
-        return CaddyAdmin(self.admin_url)
-
-    # -- start and stop ------------------------------------------------------
-
-    def _start_config(self, resume: bool) -> dict[str, Any]:
-        """Return the configuration to start from: the saved one (when ``resume`` and there
-        is one), else the admin API alone; always with this object's admin address."""
-        saved: object = None
-        if resume:
-            try:
-                saved = json.loads(self.autosave_path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                saved = None
-            except ValueError:
-                logger.warning("%s is not JSON: starting Caddy without it", self.autosave_path)
-        config = saved if isinstance(saved, dict) else {}
-        config["admin"] = {"listen": f"127.0.0.1:{self.port}"}
-        return config
-
-    def _environment(self) -> dict[str, str]:
-        return {**os.environ, "XDG_DATA_HOME": str(self.data_directory),
-                "XDG_CONFIG_HOME": str(self.config_directory)}
-
-    def _launch(self, config: Mapping[str, Any], timeout: float) -> str | None:
-        """Start Caddy on ``config``; return None once its admin API answers, or why it did not
-        start (Caddy exited; its log tail). Raise CaddyStartError when it neither answers nor
-        exits within ``timeout`` seconds (it is stopped first)."""
-        temporary = self.start_config_path.with_suffix(".new")
-        temporary.write_text(json.dumps(config, indent=1), encoding="utf-8")
-        os.replace(temporary, self.start_config_path)
-        try:
-            self._log_offset = self.log_path.stat().st_size
-        except FileNotFoundError:
-            self._log_offset = 0
-        command = [self.caddy, "run", "--config", str(self.start_config_path),
-                   "--pidfile", str(self.pid_path)]
-        try:
-            self._process = runner.start(command, log_path=str(self.log_path),
-                                         env=self._environment())
-        except runner.CommandNotFound:
-            raise CaddyStartError(f"{self.caddy} is not installed (Debian package caddy)"
-                                  ) from None
-        client = CaddyAdmin(self.admin_url, timeout=1.0)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            returncode = self._process.poll()
-            if returncode is not None:
-                self._process = None
-                return f"caddy exited with code {returncode}; its log ends with:\n" \
-                       f"{self._log_tail()}"
-            if client.answers():
-                return None
-            time.sleep(0.05)
-        self.stop(timeout=5)
-        raise CaddyStartError(f"caddy's admin API did not answer on {self.admin_url} within "
-                              f"{timeout:g} s:\n{self._log_tail()}")
-
-    def start(self, timeout: float = 10) -> None:
-        """Start Caddy and return once its admin API answers; do nothing if it runs already.
-
-        A Caddy an earlier process left running from this folder is stopped
-        first. When the saved configuration does not start (a port it names is
-        taken now), Caddy starts without it and ``resume_failure`` says why;
-        the next sync brings the routes back. Raise CaddyStartError when the
-        admin port is taken or Caddy does not start.
-        """
-        if self.running:
-            return
-        self.stop_stale(timeout=timeout)
-        self._check_port_is_free()
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.data_directory.mkdir(exist_ok=True, mode=0o700)
-        self.config_directory.mkdir(exist_ok=True, mode=0o700)
-        self.resume_failure = None
-        resumed = self.autosave_path.exists()
-        failure = self._launch(self._start_config(resume=True), timeout)
-        if failure is not None and resumed:
-            self.resume_failure = failure
-            logger.warning("caddy did not start from its saved configuration: %s", failure)
-            failure = self._launch(self._start_config(resume=False), timeout)
-        if failure is not None:
-            raise CaddyStartError(failure)
-
-    def _started_here(self, arguments: list[str]) -> bool:
-        # An exact argument, and caddy as the program: an editor open on start.json is spared.
-        return (os.path.basename(arguments[0]) == os.path.basename(self.caddy)
-                and str(self.start_config_path) in arguments[1:])
+def use_caddy(replacement: ProxyAdmin | Callable[[Any], ProxyAdmin]
+             ) -> AbstractContextManager[ProxyAdmin | Callable[[Any], ProxyAdmin]]:
+    """Within the block, every caddy client comes from ``replacement``: a ProxyAdmin, or a
+    function of None (there is one proxy) returning one (tests, benchmarks)."""
+    return slot.use(replacement)
