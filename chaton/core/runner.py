@@ -266,11 +266,12 @@ class _Deadline:
 
 
 class _IdleWatch:
-    """Kill a process that writes no line, on either stream, for ``idle_timeout`` seconds.
+    """Kill a process that makes no progress for ``idle_timeout`` seconds: it writes no line
+    on either stream, or (with a ``progress_mark``) only lines that say it went no further.
 
     Some programs deadlock rather than exit on an error (restic 0.14 can, on a
-    full disk): a program told to report progress regularly that falls silent
-    has stopped working.
+    full disk): a program told to report progress regularly that falls silent,
+    or that keeps repeating the same figures, has stopped working.
     """
 
     def __init__(self, process: subprocess.Popen[bytes], idle_timeout: float) -> None:
@@ -317,11 +318,15 @@ def stream(
     check: bool = True,
     die_with_parent: bool = True,
     idle_timeout: float | None = None,
+    progress_mark: Callable[[str], object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a long ``command``, handing each line of its standard output to ``on_line`` as it comes.
 
-    With ``idle_timeout``, a command that writes no line on either stream for
-    that long is killed and CommandStalled raised.
+    With ``idle_timeout``, a command that makes no progress for that long is
+    killed and CommandStalled raised. Progress is a line on either stream; with
+    ``progress_mark``, a line of standard output counts only when its mark (the
+    figures a status line reports, say) differs from the last status line's,
+    or when the mark is None (a line that is not a status line).
 
     Without ``on_line`` the output is kept and returned as ``stdout``; standard
     error keeps its last :data:`STDERR_TAIL_LINES` lines, masked. ``input`` is
@@ -347,8 +352,14 @@ def stream(
     reader = on_line
     kept: list[str] = []
     if watch is not None:
+        last_mark: list[object] = []
+
         def reader(line: str) -> None:
-            watch.touch()
+            mark = progress_mark(line) if progress_mark is not None else None
+            if mark is None or not last_mark or mark != last_mark[0]:
+                watch.touch()
+            if mark is not None:
+                last_mark[:] = [mark]
             if on_line is not None:
                 on_line(line)
             else:
@@ -369,7 +380,7 @@ def stream(
         feeder.join()
     error_text = stderr.text(secrets)
     if watch is not None and watch.stalled:
-        raise CommandStalled(f"{shown}: no output for {idle_timeout:g} s, stopped",
+        raise CommandStalled(f"{shown}: no progress for {idle_timeout:g} s, stopped",
                              command=command, stderr=error_text)
     if deadline.expired:
         raise CommandTimeout(f"{shown}: no answer after {timeout:g} s", command=command)

@@ -124,3 +124,17 @@ def test_a_location_that_does_not_answer_is_unreachable(side: str, tmp_path: Pat
     finally:
         if held is not None:
             held.close()
+
+
+def test_a_status_that_repeats_its_figures_is_no_progress() -> None:
+    """The real client's stall watch: restic deadlocked on a full disk may keep printing
+    the same status; only new figures, or other lines, count as progress."""
+    from chaton.adapters.restic.client import Restic
+
+    status = ('{"message_type":"status","seconds_elapsed":%d,"percent_done":0.5,'
+              '"total_files":3,"files_done":1,"total_bytes":100,"bytes_done":50}')
+    assert Restic._status_mark(status % 1) == Restic._status_mark(status % 2)
+    moved = status.replace('"bytes_done":50', '"bytes_done":60') % 3
+    assert Restic._status_mark(moved) != Restic._status_mark(status % 1)
+    assert Restic._status_mark('{"message_type":"summary","snapshot_id":"ab"}') is None
+    assert Restic._status_mark("not json with status in it") is None

@@ -211,6 +211,22 @@ class Restic:
 
         return read
 
+    @staticmethod
+    def _status_mark(line: str) -> object:
+        """Given a line of ``restic backup --json``, return the figures of a status line
+        (what restic read and found so far), or None for any other line: a status that
+        repeats the last one's figures is no progress."""
+        if '"status"' not in line:
+            return None
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("message_type") != "status":
+            return None
+        return tuple(data.get(key) for key in ("bytes_done", "files_done", "total_bytes",
+                                               "total_files", "error_count"))
+
     def _progress_environment(self, listening: bool) -> dict[str, str]:
         environment = self._environment()
         if listening:
@@ -240,7 +256,8 @@ class Restic:
             completed = runner.stream(command, timeout=timeout or self.timeout,
                                       on_line=self._progress_reader(progress, found, errors),
                                       secrets=self._secrets, env=environment, check=False,
-                                      idle_timeout=self.stall_timeout)
+                                      idle_timeout=self.stall_timeout,
+                                      progress_mark=self._status_mark)
         except runner.CommandNotFound:
             raise ResticNotInstalled(f"{self.program}: not installed", command=command) from None
         except runner.CommandStalled as error:

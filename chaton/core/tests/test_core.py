@@ -124,3 +124,25 @@ def test_a_command_silent_past_its_idle_timeout_is_stopped_and_says_what_it_said
     assert completed.returncode == 0 and lines == ["1", "2", "3", "4", "5", "6"]
     kept = runner.stream(["sh", "-c", "echo one; echo two"], timeout=60, idle_timeout=5)
     assert kept.stdout == "one\ntwo\n"
+
+
+def test_a_command_that_repeats_the_same_status_past_its_idle_timeout_is_stopped() -> None:
+    """restic 0.14, deadlocked on a full disk, may go on printing the same figures."""
+    import time as time_module
+
+    def mark(line: str) -> object:
+        return line if line.startswith("status") else None
+
+    started = time_module.monotonic()
+    with pytest.raises(runner.CommandStalled):
+        runner.stream(["sh", "-c", "for n in $(seq 100); do echo 'status 5'; sleep 0.2; done"],
+                      timeout=60, idle_timeout=1, on_line=lambda line: None,
+                      progress_mark=mark)
+    assert time_module.monotonic() - started < 10
+    # Figures that move are progress; other lines always are.
+    lines: list[str] = []
+    completed = runner.stream(
+        ["sh", "-c", "for n in 1 2 3 4 5 6; do echo status $n; echo other; echo other; "
+                     "sleep 0.4; done"],
+        timeout=60, idle_timeout=1, on_line=lines.append, progress_mark=mark)
+    assert completed.returncode == 0 and len(lines) == 18
