@@ -75,7 +75,8 @@ def test_a_full_disk_fails_the_run_visibly_and_loses_nothing(small_disk: Path,
     full = runs.run_backup(plan)
     assert full.outcome == Outcome.FAILED
     # restic 0.14 either exits on the full disk or, now and then, deadlocks after it: then
-    # the run is stopped once restic has been silent past backups.stall_seconds.
+    # the run is stopped once restic has made no progress (silent, or repeating the same
+    # figures) past backups.stall_seconds.
     assert ("No space left on the repository's disk" in full.error
             or "stopped answering" in full.error), full.error
 
