@@ -42,6 +42,7 @@ from chaton.members.models import Organization, Person
 from chaton.services import catalog, reconcile
 from chaton.services.apply import Result
 from chaton.services.catalog import Manifest
+from chaton.services.engine import engine_for
 from chaton.services.gated import CloseServiceParams, OpenServiceParams
 from chaton.services.instance_secrets import secret_lengths
 from chaton.services.models import (
@@ -317,7 +318,7 @@ def _check_engine(host: Host, images: list[str], *, manifest: Manifest | None = 
     """
     from chaton.services.images import do_build_image
 
-    engine = reconcile.engine_for(host)
+    engine = engine_for(host)
     try:
         info = engine.info()
         if host.swarm and not info.swarm_manager:
@@ -400,7 +401,7 @@ def do_create_host(
                 is_default=is_default, swarm=bool(swarm))
     if check:
         try:
-            info = reconcile.engine_for(host).info()
+            info = engine_for(host).info()
         except DockerError as error:
             raise _engine_error(error, host) from None
         if swarm is None:
@@ -487,7 +488,7 @@ def do_import_image(host: Host, archive: BinaryIO, *,
     (:func:`resolve_image`). Loading the same image again changes nothing.
     Raise EngineUnavailable, EngineRefused (not an image archive …).
     """
-    engine = reconcile.engine_for(host)
+    engine = engine_for(host)
     try:
         loaded = engine.load_images(archive)
     except DockerError as error:

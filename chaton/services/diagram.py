@@ -22,7 +22,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from chaton.adapters.docker import DockerError
-from chaton.services import queries, reconcile
+from chaton.services import queries
+from chaton.services.engine import engine_for
 from chaton.services.models import DesiredState, Host
 from chaton.services.queries import InstanceWithState
 
@@ -50,7 +51,7 @@ def host_status(host: Host) -> HostStatus:
     from chaton.services.engine import unreachable_advice
 
     try:
-        info = reconcile.engine_for(host).info()
+        info = engine_for(host).info()
     except DockerError as error:
         return HostStatus(host, reachable=False, error=str(error),
                           advice=unreachable_advice(host.docker_url,

@@ -20,6 +20,7 @@ from chaton.members.queries import organization_by_slug, person_by_email
 from chaton.services import catalog, reconcile
 from chaton.services.apply import routes
 from chaton.services.catalog import Manifest
+from chaton.services.engine import engine_for
 from chaton.services.models import (
     Deployment,
     DeploymentKind,
@@ -212,7 +213,7 @@ def instances_with_state(chosen: Iterable[Instance] | None = None) -> list[Insta
     snapshots: dict[int, tuple[Snapshot | None, str]] = {}
     for host in {instance.host_id: instance.host for instance in rows}.values():
         try:
-            snapshots[host.pk] = (reconcile.engine_for(host).snapshot(), "")
+            snapshots[host.pk] = (engine_for(host).snapshot(), "")
         except DockerError as error:
             snapshots[host.pk] = (None, str(error))
     upgrades = pending_upgrades(rows)
@@ -230,7 +231,7 @@ def logs(instance: Instance, *, tail: int = 100) -> str:
     """Return the last lines the instance's application wrote (secrets masked), or why not."""
     from chaton.core import runner
 
-    engine = reconcile.engine_for(instance.host)
+    engine = engine_for(instance.host)
     try:
         snapshot = engine.snapshot()
         apps = [workload for workload in snapshot.workloads
@@ -316,7 +317,7 @@ def image_availability(images: Iterable[str]) -> dict[str, list[Availability]]:
         loaded[(record.host_id, record.reference)] = record.image_id
     found: dict[str, list[Availability]] = {image: [] for image in wanted}
     for host in hosts_list:
-        engine = reconcile.engine_for(host)
+        engine = engine_for(host)
         reachable = True
         for image in wanted:
             name = _repository_and_tag(image)

@@ -57,7 +57,7 @@ from chaton.adapters.ldap import LdapError
 from chaton.core import secrets
 from chaton.services import accounts, instance_secrets
 from chaton.services.apply import Result, apply_plan
-from chaton.services.engine import engine_for as engine_for  # where the services' engines come from
+from chaton.services.engine import engine_for
 from chaton.services.models import DesiredState, Host, Instance
 from chaton.services.plan import Plan, pending_upgrades, phase, plan_host
 

@@ -30,6 +30,7 @@ from chaton.core.models import AuditLog
 from chaton.core.servers import free_port
 from chaton.services import actions, queries, reconcile
 from chaton.services.actions import EngineUnavailable
+from chaton.services.engine import engine_for
 from chaton.services.models import DeploymentKind, Host, Instance, Outcome
 from chaton.testing.acme import Pebble, https_get, wait_for_https
 from chaton.testing.docker import FlakyImages, TemporaryDockerd, WebImages
@@ -386,7 +387,7 @@ def test_a_reconcile_killed_half_way_is_completed_by_the_next(
     first, second = create(host), create(host, "team")
     # The machine lost everything (same database, fresh engine); the reconcile dies half way.
     docker_engine.remove_owned()
-    real = reconcile.engine_for(host)
+    real = engine_for(host)
     with use_docker(lambda _host: _Interrupted(real, writes=4)):  # type: ignore[arg-type,return-value]
         with pytest.raises(_Killed):
             reconcile.reconcile()
@@ -457,7 +458,7 @@ def test_on_a_swarm_services_deploy_drift_is_repaired_and_a_broken_upgrade_rolls
         "application removed by hand: created again"] and result.ok
     # The removed service's task lets go of the port once it has stopped (seconds later);
     # then the new service's task gets it.
-    engine = reconcile.engine_for(swarm_host)
+    engine = engine_for(swarm_host)
     wait_until(lambda: getattr(engine.workload(plan.drift[0].target), "state", "") == "running")
     wait_for(instance.port, b"version 1", timeout=30)
     # A broken upgrade: the old service keeps answering.
@@ -508,4 +509,4 @@ def test_on_a_swarm_an_unreachable_manager_is_a_clear_error(swarm_host: Host) ->
         create(host)
     assert not Instance.objects.exists()
     with pytest.raises(EngineUnreachable):
-        reconcile.engine_for(host).snapshot()
+        engine_for(host).snapshot()
