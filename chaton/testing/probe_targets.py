@@ -126,6 +126,8 @@ class Ports:
     imap_tls: int = 0
     imap_starttls: int = 0
     smtp: int = 0
+    #: More HTTPS servers with the valid certificate, one per site (``sites``).
+    https_sites: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +141,7 @@ class ProbeTargets:
     certificates: Certificates
     slow_seconds: float = 30.0
     with_smtp: bool = True
+    sites: int = 0
     ports: Ports = field(default_factory=Ports)
     requests: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -201,6 +204,8 @@ class ProbeTargets:
         self.ports.https_expiring = await self._listen(
             self._http, server_context(self.certificates.expiring))
         self.ports.http = await self._listen(self._http)
+        for _ in range(self.sites):
+            self.ports.https_sites.append(await self._listen(self._http, valid))
         self.ports.imap_tls = await self._listen(self._imap_implicit, valid)
         self.ports.imap_starttls = await self._listen(self._imap_starttls)
         if self.with_smtp:
@@ -291,11 +296,12 @@ class _SmtpSink:
 
 
 @contextmanager
-def probe_targets(folder: Path, *, slow_seconds: float = 30.0,
-                  with_smtp: bool = True) -> Iterator[ProbeTargets]:
-    """Yield running probe targets with certificates written in ``folder``; stop them after."""
+def probe_targets(folder: Path, *, slow_seconds: float = 30.0, with_smtp: bool = True,
+                  sites: int = 0) -> Iterator[ProbeTargets]:
+    """Yield running probe targets with certificates written in ``folder`` (and ``sites``
+    more HTTPS servers); stop them after."""
     targets = ProbeTargets(make_certificates(folder), slow_seconds=slow_seconds,
-                           with_smtp=with_smtp)
+                           with_smtp=with_smtp, sites=sites)
     targets.start()
     try:
         yield targets
@@ -304,12 +310,13 @@ def probe_targets(folder: Path, *, slow_seconds: float = 30.0,
 
 
 def main(arguments: list[str]) -> int:
-    """Run the targets until standard input closes; print their ports and the CA's path."""
-    if len(arguments) != 1:
-        print("usage: python -m chaton.testing.probe_targets <folder> [slow seconds]",
-              file=sys.stderr)
+    """Given ``<folder> [sites]``, run the targets until standard input closes; print their
+    ports and the CA's path as one JSON line. Return the exit status."""
+    if len(arguments) not in {1, 2} or (len(arguments) == 2 and not arguments[1].isdigit()):
+        print("usage: python -m chaton.testing.probe_targets <folder> [sites]", file=sys.stderr)
         return 2
-    with probe_targets(Path(arguments[0])) as targets:
+    sites = int(arguments[1]) if len(arguments) == 2 else 0
+    with probe_targets(Path(arguments[0]), sites=sites) as targets:
         print(json.dumps({**targets.ports.__dict__,
                           "ca_file": str(targets.certificates.ca_file)}), flush=True)
         sys.stdin.read()

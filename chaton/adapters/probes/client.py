@@ -63,15 +63,31 @@ class _Cycle:
     concurrency: int
     ldap_pool: ThreadPoolExecutor
     now: datetime
-    http_clients: dict[tuple[bool, str], httpx.AsyncClient] = field(default_factory=dict)
+    http_clients: dict[tuple[bool, str, str], httpx.AsyncClient] = field(default_factory=dict)
+    tls_contexts: dict[tuple[bool, str], ssl.SSLContext] = field(default_factory=dict)
 
-    async def http_client(self, verify: bool, ca_file: str) -> httpx.AsyncClient:
-        """Return the cycle's client for these TLS settings, made on first use."""
-        key = (verify, ca_file)
+    def tls_context(self, spec: ProbeSpec) -> ssl.SSLContext:
+        """Return the cycle's SSL context for the spec's ``verify`` and ``ca_file``: loading
+        a CA bundle costs milliseconds, so each is loaded once a cycle."""
+        key = (bool(spec.options.get("verify", True)), str(spec.options.get("ca_file", "")))
+        if key not in self.tls_contexts:
+            self.tls_contexts[key] = tls_context(*key)
+        return self.tls_contexts[key]
+
+    async def http_client(self, verify: bool, ca_file: str, origin: str) -> httpx.AsyncClient:
+        """Return the cycle's client for these TLS settings and this origin, made on first use.
+
+        One per origin: httpcore's pool looks at every connection it holds for each request,
+        so one pool for a whole cycle's sites costs time in their square.
+        """
+        key = (verify, ca_file, origin)
         if key not in self.http_clients:
             limits = httpx.Limits(max_connections=self.concurrency,
                                   max_keepalive_connections=self.concurrency)
-            client = httpx.AsyncClient(verify=tls_context(verify, ca_file) if verify else False,
+            if key[:2] not in self.tls_contexts:
+                self.tls_contexts[key[:2]] = tls_context(verify, ca_file)
+            context = self.tls_contexts[key[:2]]
+            client = httpx.AsyncClient(verify=context,
                                        limits=limits, trust_env=False,
                                        # each probe's own asyncio.timeout ends it
                                        timeout=None,  # noqa: S113
@@ -149,22 +165,20 @@ def _server_name(spec: ProbeSpec, host: str) -> str:
     return str(spec.options.get("server_name") or host)
 
 
-def _spec_tls_context(spec: ProbeSpec) -> ssl.SSLContext:
-    return tls_context(bool(spec.options.get("verify", True)), str(spec.options.get("ca_file", "")))
-
-
 # The checkers ---------------------------------------------------------------------------
 
 
 async def check_http(spec: ProbeSpec, cycle: _Cycle) -> Observation:
     """GET (or ``method``) the URL; [STATUS], [BODY] (at most 1 MiB), [IP], the certificate."""
+    url = httpx.URL(spec.target.strip())
     client = await cycle.http_client(bool(spec.options.get("verify", True)),
-                                     str(spec.options.get("ca_file", "")))
+                                     str(spec.options.get("ca_file", "")),
+                                     f"{url.scheme}://{url.host}:{url.port}")
     headers = {str(name): str(value) for name, value in
                dict(spec.options.get("headers") or {}).items()}
     observation = Observation()
     method = str(spec.options.get("method", "GET")).upper()
-    async with client.stream(method, spec.target.strip(), headers=headers,
+    async with client.stream(method, url, headers=headers,
                              follow_redirects=bool(spec.options.get("follow_redirects",
                                                                     False))) as response:
         stream = response.extensions.get("network_stream")
@@ -198,7 +212,7 @@ async def check_tls(spec: ProbeSpec, cycle: _Cycle) -> Observation:
     """A TLS handshake (``server_name`` for SNI and the name checked): the certificate."""
     host, port = split_host_port(spec.target)
     _reader, writer = await asyncio.open_connection(
-        host, port, ssl=_spec_tls_context(spec), server_hostname=_server_name(spec, host))
+        host, port, ssl=cycle.tls_context(spec), server_hostname=_server_name(spec, host))
     observation = Observation(context={"IP": str(writer.get_extra_info("peername")[0])})
     observation.cert_expires_at = certificate_expiry(writer.get_extra_info("ssl_object"))
     await _close(writer)
@@ -279,7 +293,7 @@ async def check_smtp(spec: ProbeSpec, cycle: _Cycle) -> Observation:
     start with ``implicit_tls``), EHLO again, QUIT."""
     host, port = split_host_port(spec.target)
     implicit = bool(spec.options.get("implicit_tls", False))
-    context = _spec_tls_context(spec)
+    context = cycle.tls_context(spec)
     if implicit:
         reader, writer = await asyncio.open_connection(
             host, port, ssl=context, server_hostname=_server_name(spec, host))
@@ -320,7 +334,7 @@ async def check_imap(spec: ProbeSpec, cycle: _Cycle) -> Observation:
     (``tls = "none"``); then LOGOUT."""
     host, port = split_host_port(spec.target)
     mode = str(spec.options.get("tls", "implicit"))
-    context = _spec_tls_context(spec)
+    context = cycle.tls_context(spec)
     if mode == "implicit":
         reader, writer = await asyncio.open_connection(
             host, port, ssl=context, server_hostname=_server_name(spec, host))
