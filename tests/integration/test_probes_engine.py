@@ -136,9 +136,10 @@ def test_a_slow_endpoint_ends_at_the_probe_timeout(engine: AsyncProbeEngine,
     result = run_one(engine, ProbeSpec("slow", "http",
                                        f"https://localhost:{targets.ports.https}/slow",
                                        timeout=0.5, options=ca(targets)))
-    assert time.perf_counter() - started < 3
+    # Bounds with room for a busy machine; what matters is 0.5 s, not the server's 30 s.
+    assert time.perf_counter() - started < 5
     assert not result.ok and result.error == "timed out after 0.5 s"
-    assert 450 <= result.duration_ms < 2000
+    assert 450 <= result.duration_ms < 4000
 
 
 def test_hanging_probes_delay_no_other_and_the_cycle_takes_the_longest_timeout(
@@ -153,7 +154,7 @@ def test_hanging_probes_delay_no_other_and_the_cycle_takes_the_longest_timeout(
     results = engine.run(mixed, concurrency=100)
     elapsed = time.perf_counter() - started
     # 30 probes of 1 s each that all hang: about 1 s for the cycle, never 30.
-    assert elapsed < 3, elapsed
+    assert elapsed < 6, elapsed
     assert [result.key for result in results] == [spec.key for spec in mixed]
     assert all(not result.ok and result.error == "timed out after 1 s"
                for result in results if result.key.startswith("hang-"))
@@ -168,7 +169,7 @@ def test_the_concurrency_limit_still_ends_every_probe(engine: AsyncProbeEngine,
     started = time.perf_counter()
     results = engine.run(specs, concurrency=2)
     # Two waves of two: about 0.6 s; each probe's clock starts when it gets its turn.
-    assert 0.55 < time.perf_counter() - started < 2.5
+    assert 0.55 < time.perf_counter() - started < 5
     assert all(result.error == "timed out after 0.3 s" for result in results)
 
 
@@ -205,7 +206,7 @@ def test_a_port_that_never_answers_ends_at_its_timeout(engine: AsyncProbeEngine)
         started = time.perf_counter()
         results = engine.run([ProbeSpec(f"tls-hang-{index}", "tls", address, timeout=0.5)
                               for index in range(3)])
-        assert time.perf_counter() - started < 3
+        assert time.perf_counter() - started < 5
     assert all(not result.ok and result.error == "timed out after 0.5 s" for result in results)
 
 
