@@ -92,6 +92,12 @@ def build_cycle(ports: dict[str, object], ca_file: str, dns_address: str, silent
     return specs, expected
 
 
+def cpu_seconds(pid: int) -> float:
+    """Given a pid, return the CPU time (user and system) that process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def outcome(result: ProbeResult) -> str:
     if result.ok:
         return "ok"
@@ -124,12 +130,15 @@ def bench_probes(report: Report, workspace: Path) -> None:
         seconds: list[float] = []
         processor: list[float] = []
         for cycle in range(CYCLES):
+            servers_cpu = cpu_seconds(targets.pid)
             started, started_cpu = time.perf_counter(), time.process_time()
             results = engine.run(specs, concurrency=200)
             seconds.append(time.perf_counter() - started)
             processor.append(time.process_time() - started_cpu)
+            servers_cpu = cpu_seconds(targets.pid) - servers_cpu
             wrong = [result for result in results if outcome(result) != expected[result.key]]
-            progress(f"cycle {cycle + 1}: {seconds[-1]:.2f} s ({processor[-1]:.2f} s of CPU), "
+            progress(f"cycle {cycle + 1}: {seconds[-1]:.2f} s ({processor[-1]:.2f} s of CPU, "
+                     f"the servers {servers_cpu:.2f} s, load {os.getloadavg()[0]:.1f}), "
                      + ", ".join(f"{count} {name}" for name, count in
                                  sorted(Counter(map(outcome, results)).items()))
                      + (f"; {len(wrong)} unexpected, e.g. {wrong[0]}" if wrong else ""))

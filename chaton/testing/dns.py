@@ -94,6 +94,7 @@ class KnotServer(LoopbackServer):
 
         Raise KnotError (with the end of its log) when it does not.
         """
+        import dns.exception
         import dns.message
         import dns.query
         import dns.rcode

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
 import httpx
+import ldap
+from cryptography import x509
 
 from chaton.adapters.probes import (
     Condition,
@@ -114,8 +121,6 @@ def certificate_expiry(ssl_object: Any) -> datetime | None:
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
-    from cryptography import x509
-
     expires: datetime = x509.load_der_x509_certificate(der).not_valid_after_utc
     return expires
 
@@ -223,12 +228,6 @@ async def check_dns(spec: ProbeSpec, cycle: _Cycle) -> Observation:
     """Ask ``server`` (else the system's first resolver) for ``record`` of the name:
     [DNS_RCODE], [BODY] (the answers, one a line), [IP] (the first); every ``expected``
     answer must be there."""
-    import dns.asyncquery
-    import dns.message
-    import dns.rcode
-    import dns.rdatatype
-    import dns.resolver
-
     record = str(spec.options.get("record", "A")).upper()
     try:
         record_type = dns.rdatatype.from_text(record)
@@ -374,8 +373,6 @@ async def _read_tagged(reader: asyncio.StreamReader, tag: str) -> str:
 def _ldap_check(spec: ProbeSpec) -> None:
     """Bind (anonymously without ``bind_dn``) and read ``base`` (the root DSE without it).
     Blocking: runs in the engine's thread pool. Raise ProbeFailed or ldap's errors."""
-    import ldap
-
     connection = ldap.initialize(spec.target.strip())
     try:
         connection.set_option(ldap.OPT_NETWORK_TIMEOUT, spec.timeout)

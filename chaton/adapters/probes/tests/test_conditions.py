@@ -174,3 +174,14 @@ def test_host_and_port() -> None:
     assert split_host_port("[::1]:25") == ("::1", 25)
     with pytest.raises(BadSpec):
         split_host_port("mail.example.org")
+
+
+def test_dns_server_addresses() -> None:
+    from chaton.adapters.probes import dns_server
+
+    assert dns_server("127.0.0.1:5353") == ("127.0.0.1", 5353)
+    assert dns_server("9.9.9.9") == ("9.9.9.9", 53)
+    assert dns_server("::1") == ("::1", 53)
+    assert dns_server("[::1]:5353") == ("::1", 5353)
+    with pytest.raises(BadSpec):
+        dns_server("")
