@@ -392,6 +392,11 @@ def dns_server(text: str) -> tuple[str, int]:
     return split_host_port(text)
 
 
+def _shown(target: str) -> str:
+    """Given a target, return it for an error message: a URL's user and password masked."""
+    return repr(re.sub(r"(?<=//)[^/@\s]*@", "•••@", target))
+
+
 def validate_spec(spec: ProbeSpec) -> list[Condition]:
     """Given a spec, return its parsed conditions if an engine can run it.
 
@@ -404,9 +409,9 @@ def validate_spec(spec: ProbeSpec) -> list[Condition]:
         raise BadSpec(f"the timeout must be between 0 and 3600 seconds, not {spec.timeout!r}")
     target = spec.target.strip()
     if spec.kind == "http" and not re.match(r"^https?://[^/\s]+", target, re.IGNORECASE):
-        raise BadSpec(f"{spec.target!r} is not an http:// or https:// URL")
+        raise BadSpec(f"{_shown(spec.target)} is not an http:// or https:// URL")
     if spec.kind == "ldap" and not re.match(r"^ldaps?://[^/\s]+", target, re.IGNORECASE):
-        raise BadSpec(f"{spec.target!r} is not an ldap:// or ldaps:// URL")
+        raise BadSpec(f"{_shown(spec.target)} is not an ldap:// or ldaps:// URL")
     if spec.kind in {"tcp", "tls", "smtp", "imap"}:
         split_host_port(target)
     if spec.kind == "dns":

@@ -185,3 +185,9 @@ def test_dns_server_addresses() -> None:
     assert dns_server("[::1]:5353") == ("::1", 5353)
     with pytest.raises(BadSpec):
         dns_server("")
+
+
+def test_a_refused_url_never_shows_its_password() -> None:
+    with pytest.raises(BadSpec) as refused:
+        validate_spec(ProbeSpec("k", "http", "ftp://admin:s3cret-word@files.example.org/"))
+    assert "s3cret" not in str(refused.value) and "•••@files.example.org" in str(refused.value)
