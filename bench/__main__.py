@@ -39,8 +39,13 @@ Figures:
     ``pg_dump | restic backup --stdin`` and ``restic backup`` (target ≤ 1.10),
     and a drill of that database (:mod:`bench.backups`).
 
+``probes_1000_cycle_s``
+    One cycle of 1,000 probes (HTTPS with certificate checks, TCP, DNS, SMTP with
+    STARTTLS) against local servers, 10 % of them too slow and 10 % failing
+    (target ≤ 3 s; :mod:`bench.probes`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``); with no name, all of them.
+``governance``, ``services``, ``backups``, ``probes``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from pathlib import Path
 
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
-          "services": "bench.services", "backups": "bench.backups"}
+          "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes"}
 
 
 def _prepare_environment(workspace: Path) -> None:

@@ -25,12 +25,13 @@ test_packages=(
     chromium                          # browser tests (Playwright)
     pebble                            # the ACME server the proxy tests get certificates from
     faketime                          # sshd runs chaton ssh-keys at a chosen instant (expiry tests)
+    knot                              # the DNS server the probes tests ask (chaton/testing/dns.py)
 )
 # The packages whose system services must not run: Chaton starts its own servers.
 # Docker's own service is wanted where systemd runs (the local engine is the embedded
 # default host): the policy above kept it from starting, so it is started at the end.
 # Without systemd, `chaton serve` runs a dockerd of its own ([services] docker_managed).
-declare -A system_services=([slapd]=slapd [postgresql]=postgresql [caddy]=caddy)
+declare -A system_services=([slapd]=slapd [postgresql]=postgresql [caddy]=caddy [knot]=knot)
 # Package lists older than this are refreshed before installing.
 maximum_list_age_seconds=$((24 * 60 * 60))
 policy_file=/usr/sbin/policy-rc.d
