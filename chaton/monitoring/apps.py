@@ -13,6 +13,6 @@ class MonitoringConfig(registry.ChatonAppConfig):
     jobs = "chaton.monitoring.jobs"
     nav = [NavEntry(label=_("Monitoring"), url_name="monitoring-probes", admin_only=True,
                     order=75, active=("monitoring-*",))]
-    cli = [CliGroup("monitor", "chaton.monitoring.cli:app",
+    cli = [CliGroup("monitor", "chaton.cli.monitoring:app",
                     "Monitoring: probes, incidents, maintenance windows, alerts.", order=110)]
     demo = DemoLoader("chaton.monitoring.demo:load", order=70)
