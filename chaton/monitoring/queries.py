@@ -14,9 +14,11 @@ from chaton.monitoring.models import Incident, Maintenance, Period, Probe, Resul
 
 def probe_by_key(key: str) -> Probe:
     """Return the probe of ``key``. Raise NotFound."""
-    probe = Probe.objects.filter(key=key).first()
+    clean = (key or "").strip()
+    looked_up = len(clean) <= 200 and not any(ord(char) < 32 for char in clean)
+    probe = Probe.objects.filter(key=clean).first() if clean and looked_up else None
     if probe is None:
-        raise NotFound(_("No probe %(key)s.") % {"key": key}, field="key")
+        raise NotFound(_("No probe %(key)s.") % {"key": clean[:200]}, field="key")
     return probe
 
 
@@ -24,6 +26,8 @@ def incident_by_id(incident_id: int | str) -> Incident:
     """Return the incident of ``incident_id``. Raise NotFound."""
     try:
         number = int(incident_id)
+        if not 0 < number < 2**63:
+            raise ValueError(number)
     except (TypeError, ValueError):
         raise InvalidInput(_("An incident's number is a whole number."), field="id") from None
     incident = Incident.objects.select_related("probe", "acknowledged_by").filter(
@@ -37,6 +41,8 @@ def maintenance_by_id(window_id: int | str) -> Maintenance:
     """Return the maintenance window of ``window_id``. Raise NotFound."""
     try:
         number = int(window_id)
+        if not 0 < number < 2**63:
+            raise ValueError(number)
     except (TypeError, ValueError):
         raise InvalidInput(_("A maintenance window's number is a whole number."),
                            field="id") from None
