@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+import ldap
 
 KINDS = ("http", "tcp", "tls", "dns", "smtp", "imap", "ldap")
 
@@ -158,7 +159,7 @@ class ThreadedProbeEngine:
                     response = client.request(str(spec.options.get("method", "GET")), url,
                                               headers=headers, extensions=extensions)
                 status = response.status_code
-                context.update(STATUS=float(status), BODY=response.text[:100_000])
+                context.update(STATUS=status, BODY=response.text[:100_000])
                 if spec.target.startswith("https://"):
                     expires = _certificate_expiry(spec)
             elif spec.kind in ("tcp", "tls"):
@@ -167,9 +168,11 @@ class ThreadedProbeEngine:
                     pass
                 if spec.kind == "tls":
                     expires = _certificate_expiry(spec)
+            elif spec.kind == "ldap":
+                _ldap_bind_and_search(spec)
             else:
                 return ProbeResult(spec.key, False, 0.0, f"{spec.kind} probes need the engine")
-        except (OSError, httpx.HTTPError, ssl.SSLError, ValueError) as error:
+        except (OSError, httpx.HTTPError, ssl.SSLError, ValueError, ldap.LDAPError) as error:
             return ProbeResult(spec.key, False, (time.monotonic() - started) * 1000,
                                _describe(error), status)
         duration = (time.monotonic() - started) * 1000
@@ -195,7 +198,26 @@ def _routed(spec: ProbeSpec) -> tuple[str, dict[str, str], dict[str, Any]]:
     return str(routed), headers, {"sni_hostname": url.host}
 
 
+def _ldap_bind_and_search(spec: ProbeSpec) -> None:
+    """Bind (anonymously without ``bind_dn``), then read the base entry. Raise LDAPError."""
+    connection = ldap.initialize(spec.target)
+    connection.set_option(ldap.OPT_NETWORK_TIMEOUT, spec.timeout)
+    connection.set_option(ldap.OPT_TIMEOUT, spec.timeout)
+    try:
+        connection.simple_bind_s(str(spec.options.get("bind_dn", "")),
+                                 str(spec.options.get("password", "")))
+        base = str(spec.options.get("base", ""))
+        if base:
+            connection.search_ext_s(base, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"],
+                                    timeout=int(spec.timeout))
+    finally:
+        connection.unbind_s()
+
+
 def _describe(error: BaseException) -> str:
+    if isinstance(error, ldap.LDAPError):
+        details = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+        return str(details.get("desc", type(error).__name__))[:300]
     if isinstance(error, httpx.TimeoutException | TimeoutError | socket.timeout):
         return "timed out"
     return (str(error) or type(error).__name__)[:300]
