@@ -211,3 +211,35 @@ def test_rollups_count_up_down_unknown_and_percentiles_then_raw_results_are_prun
     assert rollups.prune() == 40
     assert Rollup.objects.filter(probe=probe, period="hour").exists()
     assert Rollup.objects.filter(probe=probe, period="day").exists()
+
+
+def test_a_backup_older_than_its_threshold_opens_an_incident(engine, notifier, tech):
+    from chaton.backups import actions as backup_actions
+
+    repository = backup_actions.do_create_repository(
+        "local", kind="local", location="/srv/backups/demo", password="correct horse battery",
+        acting_user=None)
+    plan = backup_actions.do_create_plan("nightly", repository, acting_user=None)
+    cycle.run_cycle(reconcile=True)
+    age = Probe.objects.get(key="backup:nightly:age")
+    assert age.state == State.UP
+    Probe.objects.exclude(key="backup:nightly:age").update(enabled=False)
+    clock.travel(dt.timedelta(hours=plan.stale_after_hours + 1))
+    for _ in range(3):
+        tick(5)
+    incident = Incident.objects.get(probe=age)
+    assert "older than" in incident.first_error
+    assert len(notifier.mails) == 1 and "Backups" in notifier.mails[0].subject
+
+
+def test_the_demo_is_watched_by_derived_probes_only(engine):
+    from chaton.core.demo import DemoReport
+    from chaton.monitoring import demo
+
+    report = DemoReport()
+    demo.load(report)
+    assert report.created and Probe.objects.filter(source=Source.DERIVED).exists()
+    assert not Probe.objects.filter(source=Source.CUSTOM).exists()
+    again = DemoReport()
+    demo.load(again)
+    assert again.created == []
