@@ -57,7 +57,7 @@ def test_probes_are_added_listed_shown_run_and_deleted() -> None:
     shown = cli("monitor", "show", probe.key)
     assert "https://asso.example.org/" in shown.stdout
     deleted = cli("monitor", "probe", "delete", probe.key)
-    assert deleted.exit_code == 0 and not Probe.objects.exists()
+    assert deleted.exit_code == 0 and not Probe.objects.filter(key=probe.key).exists()
     assert AuditLog.objects.filter(action="monitoring.probe_deleted").count() == 1
 
 
