@@ -45,7 +45,8 @@ def test_probes_are_added_listed_shown_run_and_deleted() -> None:
     assert added.exit_code == 0, added.output
     probe = Probe.objects.get()
     assert probe.key in added.stdout
-    engine = FakeProbeEngine({probe.key: ProbeResult(probe.key, False, 3.0, "[STATUS] (500) == 200")})
+    failing = ProbeResult(probe.key, False, 3.0, "[STATUS] (500) == 200")
+    engine = FakeProbeEngine({probe.key: failing})
     with use_probes(engine):
         ran = cli("monitor", "run", "--once")
     assert ran.exit_code == 0, ran.output

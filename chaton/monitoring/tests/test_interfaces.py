@@ -115,7 +115,8 @@ def test_a_derived_probe_cannot_be_deleted_by_hand(api):
 def test_acknowledging_an_incident_is_audited_and_only_once(api, incident):
     answer = api.post(f"/incidents/{incident.pk}/ack", {"note": "the disk is full"})
     assert answer.status_code == 200, answer.content
-    assert answer.json()["acknowledged_by"] == "wren" and answer.json()["note"] == "the disk is full"
+    assert answer.json()["acknowledged_by"] == "wren"
+    assert answer.json()["note"] == "the disk is full"
     assert_error(api.post(f"/incidents/{incident.pk}/ack"), 409, "conflict")
     assert AuditLog.objects.filter(action="monitoring.incident_acknowledged").count() == 1
     listed = api.get("/incidents", open=True).json()
