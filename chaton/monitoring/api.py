@@ -98,7 +98,7 @@ def _incident(incident: Incident) -> dict[str, Any]:
             "opened_at": incident.opened_at, "resolved_at": incident.resolved_at,
             "duration_seconds": duration.total_seconds() if duration else None,
             "first_error": incident.first_error, "last_error": incident.last_error,
-            "acknowledged_by": (incident.acknowledged_by.uid  # type: ignore[attr-defined]
+            "acknowledged_by": (incident.acknowledged_by.uid
                                 if incident.acknowledged_by else None),
             "acknowledged_at": incident.acknowledged_at, "note": incident.note,
             "alerts_sent": incident.alerts_sent}
