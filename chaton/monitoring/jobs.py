@@ -9,9 +9,14 @@ and the decisions never wait for them).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from chaton.core.worker import JobResult, Schedule
+from chaton.monitoring.cycle import run_cycle
+from chaton.monitoring.rollups import prune, roll_up_all
+
+logger = logging.getLogger("chaton.monitoring")
 
 LONG_JOBS = frozenset({"monitoring.cycle", "monitoring.rollup"})
 CYCLE_SECONDS = 10
@@ -19,20 +24,17 @@ ROLLUP_SECONDS = 10 * 60
 
 
 def cycle() -> JobResult | None:
-    """Run one monitoring cycle; None (not reported) when no probe was due."""
-    from chaton.monitoring.cycle import run_cycle
-
+    """Run one monitoring cycle; reported only when an incident opened or resolved (the
+    routine checks are logged, not reported at every tick)."""
     report = run_cycle()
-    if not report.checked and not report.reconciled:
+    logger.debug("monitoring.cycle: %s", report.summary())
+    if not report.opened and not report.resolved:
         return None
-    return JobResult("monitoring.cycle", report.summary(),
-                     ok=not report.opened)
+    return JobResult("monitoring.cycle", report.summary())
 
 
 def rollup() -> JobResult | None:
     """Roll up the finished hours and days, prune old raw results."""
-    from chaton.monitoring.rollups import prune, roll_up_all
-
     written = roll_up_all()
     pruned = prune()
     if not written and not pruned:
