@@ -272,3 +272,26 @@ def test_the_reconcile_derives_probes_keeps_custom_ones_and_removes_orphans(admi
     assert not Probe.objects.filter(instance__isnull=False).exists()
     custom.refresh_from_db()
     assert custom.source == Source.CUSTOM
+
+
+def test_the_lists_do_not_grow_queries_with_probes_and_incidents(
+        admin_client, api, django_assert_max_num_queries):
+    def make(count: int, start: int) -> None:
+        for index in range(start, start + count):
+            probe = Probe.objects.create(key=f"custom:{index}", name=f"Site {index}",
+                                         kind="http", target=f"https://s{index}.example.org/",
+                                         service=f"Site {index}", source=Source.CUSTOM)
+            Incident.objects.create(probe=probe, opened_at=clock.now(), first_error="down")
+
+    make(2, 1)
+    with django_assert_max_num_queries(60) as few:
+        admin_client.get("/monitoring/")
+        admin_client.get("/monitoring/incidents/")
+        api.get("/incidents")
+    baseline = len(few.captured_queries)
+    make(20, 100)
+    with django_assert_max_num_queries(baseline) as many:
+        admin_client.get("/monitoring/")
+        admin_client.get("/monitoring/incidents/")
+        api.get("/incidents")
+    assert len(many.captured_queries) <= baseline
