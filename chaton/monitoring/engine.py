@@ -3,8 +3,15 @@
 The engine's contract (``ProbeSpec``, ``ProbeResult``, ``parse_condition`` …)
 is the probe adapter's, :mod:`chaton.adapters.probes`. Until that package is
 merged, this module carries a small stand-in with the same names: a threaded
-engine for the HTTP(S), TCP and TLS kinds and the conditions on status, body,
-response time, certificate expiry and connection. Replacing it is one import.
+engine for the HTTP(S), TCP, TLS and LDAP kinds and the conditions on status,
+body, response time, certificate expiry and connection. Replacing it means
+importing those names from the adapter and :func:`real_engine` returning its
+``AsyncProbeEngine``.
+
+One option beyond the contract: ``connect_to`` (``"host:port"``) on an HTTP(S)
+or TLS probe sends the connection there, with the target's host name as Host
+and SNI (curl's ``--connect-to``): the derived probes of instances reach them
+through the proxy Chaton configures, whatever the domain resolves to here.
 """
 
 from __future__ import annotations
@@ -271,9 +278,14 @@ class FakeProbeEngine:
 _injected: list[ProbeEngine] = []
 
 
+def real_engine() -> ProbeEngine:
+    """Return the engine that talks to real servers."""
+    return ThreadedProbeEngine()
+
+
 def probe_engine() -> ProbeEngine:
     """Return the engine to use now: the one :func:`use_probes` set, else the real one."""
-    return _injected[-1] if _injected else ThreadedProbeEngine()
+    return _injected[-1] if _injected else real_engine()
 
 
 @contextmanager

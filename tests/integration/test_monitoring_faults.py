@@ -25,7 +25,7 @@ from chaton.core import clock
 from chaton.core.servers import free_port
 from chaton.directory import actions as directory_actions
 from chaton.monitoring import cycle, derive
-from chaton.monitoring.engine import ProbeSpec, ThreadedProbeEngine
+from chaton.monitoring.engine import ProbeSpec, real_engine
 from chaton.monitoring.models import Incident, Probe, State
 from chaton.notifications import outbox
 from chaton.notifications.models import Notification
@@ -233,7 +233,7 @@ def test_the_directory_is_watched_with_a_bind_and_a_base_search(
     spec = cycle.spec_of(probe)
     wrong = ProbeSpec("wrong", "ldap", slapd.url,
                       options={**spec.options, "password": "not the password"}, timeout=5)
-    results = ThreadedProbeEngine().run([spec, wrong])
+    results = real_engine().run([spec, wrong])
     assert results[0].ok, results[0].error
     assert not results[1].ok and "credentials" in results[1].error.lower()
     assert "not the password" not in results[1].error
