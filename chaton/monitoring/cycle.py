@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from chaton.core import audit, clock
+from chaton.directory.backend import managed_admin_password
 from chaton.monitoring import alerts, checks, derive
 from chaton.monitoring.engine import ProbeResult, ProbeSpec, probe_engine
 from chaton.monitoring.models import ENGINE_KINDS, Incident, Probe, Result, State
@@ -90,7 +91,9 @@ def spec_of(probe: Probe) -> ProbeSpec:
     """Return the engine's spec of a probe; the directory probe's password is read now."""
     options = dict(probe.options)
     if probe.kind == "ldap" and probe.source == "derived":
-        options["password"] = settings.CHATON.ldap.resolved_bind_password()
+        ldap = settings.CHATON.ldap
+        options["password"] = (managed_admin_password() if ldap.managed
+                               else ldap.resolved_bind_password())
     return ProbeSpec(key=probe.key, kind=probe.kind, target=probe.target,
                      conditions=tuple(probe.conditions), timeout=float(probe.timeout_seconds),
                      options=options)

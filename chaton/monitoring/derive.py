@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from chaton.adapters.caddy import INTERNAL_CA
 from chaton.backups.models import Plan
 from chaton.core import audit
 from chaton.monitoring.models import Kind, Probe, Source
 from chaton.services.models import DesiredState, Host, Instance
+from chaton.services.proxy import storage_directory
 
 #: The service labels people see for Chaton's own parts (translated when shown).
 DIRECTORY = "Directory"
@@ -74,6 +77,10 @@ def _https_options() -> dict[str, Any]:
     options: dict[str, Any] = {
         "connect_to": f"{proxy.listen_host or '127.0.0.1'}:{proxy.https_port}"}
     ca_file = settings.CHATON.monitoring.ca_file
+    if not ca_file and proxy.tls == "internal":
+        # Caddy's own authority signs the certificates: trust its root, as people do.
+        root = storage_directory() / "pki" / "authorities" / INTERNAL_CA / "root.crt"
+        ca_file = str(root)
     if ca_file:
         options["ca_file"] = ca_file
     return options
@@ -106,12 +113,13 @@ def instance_probes(instance: Instance) -> list[Desired]:
 
 
 def directory_probe() -> Desired:
-    """The directory: a bind with Chaton's account (its password read at run time), a base
-    search."""
+    """The directory: a bind with Chaton's own account (the managed slapd's administrator,
+    else ``ldap.bind_dn``; its password read at run time, never stored), a base search."""
     ldap = settings.CHATON.ldap
+    bind_dn = f"cn=admin,{ldap.base_dn}" if ldap.managed else ldap.bind_dn
     return Desired(key="directory:ldap", name=_("Directory: bind and search"), kind=Kind.LDAP,
                    target=ldap.url, service=DIRECTORY, conditions=("[CONNECTED] == true",),
-                   options={"bind_dn": ldap.bind_dn, "base": ldap.base_dn}, public=True)
+                   options={"bind_dn": bind_dn, "base": ldap.base_dn}, public=True)
 
 
 def web_probe() -> Desired:
@@ -150,8 +158,9 @@ def disk_probes() -> list[Desired]:
                       kind=Kind.DISK, target=str(settings.DATA_DIR), service=CHATON,
                       interval_seconds=300)]
     services = settings.CHATON.services
-    if services.docker_managed != "no":
-        root = services.docker_data_root or str(settings.DATA_DIR / "docker" / "data")
+    root = services.docker_data_root or str(settings.DATA_DIR / "docker" / "data")
+    # Only a Docker root this machine holds: a system dockerd's may be anywhere.
+    if services.docker_managed != "no" and Path(root).is_dir():
         for host in Host.objects.filter(is_default=True):
             probes.append(Desired(key=f"disk:{host.name}:docker",
                                   name=_("Disk space of the Docker root of %(host)s")

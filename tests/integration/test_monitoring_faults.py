@@ -222,6 +222,7 @@ def test_a_certificate_five_days_from_expiry_puts_its_probe_in_warning(
 def test_the_directory_is_watched_with_a_bind_and_a_base_search(
         slapd: ManagedSlapd, monkeypatch: pytest.MonkeyPatch) -> None:
     ldap = django_settings.CHATON.ldap
+    monkeypatch.setattr(ldap, "managed", False)  # an existing directory, Chaton's account
     monkeypatch.setattr(ldap, "url", slapd.url)
     monkeypatch.setattr(ldap, "bind_dn", slapd.admin_dn)
     monkeypatch.setattr(ldap, "bind_password", slapd.admin_password)
