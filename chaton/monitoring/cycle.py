@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
 from chaton.directory.backend import managed_admin_password
@@ -56,13 +57,14 @@ class CycleReport:
     reconciled: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        parts = [f"{self.checked} checked, {self.failed} failing"]
+        parts = [_("%(checked)d checked, %(failed)d failing") % {"checked": self.checked,
+                                                                  "failed": self.failed}]
         if self.opened:
-            parts.append("opened: " + ", ".join(self.opened))
+            parts.append(_("opened: %(keys)s") % {"keys": ", ".join(self.opened)})
         if self.resolved:
-            parts.append("resolved: " + ", ".join(self.resolved))
+            parts.append(_("resolved: %(keys)s") % {"keys": ", ".join(self.resolved)})
         if self.reconciled:
-            parts.append(f"{len(self.reconciled)} probe(s) reconciled")
+            parts.append(_("%(count)d probe(s) reconciled") % {"count": len(self.reconciled)})
         return "; ".join(parts)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.utils.translation import gettext as _
+
 from chaton.core.worker import JobResult, Schedule
 from chaton.monitoring.cycle import run_cycle
 from chaton.monitoring.rollups import prune, roll_up_all
@@ -39,8 +41,9 @@ def rollup() -> JobResult | None:
     pruned = prune()
     if not written and not pruned:
         return None
-    return JobResult("monitoring.rollup", f"{written} roll-up(s) written, {pruned} raw "
-                     f"result(s) pruned")
+    return JobResult("monitoring.rollup", _("%(written)d roll-up(s) written, %(pruned)d raw "
+                                            "result(s) pruned") % {"written": written,
+                                                                    "pruned": pruned})
 
 
 def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult | None]]]:
