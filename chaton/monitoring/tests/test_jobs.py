@@ -1,0 +1,48 @@
+"""The worker runs monitoring in its long lane: a cycle held up by slow probes never delays
+the directory's sync and expiries."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from chaton.core import worker
+from chaton.monitoring import jobs
+from chaton.monitoring.engine import FakeProbeEngine, ProbeResult, ProbeSpec, use_probes
+from chaton.monitoring.models import Probe, Source
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_monitoring_jobs_run_in_the_long_lane() -> None:
+    assert {"monitoring.cycle", "monitoring.rollup"} <= jobs.LONG_JOBS
+    names = [name for name, _job in jobs.due_jobs(worker.Schedule())]
+    assert names == ["monitoring.cycle", "monitoring.rollup"]
+
+
+def test_a_slow_cycle_never_holds_up_the_directory_jobs(directory: object) -> None:
+    release = threading.Event()
+
+    def slow(spec: ProbeSpec) -> ProbeResult:
+        release.wait(20)
+        return ProbeResult(spec.key, True, 20_000.0)
+
+    Probe.objects.create(key="custom:slow", name="Slow", kind="http",
+                         target="https://slow.example.org/", service="Slow",
+                         source=Source.CUSTOM)
+    lane = worker.LongLane()
+    with use_probes(FakeProbeEngine({"custom:slow": slow})):
+        started = time.monotonic()
+        results = worker.run_jobs(worker.Schedule(), lane)
+        took = time.monotonic() - started
+        try:
+            assert [result.job for result in results][:2] == ["directory.sync",
+                                                              "directory.expiry"]
+            assert took < 10
+            assert "monitoring.cycle" in lane.running()
+        finally:
+            release.set()
+        assert lane.wait(30)
+    assert Probe.objects.get(key="custom:slow").last_duration_ms == 20_000.0
