@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "chaton.backups",
     "chaton.services",
     "chaton.notifications",
+    "chaton.monitoring",
     "django_otp",
     "chaton.security",
 ]
