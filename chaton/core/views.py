@@ -125,9 +125,15 @@ def home(request: HttpRequest) -> HttpResponseRedirect:
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login page, landing on :func:`landing_url` when no ``next`` is given."""
+    """Django's login page, landing on :func:`landing_url` when no ``next`` is given.
+
+    An administrator is sent home, which picks the landing once the second step
+    (if any) is passed: at this point the session has not passed it yet.
+    """
 
     def get_default_redirect_url(self) -> str:
+        if queries.is_administrator(self.request.user):
+            return reverse("home")
         return landing_url(self.request.user)
 
 
