@@ -39,8 +39,13 @@ Figures:
     ``pg_dump | restic backup --stdin`` and ``restic backup`` (target ≤ 1.10),
     and a drill of that database (:mod:`bench.backups`).
 
+``status_page_ms``, ``metrics_scrape_ms``, ``probe_storage_bytes_per_probe_day``
+    The public status page of 50 services with 90 days of history (target ≤ 50 ms),
+    a Prometheus scrape of 1,000 probes (target ≤ 200 ms), and the bytes a probe's
+    roll-ups add per day (:mod:`bench.status`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``); with no name, all of them.
+``governance``, ``services``, ``backups``, ``status``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from pathlib import Path
 
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
-          "services": "bench.services", "backups": "bench.backups"}
+          "services": "bench.services", "backups": "bench.backups", "status": "bench.status"}
 
 
 def _prepare_environment(workspace: Path) -> None:
