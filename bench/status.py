@@ -7,6 +7,8 @@ Everything reads the bench's SQLite database, filled here with rows (no probing)
     middleware, the queries, the template) for 50 public services of one probe
     each, with 90 daily and 24 hourly roll-ups each, two incidents and two
     maintenance windows: the median of 50 requests, after 3 to warm up. Target ≤ 50 ms.
+    ``status_page_cpu_ms`` is the same requests' CPU time, which a machine busy
+    with other work does not inflate.
 ``metrics_scrape_ms``
     Server time of ``GET /metrics`` with a bearer token, with 1,000 enabled
     probes (the 50 above and 950 private ones, a third with a certificate),
@@ -99,21 +101,25 @@ def populate_status() -> None:
                                ends_at=now + dt.timedelta(days=3, hours=2), title="Storage")
 
 
-def server_milliseconds(client: Client, url: str, runs: int, **headers: str) -> list[float]:
-    """GET ``url`` ``runs`` times (after a warm-up); return each answer's milliseconds.
+def server_milliseconds(client: Client, url: str, runs: int,
+                        **headers: str) -> tuple[list[float], list[float]]:
+    """GET ``url`` ``runs`` times (after a warm-up); return each answer's milliseconds, of
+    the clock and of this process's CPU (the second is what a busy machine does not inflate).
 
     Raise RuntimeError on an answer other than 200: a fast refusal is no figure.
     """
-    samples = []
+    samples, cpu_samples = [], []
     for run in range(WARM_UP + runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         response = client.get(url, **headers)
         elapsed = (time.perf_counter() - started) * 1000
+        cpu = (time.process_time() - cpu_started) * 1000
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}")
         if run >= WARM_UP:
             samples.append(elapsed)
-    return samples
+            cpu_samples.append(cpu)
+    return samples, cpu_samples
 
 
 def _table_bytes(table: str) -> int:
@@ -163,15 +169,17 @@ def run_all(workspace: Path) -> int:
     populate_status()
     report = Report()
     client = Client()
-    samples = server_milliseconds(client, "/status/?lang=en", STATUS_RUNS)
+    samples, cpu = server_milliseconds(client, "/status/?lang=en", STATUS_RUNS)
     status_ms = statistics.median(samples)
     report.figure("status_page_ms", status_ms, "ms", digits=1)
+    report.figure("status_page_cpu_ms", statistics.median(cpu), "ms", digits=1)
     report.figure("status_page_ratio", status_ms / 50, "x", digits=2)
     report.target("status_page_ms", status_ms, 50, "ms")
-    samples = server_milliseconds(client, "/metrics", METRICS_RUNS,
-                                  HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    samples, cpu = server_milliseconds(client, "/metrics", METRICS_RUNS,
+                                       HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     metrics_ms = statistics.median(samples)
     report.figure("metrics_scrape_ms", metrics_ms, "ms", digits=1)
+    report.figure("metrics_scrape_cpu_ms", statistics.median(cpu), "ms", digits=1)
     report.figure("metrics_scrape_ratio", metrics_ms / 200, "x", digits=2)
     report.target("metrics_scrape_ms", metrics_ms, 200, "ms")
     bench_storage(report)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import CharField, Count, OuterRef, Q, Subquery
+from django.db.models import CharField, Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.loader import render_to_string
@@ -231,7 +231,7 @@ def status(at: dt.datetime | None = None) -> Status:
     # of datetimes row by row was half the page's time.
     rollups = (Rollup.objects.filter(probe_id__in=list(service_of), period=Period.DAY,
                                      start__gte=clock.start_of_day(first_day))
-               .values_list("probe_id", Cast("start", CharField()), "up_seconds",
+               .order_by().values_list("probe_id", Cast("start", CharField()), "up_seconds",
                             "down_seconds"))
     offsets: dict[str, int] = {}
     for probe_id, start, up, down in rollups:
@@ -246,7 +246,9 @@ def status(at: dt.datetime | None = None) -> Status:
     hours: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for probe_id, up, down in (Rollup.objects.filter(probe_id__in=list(service_of),
                                                      period=Period.HOUR, start__gte=since_day)
-                               .values_list("probe_id", "up_seconds", "down_seconds")):
+                               .order_by().values("probe_id")
+                               .annotate(up=Sum("up_seconds"), down=Sum("down_seconds"))
+                               .values_list("probe_id", "up", "down")):
         totals = hours[service_of[probe_id]]
         totals[0] += up
         totals[1] += down
