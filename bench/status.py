@@ -16,10 +16,10 @@ Everything reads the bench's SQLite database, filled here with rows (no probing)
 ``probe_storage_bytes_per_probe_day``
     Database bytes one probe adds per day once its results are rolled up: the
     24 hourly and the one daily roll-up rows it keeps for years. Measured on
-    20 probes × 90 days of roll-ups in a database of their own, as the bytes of
+    20 probes by 90 days of roll-ups in a database of their own, as the bytes of
     the ``monitoring_rollup`` table and its indexes (SQLite's ``dbstat``: the
     pages they occupy, free space inside the pages included), divided by
-    probes × days. No target. ``probe_raw_window_bytes_per_probe`` is the raw
+    probes and days. No target. ``probe_raw_window_bytes_per_probe`` is the raw
     results' share (48 h at one result a minute, pruned after): bounded, not growing.
 """
 

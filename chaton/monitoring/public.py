@@ -32,8 +32,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import feedgenerator, formats, translation
-from django.utils.dateparse import parse_datetime
 from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -54,7 +54,7 @@ RECENT_INCIDENT_DAYS = 7
 #: Entries of the Atom feed.
 FEED_ENTRIES = 50
 #: The worst state first: a service is as bad as its worst probe.
-SEVERITY = {State.DOWN: 3, State.WARNING: 2, State.UNKNOWN: 1, State.UP: 0}
+SEVERITY: dict[str, int] = {State.DOWN: 3, State.WARNING: 2, State.UNKNOWN: 1, State.UP: 0}
 LANGUAGES = ("fr", "en")
 
 
@@ -63,7 +63,7 @@ LANGUAGES = ("fr", "en")
 
 @dataclass
 class Day:
-    """One bar: a day of a service, its uptime (0–1) or None when nothing was measured."""
+    """One bar: a day of a service, its uptime (0 to 1) or None when nothing was measured."""
 
     day: dt.date
     up_seconds: float = 0.0
@@ -105,8 +105,9 @@ class Service:
         """The state in words, in the active language (maintenance first)."""
         if self.in_maintenance:
             return _("maintenance")
-        return {State.UP: _("operational"), State.DOWN: _("unavailable"),
-                State.WARNING: _("degraded")}.get(self.state, _("no data"))
+        texts: dict[str, str] = {State.UP: _("operational"), State.DOWN: _("unavailable"),
+                                 State.WARNING: _("degraded")}
+        return texts.get(self.state, _("no data"))
 
     @property
     def bars_label(self) -> str:
@@ -268,10 +269,10 @@ def status(at: dt.datetime | None = None) -> Status:
                 | Q(resolved_at__gte=now - dt.timedelta(days=RECENT_INCIDENT_DAYS)))
         .order_by("-opened_at").values_list("id", "probe__service", "opened_at", "resolved_at")]
     maintenance = list(Maintenance.objects.filter(ends_at__gt=now).order_by("starts_at"))
-    for window in maintenance:
-        if window.starts_at <= now:
+    for announced in maintenance:
+        if announced.starts_at <= now:
             for name, service in services.items():
-                if not window.services or name in window.services:
+                if not announced.services or name in announced.services:
                     service.in_maintenance = True
     return Status(generated_at=now, services=list(services.values()), incidents=incidents,
                   maintenance=maintenance)
@@ -536,7 +537,7 @@ def chaton_metrics() -> Iterator[Metric]:
 def render_metrics() -> bytes:
     """Return the exposition text of a scrape (a fresh registry: no state between scrapes)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector())  # type: ignore[arg-type]
+    registry.register(DatabaseCollector())
     return generate_latest(registry)
 
 
