@@ -12,7 +12,7 @@ class MonitoringConfig(registry.ChatonAppConfig):
     urls = "chaton.monitoring.urls"
     jobs = "chaton.monitoring.jobs"
     nav = [NavEntry(label=_("Monitoring"), url_name="monitoring-probes", admin_only=True,
-                    order=75, active=("monitoring-*",))]
-    cli = [CliGroup("monitor", "chaton.monitoring.cli:app",
-                    "Monitoring: probes, incidents, maintenance windows, alerts.", order=110)]
-    demo = DemoLoader("chaton.monitoring.demo:load", order=70)
+                    order=87, active=("monitoring-*",))]
+    cli = [CliGroup("monitor", "chaton.cli.monitoring:app",
+                    "Monitoring: probes, incidents, maintenance windows, alerts.", order=120)]
+    demo = DemoLoader("chaton.monitoring.demo:load", order=55)

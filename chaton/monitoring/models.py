@@ -105,6 +105,9 @@ class Result(models.Model):
         ordering = ["-at"]
         indexes = [models.Index(fields=["probe", "at"], name="monitoring_result_probe_at")]
 
+    def __str__(self) -> str:
+        return f"{self.probe_id} {self.at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else 'failed'}"
+
 
 class Period(models.TextChoices):
     HOUR = "hour", _("hour")
@@ -134,9 +137,12 @@ class Rollup(models.Model):
         constraints = [models.UniqueConstraint(fields=["probe", "period", "start"],
                                                name="monitoring_rollup_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.probe_id} {self.period} {self.start:%Y-%m-%d %H:%M}"
+
     @property
     def uptime(self) -> float | None:
-        """The share of known time the probe was up (0–1), None without data."""
+        """The share of known time the probe was up (0 to 1), None without data."""
         known = self.up_seconds + self.down_seconds
         return self.up_seconds / known if known else None
 

@@ -63,7 +63,7 @@ class Section:
     def _shown(self, key: str) -> str:
         """Return the value of ``key`` as a repr shows it: a password or a webhook URL masked."""
         value = getattr(self, key)
-        if value and (key.endswith("password") or key == "webhook_url"):
+        if value and (key.endswith("password") or key in ("webhook_url", "metrics_token")):
             return "'••••'"
         return repr(value)
 
@@ -218,6 +218,34 @@ class ProxyConfig(Section):
     certificate_wait_seconds: int = 30
 
 
+class MonitoringConfig(Section):
+    """What monitoring keeps, when it opens and resolves incidents, whom it alerts."""
+
+    #: Hours raw probe results are kept before only the roll-ups remain.
+    raw_hours: int = 48
+    #: Consecutive failures that open an incident.
+    failures_to_open: int = 3
+    #: Consecutive successes that resolve it.
+    successes_to_resolve: int = 2
+    #: The directory group whose members get alert mails (the tech team); empty: no mail.
+    alert_group: str = "tech"
+    #: Hours between reminders of an open incident nobody acknowledged; 0: none.
+    reminder_hours: int = 4
+    #: The configuration section whose ``webhook_url`` gets alert posts (the team channel);
+    #: empty: no post.
+    webhook_channel: str = "governance"
+    #: A bearer token that lets a scraper read /metrics; empty: none.
+    metrics_token: str = ""
+    #: Addresses (or networks) allowed to read /metrics without the token.
+    metrics_allow: list[str] = []  # copied per instance by Section
+    #: A certificate expiring within this many days puts its probe in "warning".
+    cert_warning_days: int = 14
+    #: A CA bundle (PEM) the probes of Chaton's own domains trust; empty: the system's.
+    ca_file: str = ""
+    #: Probes run at once, at most.
+    concurrency: int = 200
+
+
 class Config(Section):
     data_dir: Path = Path("var")
     database_url: str = ""
@@ -239,6 +267,7 @@ class Config(Section):
     backups: BackupsConfig = BackupsConfig()
     services: ServicesConfig = ServicesConfig()
     proxy: ProxyConfig = ProxyConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     # Not keys (a leading underscore): set by load().
     _file: Path | None = None
     _data_dir_from_working_directory: bool = False
