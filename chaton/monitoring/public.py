@@ -327,7 +327,8 @@ def status_page(request: HttpRequest) -> HttpResponse:
 def status_data(current: Status) -> dict[str, Any]:
     """Return the JSON document of /status.json for ``current``."""
     return {
-        "generated_at": _iso(current.generated_at),
+        # To the minute, and no running duration: the ETag holds while nothing changes.
+        "generated_at": _iso(current.generated_at.replace(second=0, microsecond=0)),
         "state": current.overall,
         "services": [{
             "name": service.name, "state": service.state,
@@ -336,7 +337,8 @@ def status_data(current: Status) -> dict[str, Any]:
         "incidents": [{
             "id": incident.id, "service": incident.service,
             "opened_at": _iso(incident.opened_at), "resolved_at": _iso(incident.resolved_at),
-            "duration_seconds": round(incident.duration.total_seconds()),
+            "duration_seconds": round(incident.duration.total_seconds())
+            if incident.resolved_at else None,
         } for incident in current.incidents],
         "maintenance": [{
             "title": window.title, "description": window.description,

@@ -196,9 +196,13 @@ def test_status_json_gives_states_uptimes_incidents_and_maintenance(client, hist
     incidents = {incident["id"]: incident for incident in data["incidents"]}
     assert set(incidents) == {history["incident"].pk, history["resolved"].pk}
     assert incidents[history["incident"].pk]["resolved_at"] is None
+    assert incidents[history["incident"].pk]["duration_seconds"] is None
     assert incidents[history["resolved"].pk]["duration_seconds"] == 35 * 60
     assert [window["title"] for window in data["maintenance"]] == [
         "Chat upgrade", "New storage for the pads"]
+    # Nothing changed: the same document, the same ETag, and a 304 for a client that has it.
+    again = client.get("/status.json", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304 or again["ETag"] != response["ETag"]
 
 
 def test_the_atom_feed_is_valid_and_lists_public_incidents(client, history, english) -> None:
