@@ -16,6 +16,7 @@ processes answer the same). It opens to a bearer token
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -90,6 +91,12 @@ class Day:
         return "degraded" if uptime >= 0.95 else "down"
 
 
+@functools.lru_cache(maxsize=4)
+def _day_names(first_day: dt.date, count: int) -> tuple[str, ...]:
+    """Return the ISO dates of ``count`` days from ``first_day`` (shared by every service)."""
+    return tuple((first_day + dt.timedelta(days=offset)).isoformat() for offset in range(count))
+
+
 @dataclass
 class Service:
     """A public service: its state now, its days, its uptime over windows."""
@@ -97,8 +104,18 @@ class Service:
     name: str
     state: str = State.UP
     in_maintenance: bool = False
-    days: list[Day] = field(default_factory=list)
+    first_day: dt.date = dt.date.min
+    #: Seconds up and down on each day from ``first_day`` (plain lists: thousands of
+    #: objects a page cost more than everything else).
+    up: list[float] = field(default_factory=list)
+    down: list[float] = field(default_factory=list)
     uptime: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def days(self) -> list[Day]:
+        """The bars, oldest first."""
+        return [Day(self.first_day + dt.timedelta(days=offset), up, down)
+                for offset, (up, down) in enumerate(zip(self.up, self.down, strict=True))]
 
     @property
     def state_text(self) -> str:
@@ -112,7 +129,7 @@ class Service:
     @property
     def bars_label(self) -> str:
         return _("Uptime of %(name)s over the last %(days)d days") % {
-            "name": self.name, "days": len(self.days)}
+            "name": self.name, "days": len(self.up)}
 
     @property
     def uptime_text(self) -> str:
@@ -132,11 +149,17 @@ class Service:
         no_data = escape(_("no data"))
         separator = escape(formats.get_format("DECIMAL_SEPARATOR"))
         parts = []
-        for bar in self.days:
-            percent = bar.percent
-            text = no_data if percent is None else (
-                f"{percent:.2f}".replace(".", separator) + "\u00a0%")
-            parts.append(f'<li class="{bar.level}" title="{bar.day.isoformat()}: {text}"></li>')
+        # Most days are alike (all up, or no data): each distinct day is worked out once.
+        seen: dict[tuple[float, float], tuple[str, str]] = {}
+        for day, up, down in zip(_day_names(self.first_day, len(self.up)), self.up, self.down,
+                                 strict=True):
+            known = seen.get((up, down))
+            if known is None:
+                bar = Day(self.first_day, up, down)
+                percent = bar.percent
+                known = seen[(up, down)] = (bar.level, no_data if percent is None else
+                                            f"{percent:.2f}".replace(".", separator) + "\u00a0%")
+            parts.append(f'<li class="{known[0]}" title="{day}: {known[1]}"></li>')
         return mark_safe("".join(parts))  # noqa: S308 -- dates, numbers and escaped text
 
 
@@ -225,9 +248,8 @@ def status(at: dt.datetime | None = None) -> Status:
         service = services.setdefault(name, Service(name=name, state=State.UP))
         if SEVERITY.get(state, 1) > SEVERITY.get(service.state, 1):
             service.state = state
-    day_list = [first_day + dt.timedelta(days=offset) for offset in range(DAYS)]
-    days = {name: [Day(day) for day in day_list] for name in services}
-    # By probe id, not through a join: the roll-ups' (probe, period, start) index serves it.
+    for service in services.values():
+        service.first_day, service.up, service.down = first_day, [0.0] * DAYS, [0.0] * DAYS
     # The start as text, each of the 90 distinct values parsed once: converting thousands
     # of datetimes row by row was half the page's time.
     rollups = (Rollup.objects.filter(probe_id__in=list(service_of), period=Period.DAY,
@@ -240,9 +262,9 @@ def status(at: dt.datetime | None = None) -> Status:
         if offset is None:
             offset = offsets[start] = (clock.local_day(_instant(start)) - first_day).days
         if 0 <= offset < DAYS:
-            bar = days[service_of[probe_id]][offset]
-            bar.up_seconds += up
-            bar.down_seconds += down
+            service = services[service_of[probe_id]]
+            service.up[offset] += up
+            service.down[offset] += down
     since_day = now - dt.timedelta(hours=24)
     hours: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for probe_id, up, down in (Rollup.objects.filter(probe_id__in=list(service_of),
@@ -254,12 +276,10 @@ def status(at: dt.datetime | None = None) -> Status:
         totals[0] += up
         totals[1] += down
     for name, service in services.items():
-        service.days = days[name]
         service.uptime = {"24h": _uptime(*hours.get(name, [0.0, 0.0]))}
         for window in (7, 30, 90):
-            recent = service.days[-window:]
-            service.uptime[f"{window}d"] = _uptime(sum(bar.up_seconds for bar in recent),
-                                                   sum(bar.down_seconds for bar in recent))
+            service.uptime[f"{window}d"] = _uptime(sum(service.up[-window:]),
+                                                   sum(service.down[-window:]))
     incidents = [
         PublicIncident(id=incident_id, service=service, opened_at=opened_at,
                        resolved_at=resolved_at)
