@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import dns.rdatatype
+import dns.rrset
+import dns.zone
 import pytest
 
-from chaton.adapters.dns import ZoneServer
+from chaton.adapters.dns import Record, ZoneServer, record_of
 from chaton.core.servers import LoopbackServer, free_port
 
 #: The session zone, ``chaton.test.``: a web name, a mail name, MX and SPF records.
@@ -69,6 +72,15 @@ ns1   A    127.0.0.1
 
 class KnotError(RuntimeError):
     pass
+
+
+def records_of_zone(text: str) -> list[Record]:
+    """Given a zone file's text, return its record sets but the SOA (to fill a FakeZone with
+    what a KnotServer serving that text holds)."""
+    zone = dns.zone.from_text(text, relativize=False)
+    return [record_of(dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset)))
+            for name, rdataset in zone.iterate_rdatasets()
+            if rdataset.rdtype != dns.rdatatype.SOA]
 
 
 @dataclass(frozen=True)

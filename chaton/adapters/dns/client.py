@@ -126,13 +126,22 @@ class Rfc2136Zone:
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise DnsError(f"the DNS server {self._where} answered {dns.rcode.to_text(rcode)} "
                            f"for {key[0]} {key[1]}")
+        name = dns.name.from_text(key[0])
+        rdtype = dns.rdatatype.from_text(key[1])
         if not response.flags & dns.flags.AA:
+            # A referral: the name is at or below a delegation the zone holds. The NS set of
+            # the cut itself is the zone's (it comes in the authority section); below, the
+            # names are another zone's.
+            for rrset in response.authority:
+                if rrset.rdtype == dns.rdatatype.NS and name.is_subdomain(rrset.name):
+                    if rrset.name == name and rdtype == dns.rdatatype.NS:
+                        return record_of(rrset)
+                    raise NotOurZone(f"{key[0]} is in {rrset.name.to_text()}, a zone "
+                                     f"delegated from {self.origin}")
             raise NotOurZone(f"the DNS server {self._where} is not authoritative for {key[0]} "
                              f"(zone {self.origin})")
         if rcode == dns.rcode.NXDOMAIN:
             return None
-        name = dns.name.from_text(key[0])
-        rdtype = dns.rdatatype.from_text(key[1])
         for rrset in response.answer:
             if rrset.name == name and rrset.rdtype == rdtype:
                 return record_of(rrset)
