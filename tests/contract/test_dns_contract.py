@@ -170,8 +170,8 @@ def test_a_replace_makes_the_set_exactly_the_record(side: Side) -> None:
 
 
 def test_a_second_apply_sends_nothing(side: Side) -> None:
-    changes = replace(*EVERY_TYPE) + [Change("delete", Record("gone.example.org.", "TXT", 0,
-                                                              ()))]
+    gone = Change("delete", Record("gone.example.org.", "TXT", 0, ()))
+    changes = [*replace(*EVERY_TYPE), gone]
     assert side.zone.apply(changes) == len(EVERY_TYPE)
     serial, messages = side.serial(), side.messages()
     assert side.zone.apply(changes) == 0
