@@ -58,6 +58,8 @@ from chaton.adapters import Slot
 
 #: The record types Chaton publishes.
 TYPES = ("A", "AAAA", "MX", "TXT", "CNAME", "SRV", "CAA", "NS")
+#: The types whose values are names, compared without case.
+_NAME_TYPES = frozenset({"MX", "CNAME", "SRV", "NS"})
 #: RFC 2181 §8: a TTL is an unsigned 31-bit number.
 MAX_TTL = 2**31 - 1
 #: One character-string of a TXT record holds at most 255 bytes (RFC 1035 §3.3).
@@ -157,7 +159,7 @@ def _canonical_value(type: str, value: str) -> str:
                                 "(end with a dot)")
             normalize_name(target.to_text() if target != dns.name.root else "x.")
     text: str = rdata.to_text()
-    return text.lower() if type in ("MX", "CNAME", "SRV", "NS") else text
+    return text.lower() if type in _NAME_TYPES else text
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,18 @@ class Record:
         object.__setattr__(self, "name", normalize_name(self.name))
         object.__setattr__(self, "type", type)
         object.__setattr__(self, "values", values)
+
+    @classmethod
+    def _read(cls, name: str, type: str, ttl: int, values: Iterable[str]) -> Record:
+        """Given a set as a server sent it (values already in canonical form), return it as a
+        Record without parsing its values again: reading a thousand sets stays cheap."""
+        record = object.__new__(cls)
+        object.__setattr__(record, "name", name.lower())
+        object.__setattr__(record, "type", type)
+        object.__setattr__(record, "ttl", ttl)
+        folded = (value.lower() for value in values) if type in _NAME_TYPES else values
+        object.__setattr__(record, "values", tuple(sorted(set(folded))))
+        return record
 
     @property
     def key(self) -> tuple[str, str]:
@@ -270,7 +284,9 @@ def record_of(rrset: Any) -> Record:
         values = [join_txt(rdata.strings) for rdata in rrset]
     else:
         values = [rdata.to_text() for rdata in rrset]
-    return Record(rrset.name.to_text(), type, rrset.ttl, tuple(values))
+    if type not in TYPES:
+        raise BadRecord(f"{type} is not a record type Chaton publishes")
+    return Record._read(rrset.name.to_text(), type, rrset.ttl, values)
 
 
 def resolve(name: str, type: str, *, server: tuple[str, int], timeout: float = 5.0
