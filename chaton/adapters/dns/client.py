@@ -45,8 +45,9 @@ logger = logging.getLogger("chaton.dns")
 #: Queries sent on the TCP connection before their answers are read (a window: the answers
 #: of a thousand queries in flight would fill the socket buffers both ways).
 QUERY_WINDOW = 100
-#: What one UPDATE message may carry: an estimate of its bytes, and a number of sets.
-UPDATE_BYTES = 30_000
+#: What one UPDATE message may carry: an upper estimate of its bytes (a message over TCP
+#: holds at most 65,535), and a number of sets.
+UPDATE_BYTES = 60_000
 UPDATE_SETS = 500
 
 
@@ -223,7 +224,7 @@ class Rfc2136Zone:
                            f"{failure}") from None
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
-            logger.info("dns: %d set(s) changed in %s", len(batch), self.origin)
+            logger.debug("dns: %d set(s) changed in %s", len(batch), self.origin)
             return
         tsig_error = getattr(response, "tsig_error", 0)
         if tsig_error:
