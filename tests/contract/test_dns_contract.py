@@ -157,6 +157,17 @@ def test_a_txt_longer_than_255_characters_round_trips_as_one_value(side: Side) -
         assert resolve("example.org", "txt", server=("127.0.0.1", side.knot.port)) == spf
 
 
+def test_a_txt_value_is_stored_as_it_is_quotes_and_all(side: Side) -> None:
+    """A value cannot smuggle another string, record or comment: it is bytes on the wire."""
+    tricky = Record("_tricky.example.org.", "TXT", 300, (
+        'v=spf1 -all" "include:evil.example.net', "back\\slash; and a semicolon", "",
+        "( parentheses ) @ IN NS evil.example.net."))
+    assert side.zone.apply(replace(tricky)) == 1
+    assert side.zone.read([tricky.key])[tricky.key] == tricky
+    assert side.zone.read([("_tricky.example.org.", "NS")]) == {
+        ("_tricky.example.org.", "NS"): None}
+
+
 def test_a_replace_makes_the_set_exactly_the_record(side: Side) -> None:
     side.zone.apply(replace(Record("example.org.", "MX", 300, ("10 old.example.org.",
                                                                  "20 mail.example.org."))))

@@ -67,6 +67,7 @@ TXT_CHUNK = 255
 
 # A label: letters, digits, hyphens and underscores (``_dmarc``, ``_submission._tcp``);
 # ``*`` alone as the first label (a wildcard).
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
@@ -143,9 +144,17 @@ def join_txt(strings: Iterable[str | bytes]) -> str:
 def _canonical_value(type: str, value: str) -> str:
     """Given a record type and one value in presentation form, return its canonical form
     (what a server gives back: ``"10 mail.example.org."``). Raise BadRecord."""
+    if not isinstance(value, str):
+        raise BadRecord(f"a {type} value is text, not {value!r}")
     if type == "TXT":
         split_txt(value)
         return value
+    # The zone-file parser would end the value at a line break or a comment and drop the
+    # rest without a word: a value that hides a second one is refused, not truncated.
+    if not all(" " <= character <= "~" for character in value) \
+            or ";" in _QUOTED.sub("", value):
+        raise BadRecord(f"{value!r} is not a valid {type} value: one value, printable ASCII, "
+                        "no comment")
     try:
         rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(type), value,
                                     origin=None)
