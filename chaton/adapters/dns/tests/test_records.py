@@ -12,6 +12,7 @@ from chaton.adapters.dns import (
     NotOurZone,
     Record,
     TsigRefused,
+    Zone,
     ZoneServer,
     check_names,
     join_txt,
@@ -120,6 +121,13 @@ def test_a_fake_zone_refuses_and_fails_like_a_server() -> None:
     with pytest.raises(DnsError):
         zone.apply([Change("replace", record)])
     assert zone.records == {}
+
+
+def test_both_clients_are_zones_and_anything_else_is_refused_by_name() -> None:
+    server = ZoneServer("example.org.", "127.0.0.1", 53)
+    assert isinstance(FakeZone("example.org."), Zone) and isinstance(Rfc2136Zone(server), Zone)
+    with pytest.raises(TypeError, match="use_dns"), use_dns(object()):  # type: ignore[arg-type]
+        pass
 
 
 def test_the_slot_gives_a_zone_per_server() -> None:
