@@ -149,3 +149,16 @@ def test_a_set_changed_with_knotc_is_read_as_it_is_and_put_back(
     serial = soa_serial(knot_updates)
     assert zone.apply([Change("replace", spf)]) == 1
     assert zone.read([spf.key])[spf.key] == spf and soa_serial(knot_updates) == serial + 1
+
+
+def test_a_server_named_by_its_host_name_is_reached_and_an_unknown_name_is_unavailable(
+        knot_updates: KnotServer) -> None:  # noqa: F811
+    by_name = dataclasses.replace(knot_updates.zone_server("example.org."), host="localhost")
+    record = Record("www.example.org.", "A", 300, ("192.0.2.80",))
+    assert Rfc2136Zone(by_name).apply([Change("replace", record)]) == 1
+    assert resolve(record.name, "A", server=("localhost", knot_updates.port)) == record
+    nowhere = dataclasses.replace(by_name, host="nowhere.invalid")
+    with pytest.raises(DnsUnavailable, match="cannot be found"):
+        Rfc2136Zone(nowhere).apply([Change("delete", record)])
+    with pytest.raises(DnsUnavailable, match="cannot be found"):
+        resolve(record.name, "A", server=("nowhere.invalid", 53))

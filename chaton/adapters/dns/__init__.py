@@ -39,6 +39,7 @@ Nothing here imports Django.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
 import dns.query
@@ -298,6 +300,22 @@ def record_of(rrset: Any) -> Record:
     return Record._read(rrset.name.to_text(), type, rrset.ttl, values)
 
 
+def address_of(host: str, port: int) -> str:
+    """Given a server's host (an IP address or a name) and port, return an IP address to send
+    to (dnspython takes addresses only). Raise DnsUnavailable when the name does not resolve."""
+    try:
+        dns.inet.af_for_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as failure:
+        raise DnsUnavailable(f"the DNS server {host}:{port} cannot be found: "
+                             f"{failure}") from None
+    return str(found[0][4][0])
+
+
 def resolve(name: str, type: str, *, server: tuple[str, int], timeout: float = 5.0
             ) -> Record | None:
     """Given a name, a type and a server (an authoritative one or a resolver), ask it once and
@@ -314,8 +332,9 @@ def resolve(name: str, type: str, *, server: tuple[str, int], timeout: float = 5
         raise BadRecord(f"{type!r} is not a record type Chaton publishes")
     query = dns.message.make_query(qname, type, use_edns=0, payload=1232)
     host, port = server
+    address = address_of(host, port)
     try:
-        response, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
+        response, _ = dns.query.udp_with_fallback(query, address, port=port, timeout=timeout)
     except (OSError, EOFError, dns.exception.Timeout) as failure:
         raise DnsUnavailable(f"the DNS server {host}:{port} does not answer: "
                              f"{failure or failure.__class__.__name__}") from None

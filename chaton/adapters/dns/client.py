@@ -34,6 +34,7 @@ from chaton.adapters.dns import (
     TsigRefused,
     UpdateRefused,
     ZoneServer,
+    address_of,
     check_names,
     normalize_name,
     record_of,
@@ -211,9 +212,10 @@ class Rfc2136Zone:
                 rdataset = dns.rdataset.from_rdata_list(change.record.ttl,
                                                         _rdatas(change.record))
                 update.replace(name, rdataset)
+        address = address_of(self.server.host, self.server.port)
         self.messages_sent += 1
         try:
-            response = dns.query.tcp(update, self.server.host, port=self.server.port,
+            response = dns.query.tcp(update, address, port=self.server.port,
                                      timeout=self.server.timeout)
         except dns.tsig.PeerError as failure:
             raise TsigRefused(self._tsig_message(failure)) from None
@@ -259,8 +261,9 @@ class Rfc2136Zone:
         return time.time() + self.server.timeout
 
     def _connection(self) -> socket.socket:
+        address = address_of(self.server.host, self.server.port)
         try:
-            return socket.create_connection((self.server.host, self.server.port),
+            return socket.create_connection((address, self.server.port),
                                             timeout=self.server.timeout)
         except OSError as failure:
             raise DnsUnavailable(self._down_message(failure)) from None
