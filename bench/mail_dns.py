@@ -6,7 +6,8 @@ a third A sets, a third DKIM-sized TXT sets (two strings each on the wire), a th
 
 ``mail_dns_apply_1000_s``
     The wall-clock time of one ``apply`` of 1,000 changes that all differ from what the zone
-    holds (the adapter reads the 1,000 sets, then sends the batched UPDATE messages), median
+    holds (the adapter reads the 1,000 sets, sends the batched UPDATE messages, and reads the
+    changed sets back to catch a change the server skipped), median
     of 3 rounds, each changing every set again. Target ≤ 2 s; ``mail_dns_apply_1000_ratio``
     is the figure over its target.
 ``mail_dns_noop_1000_s``

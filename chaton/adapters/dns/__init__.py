@@ -268,8 +268,11 @@ class Zone(Protocol):
 
     def apply(self, changes: Sequence[Change]) -> int:
         """Given changes, make the zone hold them and return how many sets changed (0: nothing
-        was sent). Raise NotOurZone before sending anything when a name is outside the zone,
-        TsigRefused, UpdateRefused, DnsUnavailable, DnsError."""
+        was sent; the last change of a set wins). Raise NotOurZone before sending anything
+        when a name is outside the zone; TsigRefused, UpdateRefused (also when the server
+        skipped a change it may not make: a CNAME beside other records, the zone's own NS
+        set removed), DnsUnavailable, DnsError. A failure midway leaves the changes before it
+        made: applying again finishes the work."""
         ...
 
 
@@ -286,6 +289,24 @@ def check_names(zone: str, keys: Iterable[tuple[str, str]]) -> list[tuple[str, s
             raise BadRecord(f"{type!r} is not a record type Chaton publishes")
         checked.append((name, type.upper()))
     return checked
+
+
+def differs(change: Change, current: Record | None) -> bool:
+    """Whether ``change`` would change a set that is ``current`` now (None: no such set)."""
+    if change.action == "replace":
+        return current != change.record
+    return current is not None
+
+
+def ignored_error(where: str, ignored: Sequence[Change]) -> UpdateRefused:
+    """Given a server and the changes it answered NOERROR to but did not make, return the
+    error to raise (RFC 2136 §3.4.2: a server silently skips a CNAME beside other records,
+    another record beside a CNAME, and the removal of the zone's own NS set)."""
+    names = ", ".join(f"{change.action} {change.record.name} {change.record.type}"
+                      for change in ignored[:5])
+    more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+    return UpdateRefused(f"the DNS server {where} ignored {names}{more}: a CNAME cannot share "
+                         "its name with other records, and the zone's own NS set stays")
 
 
 def record_of(rrset: Any) -> Record:

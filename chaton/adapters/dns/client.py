@@ -36,6 +36,8 @@ from chaton.adapters.dns import (
     ZoneServer,
     address_of,
     check_names,
+    differs,
+    ignored_error,
     normalize_name,
     record_of,
     split_txt,
@@ -176,11 +178,17 @@ class Rfc2136Zone:
         if not last:
             return 0
         current = self.read(last)
-        needed = [change for key, change in last.items()
-                  if (current[key] != change.record if change.action == "replace"
-                      else current[key] is not None)]
+        needed = [change for key, change in last.items() if differs(change, current[key])]
+        if not needed:
+            return 0
         for batch in self._batches(needed):
             self._send(batch)
+        # A server answers NOERROR to an update it skipped in part (RFC 2136 §3.4.2): what
+        # was sent is read back, so that a skipped change is an error, not a loop.
+        after = self.read(change.record.key for change in needed)
+        ignored = [change for change in needed if differs(change, after[change.record.key])]
+        if ignored:
+            raise ignored_error(self._where, ignored)
         return len(needed)
 
     def _batches(self, changes: list[Change]) -> Iterator[list[Change]]:
