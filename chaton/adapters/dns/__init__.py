@@ -67,9 +67,10 @@ MAX_TTL = 2**31 - 1
 #: One character-string of a TXT record holds at most 255 bytes (RFC 1035 §3.3).
 TXT_CHUNK = 255
 
+# A quoted string of a presentation form (a CAA value), escapes included.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 # A label: letters, digits, hyphens and underscores (``_dmarc``, ``_submission._tcp``);
 # ``*`` alone as the first label (a wildcard).
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
