@@ -49,8 +49,13 @@ Figures:
     a Prometheus scrape of 1,000 probes (target ≤ 200 ms), and the bytes a probe's
     roll-ups add per day (:mod:`bench.status`).
 
+``mail_dns_apply_1000_s``
+    1,000 record changes applied by RFC 2136 UPDATE with TSIG to a Knot of its own
+    (target ≤ 2 s; :mod:`bench.mail_dns`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``, ``probes``, ``status``); with no name, all of them.
+``governance``, ``services``, ``backups``, ``probes``, ``status``, ``mail_dns``); with no
+name, all of them.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ from pathlib import Path
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
           "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
-          "status": "bench.status"}
+          "status": "bench.status", "mail_dns": "bench.mail_dns"}
 
 
 def _prepare_environment(workspace: Path) -> None:
