@@ -35,7 +35,7 @@ from django.utils.translation import gettext as _
 from chaton.core import audit, clock
 from chaton.directory.backend import managed_admin_password
 from chaton.monitoring import alerts, checks, derive
-from chaton.monitoring.engine import ProbeResult, ProbeSpec, probe_engine
+from chaton.monitoring.engine import ProbeResult, ProbeSpec, engine_in_use
 from chaton.monitoring.models import ENGINE_KINDS, Incident, Probe, Result, State
 
 logger = logging.getLogger("chaton.monitoring")
@@ -115,8 +115,9 @@ def run_probes(probes: Sequence[Probe], now: dt.datetime
             out[probe.key] = (ProbeResult(probe.key, False, 0.0, str(error)[:300]), False)
     if specs:
         concurrency = settings.CHATON.monitoring.concurrency
-        for result in probe_engine().run(specs, concurrency=concurrency):
-            out[result.key] = (result, False)
+        with engine_in_use() as engine:
+            for result in engine.run(specs, concurrency=concurrency):
+                out[result.key] = (result, False)
     out.update(checks.run_computed([probe for probe in probes
                                     if probe.kind not in ENGINE_KINDS], now))
     return out
