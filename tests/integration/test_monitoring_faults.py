@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings as django_settings
 from pytest_django import Settings
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.core import clock
 from chaton.core.servers import free_port
