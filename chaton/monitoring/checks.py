@@ -23,8 +23,8 @@ from chaton.backups.models import DrillOutcome, Plan
 from chaton.core import clock
 from chaton.monitoring.engine import ProbeResult
 from chaton.monitoring.models import Kind, Probe
+from chaton.services.engine import engine_for
 from chaton.services.models import Host
-from chaton.services.reconcile import engine_for
 
 #: Free space under these shares puts a disk probe in warning, or down.
 DISK_WARNING_FREE = 0.10

@@ -35,8 +35,8 @@ from chaton.adapters.probes import (
 from chaton.adapters.probes.client import AsyncProbeEngine
 from chaton.adapters.probes.fake import FakeProbeEngine
 
-__all__ = ["KINDS", "PLACEHOLDERS_BY_KIND", "AsyncProbeEngine", "BadCondition", "BadSpec", "Condition",
-           "FakeProbeEngine", "ProbeEngine", "ProbeError", "ProbeResult", "ProbeSpec",
+__all__ = ["KINDS", "PLACEHOLDERS_BY_KIND", "AsyncProbeEngine", "BadCondition", "BadSpec",
+           "Condition", "FakeProbeEngine", "ProbeEngine", "ProbeError", "ProbeResult", "ProbeSpec",
            "check_conditions", "engine_in_use", "parse_condition", "parse_conditions",
            "probe_engine", "real_engine", "use_probes", "validate_spec"]
 

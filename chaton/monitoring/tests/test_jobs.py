@@ -10,8 +10,8 @@ import pytest
 
 from chaton.core import worker
 from chaton.monitoring import jobs
-from chaton.monitoring.engine import FakeProbeEngine, ProbeResult, ProbeSpec, use_probes
 from chaton.monitoring.cycle import run_cycle
+from chaton.monitoring.engine import FakeProbeEngine, ProbeResult, ProbeSpec, use_probes
 from chaton.monitoring.models import Probe, Result, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
