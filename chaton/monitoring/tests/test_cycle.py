@@ -165,7 +165,11 @@ def test_a_hanging_probe_times_out_without_holding_the_others(notifier):
         specs = [ProbeSpec("hang", "http", f"http://127.0.0.1:{port}/", timeout=1.0),
                  ProbeSpec("closed", "tcp", "127.0.0.1:1", timeout=1.0)]
         started = time.monotonic()
-        results = real_engine().run(specs)
+        engine = real_engine()
+        try:
+            results = engine.run(specs)
+        finally:
+            engine.close()
         assert time.monotonic() - started < 3
         assert [result.ok for result in results] == [False, False]
         assert "timed out" in results[0].error.lower() or "timeout" in results[0].error.lower()
