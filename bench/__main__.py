@@ -44,8 +44,13 @@ Figures:
     STARTTLS) against local servers, 10 % of them too slow and 10 % failing
     (target ≤ 3 s; :mod:`bench.probes`).
 
+``status_page_ms``, ``metrics_scrape_ms``, ``probe_storage_bytes_per_probe_day``
+    The public status page of 50 services with 90 days of history (target ≤ 50 ms),
+    a Prometheus scrape of 1,000 probes (target ≤ 200 ms), and the bytes a probe's
+    roll-ups add per day (:mod:`bench.status`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``, ``probes``); with no name, all of them.
+``governance``, ``services``, ``backups``, ``probes``, ``status``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ from pathlib import Path
 
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
-          "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes"}
+          "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
+          "status": "bench.status"}
 
 
 def _prepare_environment(workspace: Path) -> None:

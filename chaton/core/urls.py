@@ -8,7 +8,7 @@ from chaton.core.forms import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="core/login.html",
+    path("login/", views.LoginView.as_view(template_name="core/login.html",
                                                 authentication_form=ThrottledAuthenticationForm,
                                                 redirect_authenticated_user=True), name="login"),
     # Django 5 only logs out on POST: a link cannot log someone out behind their back.

@@ -14,13 +14,14 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django import forms
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -103,9 +104,37 @@ def paginate(request: HttpRequest, rows: QuerySet[Any], size: int = PAGE_SIZE) -
     return Paginator(rows, size).get_page(request.GET.get("page"))
 
 
+def landing_url(user: Any) -> str:
+    """Return where ``user`` lands after login: an administrator whose session passed a
+    second factor, on the overview (when the monitoring app provides one); anyone else, on
+    their account."""
+    if queries.is_administrator(user) and queries.passed_second_factor(user):
+        try:
+            return reverse("overview")
+        except NoReverseMatch:
+            pass
+    return reverse("profile")
+
+
 def home(request: HttpRequest) -> HttpResponseRedirect:
-    """Send a logged-in person to their profile, anyone else to the login page."""
-    return redirect("profile" if request.user.is_authenticated else "login")
+    """Send a logged-in person to their landing page (:func:`landing_url`), anyone else to
+    the login page."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    return HttpResponseRedirect(landing_url(request.user))
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, landing on :func:`landing_url` when no ``next`` is given.
+
+    An administrator is sent home, which picks the landing once the second step
+    (if any) is passed: at this point the session has not passed it yet.
+    """
+
+    def get_default_redirect_url(self) -> str:
+        if queries.is_administrator(self.request.user):
+            return reverse("home")
+        return landing_url(self.request.user)
 
 
 def audit_changes(before: dict[str, Any] | None, after: dict[str, Any] | None

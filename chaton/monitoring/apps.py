@@ -11,7 +11,8 @@ class MonitoringConfig(registry.ChatonAppConfig):
     api_routers = [("/monitoring", "chaton.monitoring.api:router")]
     urls = "chaton.monitoring.urls"
     jobs = "chaton.monitoring.jobs"
-    nav = [NavEntry(label=_("Monitoring"), url_name="monitoring-probes", admin_only=True,
+    nav = [NavEntry(label=_("Overview"), url_name="overview", admin_only=True, order=5),
+           NavEntry(label=_("Monitoring"), url_name="monitoring-probes", admin_only=True,
                     order=87, active=("monitoring-*",))]
     cli = [CliGroup("monitor", "chaton.cli.monitoring:app",
                     "Monitoring: probes, incidents, maintenance windows, alerts.", order=120)]

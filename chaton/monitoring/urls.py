@@ -1,8 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
 from chaton.monitoring import views
 
 urlpatterns = [
+    # The status page, /metrics and the administrators' overview.
+    path("", include("chaton.monitoring.public_urls")),
     path("monitoring/", views.probe_list, name="monitoring-probes"),
     path("monitoring/probes/add/", views.probe_add, name="monitoring-probe-add"),
     path("monitoring/probes/<str:key>/", views.probe_detail, name="monitoring-probe"),

@@ -37,6 +37,8 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"directory": ("chaton.directory",), "security": ("chaton.security",)},
     {"services": ("chaton.services",), "backups": ("chaton.backups",)},
     {"governance": ("chaton.governance",)},
+    # Watches everything below it: instances, the directory, backups, decisions awaiting votes.
+    {"monitoring": ("chaton.monitoring",)},
     # The project (settings, URLs, the API's assembly), the command, ``python -m chaton``.
     {"interfaces": ("chaton.cli", "chaton.project", "chaton.__main__")},
 ]
@@ -178,10 +180,12 @@ def place(module: str) -> tuple[int, str]:
     for rank, units in enumerate(RANKS):
         for unit, prefixes in units.items():
             for prefix in prefixes:
-                if module == prefix or module.startswith(prefix + "."):
+                # "chaton" names the package itself only: a new app must be given its rank.
+                if module == prefix or (prefix != "chaton" and module.startswith(prefix + ".")):
                     if best is None or len(prefix) > best[0]:
                         best = (len(prefix), rank, unit)
-    assert best is not None, module
+    assert best is not None, (f"{module} has no layer: give its app a rank in RANKS here and "
+                              "in docs/architecture.md's Layers")
     return best[1], best[2]
 
 

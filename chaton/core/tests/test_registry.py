@@ -26,8 +26,9 @@ def test_the_bars_keep_their_links_in_order() -> None:
     account = [entry.url_name for entry in registry.nav_entries(admin_only=False)]
     assert account == ["profile", "password-change", "ssh-keys", "two-factor", "decision-list"]
     admin = [entry.url_name for entry in registry.nav_entries(admin_only=True)]
-    assert admin == ["person-list", "organization-list", "member-counts", "account-list",
-                     "group-list", "backup-overview", "directory-plan", "service-overview",
+    assert admin == ["overview", "person-list", "organization-list", "member-counts",
+                     "account-list", "group-list", "backup-overview", "directory-plan",
+                     "service-overview",
                      "monitoring-probes", "audit-log"]
 
 
@@ -66,7 +67,8 @@ def test_the_bars_show_to_whom_they_belong(client, directory) -> None:
     page = client.get("/me/").content.decode()
     bar = page[page.index('class="admin-nav"'):]
     assert re.findall(r'href="([^"]+)"', bar[:bar.index("</nav>")]) == [
-        "/members/", "/organizations/", "/members/counts/", "/accounts/", "/groups/",
+        "/overview/", "/members/", "/organizations/", "/members/counts/", "/accounts/",
+        "/groups/",
         "/backups/", "/directory/", "/services/", "/monitoring/", "/audit/"]
 
 
