@@ -14,7 +14,8 @@ from chaton.monitoring.engine import ProbeResult, ProbeSpec
 from chaton.monitoring.models import Incident, Maintenance, Probe, Result, Rollup, Source, State
 from chaton.notifications import outbox
 
-pytestmark = pytest.mark.django_db
+# The alerts are read in English (the site's language makes them).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def make_probe(key: str = "custom:pads", **fields) -> Probe:
