@@ -99,7 +99,12 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Run every probe once, then exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between cycles.")] = 10.0,
 ) -> None:
-    """Run monitoring cycles in the foreground (the worker runs them too)."""
+    """Run monitoring cycles in the foreground (the worker runs them too).
+
+    One cycle runs at a time on the machine: while another (the worker's) runs, a cycle
+    here says so and checks nothing; --once then exits with status 0 (the probes are being
+    checked, which is what was asked).
+    """
     setup_django()
     from chaton.monitoring.cycle import run_cycle
 

@@ -20,7 +20,14 @@ from django.utils.translation import gettext as _
 from chaton.core import audit, clock
 from chaton.core.errors import Conflict, Forbidden, InvalidInput
 from chaton.monitoring import alerts
-from chaton.monitoring.engine import BadCondition, parse_condition
+from chaton.monitoring.engine import (
+    PLACEHOLDERS_BY_KIND,
+    BadCondition,
+    BadSpec,
+    ProbeSpec,
+    parse_condition,
+    validate_spec,
+)
 from chaton.monitoring.models import CUSTOM_KINDS, Incident, Maintenance, Probe, Source
 
 if TYPE_CHECKING:
@@ -70,15 +77,24 @@ def clean_target(kind: str, target: str) -> str:
     return target
 
 
-def clean_conditions(conditions: list[str]) -> list[str]:
-    """Return the non-empty conditions, each parsed. Raise InvalidInput naming the bad one."""
+def clean_conditions(conditions: list[str], kind: str | None = None) -> list[str]:
+    """Return the non-empty conditions, each parsed and (given the probe's kind) each on a
+    placeholder that kind fills. Raise InvalidInput naming the bad one."""
     cleaned = [text.strip() for text in conditions if text and text.strip()]
     for text in cleaned:
         try:
-            parse_condition(text)
+            condition = parse_condition(text)
         except BadCondition as error:
             raise InvalidInput(_("Condition “%(condition)s”: %(error)s")
                                % {"condition": text, "error": error}, field="conditions") from None
+        filled = PLACEHOLDERS_BY_KIND.get(kind or "")
+        if filled is not None and condition.placeholder not in filled:
+            raise InvalidInput(
+                _("Condition “%(condition)s”: a %(kind)s probe has no value for "
+                  "[%(placeholder)s]; it has %(known)s.")
+                % {"condition": text, "kind": kind, "placeholder": condition.placeholder,
+                   "known": ", ".join(f"[{name}]" for name in sorted(filled))},
+                field="conditions")
     return cleaned
 
 
@@ -103,7 +119,7 @@ def do_add_probe(*, name: str, kind: str, target: str, acting_user: Account | No
     if kind not in CUSTOM_KINDS:
         raise InvalidInput(_("Unknown kind of probe."), field="kind")
     target = clean_target(kind, target)
-    cleaned = clean_conditions(conditions or [])
+    cleaned = clean_conditions(conditions or [], kind)
     cleaned_options = _clean_options(kind, options or {})
     if not 10 <= interval_seconds <= 86400:
         raise InvalidInput(_("The interval is between 10 seconds and a day."),
@@ -111,6 +127,16 @@ def do_add_probe(*, name: str, kind: str, target: str, acting_user: Account | No
     if not 1 <= timeout_seconds <= 60 or timeout_seconds >= interval_seconds:
         raise InvalidInput(_("The timeout is between 1 and 60 seconds, and shorter than the "
                              "interval."), field="timeout_seconds")
+    try:
+        validate_spec(ProbeSpec(key="custom:new", kind=kind, target=target,
+                                conditions=tuple(cleaned), timeout=float(timeout_seconds),
+                                options=cleaned_options))
+    except BadCondition as error:
+        raise InvalidInput(_("Conditions: %(error)s") % {"error": error},
+                           field="conditions") from None
+    except BadSpec as error:
+        raise InvalidInput(_("This probe cannot run: %(error)s") % {"error": error},
+                           field="target") from None
     with transaction.atomic():
         probe = Probe.objects.create(
             key=f"custom:pending:{clock.now().timestamp()}", name=name[:200], kind=kind,

@@ -32,11 +32,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from chaton.core import audit, clock
+from chaton.core import audit, clock, locks
 from chaton.directory.backend import managed_admin_password
 from chaton.monitoring import alerts, checks, derive
-from chaton.monitoring.engine import ProbeResult, ProbeSpec, probe_engine
+from chaton.monitoring.engine import ProbeResult, ProbeSpec, engine_in_use
 from chaton.monitoring.models import ENGINE_KINDS, Incident, Probe, Result, State
+
+#: The lock (:mod:`chaton.core.locks`) a cycle holds while it runs: the name of the worker's
+#: job, whose lock the worker's lane takes around it.
+CYCLE_LOCK = "monitoring.cycle"
 
 logger = logging.getLogger("chaton.monitoring")
 
@@ -55,8 +59,13 @@ class CycleReport:
     opened: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     reconciled: list[str] = field(default_factory=list)
+    #: True when another cycle held the lock: this one did nothing.
+    busy: bool = False
 
     def summary(self) -> str:
+        if self.busy:
+            return _("Another monitoring cycle is running on this machine; this one did "
+                     "nothing.")
         parts = [_("%(checked)d checked, %(failed)d failing") % {"checked": self.checked,
                                                                   "failed": self.failed}]
         if self.opened:
@@ -115,8 +124,9 @@ def run_probes(probes: Sequence[Probe], now: dt.datetime
             out[probe.key] = (ProbeResult(probe.key, False, 0.0, str(error)[:300]), False)
     if specs:
         concurrency = settings.CHATON.monitoring.concurrency
-        for result in probe_engine().run(specs, concurrency=concurrency):
-            out[result.key] = (result, False)
+        with engine_in_use() as engine:
+            for result in engine.run(specs, concurrency=concurrency):
+                out[result.key] = (result, False)
     out.update(checks.run_computed([probe for probe in probes
                                     if probe.kind not in ENGINE_KINDS], now))
     return out
@@ -214,9 +224,24 @@ def mark_gaps(now: dt.datetime) -> int:
 
 
 def run_cycle(now: dt.datetime | None = None, *, every: bool = False,
-              reconcile: bool = True) -> CycleReport:
+              reconcile: bool = True, lock: bool = True) -> CycleReport:
     """Run one cycle at ``now``; with ``every``, run every enabled probe whatever its turn.
-    Return what it did. A probe's failure never stops the others."""
+    Return what it did. A probe's failure never stops the others.
+
+    One cycle at a time on the machine (the worker's, ``chaton monitor run``'s): while
+    another holds :data:`CYCLE_LOCK`, return at once a report that says so (``busy``),
+    having checked nothing — a probe is never checked twice for one turn. ``lock=False``
+    is for a caller that holds the lock already (the worker, which holds its job's name).
+    """
+    if not lock:
+        return _run_cycle(now, every=every, reconcile=reconcile)
+    with locks.held(CYCLE_LOCK) as taken:
+        if not taken:
+            return CycleReport(busy=True)
+        return _run_cycle(now, every=every, reconcile=reconcile)
+
+
+def _run_cycle(now: dt.datetime | None, *, every: bool, reconcile: bool) -> CycleReport:
     report = CycleReport()
     if reconcile:
         try:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from django.utils.translation import gettext as _
 
 from chaton.core.worker import JobResult, Schedule
-from chaton.monitoring.cycle import run_cycle
+from chaton.monitoring.cycle import CYCLE_LOCK, run_cycle
 from chaton.monitoring.rollups import prune, roll_up_all
 
 logger = logging.getLogger("chaton.monitoring")
 
-LONG_JOBS = frozenset({"monitoring.cycle", "monitoring.rollup"})
+LONG_JOBS = frozenset({CYCLE_LOCK, "monitoring.rollup"})
 CYCLE_SECONDS = 10
 ROLLUP_SECONDS = 10 * 60
 
@@ -28,7 +28,8 @@ ROLLUP_SECONDS = 10 * 60
 def cycle() -> JobResult | None:
     """Run one monitoring cycle; reported only when an incident opened or resolved (the
     routine checks are logged, not reported at every tick)."""
-    report = run_cycle()
+    # The worker holds the lock named after the job (CYCLE_LOCK) around it: either lane.
+    report = run_cycle(lock=False)
     logger.debug("monitoring.cycle: %s", report.summary())
     if not report.opened and not report.resolved:
         return None
@@ -48,9 +49,9 @@ def rollup() -> JobResult | None:
 
 def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult | None]]]:
     due: list[tuple[str, Callable[[], JobResult | None]]] = []
-    if schedule.is_due("monitoring.cycle", CYCLE_SECONDS):
-        schedule.mark("monitoring.cycle")
-        due.append(("monitoring.cycle", cycle))
+    if schedule.is_due(CYCLE_LOCK, CYCLE_SECONDS):
+        schedule.mark(CYCLE_LOCK)
+        due.append((CYCLE_LOCK, cycle))
     if schedule.is_due("monitoring.rollup", ROLLUP_SECONDS):
         schedule.mark("monitoring.rollup")
         due.append(("monitoring.rollup", rollup))

@@ -67,9 +67,6 @@ DRAIN_BATCH = 100
 #: Days a sent row is kept (what went out, to whom, when), then deleted by the worker.
 KEEP_SENT_DAYS = 30
 
-#: Configuration sections with a ``webhook_url`` that a webhook row may name as its channel.
-WEBHOOK_CHANNELS = ("governance",)
-
 _SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 _injected: list[Notifier] = []
@@ -139,10 +136,24 @@ def webhook_url(channel: str) -> str:
     return url
 
 
+def webhook_channels() -> list[str]:
+    """Return the channels a webhook row may name, from the configuration: each section
+    with a ``webhook_url`` (``governance`` …), and the one monitoring posts to
+    (``monitoring.webhook_channel``)."""
+    config = settings.CHATON
+    names = [name for name, section in vars(config).items()
+             if not name.startswith("_") and "webhook_url" in getattr(section, "keys", ())]
+    monitoring = getattr(config, "monitoring", None)
+    channel = str(getattr(monitoring, "webhook_channel", "") or "")
+    if channel and channel not in names:
+        names.append(channel)
+    return names
+
+
 def _secrets() -> list[str]:
     """Return what no error text may show: the SMTP password and the webhooks' secret parts."""
     secrets = [settings.EMAIL_HOST_PASSWORD or ""]
-    for name in WEBHOOK_CHANNELS:
+    for name in webhook_channels():
         secrets += webhook_secrets(webhook_url(name))
     return [secret for secret in secrets if secret]
 

@@ -1,8 +1,9 @@
 """Servers for the probe engine to check, on free loopback ports (tests and ``bench``).
 
 :func:`make_certificates` writes a small CA and server certificates signed by it
-(for ``localhost`` and ``127.0.0.1``), one of them valid for a chosen number of
-days. :class:`ProbeTargets` runs, on an asyncio loop in a thread of its own:
+(for ``localhost``, ``127.0.0.1`` and :data:`UNRESOLVED_NAME`), one of them
+valid for a chosen number of days. :class:`ProbeTargets` runs, on an asyncio loop
+in a thread of its own:
 
 * HTTPS servers (one per certificate) and a plain HTTP server, answering
   ``/ok`` (200, a body with "pad"), ``/fail`` (503), ``/slow`` (200 after
@@ -36,6 +37,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+#: A name the server certificates are valid for too, which never resolves (``.invalid``): a
+#: probe reaches it only through ``connect_to``, as Chaton's probes reach instances through
+#: its proxy.
+UNRESOLVED_NAME = "pads.probe.invalid"
+
 
 @dataclass(frozen=True)
 class ServerCertificate:
@@ -60,8 +66,9 @@ def _name(common_name: str) -> x509.Name:
 
 
 def make_certificates(folder: Path, *, soon_days: int = 5) -> Certificates:
-    """Given a folder, write a CA and two server certificates for localhost and 127.0.0.1
-    (one valid 90 days, one ``soon_days``) into it; return their paths. ECDSA: quick."""
+    """Given a folder, write a CA and two server certificates for localhost, 127.0.0.1 and
+    UNRESOLVED_NAME (one valid 90 days, one ``soon_days``) into it; return their paths.
+    ECDSA: quick."""
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -89,7 +96,7 @@ def make_certificates(folder: Path, *, soon_days: int = 5) -> Certificates:
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(expires_at)
             .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
+                x509.DNSName("localhost"), x509.DNSName(UNRESOLVED_NAME),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)

@@ -65,7 +65,7 @@ def test_probes_are_added_listed_shown_run_and_deleted() -> None:
 def test_errors_are_one_line_exit_2_and_nothing_is_added() -> None:
     bad = cli("monitor", "probe", "add", "--name", "x", "--kind", "http", "--target",
               "https://asso.example.org/", "--condition", "[STATUS] = 200")
-    assert bad.exit_code == 2 and "cannot read the condition" in bad.output
+    assert bad.exit_code == 2 and "expected an operator" in bad.output
     assert len(bad.output.strip().splitlines()) == 1
     assert cli("monitor", "show", "custom:9").exit_code == 2
     assert cli("monitor", "incident", "ack", "12").exit_code == 2
@@ -111,3 +111,40 @@ def test_a_member_acting_with_as_is_refused(directory: Any) -> None:
                   "tcp", "--target", "10.0.0.1:22")
     assert refused.exit_code == 2 and "Only administrators" in refused.output
     assert not Probe.objects.exists()
+
+
+def test_run_while_another_cycle_runs_on_the_machine_says_so_and_exits_0() -> None:
+    """Another process (the worker) holds the cycle's lock: ``monitor run --once`` checks
+    nothing, says so in one line and exits 0; once it is released, it runs."""
+    import subprocess
+    import sys
+
+    from chaton.core import locks
+    from chaton.monitoring.cycle import CYCLE_LOCK
+    from chaton.monitoring.models import Result
+
+    assert cli("monitor", "probe", "add", "--name", "Association site", "--kind", "http",
+               "--target", "https://asso.example.org/").exit_code == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; lock = open(sys.argv[1], 'a+'); "
+         "fcntl.flock(lock, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(locks.lock_path(CYCLE_LOCK))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    engine = FakeProbeEngine()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with use_probes(engine):
+            busy = cli("monitor", "run", "--once")
+        assert busy.exit_code == 0, busy.output
+        assert busy.stdout.strip() == ("Another monitoring cycle is running on this machine; "
+                                       "this one did nothing.")
+        assert engine.cycles == [] and not Result.objects.exists()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    with use_probes(engine):
+        ran = cli("monitor", "run", "--once")
+    assert ran.exit_code == 0 and " checked" in ran.stdout, ran.output
+    assert len(engine.cycles) == 1
+    assert Result.objects.filter(probe__source="custom").count() == 1

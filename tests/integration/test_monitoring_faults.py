@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings as django_settings
 from pytest_django import Settings
 
-from chaton.adapters.caddy import ManagedCaddy
+from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.core import clock
 from chaton.core.servers import free_port
@@ -234,7 +234,11 @@ def test_the_directory_is_watched_with_a_bind_and_a_base_search(
     spec = cycle.spec_of(probe)
     wrong = ProbeSpec("wrong", "ldap", slapd.url,
                       options={**spec.options, "password": "not the password"}, timeout=5)
-    results = real_engine().run([spec, wrong])
+    engine = real_engine()
+    try:
+        results = engine.run([spec, wrong])
+    finally:
+        engine.close()
     assert results[0].ok, results[0].error
     assert not results[1].ok and "credentials" in results[1].error.lower()
     assert "not the password" not in results[1].error

@@ -16,7 +16,7 @@ from chaton.adapters.probes import ProbeResult, ProbeSpec
 from chaton.adapters.probes.client import AsyncProbeEngine
 from chaton.adapters.slapd import ManagedSlapd
 from chaton.testing.dns import KnotServer, knot_dns  # noqa: F401 - the fixture
-from chaton.testing.probe_targets import ProbeTargets, probe_targets
+from chaton.testing.probe_targets import UNRESOLVED_NAME, ProbeTargets, probe_targets
 from chaton.testing.pytest_plugin import SmtpCatcher, hold_closed_port
 
 pytestmark = pytest.mark.integration
@@ -354,3 +354,48 @@ def test_a_mixed_cycle_keeps_order_and_gives_one_result_per_spec(
     assert results[3].error.startswith("bad probe: [STATUS] has no value for a tcp probe")
     assert results[4].error.startswith("bad probe: 'ping' is not a kind of probe")
     assert engine.run([]) == []
+
+
+# connect_to ------------------------------------------------------------------------------
+
+
+def test_connect_to_reaches_a_name_that_does_not_resolve_and_verifies_it(
+        engine: AsyncProbeEngine, targets: ProbeTargets) -> None:
+    """As Chaton's probes of instances: the URL's name is the Host, the SNI and the name the
+    certificate is checked for; the connection goes to the proxy's address."""
+    address = f"127.0.0.1:{targets.ports.https}"
+    direct, routed, tls = engine.run([
+        ProbeSpec("direct", "http", f"https://{UNRESOLVED_NAME}/ok", timeout=3.0,
+                  options=ca(targets)),
+        ProbeSpec("routed", "http", f"https://{UNRESOLVED_NAME}/ok",
+                  ("[STATUS] == 200", "[BODY] contains pad"),
+                  options={**ca(targets), "connect_to": address}),
+        ProbeSpec("tls-routed", "tls", f"{UNRESOLVED_NAME}:443",
+                  ("[CERTIFICATE_EXPIRATION] > 30d",),
+                  options={**ca(targets), "connect_to": address}),
+    ])
+    assert not direct.ok
+    assert routed.ok, routed.error
+    assert routed.status == 200
+    assert routed.cert_expires_at == targets.certificates.valid.expires_at
+    assert tls.ok, tls.error
+    assert tls.cert_expires_at == targets.certificates.valid.expires_at
+
+
+def test_connect_to_never_trusts_a_certificate_for_another_name(
+        engine: AsyncProbeEngine, targets: ProbeTargets) -> None:
+    """The attacker's side: a server at the connect_to address whose certificate is not for
+    the URL's name is refused, for HTTPS and TLS probes, even sharing the address with a
+    name it is valid for in the same cycle."""
+    address = f"127.0.0.1:{targets.ports.https}"
+    good, wrong, wrong_tls = engine.run([
+        ProbeSpec("good", "http", f"https://{UNRESOLVED_NAME}/ok",
+                  options={**ca(targets), "connect_to": address}),
+        ProbeSpec("wrong", "http", "https://pads.chaton.test/ok",
+                  options={**ca(targets), "connect_to": address}),
+        ProbeSpec("wrong-tls", "tls", "pads.chaton.test:443",
+                  options={**ca(targets), "connect_to": address}),
+    ])
+    assert good.ok, good.error
+    assert not wrong.ok and "certificate not trusted" in wrong.error, wrong.error
+    assert not wrong_tls.ok and "certificate not trusted" in wrong_tls.error, wrong_tls.error

@@ -41,10 +41,13 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from chaton.adapters import Slot
 
 #: The kinds of probe the engine runs.
 KINDS = ("http", "tcp", "tls", "dns", "smtp", "imap", "ldap")
@@ -78,7 +81,10 @@ class ProbeSpec:
     there); smtp ``starttls``, ``implicit_tls``, ``ca_file``; imap ``tls``
     (``implicit``, ``starttls`` or ``none``), ``ca_file``; ldap ``bind_dn``,
     ``password``, ``base``, ``ca_file``; tls ``server_name``, ``ca_file``.
-    ``server_name`` and ``verify`` apply to every TLS connection.
+    ``server_name`` and ``verify`` apply to every TLS connection. http and tls
+    ``connect_to`` (``host:port``, curl's ``--connect-to``): the connection goes
+    there, while the target's host name stays the Host header, the SNI and the
+    name the certificate is checked against.
     """
 
     key: str
@@ -108,6 +114,7 @@ class ProbeResult:
     cert_expires_at: datetime | None = None
 
 
+@runtime_checkable
 class ProbeEngine(Protocol):
     """What runs a cycle of probes."""
 
@@ -419,7 +426,34 @@ def validate_spec(spec: ProbeSpec) -> list[Condition]:
             raise BadSpec(f"{spec.target!r} is not a DNS name")
         if spec.options.get("server") is not None:
             dns_server(str(spec.options["server"]))
+    if spec.options.get("connect_to"):
+        if spec.kind not in {"http", "tls"}:
+            raise BadSpec("connect_to applies to http and tls probes only")
+        connect_to(spec)
     if spec.kind == "imap" and spec.options.get("tls", "implicit") not in {
             "implicit", "starttls", "none"}:
         raise BadSpec("imap's tls option is implicit, starttls or none")
     return parse_conditions(spec.conditions, spec.kind)
+
+
+def connect_to(spec: ProbeSpec) -> tuple[str, int] | None:
+    """Given a spec, return the (host, port) its ``connect_to`` option names, or None.
+    Raise BadSpec when the option is not host:port."""
+    value = spec.options.get("connect_to")
+    if not value:
+        return None
+    try:
+        return split_host_port(str(value))
+    except BadSpec:
+        raise BadSpec(f"connect_to {value!r} is not host:port") from None
+
+
+#: Where a test's replacement for the real engine sits (see :mod:`chaton.adapters`).
+slot: Slot[ProbeEngine] = Slot("probes", ProbeEngine)
+
+
+def use_probes(replacement: ProbeEngine | Callable[[Any], ProbeEngine]
+               ) -> AbstractContextManager[ProbeEngine | Callable[[Any], ProbeEngine]]:
+    """Within the block, every cycle of probes runs through ``replacement``: a ProbeEngine,
+    or a function of None (there is one engine) returning one (tests, benchmarks)."""
+    return slot.use(replacement)

@@ -36,6 +36,7 @@ from chaton.adapters.probes import (
     ProbeFailed,
     ProbeResult,
     ProbeSpec,
+    connect_to,
     dns_server,
     parse_conditions,
     split_host_port,
@@ -174,16 +175,30 @@ def _server_name(spec: ProbeSpec, host: str) -> str:
 
 
 async def check_http(spec: ProbeSpec, cycle: _Cycle) -> Observation:
-    """GET (or ``method``) the URL; [STATUS], [BODY] (at most 1 MiB), [IP], the certificate."""
+    """GET (or ``method``) the URL; [STATUS], [BODY] (at most 1 MiB), [IP], the certificate.
+
+    With ``connect_to``, the connection goes to that address; the URL's host stays the
+    Host header, the SNI and the name the certificate is checked against.
+    """
     url = httpx.URL(spec.target.strip())
-    client = await cycle.http_client(bool(spec.options.get("verify", True)),
-                                     str(spec.options.get("ca_file", "")),
-                                     f"{url.scheme}://{url.host}:{url.port}")
     headers = {str(name): str(value) for name, value in
                dict(spec.options.get("headers") or {}).items()}
+    extensions: dict[str, Any] = {}
+    origin = f"{url.scheme}://{url.host}:{url.port}"
+    routed = connect_to(spec)
+    if routed is not None:
+        headers.setdefault("Host", url.netloc.decode("ascii"))
+        if url.scheme == "https":
+            extensions["sni_hostname"] = url.host
+        # A pool of its own per name: a connection opened for one name (its SNI, its
+        # certificate checked for it) never carries another name's requests.
+        origin = f"{origin}@{routed[0]}:{routed[1]}"
+        url = url.copy_with(host=routed[0], port=routed[1])
+    client = await cycle.http_client(bool(spec.options.get("verify", True)),
+                                     str(spec.options.get("ca_file", "")), origin)
     observation = Observation()
     method = str(spec.options.get("method", "GET")).upper()
-    async with client.stream(method, url, headers=headers,
+    async with client.stream(method, url, headers=headers, extensions=extensions,
                              follow_redirects=bool(spec.options.get("follow_redirects",
                                                                     False))) as response:
         stream = response.extensions.get("network_stream")
@@ -214,10 +229,13 @@ async def check_tcp(spec: ProbeSpec, cycle: _Cycle) -> Observation:
 
 
 async def check_tls(spec: ProbeSpec, cycle: _Cycle) -> Observation:
-    """A TLS handshake (``server_name`` for SNI and the name checked): the certificate."""
+    """A TLS handshake (``server_name`` for SNI and the name checked): the certificate.
+    With ``connect_to``, the handshake is with that address, for the target's name."""
     host, port = split_host_port(spec.target)
+    address, address_port = connect_to(spec) or (host, port)
     _reader, writer = await asyncio.open_connection(
-        host, port, ssl=cycle.tls_context(spec), server_hostname=_server_name(spec, host))
+        address, address_port, ssl=cycle.tls_context(spec),
+        server_hostname=_server_name(spec, host))
     observation = Observation(context={"IP": str(writer.get_extra_info("peername")[0])})
     observation.cert_expires_at = certificate_expiry(writer.get_extra_info("ssl_object"))
     await _close(writer)

@@ -14,7 +14,8 @@ from chaton.monitoring.engine import ProbeResult, ProbeSpec
 from chaton.monitoring.models import Incident, Maintenance, Probe, Result, Rollup, Source, State
 from chaton.notifications import outbox
 
-pytestmark = pytest.mark.django_db
+# The alerts are read in English (the site's language makes them).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def make_probe(key: str = "custom:pads", **fields) -> Probe:
@@ -165,7 +166,11 @@ def test_a_hanging_probe_times_out_without_holding_the_others(notifier):
         specs = [ProbeSpec("hang", "http", f"http://127.0.0.1:{port}/", timeout=1.0),
                  ProbeSpec("closed", "tcp", "127.0.0.1:1", timeout=1.0)]
         started = time.monotonic()
-        results = real_engine().run(specs)
+        engine = real_engine()
+        try:
+            results = engine.run(specs)
+        finally:
+            engine.close()
         assert time.monotonic() - started < 3
         assert [result.ok for result in results] == [False, False]
         assert "timed out" in results[0].error.lower() or "timeout" in results[0].error.lower()

@@ -91,9 +91,28 @@ def test_an_administrator_adds_lists_shows_and_deletes_a_custom_probe(api):
     ({"kind": "tcp", "target": "asso.example.org"}, "target"),
     ({"timeout_seconds": 120}, "timeout_seconds"),
     ({"options": {"password": "hunter2"}}, "options"),
+    ({"kind": "tcp", "target": "asso.example.org:443", "conditions": ["[STATUS] == 200"]},
+     "conditions"),
+    ({"kind": "dns", "target": "asso.example.org", "conditions": ["[CERTIFICATE_EXPIRATION] > 7d"]},
+     "conditions"),
+    ({"conditions": ["[CERTIFICATE_EXPIRATION] > soon"]}, "conditions"),
 ])
 def test_a_bad_probe_is_a_coded_error_naming_its_field_and_nothing_is_added(api, change, field):
     assert_error(api.post("/probes", {**PROBE, **change}), 400, "invalid", field)
+    assert not Probe.objects.exists()
+
+
+def test_a_placeholder_the_kind_never_fills_is_refused_by_name(api):
+    """A TCP probe has no HTTP status: a condition on it would never hold, so it is refused
+    with a message naming the condition, the placeholder and what the kind offers."""
+    body = assert_error(api.post("/probes", {**PROBE, "kind": "tcp",
+                                             "target": "asso.example.org:443",
+                                             "conditions": ["[CONNECTED] == true",
+                                                            "[STATUS] == 200"]}),
+                        400, "invalid", "conditions")
+    assert "“[STATUS] == 200”" in body["message"]
+    assert "a tcp probe has no value for [STATUS]" in body["message"]
+    assert "[CONNECTED]" in body["message"] and "[RESPONSE_TIME]" in body["message"]
     assert not Probe.objects.exists()
 
 
@@ -235,7 +254,17 @@ def test_a_bad_condition_in_the_form_is_shown_and_the_input_kept(admin_client, e
     body = answer.content.decode()
     assert answer.status_code == 200
     assert "[STATUS] = 200" in body and "asso.example.org" in body
-    assert "cannot read the condition" in body
+    assert "Condition “[STATUS] = 200”: " in body and "expected an operator" in body
+    assert not Probe.objects.exists()
+
+
+def test_the_form_refuses_a_placeholder_the_kind_never_fills(admin_client, english):
+    answer = admin_client.post("/monitoring/probes/add/", {
+        "name": "Mail port", "kind": "tcp", "target": "mail.example.org:587",
+        "conditions": "[BODY] contains ESMTP", "interval_seconds": 60, "timeout_seconds": 10})
+    body = answer.content.decode()
+    assert answer.status_code == 200
+    assert "a tcp probe has no value for [BODY]" in body and "mail.example.org:587" in body
     assert not Probe.objects.exists()
 
 

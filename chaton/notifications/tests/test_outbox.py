@@ -21,7 +21,7 @@ from chaton.adapters.notifications.fake import FakeNotifier
 from chaton.core import clock, worker
 from chaton.notifications import jobs, outbox
 from chaton.notifications.models import Notification
-from chaton.project.config import GovernanceConfig, MailConfig
+from chaton.project.config import GovernanceConfig, MailConfig, Section
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -181,6 +181,51 @@ def test_a_secret_never_reaches_the_queue_or_the_logs(
     texts = errors + [record.getMessage() for record in caplog.records]
     for secret in ("smtp-pa55word", "s3cr3t", HOOK):
         assert not any(secret in text for text in texts), secret
+
+
+class TeamConfig(Section):
+    """A section of the configuration with a webhook of its own."""
+
+    webhook_url: str = ""
+
+
+def test_the_webhook_of_the_monitoring_channel_is_masked_whatever_section_it_is(
+        settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The channels come from the configuration, not a list in the code: monitoring's alerts
+    posted to a section other than governance keep that section's URL out of every error
+    and log line, the mail's included."""
+    hook = "https://chat.collectif.example.org/hooks/team-7f3-t0ken"
+    team = TeamConfig()
+    team.webhook_url = hook
+    monkeypatch.setattr(django_settings.CHATON, "team", team, raising=False)
+    monkeypatch.setattr(django_settings.CHATON.monitoring, "webhook_channel", "team")
+    assert {"governance", "team"} <= set(outbox.webhook_channels())
+
+    class QuotingNotifier(LeakyNotifier):
+        def send_mail(self, mail: Mail) -> None:
+            raise NotificationError(f"relay refused; see {hook}")
+
+    with caplog.at_level(logging.INFO), outbox.use_notifications(QuotingNotifier()), \
+            transaction.atomic():
+        rows = [outbox.enqueue_mail(["anouk@example.org"], "Down: pads", "Body\n"),
+                outbox.enqueue_webhook("team", "Down: pads")]
+        outbox.send_on_commit(rows)
+    errors = list(Notification.objects.values_list("last_error", flat=True))
+    assert len(errors) == 2 and all(error for error in errors)
+    texts = errors + [record.getMessage() for record in caplog.records]
+    for secret in ("team-7f3-t0ken", "/hooks/team-7f3"):
+        assert not any(secret in text for text in texts), secret
+
+
+def test_a_channel_monitoring_names_without_a_section_is_listed_and_never_sent(
+        fake: FakeNotifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(django_settings.CHATON.monitoring, "webhook_channel", "nowhere")
+    assert outbox.webhook_channels()[-1] == "nowhere"
+    with transaction.atomic():
+        row = outbox.enqueue_webhook("nowhere", "Down: pads")
+        outbox.send_on_commit([row])
+    row.refresh_from_db()
+    assert row.state == "failed" and "no webhook URL" in row.last_error and not fake.posts
 
 
 def test_secrets_are_masked_in_reprs_and_what_is_shown_of_a_webhook() -> None:

@@ -163,6 +163,10 @@ def test_status_equality_matches_the_integers(expected: int, actual: int) -> Non
     (ProbeSpec("k", "tcp", "localhost:80", timeout=0), "timeout"),
     (ProbeSpec("k", "imap", "localhost:993", options={"tls": "maybe"}), "tls option"),
     (ProbeSpec("k", "tcp", "localhost:80", ("[STATUS] == 200",)), "no value for a tcp"),
+    (ProbeSpec("k", "http", "https://pads.example.org/", options={"connect_to": "proxy"}),
+     "connect_to 'proxy' is not host:port"),
+    (ProbeSpec("k", "smtp", "mail.example.org:25", options={"connect_to": "127.0.0.1:25"}),
+     "connect_to applies to http and tls"),
 ])
 def test_a_spec_no_engine_can_run_is_refused(spec: ProbeSpec, message: str) -> None:
     with pytest.raises((BadSpec, BadCondition), match=message):
