@@ -42,10 +42,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chaton.mail")
 
-ZONE_FIELDS = ("name", "mode", "server_host", "server_port", "tsig_name", "tsig_algorithm")
-DOMAIN_FIELDS = ("name", "mx_hosts", "sending_addresses", "dmarc_policy",
+ZONE_FIELDS = ["name", "mode", "server_host", "server_port", "tsig_name", "tsig_algorithm"]
+DOMAIN_FIELDS = ["name", "mx_hosts", "sending_addresses", "dmarc_policy",
                  "dmarc_report_address", "mta_sts_mode", "mta_sts_max_age", "tls_rpt_address",
-                 "publish_retired_keys", "rotation_days")
+                 "publish_retired_keys", "rotation_days"]
 #: RFC 8461: max_age at most 31,557,600 seconds (a year).
 MAX_MTA_STS_AGE = 31_557_600
 
@@ -471,8 +471,8 @@ def do_reconcile_keys(domain: MailDomain, *, acting_user: Account | None = None
                         if step.item.absent and step.action == "ok"}
             except (dns.DnsError, OSError):
                 gone = set()
-            from chaton.mail.records import dkim_name
             from chaton.mail.queries import facts_of
+            from chaton.mail.records import dkim_name
 
             facts = facts_of(domain)
             for key in domain.keys.filter(state=KeyState.RETIRED):
@@ -490,9 +490,9 @@ def signer() -> opendkim.Signer | None:
     config = settings.CHATON.mail_identity
     if not config.signer_config_dir:
         return None
-    from chaton.adapters.opendkim.client import OpenDkimSigner  # type: ignore[import-not-found]
+    from chaton.adapters.opendkim.client import OpenDkimSigner
 
-    return OpenDkimSigner(config.signer_config_dir,  # type: ignore[no-any-return]
+    return OpenDkimSigner(config.signer_config_dir,
                           reload=config.signer_reload_command)
 
 

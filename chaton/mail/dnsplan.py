@@ -86,9 +86,9 @@ def zone_client(zone: DnsZone) -> dns.Zone:
     client = dns.slot.current(server)
     if client is not None:
         return client
-    from chaton.adapters.dns.client import Rfc2136Zone  # type: ignore[import-not-found]
+    from chaton.adapters.dns.client import Rfc2136Zone
 
-    return Rfc2136Zone(server)  # type: ignore[no-any-return]
+    return Rfc2136Zone(server)
 
 
 def servers_of(zone: DnsZone) -> list[tuple[str, int]]:
