@@ -439,7 +439,7 @@ def do_reconcile_keys(domain: MailDomain, *, acting_user: Account | None = None
             events += [f"{key.selector}: new key (pending)" for key in pending]
         synced = True
         try:
-            the_plan = dnsplan.plan(domain)
+            the_plan = dnsplan.plan(domain, only_updatable=True)
             if the_plan.changes:
                 dnsplan.apply_plan(the_plan)
         except (dns.DnsError, OSError, InvalidInput) as error:
@@ -469,7 +469,7 @@ def do_reconcile_keys(domain: MailDomain, *, acting_user: Account | None = None
             try:
                 gone = {step.item.record.name for step in dnsplan.plan(domain).steps
                         if step.item.absent and step.action == "ok"}
-            except (dns.DnsError, OSError):
+            except (dns.DnsError, OSError, InvalidInput):
                 gone = set()
             from chaton.mail.queries import facts_of
             from chaton.mail.records import dkim_name

@@ -116,12 +116,18 @@ def _read(zone: DnsZone, items: list[Expected]) -> dict[tuple[str, str], dns.Rec
             for key in wanted}
 
 
-def plan(domain: MailDomain) -> Plan:
-    """Return the plan that brings the domain's records to what it needs.
+def plan(domain: MailDomain, *, only_updatable: bool = False) -> Plan:
+    """Return the plan that brings the domain's records to what it needs; with
+    ``only_updatable``, in the zones Chaton updates only (manual ones are not read).
 
-    Raise the DNS adapter's errors when a zone cannot be read.
+    Raise the DNS adapter's errors when a zone cannot be read, InvalidInput when a manual
+    zone names no server.
     """
     items = expected(facts_of(domain))
+    if only_updatable:
+        updatable = set(DnsZone.objects.filter(mode=ZoneMode.RFC2136)
+                        .values_list("name", flat=True))
+        items = [item for item in items if item.zone in updatable]
     zones = {zone.name: zone for zone in DnsZone.objects.filter(
         name__in={item.zone for item in items})}
     steps: list[Step] = []
