@@ -50,7 +50,7 @@ def at(hours: float) -> None:
     clock.travel(dt.timedelta(hours=hours))
 
 
-def test_a_rotation_on_a_real_server(knot_updates, signer, settings):
+def test_a_rotation_on_a_real_server(knot_updates, signer, settings):  # noqa: F811
     settings.CHATON.mail_identity.selectors = ["sel-a", "sel-b", "sel-c"]
     domain = make_domain(knot_updates)
     result = actions.do_reconcile_keys(domain)
@@ -100,7 +100,7 @@ def test_a_rotation_on_a_real_server(knot_updates, signer, settings):
     assert served(knot_updates, first) is None
 
 
-def test_a_record_changed_by_hand_is_shown_and_put_back(knot_updates, signer):
+def test_a_record_changed_by_hand_is_shown_and_put_back(knot_updates, signer):  # noqa: F811
     domain = make_domain(knot_updates)
     actions.do_apply_dns(domain, acting_user=None)
     knot_updates.change_by_hand("example.org.", "_dmarc.example.org.", "TXT", 3600,
@@ -113,7 +113,7 @@ def test_a_record_changed_by_hand_is_shown_and_put_back(knot_updates, signer):
                    server=("127.0.0.1", knot_updates.port)).values == ("v=DMARC1; p=none",)
 
 
-def test_a_wrong_tsig_key_is_a_clear_error_and_nothing_changes(knot_updates, signer):
+def test_a_wrong_tsig_key_is_a_clear_error_and_nothing_changes(knot_updates, signer):  # noqa: F811
     wrong = dataclasses.replace(TsigKey.random(), name=knot_updates.tsig.name)
     domain = make_domain(knot_updates, wrong)
     with pytest.raises(ServerFailure) as refused:
