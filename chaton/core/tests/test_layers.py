@@ -35,7 +35,7 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"members": ("chaton.members",)},
     # Peers: neither imports the other.
     {"directory": ("chaton.directory",), "security": ("chaton.security",)},
-    {"services": ("chaton.services",), "backups": ("chaton.backups",)},
+    {"services": ("chaton.services",), "backups": ("chaton.backups",), "mail": ("chaton.mail",)},
     {"governance": ("chaton.governance",)},
     # The project (settings, URLs, the API's assembly), the command, ``python -m chaton``.
     {"interfaces": ("chaton.cli", "chaton.project", "chaton.__main__")},
