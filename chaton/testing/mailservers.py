@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -208,7 +208,8 @@ class PostfixServer(LoopbackServer):
 
     def __init__(self, directory: Path, port: int, *, relay_port: int, milter: str | None,
                  certificate: Path | None = None, key: Path | None = None,
-                 hostname: str = "mail.chaton.test") -> None:
+                 hostname: str = "mail.chaton.test", implicit_tls_port: int | None = None
+                 ) -> None:
         self.directory = directory
         self.port = port
         self.relay_port = relay_port
@@ -216,6 +217,8 @@ class PostfixServer(LoopbackServer):
         self.certificate = certificate
         self.key = key
         self.hostname = hostname
+        #: A second smtpd speaking TLS from the start (as on 465), when given a certificate.
+        self.implicit_tls_port = implicit_tls_port
         self._process = None
         self._log_offset = 0
 
@@ -272,8 +275,11 @@ class PostfixServer(LoopbackServer):
             "maximal_backoff_time = 2s\n"
             + tls,
             encoding="utf-8")
-        (self.directory / "master.cf").write_text(
-            MASTER_CF.format(listen=f"127.0.0.1:{self.port}"), encoding="utf-8")
+        master = MASTER_CF.format(listen=f"127.0.0.1:{self.port}")
+        if self.implicit_tls_port is not None and tls:
+            master += (f"127.0.0.1:{self.implicit_tls_port}  inet  n  -  n  -  -  smtpd\n"
+                       "  -o smtpd_tls_wrappermode=yes\n")
+        (self.directory / "master.cf").write_text(master, encoding="utf-8")
 
     def _postfix(self, *arguments: str) -> list[str]:
         return [shutil.which("postfix") or "/usr/sbin/postfix", "-c", str(self.directory),
@@ -364,3 +370,103 @@ def postfix_relay(smtp_catcher: SmtpCatcher, opendkim_server: OpenDkimServer,
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def self_signed_certificate(folder: Path, names: list[str], *, days: int = 90
+                            ) -> tuple[Path, Path]:
+    """Write a self-signed certificate (its own CA: give it as the CA bundle) for ``names``
+    (DNS names, or IP addresses) and its key into ``folder``; return (certificate, key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alternatives: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternatives.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=days))
+                   .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                                  critical=True)
+                   .sign(key, hashes.SHA256()))
+    certificate_path, key_path = folder / "server.crt", folder / "server.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return certificate_path, key_path
+
+
+def zone_text(origin: str, records: list[Any], *, serial: int = 1) -> str:
+    """Given a zone's origin and record sets (``name``, ``type``, ``ttl``, ``values``), return
+    a zone file: SOA, NS on 127.0.0.1, then the records (TXT values split in strings)."""
+    from chaton.adapters.dns import split_txt
+
+    origin = origin.rstrip(".") + "."
+    lines = [f"$ORIGIN {origin}", "$TTL 300",
+             f"@ SOA ns1.{origin} hostmaster.{origin} {serial} 3600 900 604800 300",
+             f"@ NS ns1.{origin}", f"ns1.{origin} A 127.0.0.1"]
+    for record in records:
+        for value in record.values:
+            if record.type == "TXT":
+                value = " ".join('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                                 for part in split_txt(value))
+            lines.append(f"{record.name} {record.ttl} {record.type} {value}")
+    return "\n".join(lines) + "\n"
+
+
+class PolicyServer:
+    """An HTTPS server on 127.0.0.1 serving ``/.well-known/mta-sts.txt`` per Host header
+    (``policies``: host → text), in a thread of its own."""
+
+    def __init__(self, certificate: Path, key: Path, policies: dict[str, str]) -> None:
+        import http.server
+        import ssl
+        import threading
+
+        served = policies
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host = (self.headers.get("Host") or "").split(":")[0]
+                body = served.get(host)
+                if self.path != "/.well-known/mta-sts.txt" or body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate, key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port: int = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

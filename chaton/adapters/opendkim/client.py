@@ -11,7 +11,7 @@ Key files are named by their content, so a signer that has not reloaded yet stil
 files its old tables name; files no table names any more go once the signer took the new
 tables. A reload is SIGUSR1 to the pid in OpenDKIM's pid file (it re-reads its configuration
 and tables), confirmed when the kernel no longer holds the signal pending for it, or a command
-(``signer_reload_command``) whose exit 0 confirms it.
+(``signer_reload_command``, the ``reload`` argument) whose exit 0 confirms it.
 """
 
 from __future__ import annotations
@@ -38,15 +38,17 @@ _USR1_BIT = 1 << (signal.SIGUSR1 - 1)
 
 
 class OpenDkimSigner:
-    """The OpenDKIM whose tables are in ``config_dir``; reloaded through ``pid_file`` (default
-    ``<config_dir>/opendkim.pid``) or ``reload_command`` when one is given."""
+    """The OpenDKIM whose tables are in ``config_dir``. ``reload``: the command that makes it
+    re-read them (``[mail_identity] signer_reload_command``, split as a shell would, never run
+    by one); empty: SIGUSR1 to the pid in ``pid_file`` (default ``<config_dir>/opendkim.pid``).
+    """
 
-    def __init__(self, config_dir: str | Path, *, pid_file: str | Path | None = None,
-                 reload_command: str | Sequence[str] = "", timeout: float = 5.0) -> None:
+    def __init__(self, config_dir: str | Path, *, reload: str | Sequence[str] = "",
+                 pid_file: str | Path | None = None, timeout: float = 5.0) -> None:
         self.config_dir = Path(config_dir)
         self.pid_file = Path(pid_file) if pid_file else self.config_dir / "opendkim.pid"
-        self.reload_command = (shlex.split(reload_command) if isinstance(reload_command, str)
-                               else list(reload_command))
+        self.reload_command = (shlex.split(reload) if isinstance(reload, str)
+                               else list(reload))
         self.timeout = timeout
 
     # -- the folder ------------------------------------------------------------------------
