@@ -44,8 +44,13 @@ Figures:
     STARTTLS) against local servers, 10 % of them too slow and 10 % failing
     (target ≤ 3 s; :mod:`bench.probes`).
 
+``mail_dns_apply_1000_s``
+    1,000 record changes applied by RFC 2136 UPDATE with TSIG to a Knot of its own
+    (target ≤ 2 s; :mod:`bench.mail_dns`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``, ``probes``); with no name, all of them.
+``governance``, ``services``, ``backups``, ``probes``, ``mail_dns``); with no name, all of
+them.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ from pathlib import Path
 
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
-          "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes"}
+          "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
+          "mail_dns": "bench.mail_dns"}
 
 
 def _prepare_environment(workspace: Path) -> None:

@@ -25,7 +25,7 @@ test_packages=(
     chromium                          # browser tests (Playwright)
     pebble                            # the ACME server the proxy tests get certificates from
     faketime                          # sshd runs chaton ssh-keys at a chosen instant (expiry tests)
-    knot                              # the DNS server the probes tests ask (chaton/testing/dns.py)
+    knot                              # the DNS server the probes and DNS adapter tests ask (chaton/testing/dns.py)
     postfix opendkim opendkim-tools   # the mail tests' MTA and DKIM signer (chaton/testing/mailservers.py)
 )
 # The packages whose system services must not run: Chaton starts its own servers.

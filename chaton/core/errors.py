@@ -33,6 +33,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
 
 from chaton.adapters import caddy, docker, ldap, restic
+from chaton.adapters import dns as dns_adapter
 
 
 class ChatonError(Exception):
@@ -123,6 +124,17 @@ ADAPTER_ERRORS: tuple[AdapterError, ...] = (
                  gettext_lazy("The backup repository cannot be reached: %(error)s")),
     AdapterError(restic.ResticError, 502, "backup_error",
                  gettext_lazy("restic failed: %(error)s")),
+    AdapterError(dns_adapter.DnsUnavailable, 503, "dns_unavailable",
+                 gettext_lazy("The DNS server does not answer: %(error)s. Nothing was "
+                              "changed.")),
+    AdapterError(dns_adapter.TsigRefused, 502, "dns_refused",
+                 gettext_lazy("The DNS server refused the key: %(error)s")),
+    AdapterError(dns_adapter.UpdateRefused, 502, "dns_refused",
+                 gettext_lazy("The DNS server refused the update: %(error)s")),
+    AdapterError(dns_adapter.NotOurZone, 502, "dns_not_our_zone",
+                 gettext_lazy("The DNS server does not serve this zone: %(error)s")),
+    AdapterError(dns_adapter.DnsError, 502, "dns_error",
+                 gettext_lazy("The DNS server failed: %(error)s")),
 )
 
 

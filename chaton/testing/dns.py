@@ -5,7 +5,8 @@ folder under a folder of its own, starts ``knotd`` in the foreground and stops
 it by its pid; a test may stop it and start it again (a DNS server down). It serves
 one zone or several. Given a :class:`TsigKey`, it takes dynamic updates (RFC 2136) to
 its zones signed with that key, and only with it; the updates are kept in its
-journal, so they survive a restart.
+journal, so they survive a restart. ``change_by_hand`` changes a set through
+``knotc``, as an operator at the server would, outside any key.
 
 The ``knot_dns`` fixture serves :data:`TEST_ZONE` for the session (read only). The
 ``knot_updates`` fixture is a fresh server for one test taking updates to
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -131,6 +132,38 @@ class KnotServer(LoopbackServer):
                           tsig_name=key.name if key else None,
                           tsig_algorithm=key.algorithm if key else "hmac-sha256",
                           tsig_secret=key.secret if key else None, timeout=timeout)
+
+    def knotc(self, *arguments: str) -> str:
+        """Run ``knotc`` against this server's control socket; return its output.
+
+        Raise KnotError with its output when it fails.
+        """
+        knotc = shutil.which("knotc") or "/usr/sbin/knotc"
+        completed = subprocess.run([knotc, "--config", str(self.directory / "knot.conf"),
+                                    *arguments], capture_output=True, text=True, timeout=30,
+                                   check=False)
+        output = completed.stdout + completed.stderr
+        if completed.returncode != 0 or "error" in output.lower():
+            raise KnotError(f"knotc {' '.join(arguments)}: {output.strip()}")
+        return output
+
+    def change_by_hand(self, zone: str, name: str, type: str, ttl: int,
+                       values: Iterable[str]) -> None:
+        """Replace the set (name, type) of ``zone`` through knotc, as an operator would,
+        outside any TSIG key: no values deletes it. TXT values go as written (quote them)."""
+        self.knotc("zone-begin", zone)
+        try:
+            try:
+                self.knotc("zone-unset", zone, name, type)
+            except KnotError as failure:
+                if "no such" not in str(failure).lower():
+                    raise
+            for value in values:
+                self.knotc("zone-set", zone, name, str(ttl), type, value)
+        except BaseException:
+            self.knotc("zone-abort", zone)
+            raise
+        self.knotc("zone-commit", zone)
 
     def _write_configuration(self) -> Path:
         for name in ("zones", "db", "journal", "run"):

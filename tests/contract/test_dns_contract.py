@@ -25,6 +25,7 @@ from chaton.adapters.dns import (
     NotOurZone,
     Record,
     TsigRefused,
+    UpdateRefused,
     Zone,
     resolve,
 )
@@ -157,6 +158,17 @@ def test_a_txt_longer_than_255_characters_round_trips_as_one_value(side: Side) -
         assert resolve("example.org", "txt", server=("127.0.0.1", side.knot.port)) == spf
 
 
+def test_a_txt_value_is_stored_as_it_is_quotes_and_all(side: Side) -> None:
+    """A value cannot smuggle another string, record or comment: it is bytes on the wire."""
+    tricky = Record("_tricky.example.org.", "TXT", 300, (
+        'v=spf1 -all" "include:evil.example.net', "back\\slash; and a semicolon", "",
+        "( parentheses ) @ IN NS evil.example.net."))
+    assert side.zone.apply(replace(tricky)) == 1
+    assert side.zone.read([tricky.key])[tricky.key] == tricky
+    assert side.zone.read([("_tricky.example.org.", "NS")]) == {
+        ("_tricky.example.org.", "NS"): None}
+
+
 def test_a_replace_makes_the_set_exactly_the_record(side: Side) -> None:
     side.zone.apply(replace(Record("example.org.", "MX", 300, ("10 old.example.org.",
                                                                  "20 mail.example.org."))))
@@ -226,6 +238,27 @@ def test_a_record_changed_by_hand_is_read_as_it_is_and_put_back(side: Side) -> N
     assert side.zone.read([wanted.key])[wanted.key] == by_hand
     assert side.zone.apply(replace(wanted)) == 1
     assert side.zone.read([wanted.key])[wanted.key] == wanted
+
+
+def test_a_change_the_server_may_not_make_is_an_error_not_a_silent_skip(side: Side) -> None:
+    """RFC 2136 §3.4.2: a server answers NOERROR and skips a CNAME beside other records, a
+    record beside a CNAME, the removal of the zone's own NS set."""
+    address = Record("x.example.org.", "A", 300, ("192.0.2.1",))
+    alias = Record("alias.example.org.", "CNAME", 300, ("mail.example.org.",))
+    assert side.zone.apply(replace(address, alias)) == 2
+    fine = Record("fine.example.org.", "TXT", 300, ("applied",))
+    for change in (Change("replace", Record("x.example.org.", "CNAME", 300,
+                                            ("mail.example.org.",))),
+                   Change("replace", Record("alias.example.org.", "TXT", 300, ("beside",))),
+                   Change("delete", Record("example.org.", "NS", 0, ()))):
+        with pytest.raises(UpdateRefused) as refused:
+            side.zone.apply([Change("replace", fine), change])
+        assert f"{change.record.name} {change.record.type}" in str(refused.value)
+        now = side.zone.read([change.record.key])[change.record.key]
+        assert now is not None if change.action == "delete" else now != change.record
+    # What could be made was made, and applying again says the same.
+    assert side.zone.read([fine.key])[fine.key] == fine
+    assert side.zone.read([address.key, alias.key]) == {address.key: address, alias.key: alias}
 
 
 def test_the_last_change_of_a_set_wins(side: Side) -> None:

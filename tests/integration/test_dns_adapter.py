@@ -134,3 +134,31 @@ def test_the_same_key_updates_each_zone_of_the_server_and_only_its_names(
     assert resolve(target.name, "TXT", server=server) == target
     assert resolve("nothing.example.org", "TXT", server=server) is None
     assert resolve("example.org", "TXT", server=server) is None
+
+
+def test_a_set_changed_with_knotc_is_read_as_it_is_and_put_back(
+        knot_updates: KnotServer) -> None:  # noqa: F811
+    zone = Rfc2136Zone(knot_updates.zone_server("example.org."))
+    spf = Record("example.org.", "TXT", 300, ("v=spf1 mx -all",))
+    zone.apply([Change("replace", spf)])
+    # An operator at the server, outside any key: a laxer SPF and a second string.
+    knot_updates.change_by_hand("example.org.", "example.org.", "TXT", 60,
+                                ['"v=spf1 +all"', '"google-site-verification=abc"'])
+    assert zone.read([spf.key])[spf.key] == Record(
+        "example.org.", "TXT", 60, ("google-site-verification=abc", "v=spf1 +all"))
+    serial = soa_serial(knot_updates)
+    assert zone.apply([Change("replace", spf)]) == 1
+    assert zone.read([spf.key])[spf.key] == spf and soa_serial(knot_updates) == serial + 1
+
+
+def test_a_server_named_by_its_host_name_is_reached_and_an_unknown_name_is_unavailable(
+        knot_updates: KnotServer) -> None:  # noqa: F811
+    by_name = dataclasses.replace(knot_updates.zone_server("example.org."), host="localhost")
+    record = Record("www.example.org.", "A", 300, ("192.0.2.80",))
+    assert Rfc2136Zone(by_name).apply([Change("replace", record)]) == 1
+    assert resolve(record.name, "A", server=("localhost", knot_updates.port)) == record
+    nowhere = dataclasses.replace(by_name, host="nowhere.invalid")
+    with pytest.raises(DnsUnavailable, match="cannot be found"):
+        Rfc2136Zone(nowhere).apply([Change("delete", record)])
+    with pytest.raises(DnsUnavailable, match="cannot be found"):
+        resolve(record.name, "A", server=("nowhere.invalid", 53))

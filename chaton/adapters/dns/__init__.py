@@ -39,6 +39,7 @@ Nothing here imports Django.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
 import dns.query
@@ -65,6 +67,8 @@ MAX_TTL = 2**31 - 1
 #: One character-string of a TXT record holds at most 255 bytes (RFC 1035 §3.3).
 TXT_CHUNK = 255
 
+# A quoted string of a presentation form (a CAA value), escapes included.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 # A label: letters, digits, hyphens and underscores (``_dmarc``, ``_submission._tcp``);
 # ``*`` alone as the first label (a wildcard).
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
@@ -143,9 +147,17 @@ def join_txt(strings: Iterable[str | bytes]) -> str:
 def _canonical_value(type: str, value: str) -> str:
     """Given a record type and one value in presentation form, return its canonical form
     (what a server gives back: ``"10 mail.example.org."``). Raise BadRecord."""
+    if not isinstance(value, str):
+        raise BadRecord(f"a {type} value is text, not {value!r}")
     if type == "TXT":
         split_txt(value)
         return value
+    # The zone-file parser would end the value at a line break or a comment and drop the
+    # rest without a word: a value that hides a second one is refused, not truncated.
+    if not all(" " <= character <= "~" for character in value) \
+            or ";" in _QUOTED.sub("", value):
+        raise BadRecord(f"{value!r} is not a valid {type} value: one value, printable ASCII, "
+                        "no comment")
     try:
         rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(type), value,
                                     origin=None)
@@ -257,8 +269,11 @@ class Zone(Protocol):
 
     def apply(self, changes: Sequence[Change]) -> int:
         """Given changes, make the zone hold them and return how many sets changed (0: nothing
-        was sent). Raise NotOurZone before sending anything when a name is outside the zone,
-        TsigRefused, UpdateRefused, DnsUnavailable, DnsError."""
+        was sent; the last change of a set wins). Raise NotOurZone before sending anything
+        when a name is outside the zone; TsigRefused, UpdateRefused (also when the server
+        skipped a change it may not make: a CNAME beside other records, the zone's own NS
+        set removed), DnsUnavailable, DnsError. A failure midway leaves the changes before it
+        made: applying again finishes the work."""
         ...
 
 
@@ -277,6 +292,24 @@ def check_names(zone: str, keys: Iterable[tuple[str, str]]) -> list[tuple[str, s
     return checked
 
 
+def differs(change: Change, current: Record | None) -> bool:
+    """Whether ``change`` would change a set that is ``current`` now (None: no such set)."""
+    if change.action == "replace":
+        return current != change.record
+    return current is not None
+
+
+def ignored_error(where: str, ignored: Sequence[Change]) -> UpdateRefused:
+    """Given a server and the changes it answered NOERROR to but did not make, return the
+    error to raise (RFC 2136 §3.4.2: a server silently skips a CNAME beside other records,
+    another record beside a CNAME, and the removal of the zone's own NS set)."""
+    names = ", ".join(f"{change.action} {change.record.name} {change.record.type}"
+                      for change in ignored[:5])
+    more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+    return UpdateRefused(f"the DNS server {where} ignored {names}{more}: a CNAME cannot share "
+                         "its name with other records, and the zone's own NS set stays")
+
+
 def record_of(rrset: Any) -> Record:
     """Given a dnspython RRset, return it as a Record (TXT strings joined)."""
     type = dns.rdatatype.to_text(rrset.rdtype)
@@ -287,6 +320,22 @@ def record_of(rrset: Any) -> Record:
     if type not in TYPES:
         raise BadRecord(f"{type} is not a record type Chaton publishes")
     return Record._read(rrset.name.to_text(), type, rrset.ttl, values)
+
+
+def address_of(host: str, port: int) -> str:
+    """Given a server's host (an IP address or a name) and port, return an IP address to send
+    to (dnspython takes addresses only). Raise DnsUnavailable when the name does not resolve."""
+    try:
+        dns.inet.af_for_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as failure:
+        raise DnsUnavailable(f"the DNS server {host}:{port} cannot be found: "
+                             f"{failure}") from None
+    return str(found[0][4][0])
 
 
 def resolve(name: str, type: str, *, server: tuple[str, int], timeout: float = 5.0
@@ -305,8 +354,9 @@ def resolve(name: str, type: str, *, server: tuple[str, int], timeout: float = 5
         raise BadRecord(f"{type!r} is not a record type Chaton publishes")
     query = dns.message.make_query(qname, type, use_edns=0, payload=1232)
     host, port = server
+    address = address_of(host, port)
     try:
-        response, _ = dns.query.udp_with_fallback(query, host, port=port, timeout=timeout)
+        response, _ = dns.query.udp_with_fallback(query, address, port=port, timeout=timeout)
     except (OSError, EOFError, dns.exception.Timeout) as failure:
         raise DnsUnavailable(f"the DNS server {host}:{port} does not answer: "
                              f"{failure or failure.__class__.__name__}") from None

@@ -34,7 +34,10 @@ from chaton.adapters.dns import (
     TsigRefused,
     UpdateRefused,
     ZoneServer,
+    address_of,
     check_names,
+    differs,
+    ignored_error,
     normalize_name,
     record_of,
     split_txt,
@@ -45,8 +48,9 @@ logger = logging.getLogger("chaton.dns")
 #: Queries sent on the TCP connection before their answers are read (a window: the answers
 #: of a thousand queries in flight would fill the socket buffers both ways).
 QUERY_WINDOW = 100
-#: What one UPDATE message may carry: an estimate of its bytes, and a number of sets.
-UPDATE_BYTES = 30_000
+#: What one UPDATE message may carry: an upper estimate of its bytes (a message over TCP
+#: holds at most 65,535), and a number of sets.
+UPDATE_BYTES = 60_000
 UPDATE_SETS = 500
 
 
@@ -174,11 +178,17 @@ class Rfc2136Zone:
         if not last:
             return 0
         current = self.read(last)
-        needed = [change for key, change in last.items()
-                  if (current[key] != change.record if change.action == "replace"
-                      else current[key] is not None)]
+        needed = [change for key, change in last.items() if differs(change, current[key])]
+        if not needed:
+            return 0
         for batch in self._batches(needed):
             self._send(batch)
+        # A server answers NOERROR to an update it skipped in part (RFC 2136 §3.4.2): what
+        # was sent is read back, so that a skipped change is an error, not a loop.
+        after = self.read(change.record.key for change in needed)
+        ignored = [change for change in needed if differs(change, after[change.record.key])]
+        if ignored:
+            raise ignored_error(self._where, ignored)
         return len(needed)
 
     def _batches(self, changes: list[Change]) -> Iterator[list[Change]]:
@@ -210,9 +220,10 @@ class Rfc2136Zone:
                 rdataset = dns.rdataset.from_rdata_list(change.record.ttl,
                                                         _rdatas(change.record))
                 update.replace(name, rdataset)
+        address = address_of(self.server.host, self.server.port)
         self.messages_sent += 1
         try:
-            response = dns.query.tcp(update, self.server.host, port=self.server.port,
+            response = dns.query.tcp(update, address, port=self.server.port,
                                      timeout=self.server.timeout)
         except dns.tsig.PeerError as failure:
             raise TsigRefused(self._tsig_message(failure)) from None
@@ -223,7 +234,7 @@ class Rfc2136Zone:
                            f"{failure}") from None
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
-            logger.info("dns: %d set(s) changed in %s", len(batch), self.origin)
+            logger.debug("dns: %d set(s) changed in %s", len(batch), self.origin)
             return
         tsig_error = getattr(response, "tsig_error", 0)
         if tsig_error:
@@ -258,8 +269,9 @@ class Rfc2136Zone:
         return time.time() + self.server.timeout
 
     def _connection(self) -> socket.socket:
+        address = address_of(self.server.host, self.server.port)
         try:
-            return socket.create_connection((self.server.host, self.server.port),
+            return socket.create_connection((address, self.server.port),
                                             timeout=self.server.timeout)
         except OSError as failure:
             raise DnsUnavailable(self._down_message(failure)) from None

@@ -10,6 +10,8 @@ from chaton.adapters.dns import (
     Record,
     TsigRefused,
     check_names,
+    differs,
+    ignored_error,
     normalize_name,
 )
 
@@ -46,17 +48,32 @@ class FakeZone:
             last[key] = change
         self._check_up()
         needed = [change for key, change in last.items()
-                  if (self.records.get(key) != change.record if change.action == "replace"
-                      else key in self.records)]
+                  if differs(change, self.records.get(key))]
         if not needed:
             return 0
         if self.tsig_refused:
             raise TsigRefused(f"the DNS server of {self.zone} (fake) refused the TSIG key")
+        # In order, as a server takes an update, skipping what RFC 2136 §3.4.2 makes it skip.
+        ignored = []
         for change in needed:
-            if change.action == "replace":
+            if self._skipped(change):
+                ignored.append(change)
+            elif change.action == "replace":
                 self.records[change.record.key] = change.record
             else:
                 del self.records[change.record.key]
         self.serial += 1
         self.messages_sent += 1
+        if ignored:
+            raise ignored_error(f"of {self.zone} (fake)", ignored)
         return len(needed)
+
+    def _skipped(self, change: Change) -> bool:
+        """Whether a server would skip ``change``: a CNAME beside other records, a record
+        beside a CNAME, the removal of the zone's own NS set."""
+        name, type = change.record.key
+        if change.action == "delete":
+            return type == "NS" and name == self.zone
+        others = {other_type for (other_name, other_type) in self.records
+                  if other_name == name and other_type != type}
+        return bool(others) if type == "CNAME" else "CNAME" in others

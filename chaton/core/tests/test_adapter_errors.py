@@ -16,6 +16,7 @@ from django.test import Client
 from typer.testing import CliRunner
 
 from chaton.adapters import caddy, docker, ldap, restic
+from chaton.adapters import dns as dns_adapter
 from chaton.cli.app import app
 from chaton.core.actions import do_create_api_token
 from chaton.core.errors import ADAPTER_ERRORS, Conflict, ServerFailure, coded
@@ -36,6 +37,14 @@ CASES = [
     (caddy.ProxyRefused("address already in use"), 502, "proxy_refused"),
     (restic.RepositoryUnreachable("sftp: connection refused"), 503, "backup_unavailable"),
     (restic.WrongPassword("wrong password or no key found"), 502, "backup_error"),
+    (dns_adapter.DnsUnavailable("the DNS server 127.0.0.1:5353 does not answer"), 503,
+     "dns_unavailable"),
+    (dns_adapter.TsigRefused("the DNS server 127.0.0.1:5353 refused the TSIG key k."), 502,
+     "dns_refused"),
+    (dns_adapter.UpdateRefused("REFUSED; no TSIG key was given"), 502, "dns_refused"),
+    (dns_adapter.NotOurZone("www.example.net. is not in the zone example.org."), 502,
+     "dns_not_our_zone"),
+    (dns_adapter.BadRecord("a TXT value must be printable ASCII"), 502, "dns_error"),
 ]
 
 
@@ -55,7 +64,17 @@ def test_every_adapter_error_has_a_code_a_status_and_its_own_account(error: Exce
 
 def test_the_table_knows_every_adapters_base_error() -> None:
     bases = {row.exception for row in ADAPTER_ERRORS}
-    assert {ldap.LdapError, docker.DockerError, caddy.CaddyError, restic.ResticError} <= bases
+    assert {ldap.LdapError, docker.DockerError, caddy.CaddyError, restic.ResticError,
+            dns_adapter.DnsError} <= bases
+
+
+def test_a_refused_dns_key_says_so_and_never_the_secret() -> None:
+    secret = "c2VjcmV0LXRoYXQtbXVzdC1ub3Qtc2hvdw=="
+    server = dns_adapter.ZoneServer("example.org.", "127.0.0.1", 5353, tsig_name="k.",
+                                    tsig_secret=secret)
+    failure = coded(dns_adapter.TsigRefused(f"refused the TSIG key for {server!r}"))
+    assert failure is not None and str(failure).startswith("The DNS server refused the key")
+    assert secret not in str(failure)
 
 
 def test_a_chaton_error_stays_itself_and_a_bug_stays_a_bug() -> None:

@@ -12,6 +12,7 @@ from chaton.adapters.dns import (
     NotOurZone,
     Record,
     TsigRefused,
+    Zone,
     ZoneServer,
     check_names,
     join_txt,
@@ -55,10 +56,20 @@ def test_a_ttl_out_of_range_is_a_bad_record(ttl: object) -> None:
     ("AAAA", "192.0.2.1"), ("MX", "10 mail"), ("MX", "mail.example.org."),
     ("CNAME", "target"), ("SRV", "0 1 587"), ("CAA", "0 issue"), ("PTR", "x.example.org."),
     ("MX", "10 bad name.example.org."),
+    # A value hiding a second one, or a comment, is refused rather than cut short.
+    ("A", "192.0.2.1 ; 198.51.100.1"), ("A", "192.0.2.1\n198.51.100.1"),
+    ("A", "192.0.2.1 192.0.2.2"), ("CAA", '0 issue "letsencrypt.org" ; evil'),
+    ("MX", "10 mail.example.org.\n@ IN NS evil.example.net."), ("A", "192.0.2.1\t"),
 ])
 def test_a_value_that_cannot_be_published_is_a_bad_record(type: str, value: str) -> None:
     with pytest.raises(BadRecord):
         Record("example.org.", type, 300, (value,))
+
+
+def test_quotes_and_semicolons_inside_a_quoted_value_are_the_value() -> None:
+    caa = Record("example.org.", "CAA", 300,
+                 ('0 issue "letsencrypt.org; validationmethods=dns-01"',))
+    assert caa.values == ('0 issue "letsencrypt.org; validationmethods=dns-01"',)
 
 
 def test_a_record_spelled_otherwise_is_the_same_record() -> None:
@@ -110,6 +121,13 @@ def test_a_fake_zone_refuses_and_fails_like_a_server() -> None:
     with pytest.raises(DnsError):
         zone.apply([Change("replace", record)])
     assert zone.records == {}
+
+
+def test_both_clients_are_zones_and_anything_else_is_refused_by_name() -> None:
+    server = ZoneServer("example.org.", "127.0.0.1", 53)
+    assert isinstance(FakeZone("example.org."), Zone) and isinstance(Rfc2136Zone(server), Zone)
+    with pytest.raises(TypeError, match="use_dns"), use_dns(object()):  # type: ignore[arg-type]
+        pass
 
 
 def test_the_slot_gives_a_zone_per_server() -> None:
