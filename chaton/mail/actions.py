@@ -42,10 +42,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("chaton.mail")
 
-ZONE_FIELDS = ("name", "mode", "server_host", "server_port", "tsig_name", "tsig_algorithm")
-DOMAIN_FIELDS = ("name", "mx_hosts", "sending_addresses", "dmarc_policy",
+ZONE_FIELDS = ["name", "mode", "server_host", "server_port", "tsig_name", "tsig_algorithm"]
+DOMAIN_FIELDS = ["name", "mx_hosts", "sending_addresses", "dmarc_policy",
                  "dmarc_report_address", "mta_sts_mode", "mta_sts_max_age", "tls_rpt_address",
-                 "publish_retired_keys", "rotation_days")
+                 "publish_retired_keys", "rotation_days"]
 #: RFC 8461: max_age at most 31,557,600 seconds (a year).
 MAX_MTA_STS_AGE = 31_557_600
 
@@ -105,16 +105,21 @@ def _clean_address(value: str, name: str) -> str:
     return value
 
 
+def refuse_direct_publication(name: str, values: dict[str, Any]) -> None:
+    """Raise DecisionRequired (with the link to a proposal) when ``values`` tries to set
+    ``publish_retired_keys``: only the members' decision sets it."""
+    if "publish_retired_keys" in values:
+        core_gate.require(PublishRetiredKeysParams(
+            domain=name, publish=bool(values["publish_retired_keys"])), None)
+
+
 def validate_domain_values(values: dict[str, Any], *, base: DomainValues | None = None
                            ) -> DomainValues:
     """Given changed settings by name, return the whole set checked. Raise InvalidInput.
 
-    ``publish_retired_keys`` is not a setting: it changes only by a decision.
+    ``publish_retired_keys`` is not among them: it changes only by a decision
+    (:func:`refuse_direct_publication`).
     """
-    if "publish_retired_keys" in values:
-        raise InvalidInput(_("Publishing retired keys is decided by the members: propose "
-                             "the operation mail.publish_retired_keys."),
-                           field="publish_retired_keys")
     unknown = set(values) - set(DomainValues.__dataclass_fields__)
     if unknown:
         raise InvalidInput(_("Unknown setting: %(name)s.") % {"name": sorted(unknown)[0]},
@@ -164,6 +169,7 @@ def do_add_domain(name: str, *, acting_user: Account | None, zone: DnsZone,
     when the domain exists.
     """
     domain_name = validation.clean_domain(name)
+    refuse_direct_publication(domain_name, values)
     validation.check_in_zone(domain_name, zone.name)
     if dkim_zone is not None and dkim_zone.mode != ZoneMode.RFC2136:
         raise InvalidInput(_("DKIM records can live only in a zone Chaton updates."),
@@ -186,6 +192,7 @@ def do_update_domain(domain: MailDomain, *, acting_user: Account | None,
                      **values: Any) -> MailDomain:
     """Change a domain's settings. Raise InvalidInput (``publish_retired_keys`` included:
     that one is the members' decision, :func:`do_set_publish_retired_keys`)."""
+    refuse_direct_publication(domain.name, values)
     base = DomainValues(**{name: getattr(domain, name)
                            for name in DomainValues.__dataclass_fields__})
     checked = validate_domain_values(values, base=base)
@@ -237,9 +244,11 @@ def do_set_publish_retired_keys(domain: MailDomain, publish: bool, *,
 
 def do_apply_dns(domain: MailDomain, *, acting_user: Account | None) -> int:
     """Bring the domain's records in the zones Chaton updates to what it needs; return how
-    many record sets changed. Raise the DNS adapter's errors (nothing recorded then)."""
-    the_plan = dnsplan.plan(domain)
-    changed = dnsplan.apply_plan(the_plan)
+    many record sets changed. Raise ServerFailure (``dns_unavailable``, ``dns_refused``) when
+    a server fails (nothing recorded then)."""
+    with dnsplan.coded_errors():
+        the_plan = dnsplan.plan(domain)
+        changed = dnsplan.apply_plan(the_plan)
     with transaction.atomic():
         audit.record("mail.dns.apply", domain, acting_user=acting_user,
                      after={"changed": changed,
@@ -433,13 +442,13 @@ def do_reconcile_keys(domain: MailDomain, *, acting_user: Account | None = None
             the_plan = dnsplan.plan(domain)
             if the_plan.changes:
                 dnsplan.apply_plan(the_plan)
-        except (dns.DnsError, OSError) as error:
+        except (dns.DnsError, OSError, InvalidInput) as error:
             synced = False
             errors.append(_("DNS: %(error)s") % {"error": error})
         for key in pending:
             try:
                 seen = record_seen(key)
-            except (dns.DnsError, OSError) as error:
+            except (dns.DnsError, OSError, InvalidInput) as error:
                 errors.append(_("DNS: %(error)s") % {"error": error})
                 seen = False
             if not seen:
@@ -462,8 +471,8 @@ def do_reconcile_keys(domain: MailDomain, *, acting_user: Account | None = None
                         if step.item.absent and step.action == "ok"}
             except (dns.DnsError, OSError):
                 gone = set()
-            from chaton.mail.records import dkim_name
             from chaton.mail.queries import facts_of
+            from chaton.mail.records import dkim_name
 
             facts = facts_of(domain)
             for key in domain.keys.filter(state=KeyState.RETIRED):
@@ -481,9 +490,9 @@ def signer() -> opendkim.Signer | None:
     config = settings.CHATON.mail_identity
     if not config.signer_config_dir:
         return None
-    from chaton.adapters.opendkim.client import OpenDkimSigner  # type: ignore[import-not-found]
+    from chaton.adapters.opendkim.client import OpenDkimSigner
 
-    return OpenDkimSigner(config.signer_config_dir,  # type: ignore[no-any-return]
+    return OpenDkimSigner(config.signer_config_dir,
                           reload=config.signer_reload_command)
 
 

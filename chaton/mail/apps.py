@@ -11,8 +11,8 @@ class MailConfig(registry.ChatonAppConfig):
     api_routers = [("/mail", "chaton.mail.api:router")]
     urls = "chaton.mail.urls"
     jobs = "chaton.mail.jobs"
-    nav = [NavEntry(label=_("Mail"), url_name="mail-overview", admin_only=True, order=65,
+    nav = [NavEntry(label=_("Mail"), url_name="mail-overview", admin_only=True, order=85,
                     active=("mail-*",))]
     cli = [CliGroup("mail", "chaton.cli.mail:app",
-                    "Mail identity: domains, DNS records, DKIM keys.", order=95)]
+                    "Mail identity: domains, DNS records, DKIM keys.", order=115)]
     demo = DemoLoader("chaton.mail.demo:load", order=60)

@@ -9,16 +9,40 @@ what to set, and nothing is sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from chaton.core.errors import InvalidInput
+from chaton.core.errors import InvalidInput, ServerFailure
 from chaton.mail.models import DnsZone, MailDomain, ZoneMode
 from chaton.mail.queries import facts_of
 from chaton.mail.records import Expected, expected
 from chaton.mail.standins import dns
+
+
+@contextmanager
+def coded_errors() -> Iterator[None]:
+    """Within the block, a DNS server's failure becomes a coded error people read:
+    503 ``dns_unavailable`` (no answer), 502 ``dns_refused`` (TSIG or update refused),
+    400 ``invalid`` (a record outside its zone)."""
+    try:
+        yield
+    except dns.DnsUnavailable as error:
+        raise ServerFailure(_("The DNS server does not answer: %(error)s. Nothing was "
+                              "changed.") % {"error": error}, code="dns_unavailable",
+                            status=503) from error
+    except dns.TsigRefused as error:
+        raise ServerFailure(_("The DNS server refused Chaton's TSIG key: check the zone's "
+                              "key name, algorithm and secret (%(error)s).") % {"error": error},
+                            code="dns_refused", status=502) from error
+    except (dns.NotOurZone, dns.BadRecord) as error:
+        raise InvalidInput(str(error), field="zone") from error
+    except dns.DnsError as error:
+        raise ServerFailure(_("The DNS server refused the update: %(error)s")
+                            % {"error": error}, code="dns_refused", status=502) from error
 
 
 @dataclass(frozen=True)
@@ -62,9 +86,9 @@ def zone_client(zone: DnsZone) -> dns.Zone:
     client = dns.slot.current(server)
     if client is not None:
         return client
-    from chaton.adapters.dns.client import Rfc2136Zone  # type: ignore[import-not-found]
+    from chaton.adapters.dns.client import Rfc2136Zone
 
-    return Rfc2136Zone(server)  # type: ignore[no-any-return]
+    return Rfc2136Zone(server)
 
 
 def servers_of(zone: DnsZone) -> list[tuple[str, int]]:

@@ -1,9 +1,41 @@
+"""The worker's mail job: move every domain's DKIM keys along their lifecycle.
+
+Quick lane: it only talks to DNS servers and the signer, each with a timeout.
+"""
+
+from __future__ import annotations
+
 from collections.abc import Callable
 
 from chaton.core.worker import JobResult, Schedule
 
 LONG_JOBS: frozenset[str] = frozenset()
+INTERVAL_SECONDS = 300
 
 
 def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult | None]]]:
-    return []
+    if not schedule.is_due("mail.dkim", INTERVAL_SECONDS):
+        return []
+    schedule.mark("mail.dkim")
+    return [("mail.dkim", reconcile_keys)]
+
+
+def reconcile_keys() -> JobResult | None:
+    """Reconcile every domain's keys, then give the signer the active ones."""
+    from chaton.mail import actions
+    from chaton.mail.models import MailDomain
+    from chaton.mail.standins import opendkim
+
+    events: list[str] = []
+    errors: list[str] = []
+    for domain in MailDomain.objects.select_related("zone", "dkim_zone"):
+        result = actions.do_reconcile_keys(domain)
+        events += [f"{domain.name} {event}" for event in result.events]
+        errors += [f"{domain.name}: {error}" for error in result.errors]
+    try:
+        actions.install_signer_keys()
+    except opendkim.SignerError as error:
+        errors.append(f"signer: {error}")
+    if not events and not errors:
+        return None
+    return JobResult("mail.dkim", "; ".join(events + errors), ok=not errors)

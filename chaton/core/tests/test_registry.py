@@ -28,22 +28,22 @@ def test_the_bars_keep_their_links_in_order() -> None:
     admin = [entry.url_name for entry in registry.nav_entries(admin_only=True)]
     assert admin == ["person-list", "organization-list", "member-counts", "account-list",
                      "group-list", "backup-overview", "directory-plan", "service-overview",
-                     "audit-log"]
+                     "mail-overview", "audit-log"]
 
 
 def test_the_cli_groups_keep_their_order() -> None:
     assert [group.name for group in registry.cli_groups()] == [
         "directory", "member", "org", "account", "group", "ssh-key", "token", "decision",
-        "backup", "job", "notification", "service"]
+        "backup", "job", "notification", "service", "mail"]
 
 
 def test_the_worker_asks_the_directory_first_and_the_demo_loads_members_first() -> None:
     assert registry.job_modules() == ["chaton.directory.jobs", "chaton.governance.jobs",
                                       "chaton.backups.jobs", "chaton.services.jobs",
-                                      "chaton.notifications.jobs"]
+                                      "chaton.mail.jobs", "chaton.notifications.jobs"]
     assert [loader.__module__ for loader in registry.demo_loaders()] == [
         "chaton.members.demo", "chaton.directory.demo", "chaton.governance.demo",
-        "chaton.backups.demo", "chaton.services.demo"]
+        "chaton.backups.demo", "chaton.services.demo", "chaton.mail.demo"]
 
 
 @pytest.mark.django_db
@@ -67,7 +67,7 @@ def test_the_bars_show_to_whom_they_belong(client, directory) -> None:
     bar = page[page.index('class="admin-nav"'):]
     assert re.findall(r'href="([^"]+)"', bar[:bar.index("</nav>")]) == [
         "/members/", "/organizations/", "/members/counts/", "/accounts/", "/groups/",
-        "/backups/", "/directory/", "/services/", "/audit/"]
+        "/backups/", "/directory/", "/services/", "/mail/", "/audit/"]
 
 
 def test_each_job_module_keeps_its_state_apart() -> None:

@@ -12,8 +12,7 @@ from chaton.core import clock
 from chaton.core.errors import Conflict
 from chaton.mail import actions, keys
 from chaton.mail.models import DkimKey, KeyState
-from chaton.mail.records import dkim_value
-from chaton.mail.records import KeyFacts
+from chaton.mail.records import KeyFacts, dkim_value
 from chaton.mail.standins.dns import Record
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -133,7 +132,7 @@ def test_rotation_overlaps_retiring_then_retired_after_transit(mail):
 
 
 def test_a_rotation_already_under_way_is_a_conflict(mail):
-    first, second = rotate_to_second_key(mail)
+    rotate_to_second_key(mail)
     with pytest.raises(Conflict):
         actions.do_rotate(mail.domain, acting_user=None)
 
