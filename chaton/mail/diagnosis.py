@@ -577,9 +577,11 @@ def check_dkim(target: Target, reader: _Reader, view: tuple[str, int],
                 target, "dkim_signer_differs", "error", f"signer {selector}",
                 "", _short(holding),
                 _("The signer still signs with selector %(selector)s, which is not the "
-                  "active key%(unpublished)s: restart OpenDKIM, then run the DKIM reconcile "
-                  "again."), selector=selector,
-                unpublished="" if published == holding else _(" and not in DNS")))
+                  "active key: restart OpenDKIM, then run the DKIM reconcile again.")
+                if published == holding else
+                _("The signer signs with selector %(selector)s, which is not the active key "
+                  "and not in DNS (receivers cannot verify it): restart OpenDKIM, then run "
+                  "the DKIM reconcile again."), selector=selector))
     for key in target.keys:
         if key.state not in ("retired", "revealed"):
             continue
