@@ -291,7 +291,9 @@ def _compare(target: Target, want: Record, found: Record | None, server: str
                 continue
             wanted_tokens = _spf_tokens(value)
             found_tokens = _spf_tokens(same_kind[0]) if same_kind else []
-            if same_kind and found_tokens == wanted_tokens:
+            # The same terms, "all" last: the same policy, whatever the order of the rest.
+            if same_kind and sorted(found_tokens) == sorted(wanted_tokens) \
+                    and found_tokens[-1:] == wanted_tokens[-1:]:
                 continue
             missing = [token for token in wanted_tokens if token not in found_tokens]
             extra = [token for token in found_tokens if token not in wanted_tokens]
@@ -449,7 +451,11 @@ def _evaluate(walk: _SpfWalk, address: str, domain: str, depth: int) -> str:
                 matched = any(_matches(address, walk.addresses(name), cidr4, cidr6)
                               for name in walk.mx_names(argument)[:SPF_LOOKUP_LIMIT])
             elif mechanism == "include":
-                matched = _evaluate(walk, address, argument, depth + 1) == "pass"
+                inner = _evaluate(walk, address, argument, depth + 1)
+                # RFC 7208 §5.2: an include that errs, or names no SPF record, is an error.
+                if inner in ("permerror", "none"):
+                    return "permerror"
+                matched = inner == "pass"
             elif mechanism == "exists":
                 matched = bool(walk.addresses(argument)) if "%" not in argument else False
         except ValueError:
