@@ -39,7 +39,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any, Protocol
@@ -188,6 +188,22 @@ class _Reader:
         self.timeout = timeout
         self._answers: dict[tuple[tuple[str, int], str, str], Record | None] = {}
         self._lock = Lock()
+        self._once: dict[Any, Future[Any]] = {}
+
+    def once(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """Return ``compute()``, computed once per diagnosis for ``key`` (concurrent callers
+        wait for the first); its exception is raised to each caller."""
+        with self._lock:
+            future = self._once.get(key)
+            owner = future is None
+            if future is None:
+                future = self._once[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as failure:  # handed to every caller
+                future.set_exception(failure)
+        return future.result()
 
     def get(self, server: tuple[str, int], name: str, type: str) -> Record | None:
         key = (server, name.lower().rstrip(".") + ".", type)
@@ -765,29 +781,33 @@ _TLS_PROBE: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def check_tls(target: Target, endpoints: Sequence[TlsEndpoint], *, ca_file: str | None,
-              timeout: float, now: dt.datetime) -> list[Finding]:
-    """STARTTLS or implicit TLS on each endpoint, through the probes adapter."""
+def probe_tls(endpoint: TlsEndpoint, *, ca_file: str | None, timeout: float) -> Any:
+    """Return the probes adapter's result (a ProbeResult) for one endpoint."""
     from chaton.adapters.probes import ProbeSpec
     from chaton.adapters.probes.client import AsyncProbeEngine
 
-    specs = []
-    for index, endpoint in enumerate(endpoints):
-        kind, fixed = _TLS_PROBE[endpoint.kind]
-        options: dict[str, Any] = dict(fixed)
-        if ca_file:
-            options["ca_file"] = ca_file
-        if endpoint.server_name:
-            options["server_name"] = endpoint.server_name
-        specs.append(ProbeSpec(str(index), kind, f"{endpoint.host}:{endpoint.port}",
-                               timeout=timeout, options=options))
-    engine = AsyncProbeEngine()
+    kind, fixed = _TLS_PROBE[endpoint.kind]
+    options: dict[str, Any] = dict(fixed)
+    if ca_file:
+        options["ca_file"] = ca_file
+    if endpoint.server_name:
+        options["server_name"] = endpoint.server_name
+    engine = AsyncProbeEngine(ldap_threads=1)
     try:
-        results = engine.run(specs)
+        return engine.run([ProbeSpec("tls", kind, f"{endpoint.host}:{endpoint.port}",
+                                     timeout=timeout, options=options)])[0]
     finally:
         engine.close()
+
+
+def check_tls(target: Target, reader: _Reader, endpoints: Sequence[TlsEndpoint], *,
+              ca_file: str | None, timeout: float, now: dt.datetime) -> list[Finding]:
+    """STARTTLS or implicit TLS on each endpoint, through the probes adapter; an endpoint
+    several domains share is probed once per diagnosis."""
     findings = []
-    for endpoint, result in zip(endpoints, results, strict=True):
+    for endpoint in endpoints:
+        result = reader.once(("tls", endpoint), lambda endpoint=endpoint: probe_tls(
+            endpoint, ca_file=ca_file, timeout=timeout))
         subject = f"{endpoint.host}:{endpoint.port} ({endpoint.kind})"
         if not result.ok:
             findings.append(_finding(
@@ -830,7 +850,8 @@ def check_ptr(target: Target, reader: _Reader, view: tuple[str, int],
               endpoint: tuple[str, int]) -> list[Finding]:
     """The reverse DNS of each sending address equals the EHLO name, which resolves back."""
     try:
-        name = ehlo_name(*endpoint, timeout=reader.timeout)
+        name = reader.once(("ehlo", endpoint),
+                           lambda: ehlo_name(*endpoint, timeout=reader.timeout))
     except (OSError, smtplib.SMTPException) as failure:
         return [_finding(target, "ehlo_unreadable", "error", _shown(endpoint), "an EHLO name",
                          str(failure) or type(failure).__name__,
@@ -908,7 +929,7 @@ def diagnose(targets: Sequence[Target], *, signer: Signer | None = None,
             jobs.append((target, "https", _bind(check_mta_sts, target, target.mta_sts,
                                                 ca_file=ca_file, timeout=timeout)))
         if target.tls:
-            jobs.append((target, "tls", _bind(check_tls, target, target.tls,
+            jobs.append((target, "tls", _bind(check_tls, target, reader, target.tls,
                                               ca_file=ca_file, timeout=timeout, now=now)))
 
     findings: dict[str, list[Finding]] = {target.domain: [] for target in targets}
