@@ -26,8 +26,14 @@ from chaton.adapters.opendkim import SigningKey, public_key_of
 from chaton.adapters.opendkim.client import OpenDkimSigner
 from chaton.core.servers import free_port
 from chaton.mail import records
-from chaton.mail.diagnosis import KeyCheck, MtaStsSource, Target, TlsEndpoint, diagnose, \
-    from_expected
+from chaton.mail.diagnosis import (
+    KeyCheck,
+    MtaStsSource,
+    Target,
+    TlsEndpoint,
+    diagnose,
+    from_expected,
+)
 from chaton.testing.dns import KnotServer
 from chaton.testing.mailservers import (
     OpenDkimServer,
