@@ -279,3 +279,12 @@ def test_the_diagnosis_from_each_interface(mail, api, admin_client, monkeypatch)
     assert findings and all(finding["fix"] for finding in findings)
     result = CliRunner().invoke(app, ["mail", "domain", "diagnose", "example.org"])
     assert result.exit_code == 1 and "dns_unreachable" in result.output
+
+
+def test_the_api_is_for_administrators(mail, client, directory):
+    member = directory_actions.do_create_account("noa", acting_user=None, display_name="Noa",
+                                                 email="noa@example.org")
+    api = api_for(client, member)
+    assert api.get(f"{MAIL}/domains").status_code == 403
+    assert api.post(f"{MAIL}/domains/example.org/dkim/rotate", {}).status_code == 403
+    assert not DkimKey.objects.exists()
