@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from chaton.adapters import dns
 from chaton.core import audit, clock, secrets
 from chaton.core import gate as core_gate
 from chaton.core.errors import Conflict, InvalidInput
@@ -33,7 +34,7 @@ from chaton.mail.models import (
 )
 from chaton.mail.queries import ADVERTISED, selector_cycle
 from chaton.mail.records import dkim_value
-from chaton.mail.standins import dns, opendkim
+from chaton.mail.standins import opendkim
 
 if TYPE_CHECKING:
     from chaton.core.gate import Authorisation
@@ -439,7 +440,7 @@ def do_reconcile_keys(domain: MailDomain, *, acting_user: Account | None = None
             events += [f"{key.selector}: new key (pending)" for key in pending]
         synced = True
         try:
-            the_plan = dnsplan.plan(domain)
+            the_plan = dnsplan.plan(domain, only_updatable=True)
             if the_plan.changes:
                 dnsplan.apply_plan(the_plan)
         except (dns.DnsError, OSError, InvalidInput) as error:
@@ -469,7 +470,7 @@ def do_reconcile_keys(domain: MailDomain, *, acting_user: Account | None = None
             try:
                 gone = {step.item.record.name for step in dnsplan.plan(domain).steps
                         if step.item.absent and step.action == "ok"}
-            except (dns.DnsError, OSError):
+            except (dns.DnsError, OSError, InvalidInput):
                 gone = set()
             from chaton.mail.queries import facts_of
             from chaton.mail.records import dkim_name

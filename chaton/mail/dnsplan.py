@@ -16,33 +16,27 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from chaton.core.errors import InvalidInput, ServerFailure
+from chaton.adapters import dns
+from chaton.core.errors import InvalidInput, coded
 from chaton.mail.models import DnsZone, MailDomain, ZoneMode
 from chaton.mail.queries import facts_of
 from chaton.mail.records import Expected, expected
-from chaton.mail.standins import dns
 
 
 @contextmanager
 def coded_errors() -> Iterator[None]:
-    """Within the block, a DNS server's failure becomes a coded error people read:
-    503 ``dns_unavailable`` (no answer), 502 ``dns_refused`` (TSIG or update refused),
-    400 ``invalid`` (a record outside its zone)."""
+    """Within the block, a DNS server's failure becomes the coded error of the one table
+    (:data:`chaton.core.errors.ADAPTER_ERRORS`: ``dns_unavailable`` 503, ``dns_refused``
+    502 …); a record the adapter refuses is InvalidInput."""
     try:
         yield
-    except dns.DnsUnavailable as error:
-        raise ServerFailure(_("The DNS server does not answer: %(error)s. Nothing was "
-                              "changed.") % {"error": error}, code="dns_unavailable",
-                            status=503) from error
-    except dns.TsigRefused as error:
-        raise ServerFailure(_("The DNS server refused Chaton's TSIG key: check the zone's "
-                              "key name, algorithm and secret (%(error)s).") % {"error": error},
-                            code="dns_refused", status=502) from error
-    except (dns.NotOurZone, dns.BadRecord) as error:
+    except dns.BadRecord as error:
         raise InvalidInput(str(error), field="zone") from error
     except dns.DnsError as error:
-        raise ServerFailure(_("The DNS server refused the update: %(error)s")
-                            % {"error": error}, code="dns_refused", status=502) from error
+        failure = coded(error)
+        if failure is None:
+            raise
+        raise failure from error
 
 
 @dataclass(frozen=True)
@@ -116,12 +110,18 @@ def _read(zone: DnsZone, items: list[Expected]) -> dict[tuple[str, str], dns.Rec
             for key in wanted}
 
 
-def plan(domain: MailDomain) -> Plan:
-    """Return the plan that brings the domain's records to what it needs.
+def plan(domain: MailDomain, *, only_updatable: bool = False) -> Plan:
+    """Return the plan that brings the domain's records to what it needs; with
+    ``only_updatable``, in the zones Chaton updates only (manual ones are not read).
 
-    Raise the DNS adapter's errors when a zone cannot be read.
+    Raise the DNS adapter's errors when a zone cannot be read, InvalidInput when a manual
+    zone names no server.
     """
     items = expected(facts_of(domain))
+    if only_updatable:
+        updatable = set(DnsZone.objects.filter(mode=ZoneMode.RFC2136)
+                        .values_list("name", flat=True))
+        items = [item for item in items if item.zone in updatable]
     zones = {zone.name: zone for zone in DnsZone.objects.filter(
         name__in={item.zone for item in items})}
     steps: list[Step] = []

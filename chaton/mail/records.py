@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from chaton.mail.standins.dns import Record, split_txt
+from chaton.adapters.dns import Record, split_txt
 
 TTL = 3600
 #: DKIM records change at each rotation: short, so a new key is seen sooner everywhere.

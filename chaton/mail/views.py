@@ -11,13 +11,13 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from chaton.adapters import dns
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, error_html, posted, show_error, signed_in
 from chaton.mail import actions, dnsplan, queries
 from chaton.mail.forms import DomainForm, ZoneForm
 from chaton.mail.models import DnsZone, KeyState, MailDomain
 from chaton.mail.records import expected, mta_sts_policy, zone_snippet
-from chaton.mail.standins import dns
 
 
 @admin_required

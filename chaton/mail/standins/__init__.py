@@ -1,7 +1,6 @@
-"""Stand-ins for the DNS and signer adapters, to their agreed contracts, until those land.
+"""A stand-in for the signer adapter, to its agreed contract, until it lands.
 
-``dns.py`` mirrors ``chaton.adapters.dns`` (protocol, values, errors, ``resolve``, the slot)
-with ``FakeZone``; ``opendkim.py`` mirrors ``chaton.adapters.opendkim`` with ``FakeSigner``.
-The mail app imports them only through these two modules: once the adapters are merged,
-each module becomes a re-export of the real package and its fake.
+``opendkim.py`` mirrors ``chaton.adapters.opendkim`` with ``FakeSigner``. The mail app imports
+the signer only through it: once the adapter is merged, it becomes a re-export of the real
+package and its fake (as the DNS stand-in became ``chaton.adapters.dns``).
 """

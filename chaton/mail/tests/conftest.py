@@ -1,7 +1,8 @@
 """A mail domain in a zone Chaton updates, with the DNS and the signer faked.
 
-The fakes are the stand-ins of ``chaton/mail/standins`` (to the adapters' contracts) until
-``chaton.adapters.dns`` and ``chaton.adapters.opendkim`` are merged.
+The DNS is the adapter's ``FakeZone``; the signer is the stand-in ``FakeSigner`` of
+``chaton/mail/standins/opendkim.py`` (to the signer adapter's contract) until
+``chaton.adapters.opendkim`` is merged.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from chaton.adapters.dns import use_dns
+from chaton.adapters.dns.fake import FakeZone
 from chaton.core import clock
 from chaton.mail import actions
 from chaton.mail.models import DnsZone, MailDomain
-from chaton.mail.standins.dns import FakeZone, use_dns
 from chaton.mail.standins.opendkim import FakeSigner, use_signer
 
 

@@ -206,3 +206,54 @@ def test_retired_keys_readme_is_public_and_lists_nothing(mail, client):
     assert client.get(f"/.well-known/dkim/{key.published_name}.pem").status_code == 404
     assert key.published_name == hashlib.sha256(key.public_key.encode()).hexdigest()
     assert key.state == KeyState.PENDING
+
+
+def test_cli_zone_add_and_a_bad_server(db):
+    runner = CliRunner()
+    result = runner.invoke(app, ["mail", "zone", "add", "example.net", "--mode", "rfc2136",
+                                 "--server", "127.0.0.1:5300", "--tsig-name", "chaton"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["mail", "zone", "add", "example.com", "--mode", "rfc2136"])
+    assert result.exit_code == 2 and "primary server" in result.stderr
+    result = runner.invoke(app, ["mail", "zone", "add", "example.com", "--server", "ns:x"])
+    assert result.exit_code == 2
+
+
+def test_the_worker_job_moves_keys_and_says_so(mail):
+    from chaton.core.worker import Schedule
+    from chaton.mail import jobs
+
+    due = jobs.due_jobs(Schedule())
+    assert [name for name, _job in due] == ["mail.dkim"]
+    result = due[0][1]()
+    assert result is not None and result.ok and "new key" in result.summary
+    assert jobs.reconcile_keys() is None  # nothing more to do now
+
+
+def test_the_demo_loads_twice_without_change(db):
+    from chaton.core.demo import DemoReport
+    from chaton.mail import demo
+
+    first, second = DemoReport(), DemoReport()
+    demo.load(first)
+    demo.load(second)
+    assert first.created and not second.created
+    domain = MailDomain.objects.get(name="example.org")
+    assert domain.zone.mode == "manual"
+
+
+def test_french_pages_render(mail, admin_client, settings):
+    settings.LANGUAGE_CODE = "fr"
+    actions.do_reconcile_keys(mail.domain)
+    assert admin_client.get("/mail/domains/example.org/").status_code == 200
+    assert admin_client.get("/.well-known/dkim/").status_code == 200
+
+
+def test_a_manual_zone_without_a_server_is_no_worker_failure(db, fake_signer):
+    from chaton.core.demo import DemoReport
+    from chaton.mail import demo, jobs
+
+    demo.load(DemoReport())
+    result = jobs.reconcile_keys()
+    assert result is not None and result.ok
+    assert DkimKey.objects.get().state == KeyState.PENDING

@@ -8,12 +8,12 @@ import datetime as dt
 
 import pytest
 
+from chaton.adapters.dns import Record
 from chaton.core import clock
 from chaton.core.errors import Conflict
 from chaton.mail import actions, keys
 from chaton.mail.models import DkimKey, KeyState
 from chaton.mail.records import KeyFacts, dkim_value
-from chaton.mail.standins.dns import Record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
