@@ -32,9 +32,8 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
 
-from chaton.adapters import caddy, docker, ldap, restic
+from chaton.adapters import caddy, docker, ldap, opendkim, restic
 from chaton.adapters import dns as dns_adapter
-from chaton.adapters import opendkim
 
 
 class ChatonError(Exception):

@@ -41,6 +41,7 @@ import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from threading import Lock
 from typing import Any, Protocol
 
@@ -161,6 +162,17 @@ class Finding:
         """The fix, in the active language."""
         return str(self.fix_message) % dict(self.fix_params) if self.fix_params \
             else str(self.fix_message)
+
+    @property
+    def check(self) -> str:
+        """The finding's code, as the pages' table names the check."""
+        return self.code
+
+    @property
+    def message(self) -> str:
+        """What is wrong, in one line: the subject, what was expected, what was found."""
+        where = f" [{self.server}]" if self.server else ""
+        return f"{self.subject}{where}: expected {self.expected or '-'}, found {self.found or '-'}"
 
     def as_dict(self) -> dict[str, str]:
         return {"domain": self.domain, "code": self.code, "severity": self.severity,
@@ -806,8 +818,8 @@ def check_tls(target: Target, reader: _Reader, endpoints: Sequence[TlsEndpoint],
     several domains share is probed once per diagnosis."""
     findings = []
     for endpoint in endpoints:
-        result = reader.once(("tls", endpoint), lambda endpoint=endpoint: probe_tls(
-            endpoint, ca_file=ca_file, timeout=timeout))
+        result = reader.once(("tls", endpoint), partial(probe_tls, endpoint,
+                                                        ca_file=ca_file, timeout=timeout))
         subject = f"{endpoint.host}:{endpoint.port} ({endpoint.kind})"
         if not result.ok:
             findings.append(_finding(
@@ -975,3 +987,37 @@ def diagnose(targets: Sequence[Target], *, signer: Signer | None = None,
 def _bind(function: Callable[..., list[Finding]], *arguments: Any, **keywords: Any
           ) -> Callable[[], list[Finding]]:
     return lambda: function(*arguments, **keywords)
+
+
+def diagnose_domain(domain: Any, *, timeout: float = 3.0, deadline: float = 10.0
+                    ) -> list[Finding]:
+    """Given a :class:`~chaton.mail.models.MailDomain`, diagnose it as Chaton knows it and
+    return its findings: its zone's records on the zone's server, its keys against DNS and
+    the configured signer, its SPF, DMARC, MTA-STS, the TLS ports of its first MX host
+    (25 and 587 STARTTLS, 465 and 993 implicit TLS) and the reverse DNS of its sending
+    addresses against that host's EHLO name. (The one function here that reads the
+    database: the pages, the API and the CLI call it.)"""
+    from chaton.mail import actions, dnsplan, queries, records
+
+    facts = queries.facts_of(domain)
+    items = records.expected(facts)
+    zone_name = domain.zone.name
+    wanted, absent = from_expected(item for item in items if item.zone == zone_name)
+    servers = dnsplan.servers_of(domain.zone)
+    keys = [KeyCheck(key.selector, key.public_key, key.state,
+                     records.dkim_name(facts, key.selector)[1], key.activated_at)
+            for key in domain.keys.all()]
+    mx = domain.mx_hosts[0].rstrip(".") if domain.mx_hosts else ""
+    tls = [TlsEndpoint(mx, port, kind) for port, kind in (
+        (25, "smtp-starttls"), (587, "smtp-starttls"), (465, "smtp-tls"), (993, "imap-tls"))
+           ] if mx else []
+    target = Target(
+        domain=domain.name, expected=wanted, absent=absent, authoritative=servers,
+        mx_hosts=tuple(domain.mx_hosts), sending_addresses=tuple(domain.sending_addresses),
+        keys=keys, rotation_days=domain.rotation_days,
+        mta_sts=MtaStsSource() if domain.mta_sts_mode != "none" and mx else None,
+        tls=tls, ehlo_endpoint=(mx, 25) if mx else None)
+    # Any: the mail app's signer() names the protocol through its own import of the adapter.
+    the_signer: Any = actions.signer()
+    return diagnose([target], signer=the_signer, timeout=timeout,
+                    deadline=deadline)[domain.name]

@@ -75,13 +75,13 @@ def domain_create(request: HttpRequest) -> HttpResponse:
 def diagnosis_rows(domain: MailDomain) -> list[Any] | None:
     """Return the diagnosis findings of the domain, or None when diagnosis is not installed.
 
-    The hook for :mod:`chaton.mail.diagnosis` (``diagnose(domain) -> findings``).
+    The hook for :mod:`chaton.mail.diagnosis` (``diagnose_domain(domain) -> findings``).
     """
     try:
-        from chaton.mail import diagnosis  # type: ignore[attr-defined]
+        from chaton.mail import diagnosis
     except ImportError:
         return None
-    return list(diagnosis.diagnose(domain))
+    return list(diagnosis.diagnose_domain(domain))
 
 
 @admin_required

@@ -15,9 +15,8 @@ from django.conf import settings
 from django.test import Client
 from typer.testing import CliRunner
 
-from chaton.adapters import caddy, docker, ldap, restic
+from chaton.adapters import caddy, docker, ldap, opendkim, restic
 from chaton.adapters import dns as dns_adapter
-from chaton.adapters import opendkim
 from chaton.cli.app import app
 from chaton.core.actions import do_create_api_token
 from chaton.core.errors import ADAPTER_ERRORS, Conflict, ServerFailure, coded
