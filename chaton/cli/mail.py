@@ -133,9 +133,9 @@ def domain_diagnose(name: str) -> None:
     """Check the domain's records, keys and servers; one line per finding with its fix.
     Exit 1 when something is to fix."""
     setup_django()
-    from chaton.mail import checkup, queries
+    from chaton.mail import diagnosis, queries
 
-    findings = checkup.diagnose_domain(queries.domain_by_name(name))
+    findings = diagnosis.diagnose_domain(queries.domain_by_name(name))
     for finding in findings:
         where = f" [{finding.server}]" if finding.server else ""
         _say(f"{finding.severity} {finding.code}{where}: {finding.subject}: expected "

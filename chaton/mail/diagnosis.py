@@ -41,6 +41,7 @@ import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from threading import Lock
 from typing import Any, Protocol
 
@@ -162,6 +163,17 @@ class Finding:
         return str(self.fix_message) % dict(self.fix_params) if self.fix_params \
             else str(self.fix_message)
 
+    @property
+    def check(self) -> str:
+        """The finding's code, as the pages' table names the check."""
+        return self.code
+
+    @property
+    def message(self) -> str:
+        """What is wrong, in one line: the subject, what was expected, what was found."""
+        where = f" [{self.server}]" if self.server else ""
+        return f"{self.subject}{where}: expected {self.expected or '-'}, found {self.found or '-'}"
+
     def as_dict(self) -> dict[str, str]:
         return {"domain": self.domain, "code": self.code, "severity": self.severity,
                 "subject": self.subject, "expected": self.expected, "found": self.found,
@@ -175,6 +187,14 @@ def _finding(target: Target, code: str, severity: str, subject: str, expected: s
 
 def _shown(server: tuple[str, int]) -> str:
     return f"{server[0]}:{server[1]}"
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 # -- reading DNS -----------------------------------------------------------------------------
@@ -327,6 +347,34 @@ def _compare(target: Target, want: Record, found: Record | None, server: str
                 _("Set %(record)s to the expected value (compared tag by tag)."), server,
                 record=subject))
     return findings
+
+
+def _address(reader: _Reader, view: tuple[str, int] | None, name: str) -> str | None:
+    """Given a host name, return an address of it as the DNS ``view`` answers (following a
+    few CNAMEs), None when it has none or there is no view; an address is itself. The mail
+    hosts are reached at what the zone says, never through this machine's resolver."""
+    if _is_address(name):
+        return name
+    if view is None:
+        return None
+    for _hop in range(4):
+        for type in ("A", "AAAA"):
+            record = reader.get(view, name, type)
+            if record is not None and record.values:
+                return record.values[0]
+        alias = reader.get(view, name, "CNAME")
+        if alias is None or not alias.values:
+            return None
+        name = alias.values[0]
+    return None
+
+
+def _unresolved(target: Target, name: str, view: tuple[str, int] | None) -> Finding:
+    where = _shown(view) if view else ""
+    return _finding(target, "host_unresolved", "error", name, "A/AAAA", "",
+                    _("Publish an address (A or AAAA) for %(name)s: without one, the checks "
+                      "of that host cannot run and senders cannot reach it."), where,
+                    name=name.rstrip("."))
 
 
 def check_records(target: Target, reader: _Reader, server: tuple[str, int], *,
@@ -746,10 +794,16 @@ def mta_sts_problems(policy: str) -> tuple[list[str], list[str]]:
     return problems, fields.get("mx", [])
 
 
-def check_mta_sts(target: Target, source: MtaStsSource, *, ca_file: str | None,
-                  timeout: float) -> list[Finding]:
+def check_mta_sts(target: Target, reader: _Reader, view: tuple[str, int] | None,
+                  source: MtaStsSource, *, ca_file: str | None, timeout: float
+                  ) -> list[Finding]:
     domain = target.domain.lower().rstrip(".")
     url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
+    if source.address is None:
+        address = _address(reader, view, f"mta-sts.{domain}.")
+        if address is None:
+            return [_unresolved(target, f"mta-sts.{domain}.", view)]
+        source = MtaStsSource((address, 443))
     try:
         policy = fetch_mta_sts(domain, source, ca_file=ca_file, timeout=timeout)
     except (OSError, ValueError, IndexError) as failure:
@@ -800,14 +854,25 @@ def probe_tls(endpoint: TlsEndpoint, *, ca_file: str | None, timeout: float) -> 
         engine.close()
 
 
-def check_tls(target: Target, reader: _Reader, endpoints: Sequence[TlsEndpoint], *,
-              ca_file: str | None, timeout: float, now: dt.datetime) -> list[Finding]:
+def check_tls(target: Target, reader: _Reader, view: tuple[str, int] | None,
+              endpoints: Sequence[TlsEndpoint], *, ca_file: str | None, timeout: float,
+              now: dt.datetime) -> list[Finding]:
     """STARTTLS or implicit TLS on each endpoint, through the probes adapter; an endpoint
     several domains share is probed once per diagnosis."""
-    findings = []
+    findings: list[Finding] = []
+    unresolved: set[str] = set()
     for endpoint in endpoints:
-        result = reader.once(("tls", endpoint), lambda endpoint=endpoint: probe_tls(
-            endpoint, ca_file=ca_file, timeout=timeout))
+        address = _address(reader, view, endpoint.host)
+        if address is None:
+            if endpoint.host not in unresolved:
+                unresolved.add(endpoint.host)
+                findings.append(_unresolved(target, endpoint.host, view))
+            continue
+        probed = TlsEndpoint(address, endpoint.port, endpoint.kind, endpoint.server_name
+                             or ("" if _is_address(endpoint.host)
+                                 else endpoint.host.rstrip(".")))
+        result = reader.once(("tls", probed), partial(probe_tls, probed,
+                                                      ca_file=ca_file, timeout=timeout))
         subject = f"{endpoint.host}:{endpoint.port} ({endpoint.kind})"
         if not result.ok:
             findings.append(_finding(
@@ -849,6 +914,10 @@ def ehlo_name(host: str, port: int, *, timeout: float) -> str:
 def check_ptr(target: Target, reader: _Reader, view: tuple[str, int],
               endpoint: tuple[str, int]) -> list[Finding]:
     """The reverse DNS of each sending address equals the EHLO name, which resolves back."""
+    address = _address(reader, view, endpoint[0])
+    if address is None:
+        return [_unresolved(target, endpoint[0], view)]
+    endpoint = (address, endpoint[1])
     try:
         name = reader.once(("ehlo", endpoint),
                            lambda: ehlo_name(*endpoint, timeout=reader.timeout))
@@ -922,14 +991,17 @@ def diagnose(targets: Sequence[Target], *, signer: Signer | None = None,
             jobs.append((target, shown, _bind(check_spf, target, reader, view)))
             jobs.append((target, shown, _bind(check_dkim, target, reader, view, held, now)))
             jobs.append((target, shown, _bind(check_dmarc, target, reader, view)))
-            if target.ehlo_endpoint is not None and target.sending_addresses:
-                jobs.append((target, shown, _bind(check_ptr, target, reader, view,
-                                                  target.ehlo_endpoint)))
+            # Reverse zones are not the domain's: only a resolver answers for them.
+            if target.ehlo_endpoint is not None and target.sending_addresses \
+                    and target.resolver is not None:
+                jobs.append((target, shown, _bind(check_ptr, target, reader,
+                                                  target.resolver, target.ehlo_endpoint)))
         if target.mta_sts is not None:
-            jobs.append((target, "https", _bind(check_mta_sts, target, target.mta_sts,
-                                                ca_file=ca_file, timeout=timeout)))
+            jobs.append((target, "https", _bind(check_mta_sts, target, reader, view,
+                                                target.mta_sts, ca_file=ca_file,
+                                                timeout=timeout)))
         if target.tls:
-            jobs.append((target, "tls", _bind(check_tls, target, reader, target.tls,
+            jobs.append((target, "tls", _bind(check_tls, target, reader, view, target.tls,
                                               ca_file=ca_file, timeout=timeout, now=now)))
 
     findings: dict[str, list[Finding]] = {target.domain: [] for target in targets}
@@ -975,3 +1047,59 @@ def diagnose(targets: Sequence[Target], *, signer: Signer | None = None,
 def _bind(function: Callable[..., list[Finding]], *arguments: Any, **keywords: Any
           ) -> Callable[[], list[Finding]]:
     return lambda: function(*arguments, **keywords)
+
+
+def diagnose_domain(domain: Any, *, timeout: float = 3.0, deadline: float = 10.0
+                    ) -> list[Finding]:
+    """Given a :class:`~chaton.mail.models.MailDomain`, diagnose it as Chaton knows it and
+    return its findings: its zone's records on the zone's server, its keys against DNS and
+    the configured signer, its SPF, DMARC, MTA-STS, the TLS ports of its first MX host
+    (25 and 587 STARTTLS, 465 and 993 implicit TLS) and the reverse DNS of its sending
+    addresses against that host's EHLO name. (The one function here that reads the
+    database: the pages, the API and the CLI call it.)"""
+    from chaton.mail import actions, dnsplan, queries, records
+
+    facts = queries.facts_of(domain)
+    items = records.expected(facts)
+    zone_name = domain.zone.name
+    wanted, absent = from_expected(item for item in items if item.zone == zone_name)
+    servers = dnsplan.servers_of(domain.zone)
+    keys = [KeyCheck(key.selector, key.public_key, key.state,
+                     records.dkim_name(facts, key.selector)[1], key.activated_at)
+            for key in domain.keys.all()]
+    mx = domain.mx_hosts[0].rstrip(".") if domain.mx_hosts else ""
+    tls = [TlsEndpoint(mx, port, kind) for port, kind in (
+        (25, "smtp-starttls"), (587, "smtp-starttls"), (465, "smtp-tls"), (993, "imap-tls"))
+           ] if mx else []
+    target = Target(
+        domain=domain.name, expected=wanted, absent=absent, authoritative=servers,
+        mx_hosts=tuple(domain.mx_hosts), sending_addresses=tuple(domain.sending_addresses),
+        keys=keys, rotation_days=domain.rotation_days,
+        mta_sts=MtaStsSource() if domain.mta_sts_mode != "none" and mx else None,
+        tls=tls, ehlo_endpoint=(mx, 25) if mx else None)
+    # Any: the mail app's signer() names the protocol through its own import of the adapter.
+    the_signer: Any = actions.signer()
+    return diagnose([target], signer=the_signer, resolver=_zone_reader(domain.zone, servers),
+                    timeout=timeout, deadline=deadline)[domain.name]
+
+
+def _zone_reader(zone: Any, servers: Sequence[tuple[str, int]]) -> Resolve:
+    """Return a resolver that reads names of a zone Chaton updates through its zone client
+    (the DNS adapter's slot first: a test's fake, never the network) and asks the DNS
+    directly for every other name or zone."""
+    from chaton.adapters.dns import in_zone, normalize_name
+    from chaton.mail import dnsplan
+
+    if zone.mode != "rfc2136":
+        return resolve
+    client = dnsplan.zone_client(zone)
+    origin = normalize_name(zone.name)
+
+    def read(name: str, type: str, *, server: tuple[str, int], timeout: float = 5.0
+             ) -> Record | None:
+        absolute = normalize_name(name)
+        if server in servers and in_zone(absolute, origin):
+            return next(iter(client.read([(absolute, type)]).values()), None)
+        return resolve(name, type, server=server, timeout=timeout)
+
+    return read

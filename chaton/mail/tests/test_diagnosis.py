@@ -6,6 +6,7 @@ MTA-STS syntax. The same checks against real servers: tests/integration/test_mai
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -169,3 +170,28 @@ def test_mta_sts_policy_syntax_and_mx_patterns() -> None:
     problems, _ = mta_sts_problems("version: STSv1\nmode: strict\nmax_age: 31557601\n")
     assert problems == ["mode is not testing, enforce or none",
                         "max_age 31557601 is not a number up to 31557600"]
+
+
+def test_a_recorded_domain_is_diagnosed_through_its_zone_client(mail: Any) -> None:
+    """The page's, API's and CLI's diagnosis reads a zone Chaton updates through the DNS
+    adapter's slot (here the fake): the fast tier reaches no network."""
+    from chaton.mail import actions
+    from chaton.mail.diagnosis import diagnose_domain
+    from chaton.mail.models import DkimKey
+
+    actions.do_reconcile_keys(mail.domain)
+    mail.dns.down = True
+    assert {finding.code for finding in diagnose_domain(mail.domain)} == {"dns_unreachable"}
+    mail.dns.down = False
+    found = {finding.code: finding for finding in diagnose_domain(mail.domain)}
+    # The records are published; the key is pending (no signer finding); the MX host has no
+    # address in the zone, so its TLS and MTA-STS checks say so instead of reaching out.
+    assert set(found) == {"host_unresolved"}
+    assert found["host_unresolved"].fix == (
+        "Publish an address (A or AAAA) for mx.example.org: without one, the checks of that "
+        "host cannot run and senders cannot reach it.")
+    key = DkimKey.objects.get()
+    DkimKey.objects.filter(pk=key.pk).update(state="active", activated_at=key.created_at)
+    mail.signer.keys = {}
+    codes = {finding.code for finding in diagnose_domain(mail.domain)}
+    assert "dkim_signer_differs" in codes
