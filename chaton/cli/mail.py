@@ -180,6 +180,25 @@ def dkim_rotate(
         _say(f"skipped: {line}")
 
 
+@dkim_app.command("published")
+def dkim_published(domain: Annotated[str, typer.Argument(help="Only this domain.")] = "") -> None:
+    """List the published retired keys and fetch each at its public URL; exit 1 when one is
+    not reachable."""
+    setup_django()
+    from chaton.mail import published, queries
+
+    if domain:
+        domain = queries.domain_by_name(domain).name
+    rows = published.check(published.published_keys(domain or None))
+    for row in rows:
+        state = "reachable" if row.reachable else f"NOT reachable ({row.detail})"
+        _say(f"{row.domain} {row.selector} {row.url} {state}")
+    if not rows:
+        _say("no key is published")
+    if any(not row.reachable for row in rows):
+        raise typer.Exit(1)
+
+
 @dns_app.command("plan")
 def dns_plan(name: str,
              as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
