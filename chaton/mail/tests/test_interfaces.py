@@ -283,3 +283,16 @@ def test_the_api_is_for_administrators(mail, client, directory):
     assert api.get(f"{MAIL}/domains").status_code == 403
     assert api.post(f"{MAIL}/domains/example.org/dkim/rotate", {}).status_code == 403
     assert not DkimKey.objects.exists()
+
+
+def test_the_demo_domain_shows_its_records(db, admin_client, fake_signer):
+    """``make run``: the demo's domain, in a zone set by hand with no server to ask, shows
+    what to set, as a checklist and a zone-file snippet."""
+    from chaton.core.demo import DemoReport
+    from chaton.mail import demo
+
+    demo.load(DemoReport())
+    page = admin_client.get("/mail/domains/example.org/").content.decode()
+    assert "names no authoritative server" in page
+    assert "v=spf1 mx ip4:192.0.2.25 -all" in page
+    assert "_dmarc.example.org. 3600 IN TXT" in page
