@@ -53,9 +53,14 @@ Figures:
     1,000 record changes applied by RFC 2136 UPDATE with TSIG to a Knot of its own
     (target ≤ 2 s; :mod:`bench.mail_dns`).
 
+``mail_diagnose_20_domains_s``
+    20 mail domains diagnosed (records, SPF, DKIM against OpenDKIM, DMARC, MTA-STS, TLS,
+    reverse DNS) against a Knot, a Postfix and an OpenDKIM of its own (target ≤ 3 s;
+    :mod:`bench.mail_diagnosis`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``, ``probes``, ``status``, ``mail_dns``); with no
-name, all of them.
+``governance``, ``services``, ``backups``, ``probes``, ``status``, ``mail_dns``,
+``mail_diagnosis``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ from pathlib import Path
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
           "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
-          "status": "bench.status", "mail_dns": "bench.mail_dns"}
+          "status": "bench.status", "mail_dns": "bench.mail_dns",
+          "mail_diagnosis": "bench.mail_diagnosis"}
 
 
 def _prepare_environment(workspace: Path) -> None:

@@ -26,12 +26,14 @@ test_packages=(
     pebble                            # the ACME server the proxy tests get certificates from
     faketime                          # sshd runs chaton ssh-keys at a chosen instant (expiry tests)
     knot                              # the DNS server the probes and DNS adapter tests ask (chaton/testing/dns.py)
+    postfix opendkim opendkim-tools   # the mail tests' MTA and DKIM signer (chaton/testing/mailservers.py)
 )
 # The packages whose system services must not run: Chaton starts its own servers.
 # Docker's own service is wanted where systemd runs (the local engine is the embedded
 # default host): the policy above kept it from starting, so it is started at the end.
 # Without systemd, `chaton serve` runs a dockerd of its own ([services] docker_managed).
-declare -A system_services=([slapd]=slapd [postgresql]=postgresql [caddy]=caddy [knot]=knot)
+declare -A system_services=([slapd]=slapd [postgresql]=postgresql [caddy]=caddy [knot]=knot
+                           [postfix]=postfix [opendkim]=opendkim)
 # Package lists older than this are refreshed before installing.
 maximum_list_age_seconds=$((24 * 60 * 60))
 policy_file=/usr/sbin/policy-rc.d
@@ -119,6 +121,8 @@ printf '#!/bin/sh\n# Written by Chaton install-debian.sh while it installs: star
     >"$policy_file"
 chmod 0755 "$policy_file"
 
+# Postfix asks what kind of mail system this is: none, Chaton's tests run their own instance.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 DEBIAN_FRONTEND=noninteractive apt-get install --yes --no-install-recommends "${missing[@]}"
 
 restore_policy

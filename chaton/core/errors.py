@@ -32,7 +32,7 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
 
-from chaton.adapters import caddy, docker, ldap, restic
+from chaton.adapters import caddy, docker, ldap, opendkim, restic
 from chaton.adapters import dns as dns_adapter
 
 
@@ -135,6 +135,11 @@ ADAPTER_ERRORS: tuple[AdapterError, ...] = (
                  gettext_lazy("The DNS server does not serve this zone: %(error)s")),
     AdapterError(dns_adapter.DnsError, 502, "dns_error",
                  gettext_lazy("The DNS server failed: %(error)s")),
+    AdapterError(opendkim.SignerUnavailable, 503, "signer_unavailable",
+                 gettext_lazy("The DKIM signer (OpenDKIM) did not take the keys: %(error)s. "
+                              "It signs with the keys it held before.")),
+    AdapterError(opendkim.SignerError, 502, "signer_refused",
+                 gettext_lazy("The DKIM signer refused the keys: %(error)s")),
 )
 
 

@@ -165,6 +165,28 @@ class BackupsConfig(Section):
     retry_minutes: int = 60
 
 
+class MailIdentityConfig(Section):
+    """DKIM rotation and the signer (``[mail_identity]``); the domains are in the database."""
+
+    #: A new key signs no sooner than this many hours after it was first advertised.
+    min_advertise_hours: float = 4.0
+    #: A key stays advertised this many hours after it stops signing (mail in transit).
+    transit_hours: float = 88.0
+    #: A new domain's keys rotate every this many days.
+    rotation_days: int = 30
+    #: Selectors: a fixed cycle ("a,b,c"), or one date template ("k%Y%m%d": strftime on the
+    #: day the key is made). Letters, digits and hyphens once expanded.
+    selectors: list[str] = ["k%Y%m%d"]  # copied per instance by Section
+    #: Also make an Ed25519 key beside each RSA one (dual signing).
+    ed25519: bool = False
+    #: OpenDKIM's configuration folder (KeyTable, SigningTable, keys); empty: no signer.
+    signer_config_dir: str = ""
+    #: The command that makes the signer reload its tables; empty: none.
+    signer_reload_command: str = ""
+    #: Seconds before a DNS server is given up on.
+    dns_timeout_seconds: float = 5.0
+
+
 class ServicesConfig(Section):
     #: The embedded default host's Docker endpoint.
     docker_url: str = "unix:///var/run/docker.sock"
@@ -266,6 +288,7 @@ class Config(Section):
     governance: GovernanceConfig = GovernanceConfig()
     backups: BackupsConfig = BackupsConfig()
     services: ServicesConfig = ServicesConfig()
+    mail_identity: MailIdentityConfig = MailIdentityConfig()
     proxy: ProxyConfig = ProxyConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     # Not keys (a leading underscore): set by load().

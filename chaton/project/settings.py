@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "chaton.governance",
     "chaton.backups",
     "chaton.services",
+    "chaton.mail",
     "chaton.notifications",
     "chaton.monitoring",
     "django_otp",

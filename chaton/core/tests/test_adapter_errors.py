@@ -15,7 +15,7 @@ from django.conf import settings
 from django.test import Client
 from typer.testing import CliRunner
 
-from chaton.adapters import caddy, docker, ldap, restic
+from chaton.adapters import caddy, docker, ldap, opendkim, restic
 from chaton.adapters import dns as dns_adapter
 from chaton.cli.app import app
 from chaton.core.actions import do_create_api_token
@@ -45,6 +45,9 @@ CASES = [
     (dns_adapter.NotOurZone("www.example.net. is not in the zone example.org."), 502,
      "dns_not_our_zone"),
     (dns_adapter.BadRecord("a TXT value must be printable ASCII"), 502, "dns_error"),
+    (opendkim.SignerUnavailable("OpenDKIM (pid 4242) did not reload within 5 s"), 503,
+     "signer_unavailable"),
+    (opendkim.SignerError("not a DKIM selector: 'k 1'"), 502, "signer_refused"),
 ]
 
 
@@ -65,7 +68,7 @@ def test_every_adapter_error_has_a_code_a_status_and_its_own_account(error: Exce
 def test_the_table_knows_every_adapters_base_error() -> None:
     bases = {row.exception for row in ADAPTER_ERRORS}
     assert {ldap.LdapError, docker.DockerError, caddy.CaddyError, restic.ResticError,
-            dns_adapter.DnsError} <= bases
+            dns_adapter.DnsError, opendkim.SignerError} <= bases
 
 
 def test_a_refused_dns_key_says_so_and_never_the_secret() -> None:

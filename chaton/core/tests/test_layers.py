@@ -35,7 +35,7 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"members": ("chaton.members",)},
     # Peers: neither imports the other.
     {"directory": ("chaton.directory",), "security": ("chaton.security",)},
-    {"services": ("chaton.services",), "backups": ("chaton.backups",)},
+    {"services": ("chaton.services",), "backups": ("chaton.backups",), "mail": ("chaton.mail",)},
     {"governance": ("chaton.governance",)},
     # Watches everything below it: instances, the directory, backups, decisions awaiting votes.
     {"monitoring": ("chaton.monitoring",)},

@@ -1,0 +1,1 @@
+"""Mail identity: domains, their DNS records, DKIM keys rotated with overlap, retired keys."""
