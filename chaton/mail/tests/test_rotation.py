@@ -137,6 +137,7 @@ def test_a_rotation_already_under_way_is_a_conflict(mail):
         actions.do_rotate(mail.domain, acting_user=None)
 
 
+@pytest.mark.usefixtures("english")
 def test_emergency_stops_signing_at_once_and_skips_only_the_waits(mail):
     tick(mail)
     tick(mail, 4)
