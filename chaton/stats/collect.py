@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import re
 import shlex
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -142,27 +143,45 @@ def collect_instances(day: dt.date, instances: Iterable[Instance], result: Colle
             chosen.append(instance)
     if not chosen:
         return
-    with httpx.Client(follow_redirects=False, timeout=collectors.TIMEOUT) as client, \
-            ThreadPoolExecutor(max_workers=min(WORKERS, len(chosen))) as pool:
-        futures = {instance.slug: (instance, pool.submit(_run_one, instance, day, client,
-                                                         make_source))
-                   for instance in chosen}
-        deadline = clock.now() + dt.timedelta(seconds=timeout)
-        for slug, (instance, future) in futures.items():
-            left = max(0.0, (deadline - clock.now()).total_seconds())
-            try:
-                figures = future.result(timeout=left)
-            except FutureTimeout:
-                future.cancel()
-                _gap(result, slug, instance.application, f"no answer within {timeout:g} s")
-                continue
-            except (CollectorError, httpx.HTTPError, OSError, ValueError, KeyError,
-                    TypeError) as error:
-                _gap(result, slug, instance.application, str(error) or type(error).__name__)
-                continue
-            with transaction.atomic():
-                result.samples += _store(figures, instance.application, slug, day)
-                Gap.objects.filter(subject=slug, day=day, collector=instance.application).delete()
+    pool = ThreadPoolExecutor(max_workers=min(WORKERS, len(chosen)),
+                              thread_name_prefix="stats-collector")
+    # A collector past its timeout is left behind (its thread ends with its own HTTP
+    # timeout): shutting the pool down does not wait for it.
+    with httpx.Client(follow_redirects=False, timeout=collectors.TIMEOUT) as client:
+        try:
+            _collect_all(day, chosen, result, client, pool, make_source, timeout)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _collect_all(day: dt.date, chosen: list[Instance], result: Collection,
+                 client: httpx.Client, pool: ThreadPoolExecutor, make_source: SourceFactory,
+                 timeout: float) -> None:
+    futures = [(instance, pool.submit(_run_one, instance, day, client, make_source))
+               for instance in chosen]
+    started = time.monotonic()
+    for position, (instance, future) in enumerate(futures):
+        slug = instance.slug
+        # Each collector has ``timeout`` seconds once a worker takes it up.
+        deadline = started + timeout * (position // WORKERS + 1)
+        try:
+            figures = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            future.cancel()
+            _gap(result, slug, instance.application, f"no answer within {timeout:g} s")
+            continue
+        except httpx.HTTPStatusError as error:
+            _gap(result, slug, instance.application,
+                 f"{error.request.url.path} answered {error.response.status_code}")
+            continue
+        except (CollectorError, httpx.HTTPError, OSError, ValueError, KeyError,
+                TypeError) as error:
+            _gap(result, slug, instance.application,
+                 (str(error) or type(error).__name__).splitlines()[0])
+            continue
+        with transaction.atomic():
+            result.samples += _store(figures, instance.application, slug, day)
+            Gap.objects.filter(subject=slug, day=day, collector=instance.application).delete()
 
 
 def _gap(result: Collection, subject: str, collector: str, message: str) -> None:
