@@ -6,6 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from chaton.core import audit, clock
 from chaton.core.errors import InvalidInput
@@ -25,7 +26,7 @@ def do_collect(*, day: dt.date | None = None, acting_user: Account | None,
     """
     day = day or clock.today()
     if day > clock.today():
-        raise InvalidInput("A day to come has no figures yet.", field="day")
+        raise InvalidInput(_("A day to come has no figures yet."), field="day")
     result = collect_day(day, **options)
     with transaction.atomic():
         target = Sample.objects.filter(figure="chaton.members", subject=CHATON, day=day).first()
