@@ -14,7 +14,8 @@ salted hashes of a day (:class:`~chaton.stats.models.Visitor`) only tell
 whether a visitor was already counted, and :func:`forget_past_days` deletes
 them with the salt once the day is over: then nothing links a count to an
 address. A request whose user agent matches :data:`BOT_PATTERNS` (or has none)
-counts as a bot's, not as a visitor's.
+counts as a bot's, not as a visitor's; the ACME server's validation requests
+(:data:`ACME_CHALLENGE`) are not counted at all.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ BATCH = 5000
 BOT_PATTERNS = ("bot", "crawl", "spider", "slurp", "fetch", "preview", "monitor", "uptime",
                 "curl", "wget", "python-", "httpx", "go-http-client", "java/", "okhttp",
                 "headless", "lighthouse", "facebookexternalhit", "scrapy", "libwww")
+#: Requests under this path are the ACME server validating a domain: not counted at all.
+ACME_CHALLENGE = "/.well-known/acme-challenge/"
 _BOT = re.compile("|".join(re.escape(pattern) for pattern in BOT_PATTERNS), re.IGNORECASE)
 
 
@@ -65,6 +68,8 @@ def _parse(line: bytes) -> tuple[str, dt.date, str, str] | None:
         moment = dt.datetime.fromtimestamp(float(entry["ts"]), tz=dt.UTC)
     except (ValueError, KeyError, TypeError):
         return None
+    if str(request.get("uri", "")).startswith(ACME_CHALLENGE):
+        return None  # the certificate authority checking a domain: no one's use of it
     host = str(request.get("host", "")).lower()
     host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     address = str(request.get("client_ip") or request.get("remote_ip") or "")

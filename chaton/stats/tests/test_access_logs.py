@@ -127,3 +127,28 @@ def test_no_address_reaches_the_database_and_the_days_hashes_go_with_its_salt(
     ("python-requests/2.32", True), ("facebookexternalhit/1.1", True)])
 def test_bots_are_told_from_people_by_their_user_agent(agent: str, bot: bool):
     assert is_bot(agent) is bot
+
+
+def test_the_certificate_authoritys_validation_requests_are_not_counted(tmp_path: Path):
+    log = tmp_path / "access.log"
+    log.write_text(line("pad.example.org", "192.0.2.1", "LetsEncrypt-Pebble-VA (linux; amd64)",
+                        at(3, 9), "/.well-known/acme-challenge/vwuU3iluRH7zUMHN7TFmS")
+                   + line("pad.example.org", "203.0.113.7", FIREFOX, at(3, 9)))
+    assert read_access_log(log, HOSTS) == 1
+    assert figures("pad", 3) == {"http.requests": 1, "http.visitors": 1, "http.bots": 0}
+
+
+def test_the_proxy_writes_an_access_log_only_when_asked():
+    from chaton.adapters.caddy import ProxySettings, Route, build_config
+
+    settings = ProxySettings(admin_listen="127.0.0.1:2019", http_port=8080, https_port=8443,
+                             acme_ca="https://acme.example.org/dir")
+    plain = build_config([Route("pad.example.org", "127.0.0.1:9001")], settings)
+    assert "logging" not in plain and "logs" not in plain["apps"]["http"]["servers"]["chaton"]
+    logged = build_config([Route("pad.example.org", "127.0.0.1:9001")],
+                          ProxySettings(**{**settings.__dict__, "access_log": "/srv/access.log"}))
+    assert logged["apps"]["http"]["servers"]["chaton"]["logs"] == {}
+    access = logged["logging"]["logs"]["access"]
+    assert access["writer"]["filename"] == "/srv/access.log"
+    assert access["encoder"] == {"format": "json"} and access["include"] == ["http.log.access"]
+    assert logged["logging"]["logs"]["default"] == {"exclude": ["http.log.access"]}
