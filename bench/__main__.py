@@ -49,8 +49,12 @@ Figures:
     a Prometheus scrape of 1,000 probes (target ≤ 200 ms), and the bytes a probe's
     roll-ups add per day (:mod:`bench.status`).
 
+``stats_collect_30_s``
+    One day's statistics collection over 30 instances whose APIs answer locally, with
+    an access log of 30,000 requests (target ≤ 5 s; :mod:`bench.stats`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``, ``probes``, ``status``); with no name, all of them.
+``governance``, ``services``, ``backups``, ``probes``, ``status``, ``stats``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ from pathlib import Path
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
           "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
-          "status": "bench.status"}
+          "status": "bench.status", "stats": "bench.stats"}
 
 
 def _prepare_environment(workspace: Path) -> None:

@@ -108,15 +108,22 @@ def engine_source(instance: Instance, day: dt.date, client: httpx.Client) -> Sou
 
 
 def _store(figures: Figures, entry: str, subject: str, day: dt.date) -> int:
+    """Write (or replace) the samples of ``figures``; return how many."""
     now = clock.now()
-    written = 0
+    rows = []
     for key, value in figures.items():
         name, when = (key, day) if isinstance(key, str) else key
-        figure = f"{entry}.{name}" if entry else name
-        Sample.objects.update_or_create(figure=figure, subject=subject, day=when,
-                                        defaults={"value": float(value), "collected_at": now})
-        written += 1
-    return written
+        rows.append(Sample(figure=f"{entry}.{name}" if entry else name, subject=subject,
+                           day=when, value=float(value), collected_at=now))
+    upsert(rows)
+    return len(rows)
+
+
+def upsert(rows: list[Sample]) -> None:
+    """Insert samples, replacing the value of those already there (one statement)."""
+    Sample.objects.bulk_create(rows, update_conflicts=True,
+                               unique_fields=["figure", "subject", "day"],
+                               update_fields=["value", "collected_at"])
 
 
 def _run_one(instance: Instance, day: dt.date, client: httpx.Client,
