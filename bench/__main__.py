@@ -54,7 +54,8 @@ Figures:
     an access log of 30,000 requests (target ≤ 5 s; :mod:`bench.stats`).
 
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``, ``probes``, ``status``, ``stats``); with no name, all of them.
+``governance``, ``services``, ``backups``, ``probes``, ``status``, ``stats``); with no
+name, all of them.
 """
 
 from __future__ import annotations

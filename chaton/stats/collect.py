@@ -14,7 +14,7 @@ import logging
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -107,7 +107,7 @@ def engine_source(instance: Instance, day: dt.date, client: httpx.Client) -> Sou
                   sql=sql, files=files, usage=_usage(instance))
 
 
-def _store(figures: Figures, entry: str, subject: str, day: dt.date) -> int:
+def _store(figures: Mapping[Any, float], entry: str, subject: str, day: dt.date) -> int:
     """Write (or replace) the samples of ``figures``; return how many."""
     now = clock.now()
     rows = []
