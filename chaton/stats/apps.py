@@ -1,7 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 
 from chaton.core import registry
-from chaton.core.registry import CliGroup, NavEntry
+from chaton.core.registry import CliGroup, DemoLoader, NavEntry
 
 
 class StatsConfig(registry.ChatonAppConfig):
@@ -15,3 +15,4 @@ class StatsConfig(registry.ChatonAppConfig):
                     order=88, active=("stats-*",))]
     cli = [CliGroup("stats", "chaton.cli.stats:app", "Usage statistics: collect, show, export.",
                     order=130)]
+    demo = DemoLoader("chaton.stats.demo:load", order=65)
