@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from chaton.core import clock
-from chaton.core import registry
+from chaton.core import clock, registry
 from chaton.core.demo import DemoReport
 from chaton.members.models import Membership
 from chaton.stats import queries
