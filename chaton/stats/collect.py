@@ -29,7 +29,7 @@ from chaton.services.models import DesiredState, Instance
 from chaton.stats import access_logs, collectors
 from chaton.stats.collectors import CollectorError, Figures, Source
 from chaton.stats.models import CHATON, Gap, Sample
-from chaton.stats.own import own_figures
+from chaton.stats.own import INSTANCE, own_figures, uptime
 
 logger = logging.getLogger("chaton.stats")
 
@@ -211,6 +211,9 @@ def collect_day(day: dt.date | None = None, *, instances: Iterable[Instance] | N
     collect_instances(day, chosen, result, make_source=make_source, timeout=timeout)
     with transaction.atomic():
         result.samples += _store(own_figures(day), "", CHATON, day)
+        for key, percent in uptime(day).items():
+            if key.startswith(INSTANCE):
+                result.samples += _store({"uptime": percent}, "", key[len(INSTANCE):], day)
     path = access_log if access_log is not None else proxy.access_log_path()
     if path:
         hosts = {instance.domain.lower(): instance.slug for instance in chosen}

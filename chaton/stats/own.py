@@ -3,9 +3,9 @@
 Members on the day by person type (natural, legal) and kind (regular,
 support); partner organizations; active accounts; groups; decisions taken and
 dues received that day; instances; the size of the last successful backups and
-the restore drills of the day; and each service's uptime (``uptime.<service>``
-subject ``chaton``: the percentage of known seconds that were up, from
-monitoring's day roll-ups; no roll-up, no sample).
+the restore drills of the day; and the uptime of Chaton's own services
+(``uptime.<service>``, subject ``chaton``). An instance's uptime is the figure
+``uptime`` of its slug (:func:`uptime`, written by the collection).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Q, Sum
+from django.utils.text import slugify
 
 from chaton.backups.models import Drill, DrillOutcome, SourceResult
 from chaton.backups.models import Outcome as BackupOutcome
@@ -56,14 +57,29 @@ def own_figures(day: dt.date) -> dict[str, float]:
     found["chaton.backups.restores_tested"] = drills.exclude(
         outcome=DrillOutcome.RUNNING).count()
     found["chaton.backups.restores_passed"] = drills.filter(outcome=DrillOutcome.PASSED).count()
+    for service, percent in uptime(day).items():
+        if not service.startswith(INSTANCE):
+            found[f"uptime.{service}"] = percent
+    return {name: float(value) for name, value in found.items()}
+
+
+#: How :func:`uptime` names an instance's services (the rest are Chaton's own: directory …).
+INSTANCE = "instance:"
+
+
+def uptime(day: dt.date) -> dict[str, float]:
+    """Return the percentage of the day's known seconds that were up, from monitoring's day
+    roll-ups: ``instance:<slug>`` for an instance's probes together, a slug of the service
+    (``directory``, ``chatons-web`` …) for the others. No roll-up, no figure."""
+    start, end = clock.start_of_day(day), clock.start_of_day(day + dt.timedelta(days=1))
     totals: dict[str, list[float]] = {}
-    for service, up, down in (Rollup.objects.filter(period=Period.DAY, start__gte=start,
-                                                    start__lt=end)
-                              .values_list("probe__service", "up_seconds", "down_seconds")):
-        pair = totals.setdefault(service, [0.0, 0.0])
+    for service, slug, up, down in (
+            Rollup.objects.filter(period=Period.DAY, start__gte=start, start__lt=end)
+            .values_list("probe__service", "probe__instance__slug", "up_seconds",
+                         "down_seconds")):
+        key = f"{INSTANCE}{slug}" if slug else slugify(service)
+        pair = totals.setdefault(key, [0.0, 0.0])
         pair[0] += up
         pair[1] += down
-    for service, (up, down) in totals.items():
-        if up + down > 0:
-            found[f"uptime.{service}"] = round(100 * up / (up + down), 3)
-    return {name: float(value) for name, value in found.items()}
+    return {key: round(100 * up / (up + down), 3)
+            for key, (up, down) in totals.items() if up + down > 0}

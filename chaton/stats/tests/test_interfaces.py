@@ -178,3 +178,30 @@ def test_cli_errors_are_one_line_and_exit_2(samples):
         result = cli(*arguments)
         assert result.exit_code == 2, result.output
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_uptime_comes_from_monitorings_day_rollups_and_no_rollup_is_no_figure(
+        directory, monkeypatch):
+    from chaton.monitoring.models import Period, Probe, Rollup
+    from chaton.services.models import Host, Instance
+
+    monkeypatch.setattr("chaton.stats.collect.proxy.access_log_path", lambda: "")
+    host = Host.objects.create(name="box", docker_url="unix:///run/fake/docker.sock")
+    pads = Instance.objects.create(slug="pads", application="homepage", domain="pads.example.org",
+                                   host=host, port=21001)
+    start = clock.start_of_day(DAY)
+    for key, service, instance, up, down in (
+            ("instance:pads:https", "Pads", pads, 80000, 6400),
+            ("instance:pads:cert", "Pads", pads, 86400, 0),
+            ("directory:ldap", "Directory", None, 43200, 0)):
+        probe = Probe.objects.create(key=key, name=key, kind="http", target="x",
+                                     service=service, instance=instance)
+        Rollup.objects.create(probe=probe, period=Period.DAY, start=start, up_seconds=up,
+                              down_seconds=down, unknown_seconds=86400 - up - down)
+    do_collect(day=DAY, acting_user=None)
+    assert Sample.objects.get(figure="uptime", subject="pads", day=DAY).value == \
+        pytest.approx(100 * 166400 / 172800, abs=0.001)
+    assert Sample.objects.get(figure="uptime.directory", subject="chaton", day=DAY).value == 100
+    do_collect(day=DAY - dt.timedelta(days=1), acting_user=None)
+    assert not Sample.objects.filter(figure__startswith="uptime",
+                                     day=DAY - dt.timedelta(days=1)).exists()
