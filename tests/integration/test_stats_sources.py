@@ -24,6 +24,7 @@ from django.core import serializers
 from chaton.adapters.caddy import Route, build_config
 from chaton.adapters.caddy.server import ManagedCaddy
 from chaton.adapters.postgres import Database, TemporaryPostgres
+from chaton.core import clock
 from chaton.services import proxy
 from chaton.stats.access_logs import read_access_log
 from chaton.stats.collect import collect_day
@@ -64,6 +65,20 @@ INSERT INTO store VALUES ('pad:agenda', '{}'), ('pad:agenda:revs:0', '{}'),
 """
 
 
+# Mattermost's tables, the columns its figures read (createat/deleteat in milliseconds).
+MATTERMOST_SCHEMA = """
+CREATE TABLE users (id varchar(26) PRIMARY KEY, deleteat bigint NOT NULL, isbot boolean NOT NULL);
+CREATE TABLE teams (id varchar(26) PRIMARY KEY, deleteat bigint NOT NULL);
+CREATE TABLE channels (id varchar(26) PRIMARY KEY, deleteat bigint NOT NULL);
+CREATE TABLE posts (id varchar(26) PRIMARY KEY, createat bigint NOT NULL,
+                    deleteat bigint NOT NULL);
+INSERT INTO users VALUES ('u1', 0, false), ('u2', 0, false), ('u3', 1700000000000, false),
+                         ('b1', 0, true);
+INSERT INTO teams VALUES ('t1', 0);
+INSERT INTO channels VALUES ('c1', 0), ('c2', 0), ('c3', 1700000000000);
+"""
+
+
 def runner(server: TemporaryPostgres, name: str, schema: str):
     name = f"{name}_{secrets.token_hex(3)}"
     with psycopg.connect(server.url, autocommit=True) as connection:
@@ -78,7 +93,8 @@ def runner(server: TemporaryPostgres, name: str, schema: str):
     return sql
 
 
-def test_castopod_figures_come_from_its_tables(source_postgres: TemporaryPostgres, db: None):
+def test_castopod_etherpad_and_mattermost_figures_come_from_their_tables(
+        source_postgres: TemporaryPostgres, db: None):
     from chaton.services.models import Host, Instance
 
     host = Host.objects.create(name="box", docker_url="unix:///run/fake/docker.sock")
@@ -86,18 +102,32 @@ def test_castopod_figures_come_from_its_tables(source_postgres: TemporaryPostgre
                             host=host, port=21001)
     Instance.objects.create(slug="pad", application="etherpad", domain="pad.example.org",
                             host=host, port=21002)
+    Instance.objects.create(slug="chat", application="mattermost", domain="chat.example.org",
+                            host=host, port=21003)
+    start = int(clock.start_of_day(DAY).timestamp() * 1000)
+    # Six posts: three on the day, one just before, one just after, one deleted.
+    posts = ", ".join(f"('p{index}', {start + offset}, {deleted})" for index, (offset, deleted)
+                      in enumerate(((0, 0), (3_600_000, 0), (86_399_999, 0), (-1, 0),
+                                    (86_400_000, 0), (60_000, 1))))
     sqls = {"radio": runner(source_postgres, "castopod", CASTOPOD_SCHEMA),
-            "pad": runner(source_postgres, "etherpad", ETHERPAD_SCHEMA)}
+            "pad": runner(source_postgres, "etherpad", ETHERPAD_SCHEMA),
+            "chat": runner(source_postgres, "mattermost",
+                           MATTERMOST_SCHEMA + f"INSERT INTO posts VALUES {posts};")}  # noqa: S608
 
     def source(instance, day, client):
-        return make_source("http://127.0.0.1:9", sql=sqls[instance.slug])(instance, day, client)
+        # No API token: Mattermost is read in its database.
+        return make_source("http://127.0.0.1:9", sql=sqls[instance.slug],
+                           secrets={})(instance, day, client)
     result = collect_day(DAY, make_source=source, access_log="")
     assert result.gaps == {}
     found = {(sample.subject, sample.figure): sample.value
              for sample in Sample.objects.filter(day=DAY).exclude(subject="chaton")}
     assert found == {("radio", "castopod.podcasts"): 2, ("radio", "castopod.episodes"): 3,
                      ("radio", "castopod.hits"): 107, ("radio", "castopod.listeners"): 47,
-                     ("pad", "etherpad.pads"): 2, ("pad", "etherpad.authors"): 2}
+                     ("pad", "etherpad.pads"): 2, ("pad", "etherpad.authors"): 2,
+                     ("chat", "mattermost.users"): 2, ("chat", "mattermost.teams"): 1,
+                     ("chat", "mattermost.channels"): 2, ("chat", "mattermost.posts"): 5,
+                     ("chat", "mattermost.posts_day"): 3}
     # A day Castopod saw nobody is a zero (it was asked and answered), not a gap.
     collect_day(DAY + dt.timedelta(days=1), make_source=source, access_log="")
     assert Sample.objects.get(subject="radio", figure="castopod.hits",

@@ -1,12 +1,12 @@
 """Kanboard: projects and tasks (open and closed) through its JSON-RPC API
 (``/jsonrpc.php``, user ``jsonrpc``, the instance's secret ``stats_token``: the
-application's API token)."""
+application's API token); without a token, the manifest's SQL figures."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chaton.stats.collectors import TIMEOUT, CollectorError, Figures, Source
+from chaton.stats.collectors import TIMEOUT, CollectorError, Figures, Source, manifest_figures
 
 
 def _call(source: Source, method: str, **params: Any) -> Any:
@@ -22,6 +22,8 @@ def _call(source: Source, method: str, **params: Any) -> Any:
 
 
 def collect(source: Source) -> Figures:
+    if not source.secrets.get("stats_token") and source.sql is not None:
+        return manifest_figures(source)  # without a token: the manifest's SQL figures
     projects = _call(source, "getAllProjects") or []
     tasks = 0
     for project in projects:

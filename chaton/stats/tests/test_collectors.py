@@ -53,7 +53,8 @@ def test_mattermost_keeps_every_day_of_its_window_a_skipped_day_being_zero(api_s
     assert values("chat")["mattermost.users"] == 40
     assert values("chat")["mattermost.teams"] == 2
     assert values("chat")["mattermost.channels"] == 12
-    posts = dict(Sample.objects.filter(figure="mattermost.posts", subject="chat")
+    assert values("chat")["mattermost.posts"] == 4321
+    posts = dict(Sample.objects.filter(figure="mattermost.posts_day", subject="chat")
                  .values_list("day", "value"))
     assert len(posts) == 30 and min(posts) == dt.date(2026, 11, 1)
     assert posts[dt.date(2026, 11, 28)] == 838
@@ -63,7 +64,7 @@ def test_mattermost_keeps_every_day_of_its_window_a_skipped_day_being_zero(api_s
     mattermost_routes(api_server, {"2027-01-09": 10}, {})
     collect_day(DAY + dt.timedelta(days=40), make_source=make_source(api_server.url),
                 access_log="")
-    kept = dict(Sample.objects.filter(figure="mattermost.posts", subject="chat")
+    kept = dict(Sample.objects.filter(figure="mattermost.posts_day", subject="chat")
                 .values_list("day", "value"))
     assert kept[dt.date(2026, 11, 28)] == 838 and kept[dt.date(2027, 1, 9)] == 10
 

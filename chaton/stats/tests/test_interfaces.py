@@ -29,7 +29,7 @@ DAY = dt.date(2026, 11, 30)
 @pytest.fixture
 def samples(db):
     for day, value in ((1, 282), (2, 838), (4, 12)):
-        Sample.objects.create(figure="mattermost.posts", subject="chat",
+        Sample.objects.create(figure="mattermost.posts_day", subject="chat",
                               day=dt.date(2026, 11, day), value=value, collected_at=clock.now())
     Sample.objects.create(figure="chaton.members", subject="chaton", day=DAY, value=30,
                           collected_at=clock.now())
@@ -87,28 +87,28 @@ def headers(account) -> dict[str, str]:
 def test_the_api_lists_figures_gives_a_series_with_gaps_and_the_csv(client, admin, samples):
     auth = headers(admin)
     listing = client.get(f"{API}/figures", headers=auth).json()
-    assert {"name": "mattermost.posts", "label": "Messages posted", "unit": "messages",
+    assert {"name": "mattermost.posts_day", "label": "Messages posted", "unit": "messages",
             "kind": "count", "subjects": ["chat"]} in listing
-    series = client.get(f"{API}/series/mattermost.posts", {"subject": "chat",
+    series = client.get(f"{API}/series/mattermost.posts_day", {"subject": "chat",
                         "start": "2026-11-01", "end": "2026-11-05"}, headers=auth).json()
     assert [point["value"] for point in series["points"]] == [282, 838, None, 12, None]
     assert series["busiest_day"] == "2026-11-02" and series["busiest_value"] == 838
-    weekly = client.get(f"{API}/series/mattermost.posts", {"subject": "chat", "step": "week",
+    weekly = client.get(f"{API}/series/mattermost.posts_day", {"subject": "chat", "step": "week",
                         "start": "2026-11-01", "end": "2026-11-05"}, headers=auth).json()
     assert [point["value"] for point in weekly["points"]] == [282, 850]
     csv = client.get(f"{API}/samples.csv", {"subject": "chat"}, headers=auth)
     assert csv["Content-Type"].startswith("text/csv")
     assert csv.content.decode().splitlines() == [
-        "figure,subject,day,value", "mattermost.posts,chat,2026-11-01,282",
-        "mattermost.posts,chat,2026-11-02,838", "mattermost.posts,chat,2026-11-04,12"]
+        "figure,subject,day,value", "mattermost.posts_day,chat,2026-11-01,282",
+        "mattermost.posts_day,chat,2026-11-02,838", "mattermost.posts_day,chat,2026-11-04,12"]
 
 
 def test_api_errors_are_coded_never_a_500(client, admin, samples):
     auth = headers(admin)
-    bad = client.get(f"{API}/series/mattermost.posts", {"subject": "chat", "step": "year"},
+    bad = client.get(f"{API}/series/mattermost.posts_day", {"subject": "chat", "step": "year"},
                      headers=auth)
     assert bad.status_code == 400 and bad.json()["field"] == "step"
-    bad = client.get(f"{API}/series/mattermost.posts", {"subject": "chat", "start": "x"},
+    bad = client.get(f"{API}/series/mattermost.posts_day", {"subject": "chat", "start": "x"},
                      headers=auth)
     assert bad.status_code == 400 and bad.json()["field"] == "start"
     missing = client.get(f"{API}/series/nothing.here", headers=auth)
@@ -117,7 +117,7 @@ def test_api_errors_are_coded_never_a_500(client, admin, samples):
 
 def test_a_member_and_a_visitor_read_no_statistics(client, member, samples):
     auth = headers(member)
-    for path in ("/figures", "/series/mattermost.posts?subject=chat", "/samples.csv"):
+    for path in ("/figures", "/series/mattermost.posts_day?subject=chat", "/samples.csv"):
         assert client.get(API + path, headers=auth).status_code == 403
         assert client.get(API + path).status_code == 401
     answer = client.get("/stats/")
@@ -149,7 +149,7 @@ def test_the_page_shows_charts_the_busiest_day_gaps_and_exports(client, admin, s
     assert "No data in this period." in empty and "no data" in empty
     export = client.get("/stats/export.csv", {"subject": "chat", "start": "2026-11-01",
                                               "end": "2026-11-30"})
-    assert export.content.decode().count("mattermost.posts") == 3
+    assert export.content.decode().count("mattermost.posts_day") == 3
 
 
 # -- CLI -------------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def cli(*arguments: str):
 
 
 def test_the_cli_shows_a_series_and_exports_csv(samples):
-    shown = cli("stats", "show", "mattermost.posts", "--subject", "chat", "--start",
+    shown = cli("stats", "show", "mattermost.posts_day", "--subject", "chat", "--start",
                 "2026-11-01", "--end", "2026-11-04")
     assert shown.exit_code == 0, shown.output
     assert "2026-11-02" in shown.output and "838" in shown.output
@@ -173,7 +173,8 @@ def test_the_cli_shows_a_series_and_exports_csv(samples):
 
 def test_cli_errors_are_one_line_and_exit_2(samples):
     for arguments in (("stats", "show", "nothing.here"),
-                      ("stats", "show", "mattermost.posts", "--subject", "chat", "--step", "year"),
+                      ("stats", "show", "mattermost.posts_day", "--subject", "chat",
+                       "--step", "year"),
                       ("stats", "collect", "--day", "tomorrow")):
         result = cli(*arguments)
         assert result.exit_code == 2, result.output
