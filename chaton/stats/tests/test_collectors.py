@@ -12,6 +12,7 @@ import pytest
 
 from chaton.core.servers import free_port
 from chaton.stats.collect import collect_day
+from chaton.stats.collectors import CollectorError
 from chaton.stats.models import Gap, Sample
 from chaton.stats.tests.conftest import make_source
 
@@ -192,3 +193,49 @@ def test_a_later_success_replaces_the_days_gap(api_server, make_instance):
     api_server.routes["/api/pages"] = (200, {"data": [], "total": 2})
     collect_day(DAY, make_source=make_source(api_server.url), access_log="")
     assert not Gap.objects.filter(subject="wiki").exists()
+
+
+class RecordingEngine:
+    """Stands for an instance's container: records the commands, answers ``output``."""
+
+    def __init__(self, output: str, code: int = 0) -> None:
+        self.output, self.code = output, code
+        self.commands: list[list[str]] = []
+
+    def execute(self, workload, command):
+        self.commands.append(list(command))
+        return self.code, self.output
+
+
+def test_a_deployed_instance_is_read_through_its_port_secrets_database_and_volume(
+        make_instance, monkeypatch):
+    import httpx
+
+    from chaton.core import secrets
+    from chaton.stats import collect
+
+    chat = make_instance("mattermost", "chat")
+    chat.secrets = {"stats_token": secrets.encrypt("s3cret")}
+    chat.save()
+    engine = RecordingEngine("1501\n")
+    monkeypatch.setattr(collect, "_workload", lambda instance, role: (engine, role))
+    with httpx.Client() as client:
+        source = collect.engine_source(chat, DAY, client)
+        assert source.base_url == f"http://127.0.0.1:{chat.port}"
+        assert source.secrets["stats_token"] == "s3cret"
+        assert source.sql is not None and source.sql("SELECT count(*) FROM users") == [["1501"]]
+        assert engine.commands[-1] == ["psql", "-At", "-F", "\t", "-U", "mattermost", "-d",
+                                       "mattermost", "-c", "SELECT count(*) FROM users"]
+        paste = make_instance("privatebin", "paste")
+        engine.output = "3\n"
+        source = collect.engine_source(paste, DAY, client)
+        assert source.sql is None and source.files is not None
+        assert source.files("data", "??/??/*.php") == 3
+        assert engine.commands[-1][:2] == ["sh", "-c"] and "??/??/*.php" in engine.commands[-1][2]
+        # A glob is given to a shell: anything but a plain glob is refused.
+        with pytest.raises(CollectorError):
+            source.files("data", "*; rm -rf /")
+        engine.code, engine.output = 2, "FATAL: role does not exist"
+        source = collect.engine_source(chat, DAY, client)
+        with pytest.raises(CollectorError, match="role does not exist"):
+            source.sql("SELECT 1")
