@@ -206,3 +206,12 @@ def test_uptime_comes_from_monitorings_day_rollups_and_no_rollup_is_no_figure(
     do_collect(day=DAY - dt.timedelta(days=1), acting_user=None)
     assert not Sample.objects.filter(figure__startswith="uptime",
                                      day=DAY - dt.timedelta(days=1)).exists()
+
+
+def test_what_a_hostile_service_answers_is_shown_as_text(client, admin, samples, english):
+    Gap.objects.create(subject="chat", day=dt.date(2026, 11, 5), collector="mattermost",
+                       message='<script>alert("x")</script>', noted_at=clock.now())
+    login_with_second_factor(client, admin)
+    page = client.get("/stats/", {"subject": "chat", "start": "2026-11-01",
+                                  "end": "2026-11-30"}).content.decode()
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
