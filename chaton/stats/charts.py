@@ -15,6 +15,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+#: Up to this many periods, each point is marked (with its value as a tooltip).
+MARKED_POINTS = 120
+
 
 def _nice_step(highest: float) -> float:
     """Return a round grid step that cuts ``highest`` into about four parts."""
@@ -59,7 +62,7 @@ def svg_chart(series: Sequence[tuple[dt.date, float | None]], *, title: str, uni
     labels_every = max(1, len(series) // 8)
     for index, (day, value) in enumerate(series):
         x = left + (index * slot if len(series) > 1 else plot_width / 2)
-        if index % labels_every == 0:
+        if index % labels_every == 0 and (x + 36 <= width or index == 0):
             parts.append(f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" '
                          f'font-size="11" fill="#5b6670">{escape(day.isoformat())}</text>')
         if value is None:
@@ -68,9 +71,12 @@ def svg_chart(series: Sequence[tuple[dt.date, float | None]], *, title: str, uni
             continue
         y = top + plot_height - value / ceiling * plot_height
         runs[-1].append((x, y))
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#2f6f9f"><title>'
-                     f'{escape(day.isoformat())}: {escape(_number(value))} {escape(unit)}'
-                     f'</title></circle>')
+        alone = ((index == 0 or series[index - 1][1] is None)
+                 and (index == len(series) - 1 or series[index + 1][1] is None))
+        if len(series) <= MARKED_POINTS or alone:  # a lone point has no line to show it
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#2f6f9f"><title>'
+                         f'{escape(day.isoformat())}: {escape(_number(value))} '
+                         f'{escape(unit)}</title></circle>')
     for run in runs:
         if len(run) > 1:
             points = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)

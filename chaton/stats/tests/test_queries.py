@@ -82,3 +82,11 @@ def test_the_chart_breaks_its_line_at_a_gap_and_says_when_there_is_no_data():
 def test_csv_quotes_what_a_spreadsheet_would_run():
     text = queries.csv_text([["figure", "subject"], ["=HYPERLINK(1)", "-3"]])
     assert "'=HYPERLINK(1)" in text and ",-3" in text
+
+
+def test_a_long_series_marks_only_its_lone_points():
+    days = [dt.date(2025, 1, 1) + dt.timedelta(days=index) for index in range(730)]
+    values = [None if index in (99, 101) else float(index) for index in range(730)]
+    chart = svg_chart(list(zip(days, values, strict=True)), title="Requests", unit="requests")
+    assert chart.count("<circle") == 1 and "2025-04-11: 100" in chart
+    assert chart.count("<polyline") == 2
