@@ -73,17 +73,19 @@ def busiest_day(figure: str, subject: str, start: dt.date,
 
 def subjects(figure: str) -> list[str]:
     """Return the subjects that have samples of ``figure``."""
-    return sorted(set(Sample.objects.filter(figure=figure).values_list("subject", flat=True)))
+    return list(Sample.objects.filter(figure=figure).order_by("subject")
+                .values_list("subject", flat=True).distinct())
 
 
 def figures_for(subject: str) -> list[str]:
     """Return the figures sampled for ``subject``."""
-    return sorted(set(Sample.objects.filter(subject=subject).values_list("figure", flat=True)))
+    return list(Sample.objects.filter(subject=subject).order_by("figure")
+                .values_list("figure", flat=True).distinct())
 
 
 def all_subjects() -> list[str]:
     """Return every subject with samples, the collective's own first."""
-    found = set(Sample.objects.values_list("subject", flat=True))
+    found = set(Sample.objects.order_by("subject").values_list("subject", flat=True).distinct())
     return sorted(found, key=lambda subject: (subject != "chaton", subject))
 
 
