@@ -58,9 +58,13 @@ Figures:
     reverse DNS) against a Knot, a Postfix and an OpenDKIM of its own (target ≤ 3 s;
     :mod:`bench.mail_diagnosis`).
 
+``stats_collect_30_s``
+    One day's statistics collection over 30 instances whose APIs answer locally, with
+    an access log of 30,000 requests (target ≤ 5 s; :mod:`bench.stats`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
 ``governance``, ``services``, ``backups``, ``probes``, ``status``, ``mail_dns``,
-``mail_diagnosis``); with no name, all of them.
+``mail_diagnosis``, ``stats``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ from pathlib import Path
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
           "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
           "status": "bench.status", "mail_dns": "bench.mail_dns",
-          "mail_diagnosis": "bench.mail_diagnosis"}
+          "mail_diagnosis": "bench.mail_diagnosis", "stats": "bench.stats"}
 
 
 def _prepare_environment(workspace: Path) -> None:

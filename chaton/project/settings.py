@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "chaton.mail",
     "chaton.notifications",
     "chaton.monitoring",
+    "chaton.stats",
     "django_otp",
     "chaton.security",
 ]
