@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "chaton.services",
     "chaton.notifications",
     "chaton.monitoring",
+    "chaton.reports",
     "django_otp",
     "chaton.security",
 ]

@@ -39,6 +39,10 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"governance": ("chaton.governance",)},
     # Watches everything below it: instances, the directory, backups, decisions awaiting votes.
     {"monitoring": ("chaton.monitoring",)},
+    # Usage statistics, from the instances and from monitoring.
+    {"stats": ("chaton.stats",)},
+    # The activity report: members, services, decisions, backups, monitoring and statistics.
+    {"reports": ("chaton.reports",)},
     # The project (settings, URLs, the API's assembly), the command, ``python -m chaton``.
     {"interfaces": ("chaton.cli", "chaton.project", "chaton.__main__")},
 ]
