@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "chaton.services",
     "chaton.notifications",
     "chaton.monitoring",
+    "chaton.stats",
     "chaton.reports",
     "django_otp",
     "chaton.security",

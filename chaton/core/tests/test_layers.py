@@ -39,7 +39,7 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"governance": ("chaton.governance",)},
     # Watches everything below it: instances, the directory, backups, decisions awaiting votes.
     {"monitoring": ("chaton.monitoring",)},
-    # Usage statistics, from the instances and from monitoring.
+    # Usage statistics: reads the instances, the members' tables and monitoring's roll-ups.
     {"stats": ("chaton.stats",)},
     # The activity report: members, services, decisions, backups, monitoring and statistics.
     {"reports": ("chaton.reports",)},
