@@ -283,7 +283,7 @@ def usage(report: Report, warnings: list[str]) -> list[FigureLine]:
     """Every figure of every subject with samples in the period, charted; gaps kept as gaps,
     each named in ``warnings``."""
     from chaton.stats import charts, queries
-    from chaton.stats.figures import FIGURES
+    from chaton.stats.figures import figure as figure_of
     from chaton.stats.models import Sample
 
     start, end = report.starts_on, report.ends_on
@@ -292,9 +292,7 @@ def usage(report: Report, warnings: list[str]) -> list[FigureLine]:
                        .values_list("subject", "figure").distinct()))
     lines = []
     for subject, name in pairs:
-        figure = FIGURES.get(name)
-        if figure is None:
-            continue
+        figure = figure_of(name)
         daily = queries.series(name, subject, start, end, "day")
         present = [(day, value) for day, value in daily if value is not None]
         first_day = present[0][0] if present else end
@@ -315,6 +313,13 @@ def usage(report: Report, warnings: list[str]) -> list[FigureLine]:
             warnings.append(_("%(subject)s, %(figure)s: no sample on %(count)d day(s) of the "
                               "period; the chart shows them as gaps.")
                             % {"subject": subject, "figure": label, "count": missing})
+    failures: dict[tuple[str, str], int] = defaultdict(int)
+    for gap in queries.gaps(start=start, end=end):
+        failures[gap.subject, gap.collector] += 1
+    for (subject, collector), count in sorted(failures.items()):
+        warnings.append(_("%(subject)s: the collector %(collector)s could not read the "
+                          "service on %(count)d day(s).")
+                        % {"subject": subject, "collector": collector, "count": count})
     return lines
 
 
