@@ -12,6 +12,6 @@ class ReportsConfig(registry.ChatonAppConfig):
     urls = "chaton.reports.urls"
     nav = [NavEntry(label=_("Reports"), url_name="report-admin-list", admin_only=True,
                     order=88, active=("report-admin-*",))]
-    cli = [CliGroup("report", "chaton.reports.cli:app",
+    cli = [CliGroup("report", "chaton.cli.reports:app",
                     "Activity reports: new, build, publish.", order=140)]
     demo = DemoLoader("chaton.reports.demo:load", order=80)

@@ -1,3 +1,0 @@
-import typer
-
-app = typer.Typer(no_args_is_help=True, add_completion=False)
