@@ -14,6 +14,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db.models import Q, Sum
 from django.utils.translation import gettext as _
@@ -21,6 +22,9 @@ from django.utils.translation import gettext as _
 from chaton.core import clock
 from chaton.core.models import AuditLog
 from chaton.reports.models import Report
+
+if TYPE_CHECKING:
+    from chaton.stats.queries import Step
 
 #: Longer periods are charted by week, longer still by month.
 WEEKLY_AFTER_DAYS = 62
@@ -71,7 +75,7 @@ class ServiceLine:
 
 @dataclass(frozen=True)
 class FigureLine:
-    """One figure of one subject over the period: its value, its busiest day, its chart."""
+    """One figure of one subject over the period: its value and its busiest day."""
 
     subject: str
     figure: str
@@ -79,9 +83,21 @@ class FigureLine:
     unit: str
     value: float | None
     busiest: tuple[dt.date, float] | None
+    #: Day by day, None where no sample (the days before a service opened too).
+    series: list[tuple[dt.date, float | None]]
+    missing_days: int
+
+
+@dataclass(frozen=True)
+class FigureChart:
+    """One figure summed over every subject that has it, charted over the period."""
+
+    figure: str
+    label: str
+    unit: str
+    subjects: list[str]
     series: list[tuple[dt.date, float | None]]
     chart: str
-    missing_days: int
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,7 @@ class Content:
     ordinary: list[object] = field(default_factory=list)
     extraordinary: list[object] = field(default_factory=list)
     figures: list[FigureLine] = field(default_factory=list)
+    charts: list[FigureChart] = field(default_factory=list)
     backups: BackupSummary | None = None
     uptime: list[UptimeLine] = field(default_factory=list)
     diagram: str = ""
@@ -272,47 +289,71 @@ def diagram() -> str:
     return str(drawing.draw(drawing.landscape(hosts, instances)))
 
 
-def _step(report: Report) -> str:
+def _step(report: Report) -> Step:
     days = (report.ends_on - report.starts_on).days + 1
     if days > MONTHLY_AFTER_DAYS:
         return "month"
     return "week" if days > WEEKLY_AFTER_DAYS else "day"
 
 
-def usage(report: Report, warnings: list[str]) -> list[FigureLine]:
-    """Every figure of every subject with samples in the period, charted; gaps kept as gaps,
-    each named in ``warnings``."""
+def _summed(values: list[float], gauge: bool) -> float:
+    return values[-1] if gauge else sum(values)
+
+
+def usage(report: Report, warnings: list[str]) -> tuple[list[FigureLine], list[FigureChart]]:
+    """Every figure of every subject with samples in the period (its value, its busiest
+    day), and one chart per figure summed over its subjects. The samples are read once;
+    a gauge's value on a period is its last sample, a count's the sum (as stats' series).
+    Missing days stay gaps, each subject's named in ``warnings``."""
     from chaton.stats import charts, queries
     from chaton.stats.figures import figure as figure_of
     from chaton.stats.models import Sample
 
     start, end = report.starts_on, report.ends_on
     step = _step(report)
-    pairs = sorted(set(Sample.objects.filter(day__gte=start, day__lte=end)
-                       .values_list("subject", "figure").distinct()))
+    days = queries.periods(start, end, "day")
+    buckets = queries.periods(start, end, step)
+    samples: dict[tuple[str, str], dict[dt.date, float]] = defaultdict(dict)
+    for subject, name, day, value in (Sample.objects.filter(day__gte=start, day__lte=end)
+                                      .order_by("figure", "subject", "day")
+                                      .values_list("subject", "figure", "day", "value")):
+        samples[name, subject][day] = value
     lines = []
-    for subject, name in pairs:
+    # figure → period start → each subject's value on the period
+    by_figure: dict[str, dict[dt.date, list[float]]] = defaultdict(lambda: defaultdict(list))
+    subjects: dict[str, list[str]] = defaultdict(list)
+    for (name, subject), values in sorted(samples.items(), key=lambda item: (item[0][1],
+                                                                           item[0][0])):
         figure = figure_of(name)
-        daily = queries.series(name, subject, start, end, "day")
-        present = [(day, value) for day, value in daily if value is not None]
-        first_day = present[0][0] if present else end
+        gauge = figure.kind == "gauge"
+        ordered = [values[day] for day in days if day in values]
+        first_day = min(values)
         # Days before the first sample are a service not yet open, not a gap.
-        missing = sum(1 for day, value in daily if value is None and day > first_day)
-        if figure.kind == "count":
-            value: float | None = sum(value for _day, value in present) if present else None
-        else:
-            value = present[-1][1] if present else None
-        series = daily if step == "day" else queries.series(name, subject, start, end, step)
+        missing = sum(1 for day in days if day > first_day and day not in values)
+        busiest_day = max(values, key=lambda day: (values[day], -day.toordinal()))
         label = str(figure.label)
-        title = f"{subject} — {label}"
-        lines.append(FigureLine(subject, name, label, figure.unit, value,
-                                queries.busiest_day(name, subject, start, end), series,
-                                charts.svg_chart(series, title=title, unit=figure.unit),
-                                missing))
+        lines.append(FigureLine(subject, name, label, str(figure.unit),
+                                _summed(ordered, gauge), (busiest_day, values[busiest_day]),
+                                [(day, values.get(day)) for day in days], missing))
+        per_period: dict[dt.date, list[float]] = defaultdict(list)
+        for day in days:
+            if day in values:
+                per_period[queries.period_start(day, step)].append(values[day])
+        for bucket, found in per_period.items():
+            by_figure[name][bucket].append(_summed(found, gauge))
+        subjects[name].append(subject)
         if missing:
             warnings.append(_("%(subject)s, %(figure)s: no sample on %(count)d day(s) of the "
                               "period; the chart shows them as gaps.")
                             % {"subject": subject, "figure": label, "count": missing})
+    summary = []
+    for name in sorted(by_figure):
+        figure = figure_of(name)
+        series = [(bucket, sum(by_figure[name][bucket]) if bucket in by_figure[name] else None)
+                  for bucket in buckets]
+        label = str(figure.label)
+        summary.append(FigureChart(name, label, str(figure.unit), subjects[name], series,
+                                   charts.svg_chart(series, title=label, unit=str(figure.unit))))
     failures: dict[tuple[str, str], int] = defaultdict(int)
     for gap in queries.gaps(start=start, end=end):
         failures[gap.subject, gap.collector] += 1
@@ -320,7 +361,7 @@ def usage(report: Report, warnings: list[str]) -> list[FigureLine]:
         warnings.append(_("%(subject)s: the collector %(collector)s could not read the "
                           "service on %(count)d day(s).")
                         % {"subject": subject, "collector": collector, "count": count})
-    return lines
+    return lines, summary
 
 
 def decisions(report: Report) -> tuple[list[object], list[object]]:
@@ -340,7 +381,7 @@ def gather(report: Report) -> Content:
     content.members = member_counts(report.starts_on, report.ends_on)
     content.opened, content.closed, content.running = services(report)
     content.ordinary, content.extraordinary = decisions(report)
-    content.figures = usage(report, content.warnings)
+    content.figures, content.charts = usage(report, content.warnings)
     content.backups = backups(report)
     content.uptime = uptime(report)
     content.diagram = diagram()
