@@ -24,6 +24,7 @@ from chaton.core.models import AuditLog
 from chaton.reports.models import Report
 
 if TYPE_CHECKING:
+    from chaton.governance.export import Line
     from chaton.stats.queries import Step
 
 #: Longer periods are charted by week, longer still by month.
@@ -132,8 +133,8 @@ class Content:
     opened: list[ServiceLine] = field(default_factory=list)
     closed: list[ServiceLine] = field(default_factory=list)
     running: int = 0
-    ordinary: list[object] = field(default_factory=list)
-    extraordinary: list[object] = field(default_factory=list)
+    ordinary: list[Line] = field(default_factory=list)
+    extraordinary: list[Line] = field(default_factory=list)
     figures: list[FigureLine] = field(default_factory=list)
     charts: list[FigureChart] = field(default_factory=list)
     backups: BackupSummary | None = None
@@ -207,9 +208,11 @@ def services(report: Report) -> tuple[list[ServiceLine], list[ServiceLine], int]
                                        created_at__lt=end).order_by("created_at", "id"):
         before = row.before or {}
         after = row.after or {}
-        person = Person.objects.filter(pk=before.get("person") or after.get("person")).first()
-        organization = Organization.objects.filter(
-            pk=before.get("organization") or after.get("organization")).first()
+        person_id = before.get("person") or after.get("person")
+        organization_id = before.get("organization") or after.get("organization")
+        person = Person.objects.filter(pk=person_id).first() if person_id else None
+        organization = (Organization.objects.filter(pk=organization_id).first()
+                        if organization_id else None)
         closed.append(ServiceLine(str(after.get("slug") or row.target_label),
                                   str(after.get("application", "")),
                                   str(after.get("domain", "")), _holder(person, organization),
@@ -282,7 +285,7 @@ def diagram() -> str:
     hosts = [drawing.HostStatus(host, reachable=True) for host in Host.objects.order_by("name")]
     if not hosts:
         return ""
-    states = {DesiredState.RUNNING: "running", DesiredState.STOPPED: "off"}
+    states: dict[str, str] = {DesiredState.RUNNING: "running", DesiredState.STOPPED: "off"}
     instances = [InstanceWithState(instance, LiveState(states.get(instance.state, "removing")))
                  for instance in Instance.objects.exclude(state=DesiredState.REMOVED)
                  .select_related("host").order_by("slug")]
@@ -364,7 +367,7 @@ def usage(report: Report, warnings: list[str]) -> tuple[list[FigureLine], list[F
     return lines, summary
 
 
-def decisions(report: Report) -> tuple[list[object], list[object]]:
+def decisions(report: Report) -> tuple[list[Line], list[Line]]:
     from chaton.governance import export
 
     inventory = export.inventory(report.starts_on, report.ends_on)

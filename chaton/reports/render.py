@@ -166,9 +166,10 @@ def to_markdown(report: Report, content: Content | None = None) -> str:
                                          _("For"), _("Against"), _("Link")]) + " |")
             out.append("|" + "---|" * 7)
             for line in decisions:
-                cells = [_md_cell(getattr(line, name)) for name in
-                         ("id", "title", "proposed_by", "date", "votes_for", "votes_against")]
-                link = str(getattr(line, "link")).replace(" ", "%20").replace("|", "%7C")
+                cells = [_md_cell(value) for value in
+                         (line.id, line.title, line.proposed_by, line.date, line.votes_for,
+                          line.votes_against)]
+                link = line.link.replace(" ", "%20").replace("|", "%7C")
                 out.append("| " + " | ".join(cells) + f" | <{link}> |")
             out.append("")
         out += [f"## {_('Usage')}", ""]

@@ -12,13 +12,21 @@ import pytest
 
 from chaton.reports import actions
 from chaton.reports.models import ReportFile
-from chaton.reports.tests.conftest import END, START
+from chaton.reports.tests.conftest import (  # noqa: F401 - the fast tier's fixtures
+    END,
+    START,
+    admin,
+    draft,
+    in_english,
+    semester,
+    tech_team,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def pdf_text(semester, draft, admin, tmp_path: Path) -> str:
+def pdf_text(semester, draft, admin, tmp_path: Path) -> str:  # noqa: F811
     actions.do_publish_report(draft, acting_user=admin)
     path = tmp_path / "A18.pdf"
     path.write_bytes(bytes(ReportFile.objects.get(report=draft, format="pdf").content))
@@ -26,15 +34,6 @@ def pdf_text(semester, draft, admin, tmp_path: Path) -> str:
                             text=True, check=True, timeout=60)
     return " ".join(result.stdout.split())
 
-
-# The fast tier's fixtures (administrator, tech team, semester, draft), used here too.
-from chaton.reports.tests.conftest import (  # noqa: E402, F401
-    admin,
-    draft,
-    in_english,
-    semester,
-    tech_team,
-)
 
 
 def test_the_pdf_says_the_semester(pdf_text: str) -> None:
