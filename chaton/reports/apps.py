@@ -14,4 +14,4 @@ class ReportsConfig(registry.ChatonAppConfig):
                     order=88, active=("report-admin-*",))]
     cli = [CliGroup("report", "chaton.cli.reports:app",
                     "Activity reports: new, build, publish.", order=140)]
-    demo = DemoLoader("chaton.reports.demo:load", order=80)
+    demo = DemoLoader("chaton.reports.demo:load", order=58)
