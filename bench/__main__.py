@@ -49,14 +49,18 @@ Figures:
     a Prometheus scrape of 1,000 probes (target ≤ 200 ms), and the bytes a probe's
     roll-ups add per day (:mod:`bench.status`).
 
+``stats_collect_30_s``
+    One day's statistics collection over 30 instances whose APIs answer locally, with
+    an access log of 30,000 requests (target ≤ 5 s; :mod:`bench.stats`).
+
 ``report_html_s``, ``report_pdf_s``
     The activity report of 2,000 members, 30 instances, 300 decisions and two years
     of daily samples, as HTML (target ≤ 2 s) and as PDF (target ≤ 10 s;
     :mod:`bench.reports`).
 
 ``python -m bench governance`` runs only the suites named (``directory``,
-``governance``, ``services``, ``backups``, ``probes``, ``status``, ``reports``); with no
-name, all of them.
+``governance``, ``services``, ``backups``, ``probes``, ``status``, ``stats``, ``reports``);
+with no name, all of them.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ from pathlib import Path
 #: The suites, in the order they run: name → module with ``run_all(workspace) -> int``.
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
           "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
-          "status": "bench.status", "reports": "bench.reports"}
+          "status": "bench.status", "stats": "bench.stats", "reports": "bench.reports"}
 
 
 def _prepare_environment(workspace: Path) -> None:

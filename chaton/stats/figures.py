@@ -61,7 +61,7 @@ FIGURES: dict[str, Figure] = _figures(
     Figure("chaton.accounts", _("Accounts"), _("accounts"), "gauge"),
     Figure("chaton.groups", _("Groups"), _("groups"), "gauge"),
     Figure("chaton.decisions", _("Decisions taken"), _("decisions"), "count"),
-    Figure("chaton.dues", _("Dues received"), _("€"), "count"),
+    Figure("chaton.dues", _("Dues received"), "€", "count"),
     Figure("chaton.instances", _("Service instances"), _("instances"), "gauge"),
     Figure("chaton.backups.bytes", _("Backed-up data"), _("bytes"), "gauge"),
     Figure("chaton.backups.restores_tested", _("Restores tested"), _("drills"), "count"),
