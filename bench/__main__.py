@@ -62,9 +62,14 @@ Figures:
     One day's statistics collection over 30 instances whose APIs answer locally, with
     an access log of 30,000 requests (target ≤ 5 s; :mod:`bench.stats`).
 
+``report_html_s``, ``report_pdf_s``
+    The activity report of 2,000 members, 30 instances, 300 decisions and two years
+    of daily samples, as HTML (target ≤ 2 s) and as PDF (target ≤ 10 s;
+    :mod:`bench.reports`).
+
 ``python -m bench governance`` runs only the suites named (``directory``,
 ``governance``, ``services``, ``backups``, ``probes``, ``status``, ``mail_dns``,
-``mail_diagnosis``, ``stats``); with no name, all of them.
+``mail_diagnosis``, ``stats``, ``reports``); with no name, all of them.
 """
 
 from __future__ import annotations
@@ -80,7 +85,8 @@ from pathlib import Path
 SUITES = {"directory": "bench.figures", "governance": "bench.governance",
           "services": "bench.services", "backups": "bench.backups", "probes": "bench.probes",
           "status": "bench.status", "mail_dns": "bench.mail_dns",
-          "mail_diagnosis": "bench.mail_diagnosis", "stats": "bench.stats"}
+          "mail_diagnosis": "bench.mail_diagnosis", "stats": "bench.stats",
+          "reports": "bench.reports"}
 
 
 def _prepare_environment(workspace: Path) -> None:

@@ -19,6 +19,8 @@ runtime_packages=(
     restic postgresql                                        # backups: restic, pg_dump, scratch servers for drills
     docker.io caddy                                          # services: the engine, the TLS reverse proxy
     busybox-static                                           # the images Chaton builds itself (catalogue "homepage"), test images
+    libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0     # WeasyPrint: the activity report as PDF
+    fonts-dejavu-core                                        # the report's font
 )
 test_packages=(
     openssh-server openssh-client     # AuthorizedKeysCommand tests against a real sshd
@@ -27,6 +29,7 @@ test_packages=(
     faketime                          # sshd runs chaton ssh-keys at a chosen instant (expiry tests)
     knot                              # the DNS server the probes and DNS adapter tests ask (chaton/testing/dns.py)
     postfix opendkim opendkim-tools   # the mail tests' MTA and DKIM signer (chaton/testing/mailservers.py)
+    poppler-utils                     # pdftotext reads the activity report's PDF back
 )
 # The packages whose system services must not run: Chaton starts its own servers.
 # Docker's own service is wanted where systemd runs (the local engine is the embedded

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "chaton.notifications",
     "chaton.monitoring",
     "chaton.stats",
+    "chaton.reports",
     "django_otp",
     "chaton.security",
 ]

@@ -41,6 +41,8 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"monitoring": ("chaton.monitoring",)},
     # Usage statistics: reads the instances, the members' tables and monitoring's roll-ups.
     {"stats": ("chaton.stats",)},
+    # The activity report: members, services, decisions, backups, monitoring and statistics.
+    {"reports": ("chaton.reports",)},
     # The project (settings, URLs, the API's assembly), the command, ``python -m chaton``.
     {"interfaces": ("chaton.cli", "chaton.project", "chaton.__main__")},
 ]
