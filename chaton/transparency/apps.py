@@ -1,0 +1,20 @@
+from django.utils.translation import gettext_lazy as _
+
+from chaton.core import registry
+from chaton.core.registry import CliGroup, NavEntry
+
+
+class TransparencyConfig(registry.ChatonAppConfig):
+    name = "chaton.transparency"
+    label = "transparency"
+    verbose_name = _("Transparency")
+    api_routers = [("/transparency", "chaton.transparency.api:router")]
+    urls = "chaton.transparency.urls"
+    jobs = "chaton.transparency.jobs"
+    nav = [NavEntry(label=_("Transparency"), url_name="transparency-settings", admin_only=True,
+                    order=88, active=("transparency-*",))]
+    cli = [CliGroup("chatonsinfos", "chaton.transparency.cli:chatonsinfos_app",
+                    "ChatonsInfos files: check what is served.", order=130),
+           CliGroup("transparency", "chaton.transparency.cli:app",
+                    "Transparency: the software list, the register of authority requests.",
+                    order=131)]
