@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "chaton.services",
     "chaton.notifications",
     "chaton.monitoring",
+    "chaton.stats",
     "chaton.transparency",
     "django_otp",
     "chaton.security",

@@ -39,6 +39,8 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"governance": ("chaton.governance",)},
     # Watches everything below it: instances, the directory, backups, decisions awaiting votes.
     {"monitoring": ("chaton.monitoring",)},
+    # Usage statistics: reads the instances, the members' tables and monitoring's roll-ups.
+    {"stats": ("chaton.stats",)},
     # The project (settings, URLs, the API's assembly), the command, ``python -m chaton``.
     {"interfaces": ("chaton.cli", "chaton.project", "chaton.__main__")},
 ]
