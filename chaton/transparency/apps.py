@@ -13,8 +13,8 @@ class TransparencyConfig(registry.ChatonAppConfig):
     jobs = "chaton.transparency.jobs"
     nav = [NavEntry(label=_("Transparency"), url_name="transparency-settings", admin_only=True,
                     order=88, active=("transparency-*",))]
-    cli = [CliGroup("chatonsinfos", "chaton.transparency.cli:chatonsinfos_app",
+    cli = [CliGroup("chatonsinfos", "chaton.cli.transparency:chatonsinfos_app",
                     "ChatonsInfos files: check what is served.", order=130),
-           CliGroup("transparency", "chaton.transparency.cli:app",
+           CliGroup("transparency", "chaton.cli.transparency:app",
                     "Transparency: the software list, the register of authority requests.",
                     order=131)]

@@ -41,6 +41,10 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"monitoring": ("chaton.monitoring",)},
     # Usage statistics: reads the instances, the members' tables and monitoring's roll-ups.
     {"stats": ("chaton.stats",)},
+    # The semester activity report: reads statistics, monitoring, governance, members.
+    {"reports": ("chaton.reports",)},
+    # ChatonsInfos files, the software list, the register of authority requests, /transparency/.
+    {"transparency": ("chaton.transparency",)},
     # The project (settings, URLs, the API's assembly), the command, ``python -m chaton``.
     {"interfaces": ("chaton.cli", "chaton.project", "chaton.__main__")},
 ]

@@ -1,0 +1,183 @@
+"""The transparency pages.
+
+Public (no login, no JavaScript): the ChatonsInfos files at
+``/.well-known/chatonsinfos/``, the page ``/transparency/``, the software list
+(page and text). Administrators: the profile's settings page and the register
+of authority requests. The public pages show only the published text of a
+request, never what was asked or answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import translation
+from django.views.decorators.http import require_GET
+
+from chaton.core import clock
+from chaton.core.errors import ChatonError
+from chaton.core.views import admin_required, posted, show_error, signed_in
+from chaton.transparency import actions, chatonsinfos, queries, software
+from chaton.transparency.forms import ProfileForm, PublishForm, RequestForm
+from chaton.transparency.models import AuthorityRequest
+
+LANGUAGES = ("fr", "en")
+TEXT = "text/plain; charset=UTF-8"
+
+
+def _language(request: HttpRequest) -> str:
+    """``?lang=fr|en`` when given (a plain link switches language), else the negotiated one."""
+    asked = request.GET.get("lang", "")
+    return asked if asked in LANGUAGES else (translation.get_language() or "en")[:2]
+
+
+@require_GET
+def chatonsinfos_file(request: HttpRequest, name: str) -> HttpResponse:
+    """``organization.properties`` or ``<slug>.properties`` of a public instance, as UTF-8 text."""
+    if name == "organization":
+        return HttpResponse(chatonsinfos.organization_file(), content_type=TEXT)
+    instance = chatonsinfos.public_instances().filter(slug=name).first()
+    if instance is None:
+        return HttpResponse("not found\n", status=404, content_type=TEXT)
+    return HttpResponse(chatonsinfos.service_file(instance), content_type=TEXT)
+
+
+@require_GET
+def chatonsinfos_index(request: HttpRequest) -> HttpResponse:
+    """The directory's listing: the files it holds, one address a line."""
+    names = ["organization", *chatonsinfos.public_instances().values_list("slug", flat=True)]
+    return HttpResponse("".join(chatonsinfos.file_url(name) + "\n" for name in names),
+                        content_type=TEXT)
+
+
+def _published_reports() -> tuple[str | None, list[Any]]:
+    """Return the public list's address and the published reports, when the reports app is in."""
+    try:
+        url: str | None = reverse("report-public-list")
+    except NoReverseMatch:
+        url = None
+    if not apps.is_installed("chaton.reports"):
+        return url, []
+    report_model = apps.get_model("reports", "Report")
+    return url, list(report_model.objects.filter(state="published").order_by("-starts_on"))
+
+
+def _stats_url() -> str | None:
+    for name in ("stats-public", "stats-overview"):
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return None
+
+
+@require_GET
+def public_page(request: HttpRequest) -> HttpResponse:
+    """/transparency/: the published reports, statistics, software list and register."""
+    language = _language(request)
+    reports_url, reports = _published_reports()
+    latest = queries.latest_software_list()
+    instances = list(chatonsinfos.public_instances())
+    with translation.override(language):
+        response = render(request, "transparency/public.html", {
+            "language": language, "collective_name": settings.CHATON.collective_name,
+            "profile": chatonsinfos.profile(), "reports_url": reports_url, "reports": reports,
+            "stats_url": _stats_url(), "instances": instances,
+            "organization_url": chatonsinfos.file_url("organization"),
+            "software": latest,
+            "images": [entry for entry in (latest.entries if latest else [])
+                       if entry["kind"] == "image"],
+            "package_count": sum(1 for entry in (latest.entries if latest else [])
+                                 if entry["kind"] == "package"),
+            "requests": queries.published_requests(),
+        })
+    response["Content-Language"] = language
+    return response
+
+
+@require_GET
+def software_page(request: HttpRequest) -> HttpResponse:
+    """/transparency/software/: the newest software list, in full."""
+    language = _language(request)
+    latest = queries.latest_software_list()
+    with translation.override(language):
+        response = render(request, "transparency/software.html", {
+            "language": language, "collective_name": settings.CHATON.collective_name,
+            "software": latest})
+    response["Content-Language"] = language
+    return response
+
+
+@require_GET
+def software_text(request: HttpRequest) -> HttpResponse:
+    """/transparency/software.txt: the newest software list as text (404 before the first)."""
+    latest = queries.latest_software_list()
+    if latest is None:
+        return HttpResponse("no software list yet\n", status=404, content_type=TEXT)
+    return HttpResponse(software.as_text(latest.entries, latest.notes,
+                                         generated=latest.generated_at.isoformat()),
+                        content_type=TEXT)
+
+
+def _profile_initial() -> dict[str, Any]:
+    row = chatonsinfos.profile()
+    initial = {name: getattr(row, name) for name in actions.PROFILE_FIELDS}
+    initial["funding"] = "\n".join(f"{name} = {url}" for name, url in (row.funding or {}).items())
+    return initial
+
+
+@admin_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """The collective's profile (organization.*), the hosts' facts and the files it gives."""
+    form = ProfileForm(posted(request), initial=_profile_initial())
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.do_update_profile(acting_user=signed_in(request), **form.cleaned_data)
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            return HttpResponseRedirect(reverse("transparency-settings") + "?saved=1")
+    return render(request, "transparency/settings.html", {
+        "form": form, "saved": request.GET.get("saved") == "1",
+        "organization_url": reverse("chatonsinfos-file", args=["organization"]),
+        "instances": chatonsinfos.public_instances()})
+
+
+@admin_required
+def request_list(request: HttpRequest) -> HttpResponse:
+    """The register of authority requests (every field), and the form to record one."""
+    form = RequestForm(posted(request), initial={"received_on": clock.today()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            row = actions.do_add_authority_request(acting_user=signed_in(request),
+                                                   **form.cleaned_data)
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            return HttpResponseRedirect(reverse("transparency-request", args=[row.pk]))
+    return render(request, "transparency/request_list.html", {
+        "form": form, "rows": AuthorityRequest.objects.order_by("-received_on", "-id")})
+
+
+@admin_required
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    """One request in full, and the form that publishes it with personal data removed."""
+    try:
+        row = queries.request_by_id(request_id)
+    except ChatonError:
+        raise Http404 from None
+    form = PublishForm(posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.do_publish_authority_request(row, acting_user=signed_in(request),
+                                                 **form.cleaned_data)
+        except ChatonError as error:
+            show_error(form, error)
+        else:
+            return HttpResponseRedirect(reverse("transparency-request", args=[row.pk]))
+    return render(request, "transparency/request_detail.html", {"row": row, "form": form})
