@@ -50,7 +50,7 @@ METRIC_NAMES = {"http.requests": "http.hits", "http.visitors": "http.visitors",
 
 def base_url() -> str:
     """Return the site's public address, without a trailing slash."""
-    return str(settings.CHATON.resolved_public_url())
+    return str(settings.CHATON.resolved_public_url)
 
 
 def file_url(name: str) -> str:
