@@ -88,7 +88,13 @@ def proxy_settings() -> caddy.ProxySettings:
         acme_ca=config.acme_ca, acme_ca_root=config.acme_ca_root,
         acme_email=config.acme_email, storage_root=str(storage_directory().absolute()),
         listen_host=config.listen_host, tls=config.tls,
+        access_log=str(access_log_path().absolute()) if config.managed else "",
     )
+
+
+def access_log_path() -> Path:
+    """Return the file a managed Caddy writes its access log to (read by usage statistics)."""
+    return caddy_directory() / "access.log"
 
 
 def uses_internal_ca() -> bool:

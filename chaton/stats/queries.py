@@ -117,3 +117,46 @@ def csv_rows(figure: str | None = None, subject: str | None = None,
             "figure", "subject", "day", "value"):
         rows.append([name, who, day.isoformat(), f"{value:g}"])
     return rows
+
+
+def parse_day(text: str | None, *, field: str, default: dt.date) -> dt.date:
+    """Given ``YYYY-MM-DD`` (or nothing: ``default``), return the day; InvalidInput else."""
+    if not text:
+        return default
+    try:
+        if len(text.strip()) != 10:
+            raise ValueError(text)
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(_("“%(value)s” is not a date: expected YYYY-MM-DD.")
+                           % {"value": text}, field=field) from None
+
+
+def period(start: str | None, end: str | None, step: str | None) -> tuple[dt.date, dt.date, Step]:
+    """Return the period asked (default: the last 30 days, by day); InvalidInput when wrong."""
+    from chaton.core import clock
+
+    last = parse_day(end, field="end", default=clock.today())
+    first = parse_day(start, field="start", default=last - dt.timedelta(days=29))
+    chosen = step or "day"
+    if chosen not in STEPS:
+        raise InvalidInput(_("The step must be day, week or month."), field="step")
+    if last < first:
+        raise InvalidInput(_("The end comes before the start."), field="end")
+    if (last - first).days > 366 * 10:
+        raise InvalidInput(_("A period is at most ten years long."), field="start")
+    return first, last, chosen  # type: ignore[return-value]
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    """Return rows as CSV text (a cell that a spreadsheet would run as a formula is quoted)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in rows:
+        writer.writerow([f"'{cell}" if cell[:1] in ("=", "+", "-", "@") and not
+                         cell.lstrip("-").replace(".", "", 1).isdigit() else cell
+                         for cell in row])
+    return out.getvalue()

@@ -65,6 +65,8 @@ logger = logging.getLogger("chaton.proxy")
 CADDY = "caddy"
 #: The name of Chaton's HTTPS server in Caddy's configuration.
 SERVER_NAME = "chaton"
+#: The logger of the HTTP server's access log.
+ACCESS_LOGGER = "http.log.access"
 #: Every route Chaton writes carries an ``@id`` with this prefix and the domain.
 ROUTE_ID_PREFIX = "chaton-route-"
 #: How long Caddy lets requests in flight finish when a new configuration replaces the old
@@ -133,6 +135,9 @@ class ProxySettings:
     acme_email: str = ""
     storage_root: str = ""
     listen_host: str = "127.0.0.1"
+    #: The file the access log of every route is written to, one JSON object a line (empty:
+    #: no access log). Usage statistics read it.
+    access_log: str = ""
     #: "acme": certificates from ``acme_ca``; "internal": from Caddy's own authority.
     tls: str = "acme"
 
@@ -274,6 +279,14 @@ def build_config(routes: Iterable[Route], settings: ProxySettings) -> dict[str, 
         # root themselves (the services page offers it).
         config["apps"]["pki"] = {"certificate_authorities": {
             INTERNAL_CA: {"name": "Chaton", "install_trust": False}}}
+    if settings.access_log:
+        # Every request as one JSON line into its own file; Caddy's own log stays as it was.
+        config["apps"]["http"]["servers"][SERVER_NAME]["logs"] = {}
+        config["logging"] = {"logs": {
+            "default": {"exclude": [ACCESS_LOGGER]},
+            "access": {"writer": {"output": "file", "filename": settings.access_log,
+                                  "roll_keep": 3},
+                       "encoder": {"format": "json"}, "include": [ACCESS_LOGGER]}}}
     if settings.storage_root:
         config["storage"] = {"module": "file_system", "root": settings.storage_root}
     return config
