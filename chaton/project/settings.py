@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "chaton.notifications",
     "chaton.monitoring",
     "chaton.stats",
+    "chaton.reports",
     "chaton.transparency",
     "django_otp",
     "chaton.security",

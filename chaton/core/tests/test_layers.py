@@ -41,7 +41,7 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"monitoring": ("chaton.monitoring",)},
     # Usage statistics: reads the instances, the members' tables and monitoring's roll-ups.
     {"stats": ("chaton.stats",)},
-    # The semester activity report: reads statistics, monitoring, governance, members.
+    # The activity report: members, services, decisions, backups, monitoring and statistics.
     {"reports": ("chaton.reports",)},
     # ChatonsInfos files, the software list, the register of authority requests, /transparency/.
     {"transparency": ("chaton.transparency",)},

@@ -1,0 +1,1 @@
+"""The semester activity report: drafts, builds (HTML, PDF, Markdown) and published archives."""
