@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from chaton.core.errors import NotFound
 from chaton.core.queries import is_database_id
+from chaton.stats.figures import FIGURES
+from chaton.stats.models import Sample
 from chaton.transparency.models import AuthorityRequest, SoftwareList
 
 
@@ -28,3 +33,28 @@ def published_requests() -> QuerySet[AuthorityRequest]:
 def latest_software_list() -> SoftwareList | None:
     """Return the newest software list, or None before the first."""
     return SoftwareList.objects.order_by("-generated_at").first()
+
+
+@dataclass(frozen=True)
+class LatestFigure:
+    subject: str
+    figure: str
+    label: str
+    day: dt.date
+    value: float
+
+
+def latest_figures(subjects: list[str]) -> list[LatestFigure]:
+    """Return, for each subject and figure, its newest sample (what the public page shows)."""
+    seen: set[tuple[str, str]] = set()
+    found: list[LatestFigure] = []
+    for subject, figure, day, value in (Sample.objects.filter(subject__in=subjects)
+                                        .order_by("subject", "figure", "-day")
+                                        .values_list("subject", "figure", "day", "value")):
+        if (subject, figure) in seen:
+            continue
+        seen.add((subject, figure))
+        meaning = FIGURES.get(figure)
+        found.append(LatestFigure(subject, figure, str(meaning.label) if meaning else figure,
+                                  day, value))
+    return found

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import translation
 from django.views.decorators.http import require_GET
 
 from chaton.core import clock
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, posted, show_error, signed_in
+from chaton.reports import queries as report_queries
 from chaton.transparency import actions, chatonsinfos, queries, software
 from chaton.transparency.forms import ProfileForm, PublishForm, RequestForm
 from chaton.transparency.models import AuthorityRequest
@@ -55,39 +55,19 @@ def chatonsinfos_index(request: HttpRequest) -> HttpResponse:
                         content_type=TEXT)
 
 
-def _published_reports() -> tuple[str | None, list[Any]]:
-    """Return the public list's address and the published reports, when the reports app is in."""
-    try:
-        url: str | None = reverse("report-public-list")
-    except NoReverseMatch:
-        url = None
-    if not apps.is_installed("chaton.reports"):
-        return url, []
-    report_model = apps.get_model("reports", "Report")
-    return url, list(report_model.objects.filter(state="published").order_by("-starts_on"))
-
-
-def _stats_url() -> str | None:
-    for name in ("stats-public", "stats-overview"):
-        try:
-            return reverse(name)
-        except NoReverseMatch:
-            continue
-    return None
-
-
 @require_GET
 def public_page(request: HttpRequest) -> HttpResponse:
     """/transparency/: the published reports, statistics, software list and register."""
     language = _language(request)
-    reports_url, reports = _published_reports()
     latest = queries.latest_software_list()
     instances = list(chatonsinfos.public_instances())
     with translation.override(language):
         response = render(request, "transparency/public.html", {
             "language": language, "collective_name": settings.CHATON.collective_name,
-            "profile": chatonsinfos.profile(), "reports_url": reports_url, "reports": reports,
-            "stats_url": _stats_url(), "instances": instances,
+            "profile": chatonsinfos.profile(), "reports_url": reverse("report-public-list"),
+            "reports": report_queries.published().prefetch_related("files"),
+            "figures": queries.latest_figures([instance.slug for instance in instances]),
+            "instances": instances,
             "organization_url": chatonsinfos.file_url("organization"),
             "software": latest,
             "images": [entry for entry in (latest.entries if latest else [])
