@@ -1,7 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 
 from chaton.core import registry
-from chaton.core.registry import CliGroup, NavEntry
+from chaton.core.registry import CliGroup, DemoLoader, NavEntry
 
 
 class TransparencyConfig(registry.ChatonAppConfig):
@@ -18,3 +18,4 @@ class TransparencyConfig(registry.ChatonAppConfig):
            CliGroup("transparency", "chaton.cli.transparency:app",
                     "Transparency: the software list, the register of authority requests.",
                     order=131)]
+    demo = DemoLoader("chaton.transparency.demo:load", order=85)

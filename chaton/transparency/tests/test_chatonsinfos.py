@@ -158,3 +158,18 @@ def test_chaton_chatonsinfos_check_exits_0_on_good_files(profile: Any, host: Any
     assert result.exit_code == 0, result.output
     assert "ok    https://chaton.example.org/.well-known/chatonsinfos/pads.properties" in \
         result.output
+
+
+def test_the_demo_profile_gives_valid_files_and_loads_once(host: Any) -> None:
+    from chaton.core.demo import DemoReport
+    from chaton.transparency import demo
+
+    make_instance(host, "www", application="homepage")
+    first, second = DemoReport(), DemoReport()
+    demo.load(first)
+    demo.load(second)
+    assert len(first.created) == 2 and second.created == []
+    assert validate(chatonsinfos.organization_file()) == []
+    www = chatonsinfos.service_file(host.instances.get())
+    assert validate(www) == [], validate(www)
+    assert values(www)["host.provider.type"] == "HOSTEDSERVER"
