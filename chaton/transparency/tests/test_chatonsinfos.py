@@ -109,7 +109,8 @@ def test_metrics_of_a_service_opened_mid_year_have_empty_leading_cells(
     day = dt.date(2025, 7, 1)
     while day <= dt.date(2025, 12, 31):
         Sample.objects.create(figure="etherpad.pads", subject="pads", day=day,
-                              value=float(day.month * 10 + (day.day == 1)), collected_at=clock.now())
+                              value=float(day.month * 10 + (day.day == 1)),
+                              collected_at=clock.now())
         Sample.objects.create(figure="http.requests", subject="pads", day=day, value=100.0,
                               collected_at=clock.now())
         day += dt.timedelta(days=1)

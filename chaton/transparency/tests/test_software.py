@@ -26,7 +26,7 @@ def test_the_list_holds_images_and_the_local_hosts_packages(client: Any, host: A
                        "version": "3.2.0", "instance": "pads"}]
     packages = {entry["name"]: entry["version"] for entry in row.entries
                 if entry["kind"] == "package"}
-    assert "dpkg" in packages and packages["dpkg"]  # read from this machine, dpkg-query -W
+    assert packages.get("dpkg")  # read from this machine, dpkg-query -W
     assert any(note.startswith("far: packages not read") for note in row.notes)
 
     text = client.get("/transparency/software.txt")
