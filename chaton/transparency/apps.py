@@ -12,10 +12,10 @@ class TransparencyConfig(registry.ChatonAppConfig):
     urls = "chaton.transparency.urls"
     jobs = "chaton.transparency.jobs"
     nav = [NavEntry(label=_("Transparency"), url_name="transparency-settings", admin_only=True,
-                    order=88, active=("transparency-*",))]
+                    order=89, active=("transparency-*",))]
     cli = [CliGroup("chatonsinfos", "chaton.cli.transparency:chatonsinfos_app",
-                    "ChatonsInfos files: check what is served.", order=130),
+                    "ChatonsInfos files: check what is served.", order=140),
            CliGroup("transparency", "chaton.cli.transparency:app",
                     "Transparency: the software list, the register of authority requests.",
-                    order=131)]
+                    order=141)]
     demo = DemoLoader("chaton.transparency.demo:load", order=85)

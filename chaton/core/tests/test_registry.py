@@ -29,22 +29,26 @@ def test_the_bars_keep_their_links_in_order() -> None:
     assert admin == ["overview", "person-list", "organization-list", "member-counts",
                      "account-list", "group-list", "backup-overview", "directory-plan",
                      "service-overview",
-                     "monitoring-probes", "audit-log"]
+                     "monitoring-probes", "stats-overview", "report-admin-list",
+                     "transparency-settings", "audit-log"]
 
 
 def test_the_cli_groups_keep_their_order() -> None:
     assert [group.name for group in registry.cli_groups()] == [
         "directory", "member", "org", "account", "group", "ssh-key", "token", "decision",
-        "backup", "job", "notification", "service", "monitor"]
+        "backup", "job", "notification", "service", "monitor", "stats", "report",
+        "chatonsinfos", "transparency"]
 
 
 def test_the_worker_asks_the_directory_first_and_the_demo_loads_members_first() -> None:
     assert registry.job_modules() == ["chaton.directory.jobs", "chaton.governance.jobs",
                                       "chaton.backups.jobs", "chaton.services.jobs",
-                                      "chaton.notifications.jobs", "chaton.monitoring.jobs"]
+                                      "chaton.notifications.jobs", "chaton.monitoring.jobs",
+                                      "chaton.stats.jobs", "chaton.transparency.jobs"]
     assert [loader.__module__ for loader in registry.demo_loaders()] == [
         "chaton.members.demo", "chaton.directory.demo", "chaton.governance.demo",
-        "chaton.backups.demo", "chaton.services.demo", "chaton.monitoring.demo"]
+        "chaton.backups.demo", "chaton.services.demo", "chaton.monitoring.demo",
+        "chaton.reports.demo", "chaton.transparency.demo"]
 
 
 @pytest.mark.django_db
@@ -69,7 +73,8 @@ def test_the_bars_show_to_whom_they_belong(client, directory) -> None:
     assert re.findall(r'href="([^"]+)"', bar[:bar.index("</nav>")]) == [
         "/overview/", "/members/", "/organizations/", "/members/counts/", "/accounts/",
         "/groups/",
-        "/backups/", "/directory/", "/services/", "/monitoring/", "/audit/"]
+        "/backups/", "/directory/", "/services/", "/monitoring/", "/stats/", "/reports/admin/",
+        "/transparency/settings/", "/audit/"]
 
 
 def test_each_job_module_keeps_its_state_apart() -> None:
