@@ -86,6 +86,11 @@ class RequestIn(InputSchema):
     answered_on: dt.date | None = None
 
 
+class AnswerIn(InputSchema):
+    answered: str = Field(max_length=10000)
+    answered_on: dt.date
+
+
 class PublishIn(InputSchema):
     published_text: str = Field(max_length=10000)
 
@@ -169,6 +174,14 @@ def add_request(request: HttpRequest, payload: RequestIn) -> tuple[int, Authorit
             summary="One authority request")
 def get_request(request: HttpRequest, request_id: int) -> AuthorityRequest:
     return queries.request_by_id(check_id(request_id))
+
+
+@router.post("/requests/{request_id}/answer", response={200: RequestOut, **ERRORS},
+             summary="Record what was answered to a request, and when")
+def answer_request(request: HttpRequest, request_id: int, payload: AnswerIn) -> Any:
+    row = queries.request_by_id(check_id(request_id))
+    return actions.do_answer_authority_request(row, acting_user=acting_account(request),
+                                               **payload.model_dump())
 
 
 @router.post("/requests/{request_id}/publish", response={200: RequestOut, **ERRORS},

@@ -5,7 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from chaton.transparency.models import OrganizationStatus, OrganizationType
+from chaton.transparency.models import (
+    OrganizationStatus,
+    OrganizationType,
+    ProviderType,
+    ServerType,
+)
 
 
 class ProfileForm(forms.Form):
@@ -49,8 +54,10 @@ class ProfileForm(forms.Form):
 class RequestForm(forms.Form):
     received_on = forms.DateField(label=_("Received on"),
                                   widget=forms.DateInput(attrs={"type": "date"}))
-    authority = forms.CharField(label=_("Authority"), max_length=200)
-    kind = forms.CharField(label=_("Kind of request"), max_length=200)
+    authority = forms.CharField(label=_("Authority"), max_length=200, help_text=_(
+        "Shown publicly once published: name the institution, never a person."))
+    kind = forms.CharField(label=_("Kind of request"), max_length=200, help_text=_(
+        "Shown publicly once published: identification, seizure, removal …"))
     asked = forms.CharField(label=_("What was asked"), widget=forms.Textarea(attrs={"rows": 4}))
     answered = forms.CharField(label=_("What was answered"), required=False,
                                widget=forms.Textarea(attrs={"rows": 4}))
@@ -63,3 +70,20 @@ class PublishForm(forms.Form):
         label=_("Text to publish"), widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("What the public register shows: no name, address, account or other "
                     "personal data."))
+
+
+class AnswerForm(forms.Form):
+    answered = forms.CharField(label=_("What was answered"),
+                               widget=forms.Textarea(attrs={"rows": 4}))
+    answered_on = forms.DateField(label=_("Answered on"),
+                                  widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class HostFactsForm(forms.Form):
+    description = forms.CharField(label=_("Description"), max_length=300, required=False)
+    provider_type = forms.ChoiceField(label=_("Provider type"), required=False,
+                                      choices=[("", "—"), *ProviderType.choices])
+    server_type = forms.ChoiceField(label=_("Server type"), required=False,
+                                    choices=[("", "—"), *ServerType.choices])
+    country_name = forms.CharField(label=_("Country"), max_length=100, required=False)
+    country_code = forms.CharField(label=_("Country code"), max_length=2, required=False)

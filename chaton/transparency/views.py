@@ -22,9 +22,16 @@ from chaton.core import clock
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, posted, show_error, signed_in
 from chaton.reports import queries as report_queries
+from chaton.services.models import Host
 from chaton.transparency import actions, chatonsinfos, queries, software
-from chaton.transparency.forms import ProfileForm, PublishForm, RequestForm
-from chaton.transparency.models import AuthorityRequest
+from chaton.transparency.forms import (
+    AnswerForm,
+    HostFactsForm,
+    ProfileForm,
+    PublishForm,
+    RequestForm,
+)
+from chaton.transparency.models import AuthorityRequest, HostFacts
 
 LANGUAGES = ("fr", "en")
 TEXT = "text/plain; charset=UTF-8"
@@ -111,19 +118,41 @@ def _profile_initial() -> dict[str, Any]:
     return initial
 
 
+def _host_forms(posted_data: Any, posted_host: str) -> list[tuple[Host, HostFactsForm]]:
+    forms = []
+    for host in Host.objects.order_by("name"):
+        facts = HostFacts.objects.filter(host=host).first() or HostFacts(host=host)
+        initial = {name: getattr(facts, name) for name in actions.HOST_FIELDS}
+        data = posted_data if posted_host == host.name else None
+        forms.append((host, HostFactsForm(data, initial=initial, prefix=f"host-{host.pk}")))
+    return forms
+
+
 @admin_required
 def settings_page(request: HttpRequest) -> HttpResponse:
-    """The collective's profile (organization.*), the hosts' facts and the files it gives."""
-    form = ProfileForm(posted(request), initial=_profile_initial())
-    if request.method == "POST" and form.is_valid():
+    """The collective's profile (organization.*), the hosts' facts (host.*) and the files."""
+    data = posted(request)
+    which = request.POST.get("form", "profile") if data is not None else ""
+    form = ProfileForm(data if which == "profile" else None, initial=_profile_initial())
+    host_forms = _host_forms(data, request.POST.get("host", "") if which == "host" else "")
+    if which == "profile" and form.is_valid():
         try:
             actions.do_update_profile(acting_user=signed_in(request), **form.cleaned_data)
         except ChatonError as error:
             show_error(form, error)
         else:
             return HttpResponseRedirect(reverse("transparency-settings") + "?saved=1")
+    for host, host_form in host_forms:
+        if which == "host" and host_form.is_bound and host_form.is_valid():
+            fields = {name: host_form.cleaned_data[name] for name in actions.HOST_FIELDS}
+            try:
+                actions.do_update_host_facts(host, acting_user=signed_in(request), **fields)
+            except ChatonError as error:
+                show_error(host_form, error)
+            else:
+                return HttpResponseRedirect(reverse("transparency-settings") + "?saved=1")
     return render(request, "transparency/settings.html", {
-        "form": form, "saved": request.GET.get("saved") == "1",
+        "form": form, "host_forms": host_forms, "saved": request.GET.get("saved") == "1",
         "organization_url": reverse("chatonsinfos-file", args=["organization"]),
         "instances": chatonsinfos.public_instances()})
 
@@ -151,13 +180,23 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         row = queries.request_by_id(request_id)
     except ChatonError:
         raise Http404 from None
-    form = PublishForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+    data = posted(request)
+    answering = data is not None and request.POST.get("form") == "answer"
+    form = PublishForm(data if data is not None and not answering else None)
+    answer_form = AnswerForm(data if answering else None, initial={
+        "answered": row.answered, "answered_on": row.answered_on or clock.today()})
+    bound = answer_form if answering else form
+    if data is not None and bound.is_valid():
         try:
-            actions.do_publish_authority_request(row, acting_user=signed_in(request),
-                                                 **form.cleaned_data)
+            if answering:
+                actions.do_answer_authority_request(row, acting_user=signed_in(request),
+                                                    **answer_form.cleaned_data)
+            else:
+                actions.do_publish_authority_request(row, acting_user=signed_in(request),
+                                                     **form.cleaned_data)
         except ChatonError as error:
-            show_error(form, error)
+            show_error(bound, error)
         else:
             return HttpResponseRedirect(reverse("transparency-request", args=[row.pk]))
-    return render(request, "transparency/request_detail.html", {"row": row, "form": form})
+    return render(request, "transparency/request_detail.html",
+                  {"row": row, "form": form, "answer_form": answer_form})

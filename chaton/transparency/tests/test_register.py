@@ -225,3 +225,42 @@ def test_the_profile_api(api: Api, member_api: Api) -> None:
     dates = api.send("patch", "/profile", {"chatons_start_date": "2020-01-01",
                                            "chatons_end_date": "2019-01-01"})
     assert dates.status_code == 400 and dates.json()["field"] == "chatons_end_date"
+
+
+def test_the_answer_is_recorded_later_and_stays_private(client: Any, api: Api,
+                                                       member_api: Api) -> None:
+    row = record(answered="", answered_on=None)
+    assert member_api.send("post", f"/requests/{row.pk}/answer", {
+        "answered": PRIVATE_ANSWER, "answered_on": "2026-03-09"}).status_code == 403
+    early = api.send("post", f"/requests/{row.pk}/answer",
+                     {"answered": PRIVATE_ANSWER, "answered_on": "2026-03-01"})
+    assert early.status_code == 400 and early.json()["field"] == "answered_on"
+    answered = api.send("post", f"/requests/{row.pk}/answer",
+                        {"answered": PRIVATE_ANSWER, "answered_on": "2026-03-09"})
+    assert answered.status_code == 200 and answered.json()["answered"] == PRIVATE_ANSWER
+    actions.do_publish_authority_request(row, acting_user=None, published_text=PUBLIC_TEXT)
+    assert_nothing_private(client.get("/transparency/?lang=en").content.decode())
+    assert_nothing_private(json.dumps(client.get(API + "/public/requests").json()))
+
+
+def test_the_settings_page_sets_a_hosts_facts(client: Any, admin: Any, english: None) -> None:
+    from chaton.services.models import Host
+    from chaton.transparency.models import HostFacts
+
+    host = Host.objects.create(name="main", docker_url="unix:///run/docker.sock",
+                               is_default=True)
+    login_with_second_factor(client, admin)
+    page = client.get("/transparency/settings/").content.decode()
+    assert 'id="host-main"' in page
+    prefix = f"host-{host.pk}-"
+    bad = client.post("/transparency/settings/", {
+        "form": "host", "host": "main", prefix + "provider_type": "HOSTEDSERVER",
+        prefix + "country_code": "F1"})
+    assert bad.status_code == 200 and "two letters" in bad.content.decode()
+    saved = client.post("/transparency/settings/", {
+        "form": "host", "host": "main", prefix + "provider_type": "HOSTEDSERVER",
+        prefix + "server_type": "VIRTUAL", prefix + "country_code": "fr"})
+    assert saved.status_code == 302
+    facts = HostFacts.objects.get(host=host)
+    assert (facts.provider_type, facts.server_type, facts.country_code) == (
+        "HOSTEDSERVER", "VIRTUAL", "FR")
