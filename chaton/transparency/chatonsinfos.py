@@ -97,8 +97,8 @@ def organization_file(now: dt.datetime | None = None) -> str:
     lines += [
         f"organization.name = {_one_line(row.name)}",
         f"organization.description = {_one_line(row.description)}",
-        f"organization.website = {row.website or base_url() + '/'}",
-        f"organization.logo = {row.logo}",
+        f"organization.website = {_one_line(row.website) or base_url() + '/'}",
+        f"organization.logo = {_one_line(row.logo)}",
         f"organization.type = {row.type}",
         f"organization.status.level = {row.status}",
         f"organization.startdate = {_date(row.start_date) or _date(clock.today())}",
@@ -106,12 +106,12 @@ def organization_file(now: dt.datetime | None = None) -> str:
         f"organization.memberof.chatons.enddate = {_date(row.chatons_end_date)}",
         f"organization.country.name = {_one_line(row.country_name)}",
         f"organization.country.code = {row.country_code.upper()}",
-        f"organization.contact.url = {row.contact_url}",
-        f"organization.contact.email = {row.contact_email}",
-        f"organization.legal.url = {row.legal_url}",
+        f"organization.contact.url = {_one_line(row.contact_url)}",
+        f"organization.contact.email = {_one_line(row.contact_email)}",
+        f"organization.legal.url = {_one_line(row.legal_url)}",
     ]
     for name, url in sorted((row.funding or {}).items()):
-        lines.append(f"organization.funding.{name} = {url}")
+        lines.append(f"organization.funding.{name} = {_one_line(url)}")
     lines.append("")
     for instance in public_instances():
         lines.append(f"subs.{instance.slug} = {file_url(instance.slug)}")

@@ -81,7 +81,8 @@ def _datetime(value: str) -> str | None:
 
 def check_url(value: str) -> str | None:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+    if (parts.scheme not in ("http", "https") or not parts.hostname
+            or re.search(r"[\s\x00-\x1f\x7f]", value)):
         return f"“{value}” is not an absolute URL (http or https)"
     return None
 

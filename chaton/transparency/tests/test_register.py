@@ -264,3 +264,17 @@ def test_the_settings_page_sets_a_hosts_facts(client: Any, admin: Any, english: 
     facts = HostFacts.objects.get(host=host)
     assert (facts.provider_type, facts.server_type, facts.country_code) == (
         "HOSTEDSERVER", "VIRTUAL", "FR")
+
+
+def test_a_line_break_cannot_add_a_key_to_the_files(api: Api, client: Any) -> None:
+    for field in ("website", "legal_url", "contact_url", "logo"):
+        sneaky = api.send("patch", "/profile",
+                          {field: "https://a.example.org/\nsubs.evil=https://evil.example/x"})
+        assert sneaky.status_code == 400 and sneaky.json()["field"] == field
+    funding = api.send("patch", "/profile", {"funding": {
+        "liberapay": "https://a.example.org/\rsubs.evil=https://evil.example/x"}})
+    assert funding.status_code == 400
+    api.send("patch", "/profile", {"name": "Chaton\nsubs.evil = https://evil.example/x",
+                                   "description": "two\nlines"})
+    text = client.get("/.well-known/chatonsinfos/organization.properties").content.decode()
+    assert "\nsubs.evil" not in text
