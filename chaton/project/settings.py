@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "chaton.monitoring",
     "chaton.stats",
     "chaton.reports",
+    "chaton.transparency",
     "django_otp",
     "chaton.security",
 ]

@@ -144,4 +144,6 @@ def test_its_page_api_route_nav_entry_and_demo_part_are_mounted(
     assert (answer["ping_status"], answer["ping"]) == (200, {"example": "pong"})
     # The fallback router stays last: an unknown path under the app's prefix is a coded 404.
     assert answer["unknown_status"] == 404 and answer["unknown"]["code"] == "not_found"
-    assert answer["demo"][-1] == "chaton.testing.example_app.demo"
+    # Its demo part runs by its order (60): after the services' (50), before later apps'.
+    assert (answer["demo"].index("chaton.testing.example_app.demo")
+            == answer["demo"].index("chaton.monitoring.demo") + 1)

@@ -43,6 +43,8 @@ RANKS: list[dict[str, tuple[str, ...]]] = [
     {"stats": ("chaton.stats",)},
     # The activity report: members, services, decisions, backups, monitoring and statistics.
     {"reports": ("chaton.reports",)},
+    # ChatonsInfos files, the software list, the register of authority requests, /transparency/.
+    {"transparency": ("chaton.transparency",)},
     # The project (settings, URLs, the API's assembly), the command, ``python -m chaton``.
     {"interfaces": ("chaton.cli", "chaton.project", "chaton.__main__")},
 ]
