@@ -130,19 +130,19 @@ def domain_show(name: str) -> None:
 
 @domain_app.command("diagnose")
 def domain_diagnose(name: str) -> None:
-    """Check the domain's records, keys and servers; one line per finding with its fix."""
+    """Check the domain's records, keys and servers; one line per finding with its fix.
+    Exit 1 when something is to fix."""
     setup_django()
-    from chaton.mail import queries, views
+    from chaton.mail import checkup, queries
 
-    domain = queries.domain_by_name(name)
-    findings = views.diagnosis_rows(domain)
-    if findings is None:
-        _say("the diagnosis is not installed")
-        raise typer.Exit(1)
+    findings = checkup.diagnose_domain(queries.domain_by_name(name))
     for finding in findings:
-        _say(f"{finding.check}: {finding.message} — {finding.fix}")
-    if not findings:
-        _say("nothing to fix")
+        where = f" [{finding.server}]" if finding.server else ""
+        _say(f"{finding.severity} {finding.code}{where}: {finding.subject}: expected "
+             f"{finding.expected or '-'}, found {finding.found or '-'}. {finding.fix}")
+    if findings:
+        raise typer.Exit(1)
+    _say("nothing to fix")
 
 
 @dkim_app.command("status")

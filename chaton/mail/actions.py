@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from chaton.adapters import dns
+from chaton.adapters import dns, opendkim
 from chaton.core import audit, clock, secrets
 from chaton.core import gate as core_gate
 from chaton.core.errors import Conflict, InvalidInput
@@ -34,7 +34,6 @@ from chaton.mail.models import (
 )
 from chaton.mail.queries import ADVERTISED, selector_cycle
 from chaton.mail.records import dkim_value
-from chaton.mail.standins import opendkim
 
 if TYPE_CHECKING:
     from chaton.core.gate import Authorisation

@@ -167,6 +167,17 @@ def key_out(key: DkimKey) -> dict[str, Any]:
         "published_url": f"/.well-known/dkim/{key.published_name}.pem" if published else None}
 
 
+class FindingOut(Schema):
+    domain: str
+    code: str
+    severity: str
+    subject: str
+    expected: str
+    found: str
+    server: str
+    fix: str
+
+
 class RotateIn(InputSchema):
     emergency: StrictBool = False
 
@@ -270,6 +281,16 @@ def plan(request: HttpRequest, name: str) -> dict[str, Any]:
 def apply(request: HttpRequest, name: str) -> dict[str, int]:
     return {"changed": actions.do_apply_dns(queries.domain_by_name(name),
                                             acting_user=acting_account(request))}
+
+
+@router.get("/domains/{name}/diagnosis", response={200: list[FindingOut], **ERRORS},
+            summary="Diagnose the domain: records per server, SPF, DKIM against the signer, "
+                    "DMARC, MTA-STS, TLS, reverse DNS; each finding with its fix")
+def diagnosis(request: HttpRequest, name: str) -> list[dict[str, str]]:
+    from chaton.mail import checkup
+
+    return [finding.as_dict()
+            for finding in checkup.diagnose_domain(queries.domain_by_name(name))]
 
 
 @router.get("/domains/{name}/dkim", response={200: list[KeyOut], **ERRORS},

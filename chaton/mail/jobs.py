@@ -22,9 +22,9 @@ def due_jobs(schedule: Schedule) -> list[tuple[str, Callable[[], JobResult | Non
 
 def reconcile_keys() -> JobResult | None:
     """Reconcile every domain's keys, then give the signer the active ones."""
+    from chaton.adapters import opendkim
     from chaton.mail import actions
     from chaton.mail.models import MailDomain
-    from chaton.mail.standins import opendkim
 
     events: list[str] = []
     errors: list[str] = []

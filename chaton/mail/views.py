@@ -3,8 +3,6 @@ and the published retired DKIM keys under /.well-known/dkim/."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +12,7 @@ from django.views.decorators.http import require_POST
 from chaton.adapters import dns
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, error_html, posted, show_error, signed_in
-from chaton.mail import actions, dnsplan, queries
+from chaton.mail import actions, checkup, dnsplan, queries
 from chaton.mail.forms import DomainForm, ZoneForm
 from chaton.mail.models import DnsZone, KeyState, MailDomain
 from chaton.mail.records import expected, mta_sts_policy, zone_snippet
@@ -72,18 +70,6 @@ def domain_create(request: HttpRequest) -> HttpResponse:
     return render(request, "mail/form.html", {"form": form, "title": _("Add a mail domain")})
 
 
-def diagnosis_rows(domain: MailDomain) -> list[Any] | None:
-    """Return the diagnosis findings of the domain, or None when diagnosis is not installed.
-
-    The hook for :mod:`chaton.mail.diagnosis` (``diagnose_domain(domain) -> findings``).
-    """
-    try:
-        from chaton.mail import diagnosis
-    except ImportError:
-        return None
-    return list(diagnosis.diagnose_domain(domain))
-
-
 @admin_required
 def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
     """A domain: its records as a checklist (what the zones hold, when they can be read)
@@ -106,7 +92,8 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
         "keys": keys,
         "published": [key for key in keys if key.state == KeyState.REVEALED
                       and domain.publish_retired_keys],
-        "diagnosis": diagnosis_rows(domain),
+        # The diagnosis talks to the servers: run on request only.
+        "diagnosis": checkup.diagnose_domain(domain) if request.GET.get("diagnose") else None,
     })
 
 

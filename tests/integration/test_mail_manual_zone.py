@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from chaton.adapters.opendkim import use_signer
+from chaton.adapters.opendkim.fake import FakeSigner
 from chaton.core import clock
 from chaton.core.servers import free_port
 from chaton.mail import actions, dnsplan
 from chaton.mail.models import DkimKey, KeyState
 from chaton.mail.queries import facts_of
 from chaton.mail.records import expected, zone_snippet
-from chaton.mail.standins.opendkim import FakeSigner, use_signer
 from chaton.testing.dns import KnotServer
 
 pytestmark = pytest.mark.django_db(transaction=True)

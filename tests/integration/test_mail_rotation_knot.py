@@ -12,11 +12,12 @@ import datetime as dt
 import pytest
 
 from chaton.adapters.dns import resolve
+from chaton.adapters.opendkim import use_signer
+from chaton.adapters.opendkim.fake import FakeSigner
 from chaton.core import clock
 from chaton.core.errors import ServerFailure
 from chaton.mail import actions, dnsplan
 from chaton.mail.models import DkimKey, KeyState
-from chaton.mail.standins.opendkim import FakeSigner, use_signer
 from chaton.testing.dns import KnotServer, TsigKey, knot_updates  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)

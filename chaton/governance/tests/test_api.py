@@ -378,7 +378,7 @@ def test_the_registry_shows_each_operation_with_its_class_now(apis, collective):
                           "group.rename", "group.delete",
                           "membership.waive_voting_delay", "membership.end",
                           "account.create_for_organization", "policy.change",
-                          "service.open", "service.close"}
+                          "service.open", "service.close", "mail.publish_retired_keys"}
     assert found["group.grant"]["default_class"] is None  # it depends on the group
     assert found["group.grant"]["current_class"] is None
     assert found["group.unprotect"]["current_class"] == "extraordinary"

@@ -1,8 +1,6 @@
 """A mail domain in a zone Chaton updates, with the DNS and the signer faked.
 
-The DNS is the adapter's ``FakeZone``; the signer is the stand-in ``FakeSigner`` of
-``chaton/mail/standins/opendkim.py`` (to the signer adapter's contract) until
-``chaton.adapters.opendkim`` is merged.
+The DNS is the DNS adapter's ``FakeZone``, the signer the signer adapter's ``FakeSigner``.
 """
 
 from __future__ import annotations
@@ -15,10 +13,11 @@ import pytest
 
 from chaton.adapters.dns import use_dns
 from chaton.adapters.dns.fake import FakeZone
+from chaton.adapters.opendkim import use_signer
+from chaton.adapters.opendkim.fake import FakeSigner
 from chaton.core import clock
 from chaton.mail import actions
 from chaton.mail.models import DnsZone, MailDomain
-from chaton.mail.standins.opendkim import FakeSigner, use_signer
 
 
 @dataclass

@@ -257,3 +257,35 @@ def test_a_manual_zone_without_a_server_is_no_worker_failure(db, fake_signer):
     result = jobs.reconcile_keys()
     assert result is not None and result.ok
     assert DkimKey.objects.get().state == KeyState.PENDING
+
+
+def test_the_diagnosis_from_each_interface(mail, api, admin_client, monkeypatch):
+    """The diagnosis (its own tests are in test_diagnosis.py) runs on request, against the
+    domain's zone server: none answers here, which is a finding with its fix."""
+    from chaton.mail import checkup
+
+    actions.do_reconcile_keys(mail.domain)
+    target = checkup.target_of(mail.domain)
+    assert target.authoritative == [("127.0.0.1", 5353)]
+    assert [endpoint.port for endpoint in target.tls] == [25, 587, 465, 993]
+    assert [key.state for key in target.keys] == ["pending"]
+    monkeypatch.setattr(checkup, "target_of", lambda domain: checkup.diagnosis.Target(
+        domain=domain.name, expected=target.expected, authoritative=[("127.0.0.1", 9)]))
+    mail.dns.down = True  # the zone is read through its client: the fake stands for it
+    page = admin_client.get("/mail/domains/example.org/").content.decode()
+    assert "Run the diagnosis" in page
+    page = admin_client.get("/mail/domains/example.org/?diagnose=1").content.decode()
+    assert "dns_unreachable" in page
+    findings = api.get(f"{MAIL}/domains/example.org/diagnosis").json()
+    assert findings and all(finding["fix"] for finding in findings)
+    result = CliRunner().invoke(app, ["mail", "domain", "diagnose", "example.org"])
+    assert result.exit_code == 1 and "dns_unreachable" in result.output
+
+
+def test_the_api_is_for_administrators(mail, client, directory):
+    member = directory_actions.do_create_account("noa", acting_user=None, display_name="Noa",
+                                                 email="noa@example.org")
+    api = api_for(client, member)
+    assert api.get(f"{MAIL}/domains").status_code == 403
+    assert api.post(f"{MAIL}/domains/example.org/dkim/rotate", {}).status_code == 403
+    assert not DkimKey.objects.exists()

@@ -181,3 +181,16 @@ def test_a_record_changed_by_hand_is_put_back(mail):
     assert mail.dns.records[("example.org.", "TXT")].values == ("v=spf1 mx -all",)
     assert txt(mail, key).values == (dkim_value(KeyFacts(key.selector, "rsa", key.public_key)),)
     assert not dnsplan.plan(mail.domain).changes
+
+
+def test_an_ed25519_key_alongside_signs_with_the_rsa_one(mail, settings):
+    settings.CHATON.mail_identity.ed25519 = True
+    tick(mail)
+    tick(mail, 4)
+    keys = {key.algorithm: key for key in DkimKey.objects.filter(domain=mail.domain)}
+    assert set(keys) == {"rsa", "ed25519"}
+    assert {key.state for key in keys.values()} == {KeyState.ACTIVE}
+    assert txt(mail, keys["ed25519"]).values == (
+        f"v=DKIM1; k=ed25519; p={keys['ed25519'].public_key}",)
+    assert held(mail) == {("example.org", keys["rsa"].selector),
+                          ("example.org", keys["ed25519"].selector)}
