@@ -133,9 +133,9 @@ def domain_diagnose(name: str) -> None:
     """Check the domain's records, keys and servers; one line per finding with its fix.
     Exit 1 when something is to fix."""
     setup_django()
-    from chaton.mail import checkup, queries
+    from chaton.mail import diagnosis, queries
 
-    findings = checkup.diagnose_domain(queries.domain_by_name(name))
+    findings = diagnosis.diagnose_domain(queries.domain_by_name(name))
     for finding in findings:
         where = f" [{finding.server}]" if finding.server else ""
         _say(f"{finding.severity} {finding.code}{where}: {finding.subject}: expected "
@@ -178,6 +178,25 @@ def dkim_rotate(
         _say(f"retired at once: {key.selector}")
     for line in result.skipped:
         _say(f"skipped: {line}")
+
+
+@dkim_app.command("published")
+def dkim_published(domain: Annotated[str, typer.Argument(help="Only this domain.")] = "") -> None:
+    """List the published retired keys and fetch each at its public URL; exit 1 when one is
+    not reachable."""
+    setup_django()
+    from chaton.mail import published, queries
+
+    if domain:
+        domain = queries.domain_by_name(domain).name
+    rows = published.check(published.published_keys(domain or None))
+    for row in rows:
+        state = "reachable" if row.reachable else f"NOT reachable ({row.detail})"
+        _say(f"{row.domain} {row.selector} {row.url} {state}")
+    if not rows:
+        _say("no key is published")
+    if any(not row.reachable for row in rows):
+        raise typer.Exit(1)
 
 
 @dns_app.command("plan")

@@ -287,10 +287,10 @@ def apply(request: HttpRequest, name: str) -> dict[str, int]:
             summary="Diagnose the domain: records per server, SPF, DKIM against the signer, "
                     "DMARC, MTA-STS, TLS, reverse DNS; each finding with its fix")
 def diagnosis(request: HttpRequest, name: str) -> list[dict[str, str]]:
-    from chaton.mail import checkup
+    from chaton.mail import diagnosis as mail_diagnosis
 
     return [finding.as_dict()
-            for finding in checkup.diagnose_domain(queries.domain_by_name(name))]
+            for finding in mail_diagnosis.diagnose_domain(queries.domain_by_name(name))]
 
 
 @router.get("/domains/{name}/dkim", response={200: list[KeyOut], **ERRORS},

@@ -1049,11 +1049,44 @@ def _bind(function: Callable[..., list[Finding]], *arguments: Any, **keywords: A
     return lambda: function(*arguments, **keywords)
 
 
-def zone_reader(zone: Any, servers: Sequence[tuple[str, int]]) -> Resolve:
-    """Given a :class:`~chaton.mail.models.DnsZone` and its servers, return a resolver that
-    reads the names of a zone Chaton updates through its zone client (the DNS adapter's slot
-    first: a test's fake, never the network) and asks the DNS directly for every other name
-    or zone."""
+def diagnose_domain(domain: Any, *, timeout: float = 3.0, deadline: float = 10.0
+                    ) -> list[Finding]:
+    """Given a :class:`~chaton.mail.models.MailDomain`, diagnose it as Chaton knows it and
+    return its findings: its zone's records on the zone's server, its keys against DNS and
+    the configured signer, its SPF, DMARC, MTA-STS, the TLS ports of its first MX host
+    (25 and 587 STARTTLS, 465 and 993 implicit TLS) and the reverse DNS of its sending
+    addresses against that host's EHLO name. (The one function here that reads the
+    database: the pages, the API and the CLI call it.)"""
+    from chaton.mail import actions, dnsplan, queries, records
+
+    facts = queries.facts_of(domain)
+    items = records.expected(facts)
+    zone_name = domain.zone.name
+    wanted, absent = from_expected(item for item in items if item.zone == zone_name)
+    servers = dnsplan.servers_of(domain.zone)
+    keys = [KeyCheck(key.selector, key.public_key, key.state,
+                     records.dkim_name(facts, key.selector)[1], key.activated_at)
+            for key in domain.keys.all()]
+    mx = domain.mx_hosts[0].rstrip(".") if domain.mx_hosts else ""
+    tls = [TlsEndpoint(mx, port, kind) for port, kind in (
+        (25, "smtp-starttls"), (587, "smtp-starttls"), (465, "smtp-tls"), (993, "imap-tls"))
+           ] if mx else []
+    target = Target(
+        domain=domain.name, expected=wanted, absent=absent, authoritative=servers,
+        mx_hosts=tuple(domain.mx_hosts), sending_addresses=tuple(domain.sending_addresses),
+        keys=keys, rotation_days=domain.rotation_days,
+        mta_sts=MtaStsSource() if domain.mta_sts_mode != "none" and mx else None,
+        tls=tls, ehlo_endpoint=(mx, 25) if mx else None)
+    # Any: the mail app's signer() names the protocol through its own import of the adapter.
+    the_signer: Any = actions.signer()
+    return diagnose([target], signer=the_signer, resolver=_zone_reader(domain.zone, servers),
+                    timeout=timeout, deadline=deadline)[domain.name]
+
+
+def _zone_reader(zone: Any, servers: Sequence[tuple[str, int]]) -> Resolve:
+    """Return a resolver that reads names of a zone Chaton updates through its zone client
+    (the DNS adapter's slot first: a test's fake, never the network) and asks the DNS
+    directly for every other name or zone."""
     from chaton.adapters.dns import in_zone, normalize_name
     from chaton.mail import dnsplan
 

@@ -32,6 +32,14 @@ def reconcile_keys() -> JobResult | None:
         result = actions.do_reconcile_keys(domain)
         events += [f"{domain.name} {event}" for event in result.events]
         errors += [f"{domain.name}: {error}" for error in result.errors]
+    revealed = sorted({domain for domain, event in revealed_in(events)})
+    if revealed:
+        from chaton.mail import published
+
+        rows = published.check([key for name in revealed
+                                for key in published.published_keys(name)])
+        errors += [f"{row.domain}: {row.url} is not reachable ({row.detail})"
+                   for row in rows if not row.reachable]
     try:
         actions.install_signer_keys()
     except opendkim.SignerError as error:
@@ -39,3 +47,9 @@ def reconcile_keys() -> JobResult | None:
     if not events and not errors:
         return None
     return JobResult("mail.dkim", "; ".join(events + errors), ok=not errors)
+
+
+def revealed_in(events: list[str]) -> list[tuple[str, str]]:
+    """Return (domain, event) for the events that revealed a key ("<domain> <selector>:
+    retired → revealed")."""
+    return [(event.split(" ", 1)[0], event) for event in events if event.endswith("→ revealed")]

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from chaton.adapters import dns
 from chaton.core.errors import ChatonError
 from chaton.core.views import admin_required, error_html, posted, show_error, signed_in
-from chaton.mail import actions, checkup, dnsplan, queries
+from chaton.mail import actions, diagnosis, dnsplan, queries
 from chaton.mail.forms import DomainForm, ZoneForm
 from chaton.mail.models import DnsZone, KeyState, MailDomain
 from chaton.mail.records import expected, mta_sts_policy, zone_snippet
@@ -93,7 +93,7 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
         "published": [key for key in keys if key.state == KeyState.REVEALED
                       and domain.publish_retired_keys],
         # The diagnosis talks to the servers: run on request only.
-        "diagnosis": checkup.diagnose_domain(domain) if request.GET.get("diagnose") else None,
+        "diagnosis": diagnosis.diagnose_domain(domain) if request.GET.get("diagnose") else None,
     })
 
 

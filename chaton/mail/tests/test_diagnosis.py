@@ -176,7 +176,7 @@ def test_a_recorded_domain_is_diagnosed_through_its_zone_client(mail: Any) -> No
     """The page's, API's and CLI's diagnosis reads a zone Chaton updates through the DNS
     adapter's slot (here the fake): the fast tier reaches no network."""
     from chaton.mail import actions
-    from chaton.mail.checkup import diagnose_domain
+    from chaton.mail.diagnosis import diagnose_domain
     from chaton.mail.models import DkimKey
 
     actions.do_reconcile_keys(mail.domain)

@@ -144,3 +144,17 @@ def test_with_the_decision_retired_keys_are_published_until_revoked(mail, people
                     "params": {"domain": "example.org", "publish": False}}])
     assert not publishing()
     assert client.get(f"/.well-known/dkim/{first.published_name}.pem").status_code == 404
+
+
+def test_the_worker_checks_each_key_it_reveals(mail, people, settings):
+    from chaton.core.servers import free_port
+    from chaton.mail import jobs
+
+    first = retire_first_key(mail)
+    adopt(people, [PUBLISH])
+    settings.CHATON.public_url = f"http://127.0.0.1:{free_port()}"  # nothing answers there
+    result = jobs.reconcile_keys()
+    first.refresh_from_db()
+    assert first.state == KeyState.REVEALED
+    assert result is not None and not result.ok
+    assert f"{first.published_name}.pem is not reachable" in result.summary
