@@ -301,8 +301,27 @@ class PostfixServer(LoopbackServer):
         extra = output.read_text(errors="replace")[-2000:] if output.exists() else ""
         return f"{super()._log_tail(lines)}\n{extra}"
 
+    def _master_pid(self) -> int | None:
+        """The pid of this instance's master, from its own pid file, when it runs."""
+        try:
+            pid = int((self.directory / "queue" / "pid" / "master.pid").read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
     def stop(self, timeout: float = 10) -> None:
-        """Stop the master this object started (SIGTERM: it stops its children)."""
+        """Stop the master this object started, by the pid in its instance's pid file
+        (SIGTERM: it stops its children; the ``postfix start-fg`` command that waits for it
+        does not pass the signal on), then that command."""
+        master = self._master_pid()
+        if master is not None:
+            os.kill(master, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self._master_pid() == master and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._master_pid() == master:
+                os.kill(master, signal.SIGKILL)
         _stop(self._process, timeout)
         self._process = None
 

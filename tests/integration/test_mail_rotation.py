@@ -122,9 +122,13 @@ def rotation(knot_updates: KnotServer, opendkim_server: OpenDkimServer,  # noqa:
              postfix_relay: PostfixServer, smtp_catcher: SmtpCatcher,  # noqa: F811
              settings: object) -> Iterator[Rotation]:
     config = settings.CHATON.mail_identity  # type: ignore[attr-defined]
-    config.selectors = ["s1", "s2", "s3"]
-    config.min_advertise_hours = 4.0
-    config.transit_hours = 88.0
+    # The section is one object the whole session shares: set what this test relies on
+    # (one RSA key per rotation, a fixed cycle), and put it back after.
+    wanted = {"selectors": ["s1", "s2", "s3"], "min_advertise_hours": 4.0,
+              "transit_hours": 88.0, "ed25519": False, "signer_config_dir": ""}
+    before = {name: getattr(config, name) for name in wanted}
+    for name, value in wanted.items():
+        setattr(config, name, value)
     assert knot_updates.tsig is not None
     zone = actions.do_create_zone(
         "example.org", acting_user=None, mode="rfc2136", server_host="127.0.0.1",
@@ -140,6 +144,8 @@ def rotation(knot_updates: KnotServer, opendkim_server: OpenDkimServer,  # noqa:
         clock.travel(dt.timedelta(0))
         opendkim_server.resume()
         signer.install([])
+        for name, value in before.items():
+            setattr(config, name, value)
 
 
 def first_key_signs(rotation: Rotation) -> DkimKey:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import dkim
 import pytest
 
 from chaton.adapters.opendkim import SigningKey, public_key_of
 from chaton.adapters.opendkim.client import OpenDkimSigner
+from chaton.core.servers import free_port
 from chaton.testing.mailservers import (  # noqa: F401 - the fixtures
     OpenDkimServer,
     PostfixServer,
@@ -80,3 +82,20 @@ def test_mail_of_a_domain_without_a_key_is_not_signed(
     postfix_relay.send(letter("unsigned"))
     wait_for_mail(smtp_catcher, 1)
     assert b"DKIM-Signature:" not in smtp_catcher.messages[0].content
+
+
+def test_a_stopped_postfix_leaves_no_process(tmp_path: Path) -> None:
+    """The fixture owns what it starts: its master (which ``postfix start-fg`` runs apart)
+    and the master's children go with it."""
+    server = PostfixServer(tmp_path / "postfix", free_port(), relay_port=free_port(),
+                           milter=None)
+    server.start()
+    master = server._master_pid()
+    assert master is not None
+    children = [int(pid) for pid in
+                Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    assert children  # smtpd's listener, qmgr, pickup …
+    server.stop()
+    for pid in [master, *children]:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text(), pid

@@ -10,7 +10,8 @@ The folder (``[mail_identity] signer_config_dir``) holds what OpenDKIM's configu
 Key files are named by their content, so a signer that has not reloaded yet still finds the
 files its old tables name; files no table names any more go once the signer took the new
 tables. A reload is SIGUSR1 to the pid in OpenDKIM's pid file (it re-reads its configuration
-and tables), confirmed when the kernel no longer holds the signal pending for it, or a command
+and tables), confirmed when the kernel no longer holds the signal pending for it and its
+reloader thread waits in sigwait() again (``/proc/<pid>/task/*/wchan``), or a command
 (``signer_reload_command``, the ``reload`` argument) whose exit 0 confirms it.
 """
 
@@ -98,15 +99,21 @@ class OpenDkimSigner:
                                         ) from None
             return None
         pid = self._pid()
+        # OpenDKIM's reloader thread waits in sigwait(); it takes the signal, reads the
+        # configuration and tables, and waits again: done when it is back waiting.
+        waiting = _threads_in_sigwait(pid)
         os.kill(pid, signal.SIGUSR1)
         deadline = time.monotonic() + self.timeout
-        while _signal_pending(pid, _USR1_BIT):
+        while _signal_pending(pid, _USR1_BIT) or (
+                waiting is not None and not waiting <= (_threads_in_sigwait(pid) or set())):
             if time.monotonic() > deadline:
                 raise SignerUnavailable(f"OpenDKIM (pid {pid}) did not reload within "
                                         f"{self.timeout:g} s")
-            time.sleep(0.02)
-        # The signal is taken; its reloader thread reads the tables next.
-        time.sleep(0.1)
+            time.sleep(0.01)
+        if waiting is None:
+            # No way to see its threads wait (/proc/<pid>/task/*/wchan hidden): let the
+            # reloader read the tables.
+            time.sleep(0.2)
         return pid
 
     # -- the protocol ------------------------------------------------------------------------
@@ -191,6 +198,20 @@ class OpenDkimSigner:
                 domain, selector, path = parts[1].split(":", 2)
                 entries.append((domain, selector, Path(path)))
         return entries
+
+
+def _threads_in_sigwait(pid: int) -> set[int] | None:
+    """Return the threads of ``pid`` waiting in sigwait(), None when the kernel does not
+    show where threads wait."""
+    waiting: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            where = (task / "wchan").read_text()
+        except OSError:
+            continue
+        if "sigtimedwait" in where:
+            waiting.add(int(task.name))
+    return waiting or None
 
 
 def _signal_pending(pid: int, bit: int) -> bool:

@@ -195,3 +195,34 @@ def test_a_recorded_domain_is_diagnosed_through_its_zone_client(mail: Any) -> No
     mail.signer.keys = {}
     codes = {finding.code for finding in diagnose_domain(mail.domain)}
     assert "dkim_signer_differs" in codes
+
+
+def test_a_server_that_stalls_costs_the_deadline_not_more() -> None:
+    """A DNS server that answers slowly (or a hostile one that never does) must not hold the
+    page, the API or the worker: checks run side by side, and what is late is a finding."""
+    import time
+
+    class Slow(Table):
+        delay = 3.0
+
+        def __call__(self, name: str, type: str, *, server: tuple[str, int],
+                     timeout: float = 5.0) -> Record | None:
+            time.sleep(self.delay)
+            return super().__call__(name, type, server=server, timeout=timeout)
+
+    table = Slow({})
+    started = time.monotonic()
+    found = diagnose([spf_target("v=spf1 -all")], resolver=table, deadline=0.5)
+    assert time.monotonic() - started < 1.5
+    assert {finding.code for finding in found["example.org"]} == {"check_timed_out"}
+    # Twenty domains of slow answers (0.2 s each) take a few answers' time, not twenty times.
+    table = Slow({})
+    table.delay = 0.2
+    targets = [Target(f"fast{index}.example.org",
+                      expected=[Record(f"fast{index}.example.org.", "TXT", 300, ("x",))],
+                      authoritative=[SERVER]) for index in range(20)]
+    started = time.monotonic()
+    found = diagnose(targets, resolver=table, deadline=5, workers=32)
+    assert time.monotonic() - started < 2.5
+    assert not any(finding.code == "check_timed_out" for rows in found.values()
+                   for finding in rows)
