@@ -361,6 +361,14 @@ def test_members_accounts_groups_keys_tokens_and_audit(cli, directory, tmp_path)
 # -- the worker ----------------------------------------------------------------------
 
 
+@pytest.fixture
+def directory_jobs_only(monkeypatch):
+    """The worker asks only the directory's job module: these tests count its jobs, and
+    every other app's jobs have tests of their own."""
+    monkeypatch.setattr(worker, "job_modules", lambda: ["chaton.directory.jobs"])
+
+
+@pytest.mark.usefixtures("directory_jobs_only")
 def test_worker_retries_a_pending_change_at_the_next_tick(directory):
     schedule = worker.Schedule()
     first = worker.run_once(schedule)  # a new schedule: every periodic job is due
@@ -380,6 +388,7 @@ def test_worker_retries_a_pending_change_at_the_next_tick(directory):
     assert worker.run_once(schedule) == []
 
 
+@pytest.mark.usefixtures("directory_jobs_only")
 def test_worker_periodic_jobs_come_back_after_their_interval(directory, settings):
     now = [1000.0]
     schedule = worker.Schedule(monotonic=lambda: now[0])
@@ -390,6 +399,7 @@ def test_worker_periodic_jobs_come_back_after_their_interval(directory, settings
     assert len(worker.run_once(schedule)) == 2
 
 
+@pytest.mark.usefixtures("directory_jobs_only")
 def test_an_access_ends_at_its_date_not_at_the_next_period(directory):
     schedule = worker.Schedule()
     alix = actions.do_create_account("alix", acting_user=None, display_name="Alix",
@@ -411,6 +421,7 @@ def test_an_access_ends_at_its_date_not_at_the_next_period(directory):
     assert b"uid=alix" not in b"".join(group["member"])
 
 
+@pytest.mark.usefixtures("directory_jobs_only")
 def test_worker_reconciles_the_whole_directory_when_a_day_begins(directory):
     schedule = worker.Schedule()
     worker.run_once(schedule)
@@ -423,6 +434,7 @@ def test_worker_reconciles_the_whole_directory_when_a_day_begins(directory):
     assert [line.split(":")[0] for line in done][:1] == ["directory.sync"]
 
 
+@pytest.mark.usefixtures("directory_jobs_only")
 def test_a_failing_job_is_reported_and_the_others_run(directory):
     directory.available = False
     results = worker.run_jobs()

@@ -109,6 +109,7 @@ def test_the_public_never_sees_an_unpublished_request_nor_private_fields(
     assert client.get(f"/transparency/requests/{published.pk}/").status_code == 302
 
 
+@pytest.mark.usefixtures("english")
 def test_a_member_cannot_read_record_nor_publish_requests(client: Any, member: Any,
                                                           member_api: Api) -> None:
     row = record()
