@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 #: Figures sampled for each kind of instance (and the collective's own).
 FIGURES_BY_APPLICATION = {
     "etherpad": ("etherpad.pads", "http.requests", "http.visitors"),
-    "mattermost": ("mattermost.users", "mattermost.posts", "http.requests"),
+    "mattermost": ("mattermost.users", "mattermost.posts_day", "http.requests"),
     "nextcloud": ("nextcloud.users", "nextcloud.files", "http.requests"),
     "castopod": ("castopod.episodes", "castopod.hits", "http.requests"),
 }
@@ -86,7 +86,7 @@ def decisions(start: dt.date, count: int, *, electorate: int = 15,
         decision = Decision.objects.create(
             kind=Kind.EXTRAORDINARY if extraordinary else Kind.ORDINARY,
             title=f"Decision {index + 1}: open a service for partner {index % 4 + 1}",
-            proposed_by_label="Ada Lovelace", created_at=created, status=Status.ADOPTED,
+            proposed_by_label="Noa Brassac", created_at=created, status=Status.ADOPTED,
             decided_at=created + dt.timedelta(days=7))
         against = index % 4
         Ballot.objects.create(

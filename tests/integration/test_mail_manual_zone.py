@@ -56,8 +56,9 @@ def serve(directory: Path, port: int, text: str) -> KnotServer:
     return server
 
 
-def test_a_manual_zone_is_checked_against_its_server(knot_directory, signer, settings):
-    settings.CHATON.mail_identity.selectors = ["k%Y%m%d"]
+def test_a_manual_zone_is_checked_against_its_server(knot_directory, signer, settings,
+                                                     monkeypatch):
+    monkeypatch.setattr(settings.CHATON.mail_identity, "selectors", ["k%Y%m%d"])
     port = free_port()
     zone = actions.do_create_zone("example.test", acting_user=None, mode="manual",
                                   server_host="127.0.0.1", server_port=port)

@@ -51,8 +51,9 @@ def at(hours: float) -> None:
     clock.travel(dt.timedelta(hours=hours))
 
 
-def test_a_rotation_on_a_real_server(knot_updates, signer, settings):  # noqa: F811
-    settings.CHATON.mail_identity.selectors = ["sel-a", "sel-b", "sel-c"]
+def test_a_rotation_on_a_real_server(knot_updates, signer, settings,  # noqa: F811
+                                     monkeypatch):
+    monkeypatch.setattr(settings.CHATON.mail_identity, "selectors", ["sel-a", "sel-b", "sel-c"])
     domain = make_domain(knot_updates)
     result = actions.do_reconcile_keys(domain)
     assert not result.errors, result.errors

@@ -48,7 +48,7 @@ def test_the_pdf_says_the_semester(pdf_text: str) -> None:
                      r"2018-08-20", text), text
     # Twelve decisions in the inventory, with their tallies.
     assert len(re.findall(r"#\d+ Decision \d+:", text)) == 12
-    assert re.search(r"#1 Decision 1: open a service for partner 1 Ada Lovelace "
+    assert re.search(r"#1 Decision 1: open a service for partner 1 Noa Brassac "
                      r"2018-06-23 15/15 0/15", text), text
     assert re.search(r"Decision 3: .* 13/15 2/15", text)
     # Usage: a gauge's last value, the busiest day, the gap's warning.

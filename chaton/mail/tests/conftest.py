@@ -43,9 +43,10 @@ def fake_signer() -> Iterator[FakeSigner]:
 
 
 @pytest.fixture
-def mail(db, fake_dns: FakeZone, fake_signer: FakeSigner, settings) -> Iterator[Mail]:
-    settings.CHATON.mail_identity.selectors = ["k%Y%m%d"]
-    settings.CHATON.mail_identity.ed25519 = False
+def mail(db, fake_dns: FakeZone, fake_signer: FakeSigner, settings,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Mail]:
+    monkeypatch.setattr(settings.CHATON.mail_identity, "selectors", ["k%Y%m%d"])
+    monkeypatch.setattr(settings.CHATON.mail_identity, "ed25519", False)
     zone = actions.do_create_zone("example.org", acting_user=None, mode="rfc2136",
                                   server_host="127.0.0.1", server_port=5353,
                                   tsig_name="chaton", tsig_secret="c2VjcmV0")

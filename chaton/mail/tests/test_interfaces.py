@@ -111,8 +111,8 @@ def test_a_dns_server_down_or_refusing_is_a_coded_error(mail, api):
     assert "TSIG" in body["message"]
 
 
-def test_a_selector_with_illegal_characters_is_refused(mail, settings):
-    settings.CHATON.mail_identity.selectors = ["bad_selector!"]
+def test_a_selector_with_illegal_characters_is_refused(mail, settings, monkeypatch):
+    monkeypatch.setattr(settings.CHATON.mail_identity, "selectors", ["bad_selector!"])
     from chaton.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as refused:

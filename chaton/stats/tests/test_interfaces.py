@@ -159,6 +159,7 @@ def cli(*arguments: str):
     return CliRunner().invoke(app, list(arguments))
 
 
+@pytest.mark.usefixtures("english")
 def test_the_cli_shows_a_series_and_exports_csv(samples):
     shown = cli("stats", "show", "mattermost.posts_day", "--subject", "chat", "--start",
                 "2026-11-01", "--end", "2026-11-04")
