@@ -151,8 +151,7 @@ def _app_groups(ctx: Any) -> dict[str, Any]:
     config = ctx.params.get("config") if ctx is not None else None
     if config is not None:
         os.environ["CHATON_CONFIG"] = config
-    if not os.environ.get("DJANGO_SETTINGS_MODULE", "").startswith("chaton."):
-        os.environ["DJANGO_SETTINGS_MODULE"] = startup.SETTINGS_MODULE
+    startup.choose_settings()
     from chaton.core.registry import cli_groups
 
     return {group.name: group for group in cli_groups()}

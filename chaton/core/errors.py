@@ -18,7 +18,7 @@ An adapter's own error that no app wrapped reaches people through one table,
 :data:`ADAPTER_ERRORS`: :func:`coded` turns it into a :class:`ServerFailure` with
 the table's code, status and message. The API's exception handler
 (``project/api.py``), the pages' middleware
-(:class:`chaton.core.failure_middleware.AdapterErrorMiddleware`), the jobs'
+(:class:`chaton.core.middleware.ErrorPagesMiddleware`), the jobs'
 recorded error (``core/jobs.py``) and the CLI (``cli/app.py`` ``error_message``)
 all read it, so a server that is down shows the same coded error everywhere,
 never a traceback.

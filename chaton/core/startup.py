@@ -12,6 +12,14 @@ import os
 SETTINGS_MODULE = "chaton.project.settings"
 
 
+def choose_settings() -> None:
+    """Name Chaton's settings module for Django, unless one of Chaton's is named already (a
+    settings module built on them that installs an app more, say); never another
+    project's that a shell exported."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE", "").startswith("chaton."):
+        os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+
+
 def setup_django() -> None:
     """Configure Django with Chaton's settings and activate the collective's language.
 
@@ -22,10 +30,7 @@ def setup_django() -> None:
     from django.apps import apps
 
     if not apps.ready:
-        # Chaton's settings, or a settings module of Chaton's built on them (one that
-        # installs an app more, say); never another project's that a shell exported.
-        if not os.environ.get("DJANGO_SETTINGS_MODULE", "").startswith("chaton."):
-            os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+        choose_settings()
         django.setup()
     from django.conf import settings
     from django.utils import translation

@@ -66,10 +66,9 @@ MIDDLEWARE = [
     "chaton.security.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # A lookup's NotFound raised by a view is the 404 page.
-    "chaton.core.middleware.NotFoundMiddleware",
-    # A server that is down (LDAP, Docker, Caddy, restic) shows a coded error page, not a 500.
-    "chaton.core.failure_middleware.AdapterErrorMiddleware",
+    # A lookup's NotFound raised by a view is the 404 page; a server that is down or
+    # refused (LDAP, Docker, Caddy, restic, DNS, OpenDKIM) a coded error page, not a 500.
+    "chaton.core.middleware.ErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "chaton.project.urls"
